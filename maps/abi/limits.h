@@ -1,0 +1,17 @@
+/* Sizes shared by the BPF programs and the agent. The agent may lower a map's
+ * max_entries at load time but never raise it past these. */
+#pragma once
+
+/* Persona ids index arrays: 0 means "no persona", usable ids are 1..MAX-1. */
+#define PBPF_MAX_PERSONAS 4096
+/* cgroup id -> persona bindings. */
+#define PBPF_MAX_BINDINGS 65536
+/* Entries (address + port) in one persona version's policy trie. Tries are not
+ * preallocated, so this is a cap, not memory reserved. */
+#define PBPF_MAX_POLICY_ENTRIES 262144
+/* Deepest cgroup level the ancestor walk looks at. */
+#define PBPF_MAX_CGROUP_DEPTH 32
+/* Resolved cgroup -> persona results cached for cgroups bound through an ancestor. */
+#define PBPF_RESOLVE_CACHE_ENTRIES 65536
+/* Layout version of every pinned map; bump on any change to a struct below. */
+#define PBPF_MAP_SCHEMA_VERSION 1

@@ -1,0 +1,69 @@
+/* The policy of one persona version: a single LPM trie holding an address table
+ * (peer address -> address class) and a port table (class, protocol, port -> verdict).
+ * See docs/architecture.md "Policy lookup" for how rules are lowered into it. */
+#pragma once
+
+#include "maps/abi/types.h"
+
+enum pbpf_direction {
+	PBPF_DIR_INGRESS = 0,
+	PBPF_DIR_EGRESS = 1,
+	PBPF_DIR_COUNT = 2,
+};
+
+enum pbpf_family {
+	PBPF_FAMILY_IPV4 = 4,
+	PBPF_FAMILY_IPV6 = 6,
+};
+
+/* Protocol buckets of the port table: IP protocol numbers for the four protocols
+ * PDL names, PBPF_PROTO_OTHER for every other protocol. */
+enum pbpf_proto {
+	PBPF_PROTO_OTHER = 0,
+	PBPF_PROTO_ICMP = 1,
+	PBPF_PROTO_TCP = 6,
+	PBPF_PROTO_UDP = 17,
+	PBPF_PROTO_ICMPV6 = 58,
+};
+
+enum pbpf_verdict {
+	PBPF_VERDICT_ALLOW = 1,
+	PBPF_VERDICT_DENY = 2,
+};
+
+enum pbpf_entry_kind {
+	PBPF_ENTRY_ADDR = 1,
+	PBPF_ENTRY_PORT = 2,
+};
+
+/* pbpf_policy_value.flags */
+#define PBPF_POLICY_F_AUDIT 0x1 /* persona in audit mode: count a deny, never drop */
+
+/* Bits of the key before pbpf_policy_key.data: kind, dir_or_zero, family_or_proto, pad. */
+#define PBPF_POLICY_HEADER_BITS 32
+/* Bits of a port entry's data before the port: the class id. */
+#define PBPF_POLICY_CLASS_BITS 32
+
+/* LPM trie key. prefixlen counts bits from `kind` on.
+ *  ADDR: kind=ADDR, dir=direction, family_or_proto=family, data = peer address
+ *        (IPv4 in data[0..3]), prefixlen = 32 + CIDR length.
+ *  PORT: kind=PORT, dir=0, family_or_proto=proto bucket, data[0..3] = class id
+ *        (big-endian), data[4..5] = destination port (big-endian),
+ *        prefixlen = 32 + 32 + port prefix length (0..16). */
+struct pbpf_policy_key {
+	__u32 prefixlen;
+	__u8 kind;
+	__u8 dir;
+	__u8 family_or_proto;
+	__u8 pad0;
+	__u8 data[16];
+};
+
+/* ADDR entries use class_id; PORT entries use rule_id, verdict and flags. */
+struct pbpf_policy_value {
+	__u32 class_id;
+	__u32 rule_id; /* 0: the direction's default; else the rule's 1-based index */
+	__u8 verdict;  /* enum pbpf_verdict */
+	__u8 flags;    /* PBPF_POLICY_F_* */
+	__u16 pad0;
+};
