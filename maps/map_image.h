@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "maps/abi/policy.h"
+#include "maps/abi_layout.h"
 
 namespace pbpf {
 

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# The whole test suite from a fresh Debian 12 machine, as root: install what is missing,
+# build, run the unit tests under AddressSanitizer + UndefinedBehaviorSanitizer, then
+# every ctest suite (unit, bpf, integration) on the normal build. Kernel tests fail
+# rather than skip here (PERSONABPF_REQUIRE_KERNEL=1).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+export PERSONABPF_REQUIRE_KERNEL=1
+
+"$root/scripts/setup.sh"
+
+echo "== unit tests under ASan+UBSan"
+cmake -S "$root" -B "$root/build-asan" -DCMAKE_BUILD_TYPE=Debug -DPERSONABPF_SANITIZE=ON >/dev/null
+cmake --build "$root/build-asan" -j"$(nproc)" --target unit_tests
+ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+    "$root/build-asan/tests/unit/unit_tests" --gtest_brief=1
+
+echo "== build"
+"$root/scripts/build.sh" "$root/build"
+echo "== tests (unit, bpf, integration)"
+cd "$root/build"
+ctest --output-on-failure --timeout 300
