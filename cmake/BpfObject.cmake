@@ -54,7 +54,12 @@ function(bpf_object name source)
     COMMENT "Skeleton ${name}.skel.h"
     VERBATIM)
   add_custom_target(${name}_skel_gen DEPENDS ${skel} ${obj})
+  # vmlinux.h comes from a custom command of the top-level directory; Makefile generators
+  # order it before this directory's commands only through a target dependency.
+  add_dependencies(${name}_skel_gen vmlinux_h)
   add_library(${name}_skel INTERFACE)
+  # A source makes the INTERFACE target buildable itself (`--target NAME_skel`).
+  target_sources(${name}_skel PRIVATE ${skel})
   target_include_directories(${name}_skel INTERFACE ${out_dir})
   target_link_libraries(${name}_skel INTERFACE PkgConfig::LIBBPF elf z)
   add_dependencies(${name}_skel ${name}_skel_gen)

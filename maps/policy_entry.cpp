@@ -1,0 +1,98 @@
+// PolicyEntry key constructors and the canonical order of entries: the one place that
+// knows how an ADDR or PORT key is laid out in bytes (maps/abi/policy.h).
+#include <algorithm>
+#include <cstring>
+#include <tuple>
+
+#include "maps/map_image.h"
+
+namespace pbpf {
+
+namespace {
+
+// Clears every bit of `bytes` after the first `bits` bits, so two entries naming the
+// same prefix (10.1.2.3/8 and 10.0.0.0/8) get the same key.
+void mask_after(uint8_t* bytes, size_t len, unsigned bits) {
+    for (size_t i = 0; i < len; ++i) {
+        const unsigned start = static_cast<unsigned>(i) * 8;
+        if (bits >= start + 8) continue;
+        if (bits <= start) {
+            bytes[i] = 0;
+        } else {
+            bytes[i] &= static_cast<uint8_t>(0xff00u >> (bits - start));
+        }
+    }
+}
+
+// Field-wise, so the order reads naturally in dumps (kind, direction, family/proto,
+// address/class+port, prefix length), independent of host endianness. The data bytes
+// compare with memcmp: a tuple of array references would compare pointers.
+int compare_keys(const pbpf_policy_key& a, const pbpf_policy_key& b) {
+    const auto ha = std::tie(a.kind, a.dir, a.family_or_proto);
+    const auto hb = std::tie(b.kind, b.dir, b.family_or_proto);
+    if (ha != hb) return ha < hb ? -1 : 1;
+    if (int c = std::memcmp(a.data, b.data, sizeof a.data); c != 0) return c < 0 ? -1 : 1;
+    const auto ta = std::tie(a.prefixlen, a.pad0);
+    const auto tb = std::tie(b.prefixlen, b.pad0);
+    if (ta != tb) return ta < tb ? -1 : 1;
+    return 0;
+}
+
+auto value_tuple(const pbpf_policy_value& v) {
+    return std::tie(v.class_id, v.rule_id, v.verdict, v.flags, v.pad0);
+}
+
+}  // namespace
+
+PolicyEntry make_addr_entry(pbpf_direction dir, pbpf_family family, const uint8_t addr[16],
+                            unsigned cidr_len, uint32_t class_id) {
+    PolicyEntry e;
+    std::memset(&e.key, 0, sizeof e.key);
+    std::memset(&e.value, 0, sizeof e.value);
+    const unsigned addr_bytes = family == PBPF_FAMILY_IPV4 ? 4 : 16;
+    cidr_len = std::min(cidr_len, addr_bytes * 8);
+    e.key.prefixlen = PBPF_POLICY_HEADER_BITS + cidr_len;
+    e.key.kind = PBPF_ENTRY_ADDR;
+    e.key.dir = static_cast<__u8>(dir);
+    e.key.family_or_proto = static_cast<__u8>(family);
+    std::memcpy(e.key.data, addr, addr_bytes);
+    mask_after(e.key.data, sizeof e.key.data, cidr_len);
+    e.value.class_id = class_id;
+    return e;
+}
+
+PolicyEntry make_port_entry(uint32_t class_id, pbpf_proto proto, uint16_t port,
+                            unsigned port_prefix_len, pbpf_verdict verdict, uint32_t rule_id,
+                            bool audit) {
+    PolicyEntry e;
+    std::memset(&e.key, 0, sizeof e.key);
+    std::memset(&e.value, 0, sizeof e.value);
+    port_prefix_len = std::min(port_prefix_len, 16u);
+    e.key.prefixlen = PBPF_POLICY_HEADER_BITS + PBPF_POLICY_CLASS_BITS + port_prefix_len;
+    e.key.kind = PBPF_ENTRY_PORT;
+    e.key.dir = 0;
+    e.key.family_or_proto = static_cast<__u8>(proto);
+    e.key.data[0] = static_cast<uint8_t>(class_id >> 24);
+    e.key.data[1] = static_cast<uint8_t>(class_id >> 16);
+    e.key.data[2] = static_cast<uint8_t>(class_id >> 8);
+    e.key.data[3] = static_cast<uint8_t>(class_id);
+    e.key.data[4] = static_cast<uint8_t>(port >> 8);
+    e.key.data[5] = static_cast<uint8_t>(port);
+    // Only the port bytes carry host bits; the class id is always matched whole.
+    mask_after(e.key.data + 4, 2, port_prefix_len);
+    e.value.rule_id = rule_id;
+    e.value.verdict = static_cast<__u8>(verdict);
+    e.value.flags = audit ? PBPF_POLICY_F_AUDIT : 0;
+    return e;
+}
+
+bool operator<(const PolicyEntry& a, const PolicyEntry& b) {
+    if (int c = compare_keys(a.key, b.key); c != 0) return c < 0;
+    return value_tuple(a.value) < value_tuple(b.value);
+}
+
+bool operator==(const PolicyEntry& a, const PolicyEntry& b) {
+    return compare_keys(a.key, b.key) == 0 && value_tuple(a.value) == value_tuple(b.value);
+}
+
+}  // namespace pbpf

@@ -1,0 +1,133 @@
+// The maps/abi structs must have one layout in C++ and in the BPF object: static_asserts
+// pin the C++ side, and the test compares every member offset with the BTF of persona.bpf.o.
+#include <bpf/btf.h>
+#include <bpf/libbpf.h>
+#include <gtest/gtest.h>
+
+#include <cerrno>
+#include <cstddef>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "maps/abi/binding.h"
+#include "maps/abi/counters.h"
+#include "maps/abi/policy.h"
+
+// The lead may move these into a shared header (e.g. maps/abi_asserts.h).
+static_assert(sizeof(pbpf_policy_key) == 24);
+static_assert(offsetof(pbpf_policy_key, prefixlen) == 0);
+static_assert(offsetof(pbpf_policy_key, kind) == 4);
+static_assert(offsetof(pbpf_policy_key, dir) == 5);
+static_assert(offsetof(pbpf_policy_key, family_or_proto) == 6);
+static_assert(offsetof(pbpf_policy_key, pad0) == 7);
+static_assert(offsetof(pbpf_policy_key, data) == 8);
+static_assert(sizeof(pbpf_policy_value) == 12);
+static_assert(offsetof(pbpf_policy_value, class_id) == 0);
+static_assert(offsetof(pbpf_policy_value, rule_id) == 4);
+static_assert(offsetof(pbpf_policy_value, verdict) == 8);
+static_assert(offsetof(pbpf_policy_value, flags) == 9);
+static_assert(offsetof(pbpf_policy_value, pad0) == 10);
+static_assert(sizeof(pbpf_binding) == 8);
+static_assert(offsetof(pbpf_binding, persona_id) == 0);
+static_assert(offsetof(pbpf_binding, flags) == 4);
+static_assert(sizeof(pbpf_resolved) == 16);
+static_assert(offsetof(pbpf_resolved, persona_id) == 0);
+static_assert(offsetof(pbpf_resolved, pad0) == 4);
+static_assert(offsetof(pbpf_resolved, epoch) == 8);
+static_assert(sizeof(pbpf_globals) == 16);
+static_assert(offsetof(pbpf_globals, binding_epoch) == 0);
+static_assert(offsetof(pbpf_globals, schema_version) == 8);
+static_assert(offsetof(pbpf_globals, pad0) == 12);
+static_assert(sizeof(pbpf_dir_counters) == 48);
+static_assert(offsetof(pbpf_dir_counters, allowed_packets) == 0);
+static_assert(offsetof(pbpf_dir_counters, allowed_bytes) == 8);
+static_assert(offsetof(pbpf_dir_counters, denied_packets) == 16);
+static_assert(offsetof(pbpf_dir_counters, denied_bytes) == 24);
+static_assert(offsetof(pbpf_dir_counters, audited_packets) == 32);
+static_assert(offsetof(pbpf_dir_counters, audited_bytes) == 40);
+static_assert(sizeof(pbpf_counters) == 96);
+static_assert(offsetof(pbpf_counters, dir) == 0);
+
+namespace {
+
+struct Member {
+    const char* name;
+    size_t offset;
+};
+struct Layout {
+    const char* name;
+    size_t size;
+    std::vector<Member> members;
+};
+
+#define PBPF_MEMBER(type, m) \
+    Member { #m, offsetof(type, m) }
+
+std::vector<Layout> cxx_layouts() {
+    return {
+        {"pbpf_policy_key",
+         sizeof(pbpf_policy_key),
+         {PBPF_MEMBER(pbpf_policy_key, prefixlen), PBPF_MEMBER(pbpf_policy_key, kind),
+          PBPF_MEMBER(pbpf_policy_key, dir), PBPF_MEMBER(pbpf_policy_key, family_or_proto),
+          PBPF_MEMBER(pbpf_policy_key, pad0), PBPF_MEMBER(pbpf_policy_key, data)}},
+        {"pbpf_policy_value",
+         sizeof(pbpf_policy_value),
+         {PBPF_MEMBER(pbpf_policy_value, class_id), PBPF_MEMBER(pbpf_policy_value, rule_id),
+          PBPF_MEMBER(pbpf_policy_value, verdict), PBPF_MEMBER(pbpf_policy_value, flags),
+          PBPF_MEMBER(pbpf_policy_value, pad0)}},
+        {"pbpf_binding",
+         sizeof(pbpf_binding),
+         {PBPF_MEMBER(pbpf_binding, persona_id), PBPF_MEMBER(pbpf_binding, flags)}},
+        {"pbpf_resolved",
+         sizeof(pbpf_resolved),
+         {PBPF_MEMBER(pbpf_resolved, persona_id), PBPF_MEMBER(pbpf_resolved, pad0),
+          PBPF_MEMBER(pbpf_resolved, epoch)}},
+        {"pbpf_globals",
+         sizeof(pbpf_globals),
+         {PBPF_MEMBER(pbpf_globals, binding_epoch), PBPF_MEMBER(pbpf_globals, schema_version),
+          PBPF_MEMBER(pbpf_globals, pad0)}},
+        {"pbpf_dir_counters",
+         sizeof(pbpf_dir_counters),
+         {PBPF_MEMBER(pbpf_dir_counters, allowed_packets),
+          PBPF_MEMBER(pbpf_dir_counters, allowed_bytes),
+          PBPF_MEMBER(pbpf_dir_counters, denied_packets),
+          PBPF_MEMBER(pbpf_dir_counters, denied_bytes),
+          PBPF_MEMBER(pbpf_dir_counters, audited_packets),
+          PBPF_MEMBER(pbpf_dir_counters, audited_bytes)}},
+        {"pbpf_counters", sizeof(pbpf_counters), {PBPF_MEMBER(pbpf_counters, dir)}},
+    };
+}
+
+struct BtfDeleter {
+    void operator()(btf* b) const { btf__free(b); }
+};
+
+TEST(AbiLayout, BpfObjectBtfMatchesCxxLayout) {
+    const char* path = PBPF_PERSONA_BPF_OBJECT;
+    std::unique_ptr<btf, BtfDeleter> b(btf__parse_elf(path, nullptr));
+    ASSERT_TRUE(b) << "btf__parse_elf(" << path << "): " << std::strerror(errno);
+
+    for (const Layout& want : cxx_layouts()) {
+        SCOPED_TRACE(want.name);
+        const int id = btf__find_by_name_kind(b.get(), want.name, BTF_KIND_STRUCT);
+        ASSERT_GT(id, 0) << "struct " << want.name << " is not (fully) in the BTF of " << path
+                         << ": reference it from persona.bpf.c";
+        const btf_type* t = btf__type_by_id(b.get(), id);
+        EXPECT_EQ(t->size, want.size) << "sizeof(" << want.name << ")";
+        const unsigned n = btf_vlen(t);
+        ASSERT_EQ(n, want.members.size()) << "member count of " << want.name;
+        const btf_member* m = btf_members(t);
+        for (unsigned i = 0; i < n; ++i) {
+            const char* name = btf__name_by_offset(b.get(), m[i].name_off);
+            EXPECT_STREQ(name, want.members[i].name) << want.name << " member " << i;
+            EXPECT_EQ(btf_member_bitfield_size(t, i), 0u)
+                << want.name << "." << name << " must not be a bitfield";
+            EXPECT_EQ(btf_member_bit_offset(t, i) / 8, want.members[i].offset)
+                << "offset of " << want.name << "." << name;
+        }
+    }
+}
+
+}  // namespace

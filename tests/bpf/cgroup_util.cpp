@@ -1,0 +1,122 @@
+// cgroup v2 helpers for the BPF tests (see cgroup_util.h).
+#include "tests/bpf/cgroup_util.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <fstream>
+#include <sstream>
+
+namespace pbpf::test {
+
+namespace {
+
+// mountinfo escapes blanks and backslashes as \ooo.
+std::string unescape_octal(const std::string& s) {
+    std::string out;
+    for (size_t i = 0; i < s.size(); ++i) {
+        if (s[i] == '\\' && i + 3 < s.size()) {
+            const std::string oct = s.substr(i + 1, 3);
+            if (oct.find_first_not_of("01234567") == std::string::npos) {
+                out += static_cast<char>(std::stoi(oct, nullptr, 8));
+                i += 3;
+                continue;
+            }
+        }
+        out += s[i];
+    }
+    return out;
+}
+
+Result<void> write_pid(const std::string& dir) {
+    const std::string file = dir + "/cgroup.procs";
+    const int fd = ::open(file.c_str(), O_WRONLY | O_CLOEXEC);
+    if (fd < 0) return sys_error("open " + file);
+    const std::string pid = std::to_string(::getpid());
+    const ssize_t n = ::write(fd, pid.data(), pid.size());
+    const int err = errno;
+    ::close(fd);
+    if (n != static_cast<ssize_t>(pid.size())) return sys_error("move pid into " + dir, err);
+    return {};
+}
+
+}  // namespace
+
+Result<std::string> cgroup2_mount() {
+    std::ifstream in("/proc/self/mountinfo");
+    if (!in) return sys_error("open /proc/self/mountinfo");
+    std::string line;
+    while (std::getline(in, line)) {
+        const auto sep = line.find(" - ");
+        if (sep == std::string::npos) continue;
+        std::istringstream tail(line.substr(sep + 3));
+        std::string fstype;
+        tail >> fstype;
+        if (fstype != "cgroup2") continue;
+        std::istringstream head(line.substr(0, sep));
+        std::string id, parent, devno, root, mount_point;
+        head >> id >> parent >> devno >> root >> mount_point;
+        return unescape_octal(mount_point);
+    }
+    return Error{ENOENT, "no cgroup2 mount in /proc/self/mountinfo"};
+}
+
+Result<std::string> self_cgroup_path() {
+    std::ifstream in("/proc/self/cgroup");
+    if (!in) return sys_error("open /proc/self/cgroup");
+    std::string line;
+    while (std::getline(in, line)) {
+        if (line.rfind("0::", 0) == 0) return line.substr(3);
+    }
+    return Error{ENOENT, "no cgroup v2 line (0::) in /proc/self/cgroup"};
+}
+
+Result<uint64_t> cgroup_id(const std::string& abs_dir) {
+    struct stat st {};
+    if (::stat(abs_dir.c_str(), &st) != 0) return sys_error("stat " + abs_dir);
+    return static_cast<uint64_t>(st.st_ino);
+}
+
+Result<void> TestCgroupTree::create(const std::vector<std::string>& chain) {
+    static std::atomic<int> counter{0};
+    auto mount = cgroup2_mount();
+    if (!mount) return mount.error();
+    mount_ = *mount;
+    std::string dir =
+        mount_ + "/pbpf-bpftest-" + std::to_string(::getpid()) + "-" + std::to_string(counter++);
+    if (::mkdir(dir.c_str(), 0755) != 0) return sys_error("mkdir " + dir);
+    dirs_.push_back(dir);
+    for (const auto& name : chain) {
+        dir += "/" + name;
+        if (::mkdir(dir.c_str(), 0755) != 0) return sys_error("mkdir " + dir);
+        dirs_.push_back(dir);
+    }
+    return {};
+}
+
+Result<void> TestCgroupTree::enter(const std::string& abs_dir) {
+    if (original_.empty()) {
+        auto self = self_cgroup_path();
+        if (!self) return self.error();
+        original_ = mount_ + (*self == "/" ? "" : *self);
+    }
+    return write_pid(abs_dir);
+}
+
+Result<void> TestCgroupTree::leave() {
+    if (original_.empty()) return {};
+    auto r = write_pid(original_);
+    if (r) original_.clear();
+    return r;
+}
+
+TestCgroupTree::~TestCgroupTree() {
+    // Back out first: a cgroup with a member process cannot be removed.
+    (void)leave();
+    for (auto it = dirs_.rbegin(); it != dirs_.rend(); ++it) ::rmdir(it->c_str());
+}
+
+}  // namespace pbpf::test
