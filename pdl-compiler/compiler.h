@@ -1,0 +1,51 @@
+// Public entry points of the PDL compiler: compile source text into checked IR, lower IR
+// into kernel map images, and format source canonically. No exceptions cross this API.
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <vector>
+
+#include "maps/map_image.h"
+#include "pdl-compiler/ir.h"
+
+namespace pdl {
+
+struct Source {
+    std::string filename;
+    std::string text;
+};
+
+struct CompileOutput {
+    std::vector<ir::Persona>
+        personas;             // empty when errors > 0 (a file with errors compiles to nothing)
+    std::string diagnostics;  // all rendered diagnostics, errors and warnings, in source order
+    size_t errors = 0, warnings = 0;
+    bool ok() const { return errors == 0; }
+};
+
+// Lex + parse + semantic checks.
+CompileOutput compile(const Source& src);
+
+// Lowers one persona into its canonical (sorted) policy image; see docs/architecture.md
+// "Policy lookup".
+pbpf::PersonaImage lower(const ir::Persona& persona);
+// Lowers every persona; the result is sorted by persona name.
+pbpf::MapImage lower(const std::vector<ir::Persona>& personas);
+
+struct FormatOutput {
+    std::string text;
+    std::string diagnostics;
+    bool ok = false;
+};
+
+// Canonical layout; keeps comments; idempotent. ok is false (and text empty) when the
+// source does not parse.
+FormatOutput format(const Source& src);
+
+// Canonical one-line text of a rule, e.g. "allow egress tcp port 443 to 10.0.0.0/8".
+std::string describe_rule(const ir::Rule& rule);
+// "10.0.0.0/8", "2001:db8::/32"; a host route prints without the prefix length.
+std::string format_cidr(const ir::Cidr& cidr);
+
+}  // namespace pdl

@@ -1,0 +1,221 @@
+// Lowering: ir::Persona -> PersonaImage, the two-table policy of docs/architecture.md
+// "Policy lookup" (ADDR: peer prefix -> address class; PORT: class, proto, port -> verdict).
+#include <algorithm>
+#include <map>
+#include <set>
+
+#include "pdl-compiler/compiler.h"
+#include "pdl-compiler/values.h"
+
+namespace pdl {
+
+namespace {
+
+bool proto_reaches(ir::Proto p, ir::Family f) {
+    if (p == ir::Proto::Icmp) return f == ir::Family::V4;
+    if (p == ir::Proto::Icmpv6) return f == ir::Family::V6;
+    return true;
+}
+
+// Does `rule` match every address of `prefix`? A rule without peers means any address
+// of the families its protocol reaches.
+bool rule_covers(const ir::Rule& rule, const ir::Cidr& prefix) {
+    if (!proto_reaches(rule.proto, prefix.family)) return false;
+    if (rule.peers.empty()) return true;
+    for (const auto& peer : rule.peers)
+        if (cidr_contains(peer, prefix)) return true;
+    return false;
+}
+
+bool cidr_less(const ir::Cidr& a, const ir::Cidr& b) {
+    if (a.addr != b.addr) return a.addr < b.addr;
+    return a.prefix_len < b.prefix_len;
+}
+
+struct Decision {
+    pbpf_verdict verdict;
+    uint32_t rule_id;
+    bool operator==(const Decision&) const = default;
+};
+
+// Deny beats allow; the lowest id among the deciding rules is reported; no match takes
+// the default (rule 0).
+Decision decide(const std::multiset<uint32_t>& denies, const std::multiset<uint32_t>& allows,
+                pbpf_verdict fallback) {
+    if (!denies.empty()) return {PBPF_VERDICT_DENY, *denies.begin()};
+    if (!allows.empty()) return {PBPF_VERDICT_ALLOW, *allows.begin()};
+    return {fallback, 0};
+}
+
+// Cuts [lo, hi] into aligned power-of-two blocks (at most 30 for 16-bit ports).
+template <typename Emit>
+void emit_blocks(uint32_t lo, uint32_t hi, Emit&& emit) {
+    while (lo <= hi) {
+        unsigned size_log = 0;
+        while (size_log < 16) {
+            uint32_t next = 1u << (size_log + 1);
+            if (lo % next != 0 || lo + next - 1 > hi) break;
+            ++size_log;
+        }
+        emit(static_cast<uint16_t>(lo), 16 - size_log);
+        lo += 1u << size_log;
+    }
+}
+
+struct Lowerer {
+    const ir::Persona& p;
+    pbpf::PersonaImage image;
+    uint32_t next_class = 1;
+    bool audit;
+
+    std::map<uint32_t, const ir::Rule*> by_id;
+
+    explicit Lowerer(const ir::Persona& persona)
+        : p(persona), audit(persona.mode == ir::Mode::Audit) {
+        for (const auto& r : p.rules) by_id.emplace(r.id, &r);
+    }
+
+    pbpf_verdict default_of(ir::Direction d) const {
+        ir::Action a = d == ir::Direction::Ingress ? p.default_ingress : p.default_egress;
+        return a == ir::Action::Deny ? PBPF_VERDICT_DENY : PBPF_VERDICT_ALLOW;
+    }
+
+    void direction_family(ir::Direction dir, ir::Family fam) {
+        std::vector<const ir::Rule*> rules;
+        std::vector<ir::Cidr> prefixes;
+        ir::Cidr all;
+        all.family = fam;
+        prefixes.push_back(all);
+        for (const auto& r : p.rules) {
+            if (r.direction != dir || !proto_reaches(r.proto, fam)) continue;
+            rules.push_back(&r);
+            for (const auto& c : r.peers)
+                if (c.family == fam) prefixes.push_back(c);
+        }
+        std::sort(prefixes.begin(), prefixes.end(), cidr_less);
+        prefixes.erase(std::unique(prefixes.begin(), prefixes.end()), prefixes.end());
+
+        // Classes are numbered in the order of their first prefix, so ids are stable for
+        // equal input.
+        std::map<std::vector<uint32_t>, uint32_t> classes;
+        for (const auto& prefix : prefixes) {
+            std::vector<uint32_t> ids;
+            for (const ir::Rule* r : rules)
+                if (rule_covers(*r, prefix)) ids.push_back(r->id);
+            auto [it, fresh] = classes.emplace(ids, next_class);
+            if (fresh) {
+                ++next_class;
+                port_table(it->second, ids, dir, fam);
+            }
+            image.entries.push_back(pbpf::make_addr_entry(
+                dir == ir::Direction::Ingress ? PBPF_DIR_INGRESS : PBPF_DIR_EGRESS,
+                fam == ir::Family::V4 ? PBPF_FAMILY_IPV4 : PBPF_FAMILY_IPV6, prefix.addr.data(),
+                prefix.prefix_len, it->second));
+        }
+    }
+
+    const ir::Rule& rule(uint32_t id) const { return *by_id.at(id); }
+
+    void port_table(uint32_t class_id, const std::vector<uint32_t>& ids, ir::Direction dir,
+                    ir::Family fam) {
+        const pbpf_verdict fallback = default_of(dir);
+        const pbpf_proto buckets[] = {PBPF_PROTO_TCP, PBPF_PROTO_UDP,
+                                      fam == ir::Family::V4 ? PBPF_PROTO_ICMP : PBPF_PROTO_ICMPV6,
+                                      PBPF_PROTO_OTHER};
+        for (pbpf_proto bucket : buckets) {
+            // Sweep over the port space: a rule enters its deny/allow set at lo and leaves
+            // it after hi; every boundary starts a new interval.
+            std::map<uint32_t, std::vector<std::pair<uint32_t, int>>>
+                events;  // port -> (id, +1/-1)
+            for (uint32_t id : ids) {
+                const ir::Rule& r = rule(id);
+                if (!applies(r.proto, bucket)) continue;
+                if (r.ports.empty() || (bucket != PBPF_PROTO_TCP && bucket != PBPF_PROTO_UDP)) {
+                    events[0].push_back({id, +1});
+                    continue;
+                }
+                for (const auto& pr : r.ports) {
+                    events[pr.lo].push_back({id, +1});
+                    events[uint32_t{pr.hi} + 1].push_back({id, -1});
+                }
+            }
+            events[0];  // the first interval starts at 0 even with no rules
+            bool ported = bucket == PBPF_PROTO_TCP || bucket == PBPF_PROTO_UDP;
+            if (!ported) {
+                std::multiset<uint32_t> denies, allows;
+                for (auto [id, delta] : events[0])
+                    (rule(id).action == ir::Action::Deny ? denies : allows).insert(id);
+                Decision d = decide(denies, allows, fallback);
+                image.entries.push_back(
+                    pbpf::make_port_entry(class_id, bucket, 0, 0, d.verdict, d.rule_id, audit));
+                continue;
+            }
+            std::multiset<uint32_t> denies, allows;
+            std::vector<std::pair<uint32_t, Decision>> starts;  // interval start -> decision
+            for (const auto& [port, changes] : events) {
+                if (port > 65535) break;
+                for (auto [id, delta] : changes) {
+                    auto& bag = rule(id).action == ir::Action::Deny ? denies : allows;
+                    if (delta > 0)
+                        bag.insert(id);
+                    else
+                        bag.erase(bag.find(id));
+                }
+                Decision d = decide(denies, allows, fallback);
+                if (starts.empty() || !(starts.back().second == d)) starts.push_back({port, d});
+            }
+            for (size_t i = 0; i < starts.size(); ++i) {
+                uint32_t lo = starts[i].first;
+                uint32_t hi = i + 1 < starts.size() ? starts[i + 1].first - 1 : 65535;
+                Decision d = starts[i].second;
+                emit_blocks(lo, hi, [&](uint16_t port, unsigned plen) {
+                    image.entries.push_back(pbpf::make_port_entry(class_id, bucket, port, plen,
+                                                                  d.verdict, d.rule_id, audit));
+                });
+            }
+        }
+    }
+
+    static bool applies(ir::Proto p, pbpf_proto bucket) {
+        switch (p) {
+            case ir::Proto::Any:
+                return true;
+            case ir::Proto::Tcp:
+                return bucket == PBPF_PROTO_TCP;
+            case ir::Proto::Udp:
+                return bucket == PBPF_PROTO_UDP;
+            case ir::Proto::Icmp:
+                return bucket == PBPF_PROTO_ICMP;
+            case ir::Proto::Icmpv6:
+                return bucket == PBPF_PROTO_ICMPV6;
+        }
+        return false;
+    }
+
+    pbpf::PersonaImage run() {
+        image.name = p.name;
+        image.audit = audit;
+        image.default_ingress = default_of(ir::Direction::Ingress);
+        image.default_egress = default_of(ir::Direction::Egress);
+        image.rule_count = static_cast<uint32_t>(p.rules.size());
+        for (ir::Direction d : {ir::Direction::Ingress, ir::Direction::Egress})
+            for (ir::Family f : {ir::Family::V4, ir::Family::V6}) direction_family(d, f);
+        image.class_count = next_class - 1;
+        image.canonicalize();
+        return std::move(image);
+    }
+};
+
+}  // namespace
+
+pbpf::PersonaImage lower(const ir::Persona& persona) { return Lowerer(persona).run(); }
+
+pbpf::MapImage lower(const std::vector<ir::Persona>& personas) {
+    pbpf::MapImage m;
+    for (const auto& p : personas) m.personas.push_back(lower(p));
+    std::stable_sort(m.personas.begin(), m.personas.end(),
+                     [](const auto& a, const auto& b) { return a.name < b.name; });
+    return m;
+}
+
+}  // namespace pdl

@@ -1,0 +1,144 @@
+// Lexer: token kinds, values and spans, trivia, and the size bounds.
+#include <gtest/gtest.h>
+
+#include "pdl-compiler/lexer.h"
+
+namespace pdl {
+namespace {
+
+std::vector<Token> lex_ok(const std::string& text) {
+    Diagnostics d("t.pdl", text);
+    auto toks = lex(text, d);
+    EXPECT_EQ(d.errors(), 0u) << d.render();
+    return toks;
+}
+
+std::string kinds(const std::vector<Token>& toks) {
+    std::string s;
+    for (const auto& t : toks) {
+        switch (t.kind) {
+            case TokenKind::Word:
+                s += "W(" + t.text + ")";
+                break;
+            case TokenKind::SetRef:
+                s += "$(" + t.text + ")";
+                break;
+            case TokenKind::String:
+                s += "S(" + t.text + ")";
+                break;
+            case TokenKind::LBrace:
+                s += "{";
+                break;
+            case TokenKind::RBrace:
+                s += "}";
+                break;
+            case TokenKind::Comma:
+                s += ",";
+                break;
+            case TokenKind::Equals:
+                s += "=";
+                break;
+            case TokenKind::Semicolon:
+                s += ";";
+                break;
+            case TokenKind::Newline:
+                s += "NL" + std::to_string(t.count);
+                break;
+            case TokenKind::Comment:
+                s += "C(" + t.text + ")";
+                break;
+            case TokenKind::Eof:
+                s += "EOF";
+                break;
+        }
+        s += " ";
+    }
+    return s;
+}
+
+TEST(Lexer, WordsKeepAddressesCidrsAndRangesWhole) {
+    auto toks = lex_ok("allow egress tcp port 8000-8099 to { 10.0.0.0/8, 2001:db8::/32, ::1 }");
+    EXPECT_EQ(kinds(toks),
+              "W(allow) W(egress) W(tcp) W(port) W(8000-8099) W(to) { W(10.0.0.0/8) , "
+              "W(2001:db8::/32) , W(::1) } EOF ");
+}
+
+TEST(Lexer, SetRefsStringsCommentsAndNewlines) {
+    auto toks = lex_ok(
+        "set a = { 80 } # web\n\n\npersona web-1 {description \"x \\\"y\\\"\\n\"; $web_ports}");
+    EXPECT_EQ(kinds(toks),
+              "W(set) W(a) = { W(80) } C(# web) NL3 W(persona) W(web-1) { W(description) "
+              "S(x \"y\"\n) ; $(web_ports) } EOF ");
+}
+
+TEST(Lexer, SpansAreByteOffsets) {
+    auto toks = lex_ok("  mode audit");
+    ASSERT_GE(toks.size(), 2u);
+    EXPECT_EQ(toks[0].span.offset, 2u);
+    EXPECT_EQ(toks[0].span.length, 4u);
+    EXPECT_EQ(toks[1].span.offset, 7u);
+    EXPECT_EQ(toks[1].span.length, 5u);
+}
+
+TEST(Lexer, CrLfAndBomAreWhitespace) {
+    auto toks = lex_ok("\xEF\xBB\xBFmode audit\r\nmode enforce\r\n");
+    EXPECT_EQ(kinds(toks), "W(mode) W(audit) NL1 W(mode) W(enforce) NL1 EOF ");
+}
+
+TEST(Lexer, CommentTrailingSpaceIsCut) {
+    auto toks = lex_ok("# hello   \t\n");
+    EXPECT_EQ(toks[0].text, "# hello");
+}
+
+TEST(Lexer, Utf8InStringsIsKept) {
+    auto toks = lex_ok("description \"caf\xC3\xA9 \xE2\x9C\x93\"");
+    EXPECT_EQ(toks[1].text, "caf\xC3\xA9 \xE2\x9C\x93");
+}
+
+TEST(Lexer, InvalidUtf8InStringIsAnError) {
+    std::string text = "description \"a\xFF\"";
+    Diagnostics d("t.pdl", text);
+    lex(text, d);
+    EXPECT_EQ(d.errors(), 1u);
+    EXPECT_NE(d.render().find("invalid UTF-8 in string"), std::string::npos);
+}
+
+TEST(Lexer, TooLongTokenIsAnError) {
+    std::string text = "persona " + std::string(kMaxWordBytes + 1, 'a');
+    Diagnostics d("t.pdl", text);
+    auto toks = lex(text, d);
+    EXPECT_EQ(d.errors(), 1u);
+    EXPECT_NE(d.render().find("token is too long (257 bytes; the limit is 256)"),
+              std::string::npos);
+}
+
+TEST(Lexer, TooLargeFileIsAnError) {
+    std::string text(kMaxSourceBytes + 1, ' ');
+    Diagnostics d("big.pdl", text);
+    auto toks = lex(text, d);
+    EXPECT_EQ(d.errors(), 1u);
+    ASSERT_EQ(toks.size(), 1u);
+    EXPECT_EQ(toks[0].kind, TokenKind::Eof);
+    EXPECT_EQ(d.render(),
+              "big.pdl:1:1: error: file is too large (4194305 bytes; the limit is "
+              "4194304)\n");
+}
+
+TEST(Lexer, StrayCharactersAreReportedAndSkipped) {
+    std::string text = "mode @ audit \x01";
+    Diagnostics d("t.pdl", text);
+    auto toks = lex(text, d);
+    EXPECT_EQ(d.errors(), 2u);
+    EXPECT_EQ(kinds(toks), "W(mode) W(audit) EOF ");
+}
+
+TEST(Lexer, IdentifierRule) {
+    EXPECT_TRUE(is_identifier("web-frontend_2"));
+    EXPECT_TRUE(is_identifier("_x"));
+    EXPECT_FALSE(is_identifier("2web"));
+    EXPECT_FALSE(is_identifier("10.0.0.1"));
+    EXPECT_FALSE(is_identifier(""));
+}
+
+}  // namespace
+}  // namespace pdl
