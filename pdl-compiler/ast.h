@@ -25,7 +25,7 @@ struct Item {
     std::string text;  // set name without '$' for set references
     bool set_ref = false;
     Span span;
-    Trivia leading;        // only in multi-line lists
+    Trivia leading;        // only in multi-line lists (comments and blank lines)
     std::string trailing;  // comment after the item on its line
 };
 
@@ -35,7 +35,7 @@ struct ValueList {
     bool multiline = false;  // the source broke the list over lines: keep it that way
     std::vector<Item> items;
     std::string open_comment;  // comment after '{'
-    Trivia end_trivia;         // comments before '}'
+    Trivia end_trivia;         // comments (and blank lines between them) before '}'
     Span span;
 };
 
@@ -62,7 +62,7 @@ struct Statement;
 struct Block {
     std::vector<Statement> statements;
     std::string open_comment;  // comment after '{'
-    Trivia end_trivia;         // comments before '}'
+    Trivia end_trivia;         // comments (and blank lines between them) before '}'
 };
 struct Security {
     Block block;

@@ -1,7 +1,12 @@
 // The formatter: prints the syntax tree in the one canonical layout (2-space indent, one
-// statement per line, single spaces, `{ a, b }` lists), keeping every comment and at
-// most one blank line where the author left some. Printing from the tree makes
-// format(format(x)) == format(x) by construction.
+// statement per line, single spaces, `{ a, b }` lists), keeping every comment. Blank
+// lines keep the author's grouping: inside a block or a multi-line list a run of blank
+// lines between two statements, items or comments becomes one, and none is kept right
+// after '{' or right before '}' (the parser records them that way, as "" trivia). At top
+// level a persona is always set apart from its neighbours by exactly one blank line;
+// elsewhere (between sets, before end-of-file comments) at most one is kept where the
+// author left some. Printing from the tree makes format(format(x)) == format(x) by
+// construction.
 #include "pdl-compiler/ast.h"
 #include "pdl-compiler/compiler.h"
 #include "pdl-compiler/lexer.h"
@@ -48,7 +53,9 @@ class Printer {
                 block("persona " + p.name.text, p.block, 0, item.trailing);
             }
         }
-        if (!f.items.empty() && !f.end_trivia.empty() && !f.end_trivia.front().empty())
+        // Comments after a persona are set apart from it, like the next persona would be.
+        if (!f.items.empty() && std::holds_alternative<ast::PersonaDecl>(f.items.back().node) &&
+            !f.end_trivia.empty() && !f.end_trivia.front().empty())
             out_ += "\n";
         trivia(f.end_trivia, 0);
         return std::move(out_);
@@ -57,9 +64,14 @@ class Printer {
   private:
     static std::string pad(int indent) { return std::string(static_cast<size_t>(indent) * 2, ' '); }
 
-    void trivia(const ast::Trivia& t, int indent) {
-        for (const auto& line : t) out_ += line.empty() ? "\n" : pad(indent) + line + "\n";
+    // Comments at `indent`; a blank line ("") stays an empty line, without indentation.
+    static std::string trivia_text(const ast::Trivia& t, int indent) {
+        std::string s;
+        for (const auto& line : t) s += line.empty() ? "\n" : pad(indent) + line + "\n";
+        return s;
     }
+
+    void trivia(const ast::Trivia& t, int indent) { out_ += trivia_text(t, indent); }
 
     void line(int indent, const std::string& text, const std::string& trailing) {
         out_ += pad(indent) + text + (trailing.empty() ? "" : "  " + trailing) + "\n";
@@ -79,12 +91,12 @@ class Printer {
         if (!l.open_comment.empty()) s += "  " + l.open_comment;
         s += "\n";
         for (const auto& it : l.items) {
-            for (const auto& c : it.leading) s += pad(indent + 1) + c + "\n";
+            s += trivia_text(it.leading, indent + 1);
             s += pad(indent + 1) + item(it) + ",";
             if (!it.trailing.empty()) s += "  " + it.trailing;
             s += "\n";
         }
-        for (const auto& c : l.end_trivia) s += pad(indent + 1) + c + "\n";
+        s += trivia_text(l.end_trivia, indent + 1);
         return s + pad(indent) + "}";
     }
 

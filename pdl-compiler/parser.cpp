@@ -257,6 +257,11 @@ class Parser {
             const Token& tok = peek();
             switch (tok.kind) {
                 case TokenKind::Newline:
+                    // A blank line between items (or comments) keeps the author's grouping,
+                    // collapsed to one; none is kept right after '{'.
+                    if (tok.count >= 2 && (!list.items.empty() || !pending.empty()) &&
+                        (pending.empty() || !pending.back().empty()))
+                        pending.push_back("");
                     list.multiline = true;
                     same_line = false;
                     advance();
@@ -272,6 +277,7 @@ class Parser {
                     advance();
                     break;
                 case TokenKind::RBrace:
+                    while (!pending.empty() && pending.back().empty()) pending.pop_back();
                     list.end_trivia = std::move(pending);
                     list.span.length = tok.span.offset + 1 - list.span.offset;
                     advance();

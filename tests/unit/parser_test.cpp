@@ -111,6 +111,58 @@ TEST(Parser, MultilineListsKeepItemComments) {
     EXPECT_EQ(list.end_trivia, (ast::Trivia{"# end"}));
 }
 
+TEST(Parser, MultilineListsKeepBlankLinesBetweenItems) {
+    // Runs of blank lines become one "" entry; none after '{' or before '}'.
+    auto p = parse_text(
+        "set ports = {  # web\n"
+        "\n"
+        "  80,\n"
+        "\n"
+        "\n"
+        "  # tls\n"
+        "\n"
+        "  443,  # https\n"
+        "  \t\n"
+        "  8443,\n"
+        "\n"
+        "  # end\n"
+        "\n"
+        "}\n");
+    ASSERT_EQ(p.errors, 0u) << p.diagnostics;
+    const auto& list = std::get<ast::SetDecl>(p.file.items[0].node).items;
+    ASSERT_EQ(list.items.size(), 3u);
+    EXPECT_EQ(list.items[0].leading, ast::Trivia{});
+    EXPECT_EQ(list.items[1].leading, (ast::Trivia{"", "# tls", ""}));
+    EXPECT_EQ(list.items[1].trailing, "# https");
+    EXPECT_EQ(list.items[2].leading, (ast::Trivia{""}));
+    EXPECT_EQ(list.end_trivia, (ast::Trivia{"", "# end"}));
+}
+
+TEST(Parser, BlankLinesInBlocksAreCollapsedAndTrimmed) {
+    auto p = parse_text(
+        "persona p {\n"
+        "\n"
+        "  # first\n"
+        "\n"
+        "\n"
+        "  description \"d\"\n"
+        " \r\n"
+        "  security {\n"
+        "\n"
+        "    mode audit\n"
+        "  }\n"
+        "\n"
+        "}\n");
+    ASSERT_EQ(p.errors, 0u) << p.diagnostics;
+    const auto& persona = std::get<ast::PersonaDecl>(p.file.items[0].node);
+    ASSERT_EQ(persona.block.statements.size(), 2u);
+    EXPECT_EQ(persona.block.statements[0].leading, (ast::Trivia{"# first", ""}));
+    EXPECT_EQ(persona.block.statements[1].leading, (ast::Trivia{""}));
+    EXPECT_EQ(persona.block.end_trivia, ast::Trivia{});
+    const auto& sec = std::get<ast::Security>(persona.block.statements[1].node);
+    EXPECT_EQ(sec.block.statements[0].leading, ast::Trivia{});
+}
+
 TEST(Parser, RecoversAndReportsEveryBadStatement) {
     auto p = parse_text(
         "persona a {\n"

@@ -1,0 +1,544 @@
+// The `personabpf` CLI's offline commands (pdl check|fmt|compile), its usage errors and
+// its message when the agent is unreachable, run as a real process: exact stdout, stderr
+// and exit status. No agent and no root needed; every file lives in a fresh temp dir.
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+extern char** environ;
+
+namespace {
+
+namespace fs = std::filesystem;
+
+struct Result {
+    int status = -1;  // exit status, or 128 + signal
+    std::string out;
+    std::string err;
+};
+
+std::string read_file(const fs::path& p) {
+    std::ifstream f(p, std::ios::binary);
+    std::stringstream ss;
+    ss << f.rdbuf();
+    return ss.str();
+}
+
+// Runs the CLI with `args`, feeding `input` on stdin. The environment is the test's,
+// without PERSONABPF_SOCKET (so a developer's setting cannot reach a real agent), plus
+// `env` ("NAME=value" entries).
+Result run(const std::vector<std::string>& args, const std::string& input = "",
+           const std::vector<std::string>& env = {}) {
+    std::vector<std::string> argv_s = {PERSONABPF_CLI};
+    argv_s.insert(argv_s.end(), args.begin(), args.end());
+    std::vector<char*> argv;
+    for (auto& a : argv_s) argv.push_back(a.data());
+    argv.push_back(nullptr);
+
+    std::vector<std::string> env_s;
+    for (char** e = environ; *e; ++e)
+        if (std::strncmp(*e, "PERSONABPF_SOCKET=", 18) != 0) env_s.emplace_back(*e);
+    env_s.insert(env_s.end(), env.begin(), env.end());
+    std::vector<char*> envp;
+    for (auto& e : env_s) envp.push_back(e.data());
+    envp.push_back(nullptr);
+
+    int in[2], out[2], err[2];
+    if (pipe2(in, O_CLOEXEC) != 0 || pipe2(out, O_CLOEXEC) != 0 || pipe2(err, O_CLOEXEC) != 0) {
+        ADD_FAILURE() << "pipe: " << std::strerror(errno);
+        return {};
+    }
+    pid_t pid = fork();
+    if (pid < 0) {
+        ADD_FAILURE() << "fork: " << std::strerror(errno);
+        return {};
+    }
+    if (pid == 0) {
+        dup2(in[0], 0);
+        dup2(out[1], 1);
+        dup2(err[1], 2);
+        execve(argv[0], argv.data(), envp.data());
+        _exit(127);
+    }
+    close(in[0]);
+    close(out[1]);
+    close(err[1]);
+
+    Result r;
+    size_t written = 0;
+    int in_fd = in[1];
+    if (input.empty()) {
+        close(in_fd);
+        in_fd = -1;
+    }
+    int open_fds = 2;
+    bool out_open = true, err_open = true;
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    bool timed_out = false;
+    signal(SIGPIPE, SIG_IGN);  // the CLI may exit without reading all of stdin
+    while (open_fds > 0) {
+        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                        deadline - std::chrono::steady_clock::now())
+                        .count();
+        if (left <= 0) {
+            timed_out = true;
+            break;
+        }
+        pollfd fds[3] = {{out_open ? out[0] : -1, POLLIN, 0},
+                         {err_open ? err[0] : -1, POLLIN, 0},
+                         {in_fd, POLLOUT, 0}};
+        if (poll(fds, 3, static_cast<int>(left)) < 0) {
+            if (errno == EINTR) continue;
+            break;
+        }
+        char buf[4096];
+        for (int i = 0; i < 2; ++i) {
+            if (fds[i].fd < 0 || !(fds[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+            ssize_t n = read(fds[i].fd, buf, sizeof buf);
+            if (n > 0) {
+                (i == 0 ? r.out : r.err).append(buf, static_cast<size_t>(n));
+            } else if (n == 0 || errno != EINTR) {
+                (i == 0 ? out_open : err_open) = false;
+                --open_fds;
+            }
+        }
+        if (in_fd >= 0 && (fds[2].revents & (POLLOUT | POLLERR | POLLHUP))) {
+            ssize_t n = write(in_fd, input.data() + written, input.size() - written);
+            if (n > 0) written += static_cast<size_t>(n);
+            if (n < 0 || written == input.size()) {
+                close(in_fd);
+                in_fd = -1;
+            }
+        }
+    }
+    if (in_fd >= 0) close(in_fd);
+    close(out[0]);
+    close(err[0]);
+    if (timed_out) kill(pid, SIGKILL);
+    int wstatus = 0;
+    while (waitpid(pid, &wstatus, 0) < 0 && errno == EINTR) {
+    }
+    EXPECT_FALSE(timed_out) << "personabpf did not finish in 60 s";
+    r.status = WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : 128 + WTERMSIG(wstatus);
+    return r;
+}
+
+// For failure messages: everything the process said.
+std::string describe(const Result& r) {
+    return "exit " + std::to_string(r.status) + "\n--- stdout\n" + r.out + "--- stderr\n" + r.err;
+}
+
+const char* kGood = R"pdl(set web_ports = { 80, 443 }
+
+persona web {
+  description "web tier"
+
+  security {
+    default ingress deny
+    allow ingress tcp port $web_ports from any
+  }
+}
+
+persona batch {
+  security {
+    mode audit
+  }
+}
+)pdl";
+
+const char* kBad = R"pdl(set web_ports = { 80, 443 }
+
+persona web {
+  security {
+    allow ingress tcp port $web_port from any
+  }
+}
+)pdl";
+
+const char* kUnformatted =
+    "persona   web {security{ default ingress deny\n\n\n  allow ingress tcp "
+    "port {443,80} from any }}\n";
+const char* kUnformattedCanonical =
+    "persona web {\n"
+    "  security {\n"
+    "    default ingress deny\n"
+    "\n"
+    "    allow ingress tcp port { 443, 80 } from any\n"
+    "  }\n"
+    "}\n";
+
+class Cli : public ::testing::Test {
+  protected:
+    void SetUp() override {
+        std::string templ = (fs::temp_directory_path() / "personabpf-cli-XXXXXX").string();
+        ASSERT_NE(mkdtemp(templ.data()), nullptr) << std::strerror(errno);
+        dir_ = templ;
+    }
+    void TearDown() override {
+        std::error_code ec;
+        if (!dir_.empty()) fs::remove_all(dir_, ec);
+    }
+
+    // Writes `text` to `name` in the temp dir; returns its path.
+    std::string write(const std::string& name, const std::string& text) {
+        fs::path p = dir_ / name;
+        std::ofstream(p, std::ios::binary) << text;
+        return p.string();
+    }
+
+    fs::path dir_;
+};
+
+// ---- pdl check ----
+
+TEST_F(Cli, CheckGoodFile) {
+    std::string f = write("good.pdl", kGood);
+    Result r = run({"pdl", "check", f});
+    EXPECT_EQ(r.status, 0) << describe(r);
+    EXPECT_EQ(r.out, f + ": ok: 2 personas (web, batch)\n");
+    EXPECT_EQ(r.err, "");
+}
+
+TEST_F(Cli, CheckReportsWarningsButSucceeds) {
+    std::string f = write("warn.pdl", "set unused = { 1 }\npersona p {\n}\n");
+    Result r = run({"pdl", "check", f});
+    EXPECT_EQ(r.status, 0) << describe(r);
+    EXPECT_EQ(r.out, f + ": ok: 1 persona (p), 1 warning\n");
+    EXPECT_EQ(r.err, f + ":1:5: warning: set 'unused' is never used\n"
+                         "set unused = { 1 }\n"
+                         "    ^~~~~~\n");
+}
+
+TEST_F(Cli, CheckFileWithErrors) {
+    std::string f = write("bad.pdl", kBad);
+    Result r = run({"pdl", "check", f});
+    EXPECT_EQ(r.status, 1) << describe(r);
+    EXPECT_EQ(r.out, f + ": 1 error, 0 warnings\n");
+    EXPECT_EQ(r.err, f + ":5:28: error: unknown set '$web_port'; did you mean '$web_ports'?\n"
+                         "    allow ingress tcp port $web_port from any\n"
+                         "                           ^~~~~~~~~\n");
+}
+
+TEST_F(Cli, CheckSeveralFilesFailsIfAnyFails) {
+    std::string good = write("good.pdl", kGood);
+    std::string bad = write("bad.pdl", kBad);
+    Result r = run({"pdl", "check", good, bad});
+    EXPECT_EQ(r.status, 1) << describe(r);
+    EXPECT_EQ(r.out, good + ": ok: 2 personas (web, batch)\n" + bad + ": 1 error, 0 warnings\n");
+    EXPECT_NE(r.err.find(bad + ":5:28: error: unknown set '$web_port'"), std::string::npos)
+        << r.err;
+}
+
+TEST_F(Cli, CheckJson) {
+    std::string good = write("good.pdl", kGood);
+    std::string bad = write("bad.pdl", kBad);
+    Result r = run({"pdl", "check", "-j", good, bad});
+    EXPECT_EQ(r.status, 1) << describe(r);
+    EXPECT_EQ(r.err, "");
+    auto j = nlohmann::json::parse(r.out, nullptr, false);
+    ASSERT_FALSE(j.is_discarded()) << r.out;
+    ASSERT_TRUE(j.is_array());
+    ASSERT_EQ(j.size(), 2u);
+    EXPECT_EQ(j[0]["file"], good);
+    EXPECT_EQ(j[0]["ok"], true);
+    EXPECT_EQ(j[0]["personas"], nlohmann::json({"web", "batch"}));
+    EXPECT_EQ(j[1]["file"], bad);
+    EXPECT_EQ(j[1]["ok"], false);
+    EXPECT_EQ(j[1]["errors"], 1);
+    EXPECT_EQ(j[1]["personas"], nlohmann::json::array());
+    EXPECT_NE(j[1]["diagnostics"].get<std::string>().find(":5:28: error:"), std::string::npos);
+}
+
+TEST_F(Cli, CheckStdin) {
+    Result r = run({"pdl", "check", "-"}, kBad);
+    EXPECT_EQ(r.status, 1) << describe(r);
+    EXPECT_EQ(r.out, "<stdin>: 1 error, 0 warnings\n");
+    EXPECT_EQ(r.err.rfind("<stdin>:5:28: error: unknown set '$web_port'", 0), 0u) << r.err;
+}
+
+TEST_F(Cli, MissingFileIsAClearError) {
+    const std::string f = (dir_ / "nope.pdl").string();
+    const std::string msg = "personabpf: error: cannot read " + f + ": No such file or directory\n";
+    for (std::vector<std::string> args : {std::vector<std::string>{"pdl", "check", f},
+                                          {"pdl", "fmt", f},
+                                          {"pdl", "fmt", "--check", f},
+                                          {"pdl", "compile", f}}) {
+        SCOPED_TRACE(args[1]);
+        Result r = run(args);
+        EXPECT_EQ(r.status, 1) << describe(r);
+        EXPECT_EQ(r.out, "");
+        EXPECT_EQ(r.err, msg);
+    }
+}
+
+// ---- pdl fmt ----
+
+TEST_F(Cli, FmtPrintsCanonicalText) {
+    std::string f = write("messy.pdl", kUnformatted);
+    Result r = run({"pdl", "fmt", f});
+    EXPECT_EQ(r.status, 0) << describe(r);
+    EXPECT_EQ(r.out, kUnformattedCanonical);
+    EXPECT_EQ(r.err, "");
+    EXPECT_EQ(read_file(f), kUnformatted) << "fmt without -w must not touch the file";
+}
+
+TEST_F(Cli, FmtStdin) {
+    Result r = run({"pdl", "fmt", "-"}, kUnformatted);
+    EXPECT_EQ(r.status, 0) << describe(r);
+    EXPECT_EQ(r.out, kUnformattedCanonical);
+}
+
+TEST_F(Cli, FmtCheck) {
+    std::string messy = write("messy.pdl", kUnformatted);
+    std::string tidy = write("tidy.pdl", kUnformattedCanonical);
+
+    Result r = run({"pdl", "fmt", "--check", tidy});
+    EXPECT_EQ(r.status, 0) << describe(r);
+    EXPECT_EQ(r.out, "");
+    EXPECT_EQ(r.err, "");
+
+    r = run({"pdl", "fmt", "--check", tidy, messy});
+    EXPECT_EQ(r.status, 1) << describe(r);
+    EXPECT_EQ(r.out, messy + "\n");  // only the file that is not canonical
+    EXPECT_EQ(r.err, "");
+    EXPECT_EQ(read_file(messy), kUnformatted) << "--check must not touch the file";
+}
+
+TEST_F(Cli, FmtWriteRewritesInPlace) {
+    std::string messy = write("messy.pdl", kUnformatted);
+    std::string tidy = write("tidy.pdl", kUnformattedCanonical);
+
+    Result r = run({"pdl", "fmt", "-w", messy, tidy});
+    EXPECT_EQ(r.status, 0) << describe(r);
+    EXPECT_EQ(r.out, "formatted " + messy + "\n");  // the canonical file is left alone
+    EXPECT_EQ(r.err, "");
+    EXPECT_EQ(read_file(messy), kUnformattedCanonical);
+
+    r = run({"pdl", "fmt", "--check", messy, tidy});
+    EXPECT_EQ(r.status, 0) << describe(r);
+    EXPECT_EQ(r.out, "");
+
+    r = run({"pdl", "fmt", "-w", messy});
+    EXPECT_EQ(r.status, 0) << describe(r);
+    EXPECT_EQ(r.out, "") << "a second -w has nothing to do";
+
+    // No temporary file is left behind.
+    size_t files = 0;
+    for ([[maybe_unused]] const auto& e : fs::directory_iterator(dir_)) ++files;
+    EXPECT_EQ(files, 2u);
+}
+
+TEST_F(Cli, FmtNeverRewritesAFileThatDoesNotParse) {
+    const std::string text = "persona p {\n  security {\n    allow\n  }\n}\n";
+    std::string f = write("broken.pdl", text);
+    Result r = run({"pdl", "fmt", "-w", f});
+    EXPECT_EQ(r.status, 1) << describe(r);
+    EXPECT_EQ(r.out, "");
+    EXPECT_EQ(r.err, f +
+                         ":3:10: error: expected 'ingress' or 'egress' after 'allow', found "
+                         "end of line\n"
+                         "    allow\n"
+                         "         ^\n"
+                         "personabpf: error: " +
+                         f + ": not formatted (fix the errors)\n");
+    EXPECT_EQ(read_file(f), text);
+}
+
+TEST_F(Cli, FmtWriteAndCheckExcludeEachOther) {
+    std::string f = write("messy.pdl", kUnformatted);
+    Result r = run({"pdl", "fmt", "-w", "--check", f});
+    EXPECT_NE(r.status, 0) << describe(r);
+    EXPECT_NE(r.err.find("-w and --check exclude each other"), std::string::npos) << r.err;
+    EXPECT_EQ(read_file(f), kUnformatted);
+}
+
+// ---- pdl compile ----
+
+TEST_F(Cli, CompileJsonIsDeterministicAndMatchesTheGoldenFiles) {
+    size_t checked = 0;
+    for (const auto& entry : fs::directory_iterator(PERSONABPF_GOLDEN_DIR)) {
+        if (entry.path().extension() != ".pdl") continue;
+        SCOPED_TRACE(entry.path().string());
+        fs::path golden = entry.path();
+        golden.replace_extension(".json");
+        Result a = run({"pdl", "compile", "-j", entry.path().string()});
+        Result b = run({"pdl", "compile", entry.path().string(), "--json"});
+        ASSERT_EQ(a.status, 0) << describe(a);
+        ASSERT_EQ(b.status, 0) << describe(b);
+        EXPECT_EQ(a.err, "");
+        EXPECT_FALSE(nlohmann::json::parse(a.out, nullptr, false).is_discarded()) << a.out;
+        EXPECT_EQ(a.out, b.out) << "two runs differ";
+        EXPECT_EQ(a.out, read_file(golden));
+        ++checked;
+    }
+    EXPECT_GE(checked, 3u);
+}
+
+TEST_F(Cli, CompileTable) {
+    std::string f = write("good.pdl", kGood);
+    Result r = run({"pdl", "compile", f});
+    EXPECT_EQ(r.status, 0) << describe(r);
+    EXPECT_EQ(r.err, "");
+    std::istringstream lines(r.out);
+    std::string header, web, batch, extra;
+    std::getline(lines, header);
+    std::getline(lines, batch);  // the image orders personas by name
+    std::getline(lines, web);
+    EXPECT_FALSE(std::getline(lines, extra)) << r.out;
+    EXPECT_EQ(header.rfind("PERSONA  MODE     INGRESS  EGRESS  RULES", 0), 0u) << r.out;
+    EXPECT_EQ(web.rfind("web      enforce  deny     allow  ", 0), 0u) << r.out;
+    EXPECT_EQ(batch.rfind("batch    audit    allow    allow  ", 0), 0u) << r.out;
+}
+
+TEST_F(Cli, CompileSelectsAPersona) {
+    std::string f = write("good.pdl", kGood);
+    Result all = run({"pdl", "compile", "-j", f});
+    Result one = run({"pdl", "compile", "-j", "--persona", "batch", f});
+    ASSERT_EQ(all.status, 0) << describe(all);
+    ASSERT_EQ(one.status, 0) << describe(one);
+    auto ja = nlohmann::json::parse(all.out, nullptr, false);
+    auto jo = nlohmann::json::parse(one.out, nullptr, false);
+    ASSERT_FALSE(ja.is_discarded() || jo.is_discarded());
+    ASSERT_EQ(ja["personas"].size(), 2u);
+    ASSERT_EQ(jo["personas"].size(), 1u);
+    EXPECT_EQ(jo["personas"][0]["name"], "batch");
+    // A persona's image does not depend on the other personas of its file.
+    nlohmann::json batch;
+    for (const auto& p : ja["personas"])
+        if (p["name"] == "batch") batch = p;
+    EXPECT_EQ(jo["personas"][0], batch);
+
+    Result table = run({"pdl", "compile", f, "--persona", "web"});
+    EXPECT_EQ(table.status, 0) << describe(table);
+    EXPECT_NE(table.out.find("\nweb "), std::string::npos) << table.out;
+    EXPECT_EQ(table.out.find("batch"), std::string::npos) << table.out;
+}
+
+TEST_F(Cli, CompileUnknownPersonaIsAnError) {
+    std::string f = write("good.pdl", kGood);
+    Result r = run({"pdl", "compile", "-j", "--persona", "nope", f});
+    EXPECT_EQ(r.status, 1) << describe(r);
+    EXPECT_EQ(r.out, "");
+    EXPECT_EQ(r.err, "personabpf: error: " + f + ": no persona named 'nope'\n");
+}
+
+TEST_F(Cli, CompileFileWithErrorsPrintsNothing) {
+    std::string f = write("bad.pdl", kBad);
+    Result r = run({"pdl", "compile", "-j", f});
+    EXPECT_EQ(r.status, 1) << describe(r);
+    EXPECT_EQ(r.out, "");
+    EXPECT_EQ(r.err.rfind(f + ":5:28: error: unknown set '$web_port'", 0), 0u) << r.err;
+}
+
+// ---- usage ----
+
+TEST_F(Cli, UsageErrorsExitTwo) {
+    std::string f = write("good.pdl", kGood);
+    for (std::vector<std::string> args : {std::vector<std::string>{},
+                                          {"frobnicate"},
+                                          {"pdl"},
+                                          {"pdl", "lint", f},
+                                          {"pdl", "check"},
+                                          {"pdl", "fmt", "--bogus", f},
+                                          {"pdl", "compile"},
+                                          {"pdl", "compile", f, "--persona"},
+                                          {"bind", "--cgroup", "/x"}}) {
+        std::string cmd;
+        for (const auto& a : args) cmd += " " + a;
+        SCOPED_TRACE("personabpf" + cmd);
+        Result r = run(args);
+        EXPECT_EQ(r.status, 2) << describe(r);
+        EXPECT_EQ(r.out, "");
+        EXPECT_NE(r.err, "");
+    }
+}
+
+TEST_F(Cli, HelpAndVersionSucceed) {
+    Result r = run({"--version"});
+    EXPECT_EQ(r.status, 0) << describe(r);
+    EXPECT_EQ(r.out, "personabpf 0.1.0\n");
+    r = run({"pdl", "--help"});
+    EXPECT_EQ(r.status, 0) << describe(r);
+    EXPECT_NE(r.out.find("check"), std::string::npos) << r.out;
+}
+
+// ---- agent commands without an agent ----
+
+std::string unreachable(const std::string& socket, const std::string& why) {
+    return "personabpf: error: cannot reach the agent at " + socket + ": " + why +
+           " (is personabpfd running? --socket/PERSONABPF_SOCKET)\n";
+}
+
+TEST_F(Cli, AgentCommandsWithoutAnAgent) {
+    std::string f = write("good.pdl", kGood);
+    const std::string socket = (dir_ / "agent.sock").string();
+    for (std::vector<std::string> args : {std::vector<std::string>{"status"},
+                                          {"persona", "ls"},
+                                          {"persona", "show", "web"},
+                                          {"persona", "rm", "web"},
+                                          {"persona", "apply", f},
+                                          {"bind", "--persona", "web", "--cgroup", "/x"},
+                                          {"unbind", "--cgroup", "/x"},
+                                          {"bindings", "ls"},
+                                          {"stats"}}) {
+        std::string cmd;
+        for (const auto& a : args) cmd += " " + a;
+        SCOPED_TRACE("personabpf" + cmd);
+        std::vector<std::string> full = {"--socket", socket};
+        full.insert(full.end(), args.begin(), args.end());
+        Result r = run(full);
+        EXPECT_EQ(r.status, 1) << describe(r);
+        EXPECT_EQ(r.out, "");
+        EXPECT_EQ(r.err, unreachable(socket, "No such file or directory"));
+    }
+}
+
+TEST_F(Cli, AgentSocketFromTheEnvironment) {
+    const std::string socket = (dir_ / "env.sock").string();
+    Result r = run({"status"}, "", {"PERSONABPF_SOCKET=" + socket});
+    EXPECT_EQ(r.status, 1) << describe(r);
+    EXPECT_EQ(r.err, unreachable(socket, "No such file or directory"));
+
+    // --socket wins over the environment.
+    const std::string flag = (dir_ / "flag.sock").string();
+    r = run({"--socket", flag, "status"}, "", {"PERSONABPF_SOCKET=" + socket});
+    EXPECT_EQ(r.status, 1) << describe(r);
+    EXPECT_EQ(r.err, unreachable(flag, "No such file or directory"));
+}
+
+TEST_F(Cli, AgentSocketNobodyListensOn) {
+    // A socket that exists but has no listener: connect() is refused.
+    const std::string socket = (dir_ / "dead.sock").string();
+    int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+    ASSERT_GE(fd, 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    ASSERT_LT(socket.size(), sizeof(addr.sun_path));
+    std::memcpy(addr.sun_path, socket.data(), socket.size());
+    ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0)
+        << std::strerror(errno);
+    Result r = run({"--socket", socket, "persona", "ls"});
+    close(fd);
+    EXPECT_EQ(r.status, 1) << describe(r);
+    EXPECT_EQ(r.err, unreachable(socket, "Connection refused"));
+}
+
+}  // namespace
