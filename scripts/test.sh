@@ -11,9 +11,11 @@ export PERSONABPF_REQUIRE_KERNEL=1
 
 echo "== unit tests under ASan+UBSan"
 cmake -S "$root" -B "$root/build-asan" -DCMAKE_BUILD_TYPE=Debug -DPERSONABPF_SANITIZE=ON >/dev/null
-cmake --build "$root/build-asan" -j"$(nproc)" --target unit_tests
+cmake --build "$root/build-asan" -j"$(nproc)" --target unit_tests cli_tests
 ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     "$root/build-asan/tests/unit/unit_tests" --gtest_brief=1
+ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+    "$root/build-asan/tests/unit/cli_tests" --gtest_brief=1
 
 echo "== build"
 "$root/scripts/build.sh" "$root/build"
