@@ -1,0 +1,73 @@
+// The agent's HTTP/1.1 + JSON API on a unix socket (cpp-httplib). Every handler runs
+// under one mutex; any failure becomes a JSON error response, never a crash.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "agent/binder.h"
+#include "agent/cgroup.h"
+#include "agent/config.h"
+#include "agent/loader.h"
+#include "agent/persona_manager.h"
+#include "agent/store.h"
+#include "maps/result.h"
+
+namespace httplib {
+class Server;
+}
+
+namespace pbpf::agent {
+
+inline constexpr size_t kMaxRequestBody = 4 * 1024 * 1024;
+
+// What GET /v1/status reports besides live counts.
+struct InstanceInfo {
+    Config config;
+    std::string cgroup_mount;
+    CgroupRef cgroup_root;
+    uint64_t cgroup_root_id = 0;
+    bool adopted = false;
+    std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
+};
+
+// Fails if a live process answers on `socket_path` (or the path is not a socket); run
+// before loading anything so a misconfigured second agent changes nothing.
+Result<void> check_socket_free(const std::string& socket_path);
+
+class ApiServer {
+  public:
+    ApiServer(Store& store, Loader& loader, PersonaManager& personas, Binder& binder,
+              InstanceInfo info);
+    ~ApiServer();
+    ApiServer(const ApiServer&) = delete;
+    ApiServer& operator=(const ApiServer&) = delete;
+
+    // Binds the socket: creates parent dirs, removes a stale socket file (only if no live
+    // agent answers on it), chmod 0660.
+    Result<void> bind(const std::string& socket_path);
+    // Serves until stop(); false if the listener failed.
+    bool run();
+    void stop();
+
+    nlohmann::json status();
+
+  private:
+    void routes();
+
+    Store& store_;
+    Loader& loader_;
+    PersonaManager& personas_;
+    Binder& binder_;
+    InstanceInfo info_;
+    std::unique_ptr<httplib::Server> server_;
+    std::mutex mu_;  // serialises every request that touches the store or the maps
+    std::string socket_path_;
+};
+
+}  // namespace pbpf::agent

@@ -1,0 +1,233 @@
+// Binder: writes pbpf_bindings and bumps the binding epoch.
+#include "agent/binder.h"
+
+#include <bpf/bpf.h>
+
+#include <cstring>
+#include <ctime>
+#include <set>
+
+#include <spdlog/spdlog.h>
+
+#include "agent/api_error.h"
+#include "maps/abi/binding.h"
+
+namespace pbpf::agent {
+namespace {
+
+using nlohmann::json;
+
+template <typename T>
+T must(Result<T> r) {
+    if (!r) throw ApiError(500, r.error().what());
+    return std::move(r.value());
+}
+inline void must(Result<void> r) {
+    if (!r) throw ApiError(500, r.error().what());
+}
+
+// 400 for what the caller got wrong (ESRCH dead pid, ENOENT missing cgroup, EINVAL
+// outside the subtree), 500 otherwise.
+[[noreturn]] void throw_ref_error(const Error& e) {
+    bool user = e.err == ESRCH || e.err == ENOENT || e.err == EINVAL || e.err == ENOTDIR;
+    throw ApiError(user ? 400 : 500, e.message);
+}
+
+Result<void> write_kernel_binding(int map_fd, uint64_t cgroup_id, uint32_t persona_id) {
+    __u64 key = cgroup_id;
+    pbpf_binding b{};
+    b.persona_id = persona_id;
+    if (bpf_map_update_elem(map_fd, &key, &b, BPF_ANY) != 0)
+        return sys_error("write pbpf_bindings[" + std::to_string(cgroup_id) + "]");
+    return {};
+}
+
+Result<void> delete_kernel_binding(int map_fd, uint64_t cgroup_id) {
+    __u64 key = cgroup_id;
+    if (bpf_map_delete_elem(map_fd, &key) != 0 && errno != ENOENT)
+        return sys_error("delete pbpf_bindings[" + std::to_string(cgroup_id) + "]");
+    return {};
+}
+
+pid_t parse_pid(const std::string& text) {
+    try {
+        size_t used = 0;
+        long v = std::stol(text, &used);
+        if (used == text.size() && v > 0 && v <= INT32_MAX) return static_cast<pid_t>(v);
+    } catch (...) {
+    }
+    throw ApiError(400, "bad pid '" + text + "'");
+}
+
+json binding_json(const BindingRecord& b) {
+    return {{"cgroup", b.cgroup_path},
+            {"cgroup_id", b.cgroup_id},
+            {"persona", b.persona},
+            {"bound_at", b.bound_at}};
+}
+
+}  // namespace
+
+CgroupRef Binder::cgroup_of_pid(const std::string& pid_text) {
+    pid_t pid = parse_pid(pid_text);
+    auto ref = tree_.of_pid(pid);
+    if (!ref) throw_ref_error(ref.error());
+    return *ref;
+}
+
+json Binder::bind(const json& body) {
+    if (!body.is_object()) throw ApiError(400, "binding must be a JSON object");
+    if (!body.contains("persona") || !body["persona"].is_string())
+        throw ApiError(400, "binding needs \"persona\" (a persona name)");
+    bool has_cg = body.contains("cgroup"), has_pid = body.contains("pid");
+    if (has_cg == has_pid)
+        throw ApiError(400, "binding needs exactly one of \"cgroup\" or \"pid\"");
+    std::string persona = body["persona"].get<std::string>();
+
+    CgroupRef ref;
+    if (has_cg) {
+        if (!body["cgroup"].is_string()) throw ApiError(400, "\"cgroup\" must be a path string");
+        auto r = tree_.resolve_existing(body["cgroup"].get<std::string>());
+        if (!r) throw_ref_error(r.error());
+        ref = *r;
+    } else {
+        const json& p = body["pid"];
+        std::string text;
+        if (p.is_number_integer())
+            text = std::to_string(p.get<int64_t>());
+        else if (p.is_string())
+            text = p.get<std::string>();
+        else
+            throw ApiError(400, "\"pid\" must be a process id");
+        ref = cgroup_of_pid(text);
+    }
+
+    auto rec = must(store_.persona(persona));
+    if (!rec) throw ApiError(404, "no persona '" + persona + "'");
+    auto id = cgroup_id_of(ref.fs_path);
+    if (!id) throw_ref_error(id.error());
+
+    auto previous = must(store_.binding(*id));
+    BindingRecord b{*id, ref.rel_path, persona, static_cast<int64_t>(std::time(nullptr))};
+    auto txn = must(store_.begin());
+    must(store_.upsert_binding(b));
+    must(write_kernel_binding(loader_.bindings_fd(), b.cgroup_id, rec->id));
+    auto restore = [&]() {
+        if (previous) {
+            auto old = store_.persona(previous->persona);
+            if (old && old->has_value())
+                (void)write_kernel_binding(loader_.bindings_fd(), b.cgroup_id, (*old)->id);
+        } else {
+            (void)delete_kernel_binding(loader_.bindings_fd(), b.cgroup_id);
+        }
+    };
+    if (auto e = loader_.bump_epoch(); !e) {
+        restore();
+        throw ApiError(500, e.error().what());
+    }
+    if (auto c = txn->commit(); !c) {
+        restore();
+        (void)loader_.bump_epoch();
+        throw ApiError(500, c.error().what());
+    }
+    spdlog::info("bound cgroup {} (id {}) to persona '{}'{}", b.cgroup_path, b.cgroup_id, persona,
+                 previous ? " (was '" + previous->persona + "')" : std::string());
+    json j = binding_json(b);
+    j["replaced"] = previous ? json(previous->persona) : json(nullptr);
+    return j;
+}
+
+json Binder::unbind(const std::optional<std::string>& cgroup,
+                    const std::optional<std::string>& pid) {
+    if (cgroup.has_value() == pid.has_value())
+        throw ApiError(400, "unbind needs exactly one of ?cgroup=PATH or ?pid=PID");
+    std::optional<BindingRecord> found;
+    std::string what;
+    if (cgroup) {
+        auto ref = tree_.resolve(*cgroup);
+        if (!ref) throw_ref_error(ref.error());
+        what = "cgroup " + ref->rel_path;
+        auto id = cgroup_id_of(ref->fs_path);
+        if (id) found = must(store_.binding(*id));
+        if (!found) found = must(store_.binding_by_path(ref->rel_path));
+    } else {
+        CgroupRef ref = cgroup_of_pid(*pid);
+        what = "cgroup " + ref.rel_path + " (pid " + *pid + ")";
+        auto id = cgroup_id_of(ref.fs_path);
+        if (!id) throw_ref_error(id.error());
+        found = must(store_.binding(*id));
+    }
+    if (!found) throw ApiError(404, "no binding for " + what);
+
+    auto txn = must(store_.begin());
+    must(store_.delete_binding(found->cgroup_id));
+    must(delete_kernel_binding(loader_.bindings_fd(), found->cgroup_id));
+    must(loader_.bump_epoch());
+    if (auto c = txn->commit(); !c) {
+        auto rec = store_.persona(found->persona);
+        if (rec && rec->has_value())
+            (void)write_kernel_binding(loader_.bindings_fd(), found->cgroup_id, (*rec)->id);
+        (void)loader_.bump_epoch();
+        throw ApiError(500, c.error().what());
+    }
+    spdlog::info("unbound cgroup {} (id {}) from persona '{}'", found->cgroup_path,
+                 found->cgroup_id, found->persona);
+    return {{"unbound", binding_json(*found)}};
+}
+
+json Binder::list() {
+    json arr = json::array();
+    for (const auto& b : must(store_.bindings())) arr.push_back(binding_json(b));
+    return arr;
+}
+
+Result<void> Binder::reconcile() {
+    auto binds = store_.bindings();
+    if (!binds) return binds.error();
+    std::set<uint64_t> keep;
+    size_t dropped = 0;
+    for (const auto& b : *binds) {
+        auto rec = store_.persona(b.persona);
+        if (!rec) return rec.error();
+        std::string why;
+        auto ref = tree_.resolve(b.cgroup_path);
+        if (!ref) {
+            why = ref.error().message;
+        } else if (auto id = cgroup_id_of(ref->fs_path); !id) {
+            why = "its cgroup is gone";
+        } else if (*id != b.cgroup_id) {
+            why = "its cgroup was removed and recreated (id " + std::to_string(b.cgroup_id) +
+                  " -> " + std::to_string(*id) + ")";
+        } else if (!rec->has_value()) {
+            why = "persona '" + b.persona + "' is gone";
+        }
+        if (!why.empty()) {
+            spdlog::warn("dropping binding {} -> '{}': {}", b.cgroup_path, b.persona, why);
+            if (auto r = store_.delete_binding(b.cgroup_id); !r) return r;
+            ++dropped;
+            continue;
+        }
+        if (auto r = write_kernel_binding(loader_.bindings_fd(), b.cgroup_id, (*rec)->id); !r)
+            return r;
+        keep.insert(b.cgroup_id);
+    }
+    // Kernel bindings nobody stored (a crash between kernel write and commit, or an
+    // earlier agent's state dir): remove them.
+    std::vector<uint64_t> stale;
+    __u64 key = 0, next = 0;
+    __u64* prev = nullptr;
+    while (bpf_map_get_next_key(loader_.bindings_fd(), prev, &next) == 0) {
+        if (!keep.count(next)) stale.push_back(next);
+        key = next;
+        prev = &key;
+    }
+    for (uint64_t id : stale)
+        if (auto r = delete_kernel_binding(loader_.bindings_fd(), id); !r) return r;
+    auto epoch = loader_.bump_epoch();
+    if (!epoch) return epoch.error();
+    spdlog::info("reconciled bindings: {} written, {} dropped, {} stale kernel entries removed",
+                 keep.size(), dropped, stale.size());
+    return {};
+}
+
+}  // namespace pbpf::agent

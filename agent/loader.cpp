@@ -1,0 +1,444 @@
+// Loader: instance lock, skeleton, pins, adoption and uninstall.
+#include "agent/loader.h"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <linux/magic.h>
+
+#include <cstdarg>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <vector>
+
+#include <spdlog/spdlog.h>
+
+#include "maps/abi/binding.h"
+#include "maps/abi/counters.h"
+#include "maps/abi/limits.h"
+#include "maps/abi/policy.h"
+// The skeleton names the ABI structs (BTF anchors in .rodata); they are declared above.
+#include "persona.skel.h"
+
+namespace fs = std::filesystem;
+
+namespace pbpf::agent {
+
+// bpftool names the skeleton after the object: persona.bpf.o -> struct persona.
+#if defined(__PERSONA_BPF_SKEL_H__)
+struct Skeleton {
+    persona_bpf* s = nullptr;
+};
+static persona_bpf* skel_open() { return persona_bpf__open(); }
+static int skel_load(persona_bpf* s) { return persona_bpf__load(s); }
+static void skel_destroy(persona_bpf* s) { persona_bpf__destroy(s); }
+#else
+struct Skeleton {
+    persona* s = nullptr;
+};
+static persona* skel_open() { return persona__open(); }
+static int skel_load(persona* s) { return persona__load(s); }
+static void skel_destroy(persona* s) { persona__destroy(s); }
+#endif
+
+namespace {
+
+constexpr const char* kBpffsMount = "/sys/fs/bpf";
+
+int libbpf_log(enum libbpf_print_level level, const char* fmt, va_list args) {
+    char buf[1024];
+    int n = vsnprintf(buf, sizeof buf, fmt, args);
+    std::string msg(buf);
+    while (!msg.empty() && msg.back() == '\n') msg.pop_back();
+    switch (level) {
+        case LIBBPF_WARN:
+            spdlog::warn("libbpf: {}", msg);
+            break;
+        case LIBBPF_INFO:
+            spdlog::debug("libbpf: {}", msg);
+            break;
+        default:
+            spdlog::trace("libbpf: {}", msg);
+            break;
+    }
+    return n;
+}
+
+bool on_bpffs(const std::string& path) {
+    struct statfs sfs {};
+    return ::statfs(path.c_str(), &sfs) == 0 &&
+           static_cast<unsigned long>(sfs.f_type) == BPF_FS_MAGIC;
+}
+
+bool exists(const std::string& path) {
+    struct stat st {};
+    return ::lstat(path.c_str(), &st) == 0;
+}
+
+// pid holding a flock on the file with this dev/inode, from /proc/locks.
+std::optional<pid_t> flock_holder(dev_t dev, ino_t ino) {
+    std::ifstream in("/proc/locks");
+    std::string line;
+    char want[64];
+    std::snprintf(want, sizeof want, "%02x:%02x:%lu", major(dev), minor(dev),
+                  static_cast<unsigned long>(ino));
+    while (std::getline(in, line)) {
+        std::istringstream ls(line);
+        std::string idx, type, adv, mode, pid, id;
+        ls >> idx >> type;
+        if (type == "->") ls >> type;  // a waiter line
+        ls >> adv >> mode >> pid >> id;
+        if (type == "FLOCK" && id == want) {
+            try {
+                return static_cast<pid_t>(std::stol(pid));
+            } catch (...) {
+            }
+        }
+    }
+    return std::nullopt;
+}
+
+std::optional<pid_t> read_pid_file(const std::string& path) {
+    std::ifstream in(path);
+    long pid = 0;
+    if (in >> pid && pid > 0) return static_cast<pid_t>(pid);
+    return std::nullopt;
+}
+
+std::string holder_text(int fd, const std::string& pid_file) {
+    struct stat st {};
+    std::optional<pid_t> pid;
+    if (::fstat(fd, &st) == 0) pid = flock_holder(st.st_dev, st.st_ino);
+    if (!pid) pid = read_pid_file(pid_file);
+    return pid ? "pid " + std::to_string(*pid) : "pid unknown";
+}
+
+Result<Fd> lock_fd(const std::string& path, int open_flags, const std::string& what,
+                   const std::string& pid_file) {
+    Fd fd(::open(path.c_str(), open_flags | O_CLOEXEC, 0600));
+    if (!fd.valid()) return sys_error("open " + path);
+    if (::flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
+        if (errno == EWOULDBLOCK)
+            return Error{EWOULDBLOCK, "another agent owns " + what + " (" +
+                                          holder_text(fd.get(), pid_file) + ")"};
+        return sys_error("flock " + path);
+    }
+    return fd;
+}
+
+Result<Fd> obj_get(const std::string& path) {
+    int fd = bpf_obj_get(path.c_str());
+    if (fd < 0) return sys_error("open pinned " + path);
+    return Fd(fd);
+}
+
+}  // namespace
+
+void route_libbpf_logs_to_spdlog() { libbpf_set_print(libbpf_log); }
+
+Result<void> prepare_pin_dir(const std::string& pin_dir) {
+    if (pin_dir.empty() || pin_dir[0] != '/')
+        return Error{EINVAL, "bpffs root must be an absolute path: '" + pin_dir + "'"};
+    std::string mnt = kBpffsMount;
+    if (pin_dir.rfind(mnt + "/", 0) == 0 && !on_bpffs(mnt)) {
+        spdlog::info("mounting bpffs at {}", mnt);
+        if (::mount("bpf", mnt.c_str(), "bpf", 0, "mode=0700") != 0)
+            return sys_error("mount bpffs at " + mnt);
+    }
+    std::error_code ec;
+    fs::create_directories(pin_dir, ec);
+    if (ec) return Error{ec.value(), "create pin dir " + pin_dir};
+    if (!on_bpffs(pin_dir)) return Error{EINVAL, "pin dir " + pin_dir + " is not on a bpffs mount"};
+    struct stat self {
+    }, parent{};
+    std::string up = fs::path(pin_dir).lexically_normal().parent_path().string();
+    if (::stat(pin_dir.c_str(), &self) != 0 || ::stat(up.c_str(), &parent) != 0)
+        return sys_error("stat pin dir " + pin_dir);
+    if (self.st_dev != parent.st_dev || self.st_ino == parent.st_ino)
+        return Error{EINVAL, "pin dir " + pin_dir +
+                                 " is a bpffs mount root; use a directory below it "
+                                 "(e.g. /sys/fs/bpf/personabpf)"};
+    return {};
+}
+
+InstanceLock::~InstanceLock() {
+    if (!pid_file_.empty() && state_lock_fd_.valid()) ::unlink(pid_file_.c_str());
+}
+
+Result<InstanceLock> InstanceLock::acquire(const std::string& pin_dir,
+                                           const std::string& state_dir) {
+    std::error_code ec;
+    fs::create_directories(state_dir, ec);
+    if (ec) return Error{ec.value(), "create state dir " + state_dir};
+    ::chmod(state_dir.c_str(), 0700);
+    InstanceLock lock;
+    std::string pid_file = state_dir + "/agent.pid";
+    auto pin = lock_fd(pin_dir, O_RDONLY | O_DIRECTORY, pin_dir, pid_file);
+    if (!pin) return pin.error();
+    auto st =
+        lock_fd(state_dir + "/agent.lock", O_RDWR | O_CREAT, "state dir " + state_dir, pid_file);
+    if (!st) return st.error();
+    lock.pin_dir_fd_ = std::move(*pin);
+    lock.state_lock_fd_ = std::move(*st);
+    lock.pid_file_ = pid_file;
+    std::ofstream(pid_file, std::ios::trunc) << ::getpid() << "\n";
+    return lock;
+}
+
+Result<uint64_t> pinned_link_cgroup_id(const std::string& path) {
+    auto fd = obj_get(path);
+    if (!fd) return fd.error();
+    bpf_link_info info{};
+    __u32 len = sizeof info;
+    if (bpf_obj_get_info_by_fd(fd->get(), &info, &len) != 0) return sys_error("link info " + path);
+    if (info.type != BPF_LINK_TYPE_CGROUP)
+        return Error{EINVAL,
+                     path + " is not a cgroup link (type " + std::to_string(info.type) + ")"};
+    return static_cast<uint64_t>(info.cgroup.cgroup_id);
+}
+
+Loader::~Loader() {
+    // Destroying a link object only closes our fd: the pinned link stays attached.
+    if (link_ingress_) bpf_link__destroy(link_ingress_);
+    if (link_egress_) bpf_link__destroy(link_egress_);
+    if (skel_) {
+        if (skel_->s) skel_destroy(skel_->s);
+        delete skel_;
+    }
+}
+
+int Loader::policies_fd() const { return bpf_map__fd(skel_->s->maps.pbpf_policies); }
+int Loader::bindings_fd() const { return bpf_map__fd(skel_->s->maps.pbpf_bindings); }
+int Loader::resolve_cache_fd() const { return bpf_map__fd(skel_->s->maps.pbpf_resolve_cache); }
+int Loader::globals_fd() const { return bpf_map__fd(skel_->s->maps.pbpf_globals); }
+int Loader::counters_fd() const { return bpf_map__fd(skel_->s->maps.pbpf_counters); }
+
+Result<pbpf_globals> Loader::read_globals() const {
+    __u32 key = 0;
+    pbpf_globals g{};
+    if (bpf_map_lookup_elem(globals_fd(), &key, &g) != 0) return sys_error("read pbpf_globals");
+    return g;
+}
+
+Result<uint64_t> Loader::bump_epoch() const {
+    auto g = read_globals();
+    if (!g) return g.error();
+    g->binding_epoch += 1;
+    __u32 key = 0;
+    if (bpf_map_update_elem(globals_fd(), &key, &*g, BPF_ANY) != 0)
+        return sys_error("write pbpf_globals");
+    return static_cast<uint64_t>(g->binding_epoch);
+}
+
+bool Loader::programs_attached() const {
+    for (const char* name : {kLinkIngress, kLinkEgress}) {
+        auto id = pinned_link_cgroup_id(pin_dir_ + "/" + name);
+        if (!id || *id != root_id_) return false;
+    }
+    return true;
+}
+
+Result<std::unique_ptr<Loader>> Loader::start(const LoaderOptions& opts) {
+    std::unique_ptr<Loader> l(new Loader());
+    l->pin_dir_ = opts.pin_dir;
+    l->root_id_ = opts.cgroup_root_id;
+    l->skel_ = new Skeleton{skel_open()};
+    if (l->skel_->s == nullptr) return sys_error("open BPF skeleton");
+
+    // Which of this object's (non-internal) maps are pinned already?
+    std::vector<std::string> pinned, missing;
+    bpf_map* map;
+    bpf_object__for_each_map(map, l->skel_->s->obj) {
+        if (bpf_map__is_internal(map)) continue;
+        std::string p = opts.pin_dir + "/" + bpf_map__name(map);
+        (exists(p) ? pinned : missing).push_back(bpf_map__name(map));
+    }
+    if (!pinned.empty() && !missing.empty())
+        return Error{EINVAL, "pin dir " + opts.pin_dir + " is incomplete (has " + pinned.front() +
+                                 ", lacks " + missing.front() +
+                                 "); run personabpfd --uninstall with this --bpffs-root first"};
+    if (pinned.empty()) {
+        if (exists(opts.pin_dir + "/" + kLinkIngress) || exists(opts.pin_dir + "/" + kLinkEgress))
+            return Error{EINVAL, "pin dir " + opts.pin_dir +
+                                     " has program links but no maps; run personabpfd "
+                                     "--uninstall with this --bpffs-root first"};
+        if (auto r = l->fresh(opts); !r) return r.error();
+    } else {
+        if (auto r = l->adopt(opts); !r) return r.error();
+    }
+    return l;
+}
+
+Result<void> Loader::fresh(const LoaderOptions& opts) {
+    if (int err = skel_load(skel_->s); err != 0) return sys_error("load BPF programs", err);
+    __u32 key = 0;
+    pbpf_globals g{};
+    g.binding_epoch = 1;
+    g.schema_version = PBPF_MAP_SCHEMA_VERSION;
+    if (bpf_map_update_elem(globals_fd(), &key, &g, BPF_ANY) != 0)
+        return sys_error("write pbpf_globals");
+    bpf_map* map;
+    bpf_object__for_each_map(map, skel_->s->obj) {
+        if (bpf_map__is_internal(map)) continue;
+        std::string p = opts.pin_dir + "/" + bpf_map__name(map);
+        if (int err = bpf_map__pin(map, p.c_str()); err != 0) return sys_error("pin map " + p, err);
+    }
+    spdlog::info("loaded BPF programs; maps pinned under {}", opts.pin_dir);
+    return attach_missing_links(opts);
+}
+
+Result<void> Loader::attach_missing_links(const LoaderOptions& opts) {
+    Fd cg(::open(opts.cgroup_root.fs_path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!cg.valid()) return sys_error("open cgroup " + opts.cgroup_root.fs_path);
+    struct Want {
+        const char* name;
+        bpf_program* prog;
+        bpf_link** slot;
+    } wants[] = {{kLinkIngress, skel_->s->progs.pbpf_cgroup_ingress, &link_ingress_},
+                 {kLinkEgress, skel_->s->progs.pbpf_cgroup_egress, &link_egress_}};
+    for (auto& w : wants) {
+        if (*w.slot != nullptr) continue;
+        std::string p = opts.pin_dir + "/" + w.name;
+        bpf_link* link = bpf_program__attach_cgroup(w.prog, cg.get());
+        if (link == nullptr)
+            return sys_error("attach " + std::string(w.name) + " to cgroup " +
+                             opts.cgroup_root.rel_path);
+        if (int err = bpf_link__pin(link, p.c_str()); err != 0) {
+            bpf_link__destroy(link);  // not pinned: this detaches it
+            return sys_error("pin " + p, err);
+        }
+        *w.slot = link;
+        spdlog::info("attached {} to cgroup {} (id {})", w.name, opts.cgroup_root.rel_path,
+                     opts.cgroup_root_id);
+    }
+    return {};
+}
+
+Result<void> Loader::adopt(const LoaderOptions& opts) {
+    // 1. Schema version, which the kernel cannot check for us.
+    {
+        auto g = obj_get(opts.pin_dir + "/pbpf_globals");
+        if (!g) return g.error();
+        __u32 key = 0;
+        pbpf_globals globals{};
+        if (bpf_map_lookup_elem(g->get(), &key, &globals) != 0)
+            return sys_error("read pinned pbpf_globals");
+        if (globals.schema_version != PBPF_MAP_SCHEMA_VERSION)
+            return Error{EPROTO, "pinned maps under " + opts.pin_dir + " have schema version " +
+                                     std::to_string(globals.schema_version) +
+                                     ", this agent needs " +
+                                     std::to_string(PBPF_MAP_SCHEMA_VERSION) +
+                                     "; map migration is not implemented yet: run personabpfd "
+                                     "--uninstall with this --bpffs-root (drops enforcement) "
+                                     "or run the matching agent version"};
+    }
+    // 2. The pinned links must belong to this managed root.
+    auto other_root = [&](const std::string& what) {
+        return Error{EINVAL, "pinned programs under " + opts.pin_dir + " are attached to " + what +
+                                 ", not to the managed root " + opts.cgroup_root.rel_path +
+                                 " (id " + std::to_string(opts.cgroup_root_id) +
+                                 "); run personabpfd --uninstall with this --bpffs-root first"};
+    };
+    bool link_present[2] = {false, false};
+    const char* link_names[2] = {kLinkIngress, kLinkEgress};
+    bool any_live = false;
+    for (int i = 0; i < 2; ++i) {
+        std::string p = opts.pin_dir + "/" + link_names[i];
+        if (!exists(p)) continue;
+        auto id = pinned_link_cgroup_id(p);
+        if (!id) return id.error();
+        if (*id == 0) {
+            // The cgroup it was attached to is gone; the link is dead weight.
+            spdlog::warn("pinned {} is detached (its cgroup was removed); re-attaching", p);
+            if (::unlink(p.c_str()) != 0) return sys_error("unpin dead link " + p);
+            continue;
+        }
+        if (*id != opts.cgroup_root_id) return other_root("cgroup id " + std::to_string(*id));
+        link_present[i] = true;
+        any_live = true;
+    }
+    if (opts.recorded_root_id && *opts.recorded_root_id != opts.cgroup_root_id) {
+        // Same path, new cgroup, old links dead: the managed root was removed and
+        // recreated, so there is nothing of another root to protect.
+        bool recreated = !any_live && opts.recorded_root_path == opts.cgroup_root.rel_path;
+        if (!recreated)
+            return other_root("cgroup " + opts.recorded_root_path.value_or("?") + " (id " +
+                              std::to_string(*opts.recorded_root_id) + ")");
+        spdlog::warn("managed root {} was recreated (cgroup id {} -> {}); attaching anew",
+                     opts.cgroup_root.rel_path, *opts.recorded_root_id, opts.cgroup_root_id);
+    }
+    // 3. Reuse every pinned map, after checking its layout matches this build's.
+    bpf_map* map;
+    bpf_object__for_each_map(map, skel_->s->obj) {
+        if (bpf_map__is_internal(map)) continue;
+        std::string p = opts.pin_dir + "/" + bpf_map__name(map);
+        auto fd = obj_get(p);
+        if (!fd) return fd.error();
+        bpf_map_info info{};
+        __u32 len = sizeof info;
+        if (bpf_obj_get_info_by_fd(fd->get(), &info, &len) != 0) return sys_error("map info " + p);
+        if (info.type != bpf_map__type(map) || info.key_size != bpf_map__key_size(map) ||
+            info.value_size != bpf_map__value_size(map) ||
+            info.max_entries != bpf_map__max_entries(map))
+            return Error{EPROTO, "pinned map " + p +
+                                     " has a different layout than this agent's (type/key/value/"
+                                     "size); run personabpfd --uninstall with this --bpffs-root"};
+        if (int err = bpf_map__reuse_fd(map, fd->get()); err != 0)
+            return sys_error("reuse pinned map " + p, err);
+        // reuse_fd dup()s the fd; ours closes with `fd`.
+    }
+    if (int err = skel_load(skel_->s); err != 0)
+        return sys_error("load BPF programs against pinned maps", err);
+    // 4. Swap the new programs into the live links: no moment without enforcement.
+    bpf_program* progs[2] = {skel_->s->progs.pbpf_cgroup_ingress,
+                             skel_->s->progs.pbpf_cgroup_egress};
+    bpf_link** slots[2] = {&link_ingress_, &link_egress_};
+    for (int i = 0; i < 2; ++i) {
+        if (!link_present[i]) continue;
+        std::string p = opts.pin_dir + "/" + link_names[i];
+        bpf_link* link = bpf_link__open(p.c_str());
+        if (link == nullptr) return sys_error("open pinned link " + p);
+        *slots[i] = link;
+        if (int err = bpf_link__update_program(link, progs[i]); err != 0)
+            return sys_error("swap new program into " + p, err);
+    }
+    adopted_ = true;
+    spdlog::info("adopted pinned maps and links under {}", opts.pin_dir);
+    return attach_missing_links(opts);
+}
+
+Result<void> uninstall(const std::string& pin_dir) {
+    std::vector<fs::path> links, others;
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(pin_dir, ec)) {
+        (e.path().filename().string().rfind("link_", 0) == 0 ? links : others).push_back(e.path());
+    }
+    if (ec) return Error{ec.value(), "list pin dir " + pin_dir};
+    for (const auto& p : links) {
+        int fd = bpf_obj_get(p.c_str());
+        if (fd >= 0) {
+            if (bpf_link_detach(fd) != 0 && errno != ENOLINK)
+                spdlog::warn("detach {}: {}", p.string(), std::strerror(errno));
+            ::close(fd);
+        }
+        if (::unlink(p.c_str()) != 0) return sys_error("unpin " + p.string());
+        spdlog::info("detached and unpinned {}", p.string());
+    }
+    for (const auto& p : others) {
+        fs::remove_all(p, ec);
+        if (ec) return Error{ec.value(), "unpin " + p.string()};
+        spdlog::info("unpinned {}", p.string());
+    }
+    if (::rmdir(pin_dir.c_str()) != 0) return sys_error("remove pin dir " + pin_dir);
+    return {};
+}
+
+}  // namespace pbpf::agent

@@ -1,0 +1,110 @@
+// Loader: the instance lock, the BPF skeleton (RAII), pinned maps and links, adoption of
+// what a previous agent pinned, and --uninstall.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "agent/cgroup.h"
+#include "maps/abi/binding.h"
+#include "maps/fd.h"
+#include "maps/result.h"
+
+struct bpf_link;
+
+namespace pbpf::agent {
+
+struct Skeleton;  // the generated BPF skeleton (loader.cpp)
+
+inline constexpr const char* kLinkIngress = "link_cgroup_ingress";
+inline constexpr const char* kLinkEgress = "link_cgroup_egress";
+
+// Routes libbpf's own messages to spdlog (warnings as warnings, debug as debug).
+void route_libbpf_logs_to_spdlog();
+
+// Makes sure the pin dir can exist: mounts bpffs at /sys/fs/bpf if the dir lives there
+// and nothing is mounted, creates the dir (mkdir -p), and refuses a pin dir that is a
+// bpffs mount root itself (uninstall removes everything under it).
+Result<void> prepare_pin_dir(const std::string& pin_dir);
+
+// Exclusive ownership of one instance: flock on the pin dir and on <state_dir>/agent.lock,
+// plus <state_dir>/agent.pid. Released (and the pid file removed) on destruction.
+class InstanceLock {
+  public:
+    InstanceLock() = default;
+    InstanceLock(InstanceLock&&) = default;
+    InstanceLock& operator=(InstanceLock&&) = default;
+    ~InstanceLock();
+
+    // Fails with EWOULDBLOCK and "another agent owns <dir> (pid N)" when held.
+    static Result<InstanceLock> acquire(const std::string& pin_dir, const std::string& state_dir);
+
+  private:
+    Fd pin_dir_fd_;
+    Fd state_lock_fd_;
+    std::string pid_file_;
+};
+
+struct LoaderOptions {
+    std::string pin_dir;
+    CgroupRef cgroup_root;
+    uint64_t cgroup_root_id = 0;
+    // The managed root the state dir recorded, if any (meta); pins of another root refuse.
+    std::optional<std::string> recorded_root_path;
+    std::optional<uint64_t> recorded_root_id;
+};
+
+class Loader {
+  public:
+    ~Loader();
+    Loader(const Loader&) = delete;
+    Loader& operator=(const Loader&) = delete;
+
+    // Adopts the instance's pinned maps and links (zero-gap program swap) or, on first
+    // start, loads, pins and attaches everything.
+    static Result<std::unique_ptr<Loader>> start(const LoaderOptions& opts);
+
+    bool adopted() const { return adopted_; }
+    bool maps_fresh() const { return !adopted_; }
+    const std::string& pin_dir() const { return pin_dir_; }
+
+    int policies_fd() const;
+    int bindings_fd() const;
+    int resolve_cache_fd() const;
+    int globals_fd() const;
+    int counters_fd() const;
+
+    // Whether both pinned links are live and attached to the managed root.
+    bool programs_attached() const;
+
+    Result<pbpf_globals> read_globals() const;
+    // binding_epoch += 1; returns the new epoch.
+    Result<uint64_t> bump_epoch() const;
+
+  private:
+    Loader() = default;
+    Result<void> adopt(const LoaderOptions& opts);
+    Result<void> fresh(const LoaderOptions& opts);
+    Result<void> attach_missing_links(const LoaderOptions& opts);
+
+    Skeleton* skel_ = nullptr;
+    bpf_link* link_ingress_ = nullptr;
+    bpf_link* link_egress_ = nullptr;
+    std::string pin_dir_;
+    uint64_t root_id_ = 0;
+    bool adopted_ = false;
+};
+
+// cgroup id a pinned cgroup link is attached to (0: the cgroup is gone and the link
+// detached), or an error if the pin is not a cgroup link.
+Result<uint64_t> pinned_link_cgroup_id(const std::string& path);
+
+// --uninstall: detach and unpin every link, unpin every map, remove the pin dir. The
+// caller holds the InstanceLock (so no agent runs meanwhile).
+Result<void> uninstall(const std::string& pin_dir);
+
+}  // namespace pbpf::agent

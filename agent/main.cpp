@@ -1,0 +1,210 @@
+// personabpfd: the personabpf host agent. Parses flags and config, takes the instance
+// lock, loads or adopts the BPF programs, reconciles the kernel with the store, serves
+// the API until SIGTERM/SIGINT (leaving pins, so enforcement continues).
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <thread>
+
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+#include <CLI/CLI.hpp>
+
+#include "agent/api_server.h"
+#include "agent/binder.h"
+#include "agent/cgroup.h"
+#include "agent/config.h"
+#include "agent/loader.h"
+#include "agent/persona_manager.h"
+#include "agent/store.h"
+
+using namespace pbpf;
+using namespace pbpf::agent;
+
+namespace {
+
+int fail(const std::string& msg) {
+    std::fprintf(stderr, "personabpfd: error: %s\n", msg.c_str());
+    return 1;
+}
+
+// Errors built from a message alone carry a logical errno (EINVAL, ...) that adds nothing
+// to the text; system errors get their strerror.
+int fail(const Error& e) {
+    switch (e.err) {
+        case EINVAL:
+        case EPROTO:
+        case EWOULDBLOCK:
+        case EADDRINUSE:
+        case EEXIST:
+            return fail(e.message);
+        default:
+            return fail(e.what());
+    }
+}
+
+bool purge_state(const std::string& state_dir) {
+    std::error_code ec;
+    for (const char* f : {"state.db", "state.db-wal", "state.db-shm", "agent.lock", "agent.pid"})
+        std::filesystem::remove(std::filesystem::path(state_dir) / f, ec);
+    std::filesystem::remove(state_dir, ec);  // only if empty: never delete what is not ours
+    if (std::filesystem::exists(state_dir))
+        spdlog::warn("state dir {} kept: it holds files that are not the agent's", state_dir);
+    return true;
+}
+
+int run_uninstall(const Config& cfg, bool purge) {
+    struct stat st {};
+    if (::stat(cfg.bpffs_root.c_str(), &st) != 0) {
+        spdlog::info("nothing pinned at {}", cfg.bpffs_root);
+    } else {
+        if (auto r = prepare_pin_dir(cfg.bpffs_root); !r) return fail(r.error());
+        auto lock = InstanceLock::acquire(cfg.bpffs_root, cfg.state_dir);
+        if (!lock) return fail(lock.error());
+        if (auto r = uninstall(cfg.bpffs_root); !r) return fail(r.error());
+        spdlog::info("uninstalled {}", cfg.bpffs_root);
+    }
+    if (purge) purge_state(cfg.state_dir);
+    return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    CLI::App app{"personabpfd: the personabpf agent (compiles and enforces network personas)"};
+    std::string config_path = kDefaultConfigPath;
+    std::optional<std::string> socket, state_dir, bpffs_root, cgroup_root, log_level;
+    bool do_uninstall = false, purge = false, version = false;
+    app.add_option("--config", config_path, "TOML config file")->capture_default_str();
+    app.add_option("--socket", socket, "API unix socket [/run/personabpf/agent.sock]");
+    app.add_option("--state-dir", state_dir, "state dir holding state.db [/var/lib/personabpf]");
+    app.add_option("--bpffs-root", bpffs_root, "pin dir of this instance [/sys/fs/bpf/personabpf]");
+    app.add_option(
+        "--cgroup-root", cgroup_root,
+        "managed cgroup subtree, absolute or relative to the cgroup2 mount [mount root]");
+    app.add_option("--log-level", log_level, "trace|debug|info|warn|error|critical|off [info]");
+    app.add_flag("--uninstall", do_uninstall,
+                 "detach and unpin everything under the pin dir, then exit");
+    app.add_flag("--purge-state", purge, "with --uninstall: also delete the state dir's files");
+    app.add_flag("--version", version, "print the version and exit");
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::ParseError& e) {
+        return app.exit(e);
+    }
+    if (version) {
+        std::printf("personabpfd %s\n", PERSONABPF_VERSION);
+        return 0;
+    }
+    if (purge && !do_uninstall) return fail("--purge-state only goes with --uninstall");
+
+    auto logger = spdlog::stderr_color_mt("personabpfd");
+    spdlog::set_default_logger(logger);
+    spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
+
+    // Config: embedded defaults < file < flags.
+    auto loaded = load_config(config_path, app.count("--config") > 0);
+    if (!loaded) return fail(loaded.error());
+    Config cfg = *loaded;
+    if (socket) cfg.socket = *socket;
+    if (state_dir) cfg.state_dir = *state_dir;
+    if (bpffs_root) cfg.bpffs_root = *bpffs_root;
+    if (cgroup_root) cfg.cgroup_root = *cgroup_root;
+    if (log_level) cfg.log_level = *log_level;
+    auto level = spdlog::level::from_str(cfg.log_level);
+    if (level == spdlog::level::off && cfg.log_level != "off")
+        return fail("unknown log level '" + cfg.log_level +
+                    "' (trace, debug, info, warn, error, critical, off)");
+    spdlog::set_level(level);
+    route_libbpf_logs_to_spdlog();
+    cfg.bpffs_root = std::filesystem::path(cfg.bpffs_root).lexically_normal().string();
+    while (cfg.bpffs_root.size() > 1 && cfg.bpffs_root.back() == '/') cfg.bpffs_root.pop_back();
+
+    if (do_uninstall) return run_uninstall(cfg, purge);
+
+    auto mount = find_cgroup2_mount();
+    if (!mount) return fail(mount.error());
+    auto tree = CgroupTree::open(*mount, cfg.cgroup_root);
+    if (!tree) return fail(tree.error());
+    const char* safety = std::getenv("PERSONABPF_TEST_SAFETY");
+    if (safety && std::string(safety) == "1" && tree->root_is_mount())
+        return fail("PERSONABPF_TEST_SAFETY=1: refusing to manage the whole cgroup2 tree (" +
+                    *mount + "); pass --cgroup-root with a test subtree");
+    auto root_id = cgroup_id_of(tree->root().fs_path);
+    if (!root_id) return fail(root_id.error());
+
+    if (auto r = prepare_pin_dir(cfg.bpffs_root); !r) return fail(r.error());
+    auto lock = InstanceLock::acquire(cfg.bpffs_root, cfg.state_dir);
+    if (!lock) return fail(lock.error());
+    if (auto r = check_socket_free(cfg.socket); !r) return fail(r.error());
+
+    auto store = Store::open(cfg.state_dir);
+    if (!store) return fail(store.error());
+    LoaderOptions lopts;
+    lopts.pin_dir = cfg.bpffs_root;
+    lopts.cgroup_root = tree->root();
+    lopts.cgroup_root_id = *root_id;
+    auto meta_path = (*store)->meta("cgroup_root");
+    auto meta_id = (*store)->meta("cgroup_root_id");
+    if (!meta_path || !meta_id) return fail(!meta_path ? meta_path.error() : meta_id.error());
+    if (meta_path->has_value() && meta_id->has_value()) {
+        lopts.recorded_root_path = **meta_path;
+        try {
+            lopts.recorded_root_id = std::stoull(**meta_id);
+        } catch (...) {
+        }
+    }
+    auto loader = Loader::start(lopts);
+    if (!loader) return fail(loader.error());
+    for (auto [k, v] : {std::pair<const char*, std::string>{"cgroup_root", tree->root().rel_path},
+                        {"cgroup_root_id", std::to_string(*root_id)},
+                        {"bpffs_root", cfg.bpffs_root}}) {
+        if (auto r = (*store)->set_meta(k, v); !r) return fail(r.error());
+    }
+
+    PersonaManager personas(**store, **loader);
+    Binder binder(**store, **loader, *tree);
+    if (auto r = personas.reconcile(); !r) return fail(r.error());
+    if (auto r = binder.reconcile(); !r) return fail(r.error());
+
+    // Signals are taken synchronously by this thread; every other thread blocks them.
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
+    ::signal(SIGPIPE, SIG_IGN);
+
+    InstanceInfo info;
+    info.config = cfg;
+    info.cgroup_mount = *mount;
+    info.cgroup_root = tree->root();
+    info.cgroup_root_id = *root_id;
+    info.adopted = (*loader)->adopted();
+    ApiServer server(**store, **loader, personas, binder, info);
+    if (auto r = server.bind(cfg.socket); !r) return fail(r.error());
+    bool listen_failed = false;
+    std::thread serve([&] {
+        if (!server.run()) {
+            listen_failed = true;
+            ::kill(::getpid(), SIGTERM);
+        }
+    });
+    spdlog::info("personabpfd {} ready (pid {}, {} start, cgroup root {} id {}, pins {})",
+                 PERSONABPF_VERSION, ::getpid(), info.adopted ? "adopted" : "fresh",
+                 tree->root().rel_path, *root_id, cfg.bpffs_root);
+    int sig = 0;
+    sigwait(&sigs, &sig);
+    if (!listen_failed)
+        spdlog::info("{}: stopping; pinned programs keep enforcing", strsignal(sig));
+    server.stop();
+    serve.join();
+    if (listen_failed) return fail("API server stopped unexpectedly");
+    return 0;
+}

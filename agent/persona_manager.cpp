@@ -1,0 +1,436 @@
+// Persona manager: apply / remove / show, generation flips of pbpf_policies.
+#include "agent/persona_manager.h"
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include <cctype>
+#include <cstring>
+#include <ctime>
+#include <map>
+#include <set>
+#include <vector>
+
+#include <spdlog/spdlog.h>
+
+#include "agent/api_error.h"
+#include "maps/abi/limits.h"
+#include "maps/policy_trie.h"
+#include "pdl-compiler/compiler.h"
+
+namespace pbpf::agent {
+namespace {
+
+using nlohmann::json;
+
+const char* action_name(pdl::ir::Action a) { return a == pdl::ir::Action::Deny ? "deny" : "allow"; }
+
+std::string trie_name(const std::string& persona) {
+    // BPF object names: at most 15 chars of [A-Za-z0-9_.].
+    std::string n = "pp_";
+    for (char c : persona) {
+        if (n.size() >= 15) break;
+        n.push_back(std::isalnum(static_cast<unsigned char>(c)) || c == '.' ? c : '_');
+    }
+    return n;
+}
+
+// A complete, not yet enforced trie holding `image`.
+Result<Fd> build_trie(const PersonaImage& image) {
+    if (auto r = check_policy_fits(image, PBPF_MAX_POLICY_ENTRIES); !r) return r.error();
+    auto trie = create_policy_trie(PBPF_MAX_POLICY_ENTRIES, trie_name(image.name).c_str());
+    if (!trie) return trie.error();
+    if (auto r = write_policy(trie->get(), image); !r) return r.error();
+    return std::move(*trie);
+}
+
+int status_for(const Error& e) {
+    switch (e.err) {
+        case E2BIG:
+            return 422;  // the persona needs more entries than one trie holds
+        case ENOSPC:
+            return 507;  // Insufficient Storage: the kernel could not take it
+        case EINVAL:
+            return 400;
+        default:
+            return 500;
+    }
+}
+
+json counters_json(const pbpf_dir_counters& c) {
+    return {{"allowed_packets", c.allowed_packets}, {"allowed_bytes", c.allowed_bytes},
+            {"denied_packets", c.denied_packets},   {"denied_bytes", c.denied_bytes},
+            {"audited_packets", c.audited_packets}, {"audited_bytes", c.audited_bytes}};
+}
+
+json summary(const PersonaRecord& p, size_t bindings) {
+    return {{"name", p.name},
+            {"id", p.id},
+            {"mode", p.mode},
+            {"description", p.description},
+            {"defaults", {{"ingress", p.default_ingress}, {"egress", p.default_egress}}},
+            {"rules", p.rule_count},
+            {"entries", p.entries},
+            {"bindings", bindings},
+            {"filename", p.filename},
+            {"applied_at", p.applied_at},
+            {"updated_at", p.updated_at}};
+}
+
+template <typename T>
+T must(Result<T> r) {
+    if (!r) throw ApiError(500, r.error().what());
+    return std::move(r.value());
+}
+inline void must(Result<void> r) {
+    if (!r) throw ApiError(500, r.error().what());
+}
+
+}  // namespace
+
+Result<std::optional<uint32_t>> PersonaManager::slot_map_id(uint32_t id) {
+    __u32 key = id, inner = 0;
+    if (bpf_map_lookup_elem(loader_.policies_fd(), &key, &inner) == 0)
+        return std::optional<uint32_t>(inner);
+    if (errno == ENOENT) return std::optional<uint32_t>();
+    return sys_error("read pbpf_policies[" + std::to_string(id) + "]");
+}
+
+Result<void> PersonaManager::zero_counters(uint32_t id) {
+    int ncpu = libbpf_num_possible_cpus();
+    if (ncpu <= 0) return sys_error("count possible CPUs", ncpu);
+    std::vector<pbpf_counters> zero(static_cast<size_t>(ncpu));
+    __u32 key = id;
+    if (bpf_map_update_elem(loader_.counters_fd(), &key, zero.data(), BPF_ANY) != 0)
+        return sys_error("zero pbpf_counters[" + std::to_string(id) + "]");
+    return {};
+}
+
+bool PersonaManager::slot_matches_store(const PersonaRecord& rec, uint32_t inner_map_id) {
+    Fd inner(bpf_map_get_fd_by_id(inner_map_id));
+    if (!inner.valid()) return false;
+    auto entries = read_policy(inner.get());
+    if (!entries) return false;
+    try {
+        return persona_image_from_json(json::parse(rec.image_json)).entries == *entries;
+    } catch (const std::exception&) {
+        return false;
+    }
+}
+
+Result<PersonaImage> PersonaManager::image_of(const PersonaRecord& rec) {
+    // Re-lower from source (the truth); fall back to the stored image if the source no
+    // longer compiles with this agent's compiler.
+    auto out = pdl::compile(pdl::Source{rec.filename, rec.source});
+    if (out.ok()) {
+        for (const auto& p : out.personas)
+            if (p.name == rec.name) return pdl::lower(p);
+    }
+    spdlog::warn("persona '{}': stored source no longer compiles; using the stored image",
+                 rec.name);
+    try {
+        return persona_image_from_json(json::parse(rec.image_json));
+    } catch (const std::exception& e) {
+        return Error{EINVAL, "persona '" + rec.name + "': stored image unreadable: " + e.what()};
+    }
+}
+
+CompiledFile PersonaManager::compile_file(const std::string& source, const std::string& filename) {
+    auto out = pdl::compile(pdl::Source{filename, source});
+    if (!out.ok())
+        throw ApiError(400, "PDL errors in " + filename, {{"diagnostics", out.diagnostics}});
+    if (out.personas.empty())
+        throw ApiError(400, "no persona in " + filename, {{"diagnostics", out.diagnostics}});
+    CompiledFile f{source, filename, std::move(out.personas), {}, out.diagnostics, out.warnings};
+    for (const auto& p : f.personas) f.images.push_back(pdl::lower(p));
+    return f;
+}
+
+json PersonaManager::apply(const std::string& source, const std::string& filename) {
+    return apply(compile_file(source, filename));
+}
+
+json PersonaManager::apply(const CompiledFile& file) {
+    const std::string& source = file.source;
+    const std::string& filename = file.filename;
+    struct Pending {
+        PersonaRecord rec;
+        bool is_new = false;
+        bool changed = false;
+        Fd trie;  // set when the slot must be flipped
+        std::optional<uint32_t> old_inner_id;
+        Fd old_inner;  // keeps the previous generation alive until the apply ends
+        bool flipped = false;
+    };
+    std::vector<Pending> pending;
+    std::set<std::string> seen;
+    int64_t now = static_cast<int64_t>(std::time(nullptr));
+
+    // 1. Build everything that can fail before touching anything enforced.
+    for (size_t i = 0; i < file.personas.size(); ++i) {
+        const pdl::ir::Persona& p = file.personas[i];
+        if (!seen.insert(p.name).second)
+            throw ApiError(400, "persona '" + p.name + "' defined twice in " + filename);
+        const PersonaImage& image = file.images[i];
+        std::string image_json = to_json(image).dump();
+        auto old = must(store_.persona(p.name));
+
+        Pending pd;
+        PersonaRecord& r = pd.rec;
+        r.name = p.name;
+        r.filename = filename;
+        r.source = source;
+        r.description = p.description;
+        r.mode = p.mode == pdl::ir::Mode::Audit ? "audit" : "enforce";
+        r.default_ingress = action_name(p.default_ingress);
+        r.default_egress = action_name(p.default_egress);
+        json rules = json::array();
+        for (const auto& rule : p.rules)
+            rules.push_back(rule.text.empty() ? pdl::describe_rule(rule) : rule.text);
+        r.rules_json = rules.dump();
+        r.image_json = image_json;
+        r.entries = static_cast<uint32_t>(image.entries.size());
+        r.rule_count = static_cast<uint32_t>(p.rules.size());
+        r.updated_at = now;
+        pd.is_new = !old.has_value();
+        bool image_changed = pd.is_new || old->image_json != image_json;
+        pd.changed =
+            image_changed || old->description != r.description || old->rules_json != r.rules_json;
+        if (old) {
+            r.id = old->id;
+            r.created_at = old->created_at;
+            r.applied_at = pd.changed ? now : old->applied_at;
+        } else {
+            r.created_at = now;
+            r.applied_at = now;
+        }
+        bool slot_empty = old && !must(slot_map_id(old->id)).has_value();
+        if (image_changed || slot_empty) {
+            auto trie = build_trie(image);
+            if (!trie) {
+                const Error& e = trie.error();
+                if (e.err == E2BIG) throw ApiError(422, e.message);  // names the persona
+                throw ApiError(status_for(e), "persona '" + p.name + "': " + e.what());
+            }
+            pd.trie = std::move(*trie);
+        }
+        pending.push_back(std::move(pd));
+    }
+
+    // 2. Ids for new personas: the smallest free ones.
+    {
+        std::set<uint32_t> used;
+        for (const auto& rec : must(store_.personas())) used.insert(rec.id);
+        uint32_t next = 1;
+        for (auto& pd : pending) {
+            if (!pd.is_new) continue;
+            while (next < PBPF_MAX_PERSONAS && used.count(next)) ++next;
+            if (next >= PBPF_MAX_PERSONAS)
+                throw ApiError(507, "persona table full (" + std::to_string(PBPF_MAX_PERSONAS - 1) +
+                                        " personas)");
+            pd.rec.id = next;
+            used.insert(next);
+        }
+    }
+
+    // 3. Store and flip in one transaction; undo the flips if anything fails.
+    auto txn = must(store_.begin());
+    auto unflip = [&]() {
+        for (auto& pd : pending) {
+            if (!pd.flipped) continue;
+            __u32 key = pd.rec.id;
+            int rc;
+            if (pd.old_inner.valid()) {
+                int fd = pd.old_inner.get();
+                rc = bpf_map_update_elem(loader_.policies_fd(), &key, &fd, BPF_ANY);
+            } else {
+                rc = bpf_map_delete_elem(loader_.policies_fd(), &key);
+            }
+            if (rc != 0)
+                spdlog::error("apply rollback: restoring pbpf_policies[{}] ('{}') failed: {}",
+                              pd.rec.id, pd.rec.name, std::strerror(errno));
+            pd.flipped = false;
+        }
+    };
+    try {
+        for (auto& pd : pending) must(store_.upsert_persona(pd.rec));
+        for (auto& pd : pending) {
+            if (!pd.trie.valid()) continue;
+            pd.old_inner_id = must(slot_map_id(pd.rec.id));
+            if (pd.old_inner_id) {
+                int fd = bpf_map_get_fd_by_id(*pd.old_inner_id);
+                if (fd < 0)
+                    throw ApiError(500, "open previous policy of '" + pd.rec.name +
+                                            "': " + std::strerror(errno));
+                pd.old_inner.reset(fd);
+            }
+            if (pd.is_new) must(zero_counters(pd.rec.id));
+            __u32 key = pd.rec.id;
+            int fd = pd.trie.get();
+            if (bpf_map_update_elem(loader_.policies_fd(), &key, &fd, BPF_ANY) != 0)
+                throw ApiError(500, "flip pbpf_policies[" + std::to_string(pd.rec.id) + "] to '" +
+                                        pd.rec.name + "': " + std::strerror(errno));
+            pd.flipped = true;
+        }
+        must(txn->commit());
+    } catch (...) {
+        unflip();
+        txn->rollback();
+        throw;
+    }
+
+    json applied = json::array();
+    for (const auto& pd : pending) {
+        spdlog::info("applied persona '{}' (id {}, {} entries){}", pd.rec.name, pd.rec.id,
+                     pd.rec.entries, pd.changed ? "" : ", unchanged");
+        applied.push_back({{"name", pd.rec.name},
+                           {"id", pd.rec.id},
+                           {"entries", pd.rec.entries},
+                           {"changed", pd.changed},
+                           {"created", pd.is_new}});
+    }
+    json res = {{"applied", applied}};
+    if (file.warnings > 0) res["diagnostics"] = file.diagnostics;
+    return res;
+}
+
+json PersonaManager::remove(const std::string& name, bool force) {
+    auto rec = must(store_.persona(name));
+    if (!rec) throw ApiError(404, "no persona '" + name + "'");
+    auto binds = must(store_.bindings_of(name));
+    if (!binds.empty() && !force) {
+        std::string list;
+        for (size_t i = 0; i < binds.size() && i < 3; ++i)
+            list += (i ? ", " : "") + binds[i].cgroup_path;
+        if (binds.size() > 3) list += ", ...";
+        throw ApiError(409,
+                       "persona '" + name + "' is bound to " + std::to_string(binds.size()) +
+                           (binds.size() == 1 ? " workload (" : " workloads (") + list +
+                           "); unbind them or use --force",
+                       {{"bindings", binds.size()}});
+    }
+    auto txn = must(store_.begin());
+    for (const auto& b : binds) must(store_.delete_binding(b.cgroup_id));
+    must(store_.delete_persona(name));
+
+    // Kernel: bindings first and the epoch bump (no cached resolution keeps pointing at
+    // the id), then the policy slot, then the counters the id will start from next time.
+    json unbound = json::array();
+    for (const auto& b : binds) {
+        __u64 key = b.cgroup_id;
+        if (bpf_map_delete_elem(loader_.bindings_fd(), &key) != 0 && errno != ENOENT)
+            throw ApiError(500, "unbind " + b.cgroup_path + ": " + std::strerror(errno));
+        unbound.push_back(b.cgroup_path);
+    }
+    if (!binds.empty()) must(loader_.bump_epoch());
+    __u32 key = rec->id;
+    if (bpf_map_delete_elem(loader_.policies_fd(), &key) != 0 && errno != ENOENT)
+        throw ApiError(
+            500, "clear pbpf_policies[" + std::to_string(rec->id) + "]: " + std::strerror(errno));
+    must(zero_counters(rec->id));
+    must(txn->commit());
+    spdlog::info("removed persona '{}' (id {}){}", name, rec->id,
+                 binds.empty() ? "" : fmt::format(", unbound {} workloads", binds.size()));
+    return {{"removed", name}, {"id", rec->id}, {"unbound", unbound}};
+}
+
+json PersonaManager::list() {
+    json arr = json::array();
+    std::map<std::string, size_t> counts;
+    for (const auto& b : must(store_.bindings())) counts[b.persona]++;
+    for (const auto& p : must(store_.personas())) arr.push_back(summary(p, counts[p.name]));
+    return arr;
+}
+
+json PersonaManager::show(const std::string& name) {
+    auto rec = must(store_.persona(name));
+    if (!rec) throw ApiError(404, "no persona '" + name + "'");
+    auto binds = must(store_.bindings_of(name));
+    json j = summary(*rec, binds.size());
+    j["rule_count"] = rec->rule_count;
+    j["rules"] = json::parse(rec->rules_json);
+    j["source"] = rec->source;
+    j["image"] = json::parse(rec->image_json);
+    json cg = json::array();
+    for (const auto& b : binds) cg.push_back(b.cgroup_path);
+    j["bound_cgroups"] = cg;
+    auto slot = must(slot_map_id(rec->id));
+    j["enforced"] = slot.has_value();
+    return j;
+}
+
+json PersonaManager::stats(const std::optional<std::string>& persona) {
+    std::vector<std::pair<std::string, uint32_t>> rows;
+    if (persona) {
+        auto rec = must(store_.persona(*persona));
+        if (!rec) throw ApiError(404, "no persona '" + *persona + "'");
+        rows.emplace_back(rec->name, rec->id);
+    } else {
+        rows.emplace_back("(unbound)", 0);
+        for (const auto& p : must(store_.personas())) rows.emplace_back(p.name, p.id);
+    }
+    json arr = json::array();
+    for (const auto& [name, id] : rows) {
+        auto c = must(read_counters(loader_.counters_fd(), id));
+        arr.push_back({{"persona", name},
+                       {"id", id},
+                       {"ingress", counters_json(c.dir[PBPF_DIR_INGRESS])},
+                       {"egress", counters_json(c.dir[PBPF_DIR_EGRESS])}});
+    }
+    return arr;
+}
+
+Result<void> PersonaManager::reconcile() {
+    auto recs = store_.personas();
+    if (!recs) return recs.error();
+    std::set<uint32_t> ids;
+    size_t written = 0;
+    for (const auto& rec : *recs) {
+        ids.insert(rec.id);
+        auto slot = slot_map_id(rec.id);
+        if (!slot) return slot.error();
+        if (slot->has_value() && !loader_.maps_fresh()) {
+            // An agent killed between a flip and its commit leaves the kernel ahead of the
+            // store; the store is the truth, so a slot that differs from it is rewritten.
+            if (slot_matches_store(rec, **slot)) continue;
+            spdlog::warn("persona '{}': enforced policy differs from the stored one; rewriting",
+                         rec.name);
+        }
+        auto image = image_of(rec);
+        if (!image) {
+            spdlog::error("persona '{}' cannot be restored: {}", rec.name, image.error().what());
+            continue;
+        }
+        if (to_json(*image).dump() != rec.image_json)
+            spdlog::warn("persona '{}': this agent lowers it differently than when it was applied",
+                         rec.name);
+        auto trie = build_trie(*image);
+        if (!trie) {
+            spdlog::error("persona '{}' cannot be restored: {}", rec.name, trie.error().what());
+            continue;
+        }
+        __u32 key = rec.id;
+        int fd = trie->get();
+        if (bpf_map_update_elem(loader_.policies_fd(), &key, &fd, BPF_ANY) != 0)
+            return sys_error("restore pbpf_policies[" + std::to_string(rec.id) + "] ('" + rec.name +
+                             "')");
+        ++written;
+    }
+    size_t cleared = 0;
+    for (uint32_t id = 1; id < PBPF_MAX_PERSONAS; ++id) {
+        if (ids.count(id)) continue;
+        auto slot = slot_map_id(id);
+        if (!slot) return slot.error();
+        if (!slot->has_value()) continue;
+        __u32 key = id;
+        if (bpf_map_delete_elem(loader_.policies_fd(), &key) != 0 && errno != ENOENT)
+            return sys_error("clear stale pbpf_policies[" + std::to_string(id) + "]");
+        (void)zero_counters(id);
+        ++cleared;
+    }
+    spdlog::info("reconciled personas: {} stored, {} written, {} stale slots cleared", recs->size(),
+                 written, cleared);
+    return {};
+}
+
+}  // namespace pbpf::agent

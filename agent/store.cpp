@@ -1,0 +1,328 @@
+// SQLite-backed agent state.
+#include "agent/store.h"
+
+#include <sys/stat.h>
+
+#include <sqlite3.h>
+
+namespace pbpf::agent {
+namespace {
+
+// One prepared statement; finalised on scope exit.
+class Stmt {
+  public:
+    Stmt(sqlite3* db, const char* sql) : db_(db) {
+        rc_ = sqlite3_prepare_v2(db, sql, -1, &st_, nullptr);
+    }
+    ~Stmt() { sqlite3_finalize(st_); }
+    Stmt(const Stmt&) = delete;
+    Stmt& operator=(const Stmt&) = delete;
+
+    bool ok() const { return rc_ == SQLITE_OK; }
+    Stmt& bind(int i, const std::string& v) {
+        sqlite3_bind_text(st_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+        return *this;
+    }
+    Stmt& bind(int i, int64_t v) {
+        sqlite3_bind_int64(st_, i, v);
+        return *this;
+    }
+    // SQLITE_ROW, SQLITE_DONE or an error code.
+    int step() { return sqlite3_step(st_); }
+    std::string text(int col) const {
+        auto* p = reinterpret_cast<const char*>(sqlite3_column_text(st_, col));
+        return p ? std::string(p, static_cast<size_t>(sqlite3_column_bytes(st_, col)))
+                 : std::string();
+    }
+    int64_t i64(int col) const { return sqlite3_column_int64(st_, col); }
+
+  private:
+    sqlite3* db_;
+    sqlite3_stmt* st_ = nullptr;
+    int rc_;
+};
+
+constexpr const char* kPersonaCols =
+    "name, id, filename, source, description, mode, default_ingress, default_egress, "
+    "rules_json, image_json, entries, rule_count, created_at, applied_at, updated_at";
+
+PersonaRecord persona_from(const Stmt& s) {
+    PersonaRecord p;
+    p.name = s.text(0);
+    p.id = static_cast<uint32_t>(s.i64(1));
+    p.filename = s.text(2);
+    p.source = s.text(3);
+    p.description = s.text(4);
+    p.mode = s.text(5);
+    p.default_ingress = s.text(6);
+    p.default_egress = s.text(7);
+    p.rules_json = s.text(8);
+    p.image_json = s.text(9);
+    p.entries = static_cast<uint32_t>(s.i64(10));
+    p.rule_count = static_cast<uint32_t>(s.i64(11));
+    p.created_at = s.i64(12);
+    p.applied_at = s.i64(13);
+    p.updated_at = s.i64(14);
+    return p;
+}
+
+BindingRecord binding_from(const Stmt& s) {
+    BindingRecord b;
+    b.cgroup_id = static_cast<uint64_t>(s.i64(0));
+    b.cgroup_path = s.text(1);
+    b.persona = s.text(2);
+    b.bound_at = s.i64(3);
+    return b;
+}
+
+}  // namespace
+
+Store::~Store() {
+    if (db_ != nullptr) sqlite3_close_v2(db_);
+}
+
+Error Store::db_error(const std::string& what) const {
+    return Error{EIO,
+                 what + ": " + (db_ ? sqlite3_errmsg(db_) : "no database") + " (" + path_ + ")"};
+}
+
+Result<void> Store::exec(const char* sql) {
+    char* msg = nullptr;
+    if (sqlite3_exec(db_, sql, nullptr, nullptr, &msg) != SQLITE_OK) {
+        std::string m = msg ? msg : "unknown error";
+        sqlite3_free(msg);
+        return Error{EIO, std::string("sqlite: ") + m + " (" + path_ + ")"};
+    }
+    return {};
+}
+
+Result<std::unique_ptr<Store>> Store::open(const std::string& state_dir) {
+    std::unique_ptr<Store> s(new Store());
+    s->path_ = state_dir + "/state.db";
+    if (sqlite3_open_v2(s->path_.c_str(), &s->db_,
+                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
+                        nullptr) != SQLITE_OK)
+        return s->db_error("open state database");
+    ::chmod(s->path_.c_str(), 0600);
+    sqlite3_busy_timeout(s->db_, 5000);
+    for (const char* pragma :
+         {"PRAGMA journal_mode=WAL;", "PRAGMA synchronous=NORMAL;", "PRAGMA foreign_keys=ON;"}) {
+        if (auto r = s->exec(pragma); !r) return r.error();
+    }
+    if (auto r = s->exec("BEGIN IMMEDIATE;"); !r) return r.error();
+    auto fail = [&](Error e) -> Error {
+        (void)s->exec("ROLLBACK;");
+        return e;
+    };
+    if (auto r = s->exec("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);");
+        !r)
+        return fail(r.error());
+    int64_t version = 0;
+    {
+        Stmt q(s->db_, "SELECT version FROM schema_version LIMIT 1;");
+        if (!q.ok()) return fail(s->db_error("read schema version"));
+        if (q.step() == SQLITE_ROW) version = q.i64(0);
+    }
+    if (version > kStoreSchemaVersion)
+        return fail(Error{EPROTO, s->path_ + " has schema version " + std::to_string(version) +
+                                      ", newer than this agent's " +
+                                      std::to_string(kStoreSchemaVersion)});
+    if (version == 0) {
+        auto r = s->exec(R"sql(
+            CREATE TABLE personas (
+                name TEXT PRIMARY KEY,
+                id INTEGER UNIQUE NOT NULL,
+                filename TEXT NOT NULL,
+                source TEXT NOT NULL,
+                description TEXT NOT NULL DEFAULT '',
+                mode TEXT NOT NULL,
+                default_ingress TEXT NOT NULL,
+                default_egress TEXT NOT NULL,
+                rules_json TEXT NOT NULL,
+                image_json TEXT NOT NULL,
+                entries INTEGER NOT NULL,
+                rule_count INTEGER NOT NULL,
+                created_at INTEGER NOT NULL,
+                applied_at INTEGER NOT NULL,
+                updated_at INTEGER NOT NULL);
+            CREATE TABLE bindings (
+                cgroup_id INTEGER PRIMARY KEY,
+                cgroup_path TEXT NOT NULL,
+                persona TEXT NOT NULL REFERENCES personas(name),
+                bound_at INTEGER NOT NULL);
+            CREATE INDEX bindings_persona ON bindings(persona);
+            CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+            DELETE FROM schema_version;
+            INSERT INTO schema_version(version) VALUES (1);
+        )sql");
+        if (!r) return fail(r.error());
+    }
+    if (auto r = s->exec("COMMIT;"); !r) return fail(r.error());
+    return s;
+}
+
+Store::Transaction::~Transaction() { rollback(); }
+
+Result<void> Store::Transaction::commit() {
+    if (done_) return Error{EINVAL, "transaction already finished"};
+    auto r = s_->exec("COMMIT;");
+    if (r) done_ = true;
+    return r;
+}
+
+void Store::Transaction::rollback() {
+    if (done_) return;
+    done_ = true;
+    (void)s_->exec("ROLLBACK;");
+}
+
+Result<std::unique_ptr<Store::Transaction>> Store::begin() {
+    if (auto r = exec("BEGIN IMMEDIATE;"); !r) return r.error();
+    return std::make_unique<Transaction>(*this);
+}
+
+Result<std::vector<PersonaRecord>> Store::personas() {
+    Stmt q(db_, (std::string("SELECT ") + kPersonaCols + " FROM personas ORDER BY name;").c_str());
+    if (!q.ok()) return db_error("list personas");
+    std::vector<PersonaRecord> out;
+    int rc;
+    while ((rc = q.step()) == SQLITE_ROW) out.push_back(persona_from(q));
+    if (rc != SQLITE_DONE) return db_error("list personas");
+    return out;
+}
+
+Result<std::optional<PersonaRecord>> Store::persona(const std::string& name) {
+    Stmt q(db_,
+           (std::string("SELECT ") + kPersonaCols + " FROM personas WHERE name = ?1;").c_str());
+    if (!q.ok()) return db_error("read persona");
+    q.bind(1, name);
+    int rc = q.step();
+    if (rc == SQLITE_ROW) return std::optional<PersonaRecord>(persona_from(q));
+    if (rc != SQLITE_DONE) return db_error("read persona");
+    return std::optional<PersonaRecord>();
+}
+
+Result<void> Store::upsert_persona(const PersonaRecord& p) {
+    Stmt q(db_,
+           (std::string("INSERT INTO personas (") + kPersonaCols +
+            ") VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15) "
+            "ON CONFLICT(name) DO UPDATE SET id=excluded.id, filename=excluded.filename, "
+            "source=excluded.source, description=excluded.description, mode=excluded.mode, "
+            "default_ingress=excluded.default_ingress, default_egress=excluded.default_egress, "
+            "rules_json=excluded.rules_json, image_json=excluded.image_json, "
+            "entries=excluded.entries, rule_count=excluded.rule_count, "
+            "applied_at=excluded.applied_at, updated_at=excluded.updated_at;")
+               .c_str());
+    if (!q.ok()) return db_error("store persona " + p.name);
+    q.bind(1, p.name).bind(2, int64_t{p.id}).bind(3, p.filename).bind(4, p.source);
+    q.bind(5, p.description).bind(6, p.mode).bind(7, p.default_ingress).bind(8, p.default_egress);
+    q.bind(9, p.rules_json).bind(10, p.image_json).bind(11, int64_t{p.entries});
+    q.bind(12, int64_t{p.rule_count}).bind(13, p.created_at).bind(14, p.applied_at);
+    q.bind(15, p.updated_at);
+    if (q.step() != SQLITE_DONE) return db_error("store persona " + p.name);
+    return {};
+}
+
+Result<void> Store::delete_persona(const std::string& name) {
+    Stmt q(db_, "DELETE FROM personas WHERE name = ?1;");
+    if (!q.ok()) return db_error("delete persona " + name);
+    q.bind(1, name);
+    if (q.step() != SQLITE_DONE) return db_error("delete persona " + name);
+    return {};
+}
+
+Result<std::vector<BindingRecord>> Store::bindings() {
+    Stmt q(db_,
+           "SELECT cgroup_id, cgroup_path, persona, bound_at FROM bindings ORDER BY cgroup_path;");
+    if (!q.ok()) return db_error("list bindings");
+    std::vector<BindingRecord> out;
+    int rc;
+    while ((rc = q.step()) == SQLITE_ROW) out.push_back(binding_from(q));
+    if (rc != SQLITE_DONE) return db_error("list bindings");
+    return out;
+}
+
+Result<std::vector<BindingRecord>> Store::bindings_of(const std::string& persona) {
+    Stmt q(db_,
+           "SELECT cgroup_id, cgroup_path, persona, bound_at FROM bindings WHERE persona = ?1 "
+           "ORDER BY cgroup_path;");
+    if (!q.ok()) return db_error("list bindings");
+    q.bind(1, persona);
+    std::vector<BindingRecord> out;
+    int rc;
+    while ((rc = q.step()) == SQLITE_ROW) out.push_back(binding_from(q));
+    if (rc != SQLITE_DONE) return db_error("list bindings");
+    return out;
+}
+
+Result<std::optional<BindingRecord>> Store::binding(uint64_t cgroup_id) {
+    Stmt q(db_,
+           "SELECT cgroup_id, cgroup_path, persona, bound_at FROM bindings WHERE cgroup_id = ?1;");
+    if (!q.ok()) return db_error("read binding");
+    q.bind(1, static_cast<int64_t>(cgroup_id));
+    int rc = q.step();
+    if (rc == SQLITE_ROW) return std::optional<BindingRecord>(binding_from(q));
+    if (rc != SQLITE_DONE) return db_error("read binding");
+    return std::optional<BindingRecord>();
+}
+
+Result<std::optional<BindingRecord>> Store::binding_by_path(const std::string& rel_path) {
+    Stmt q(
+        db_,
+        "SELECT cgroup_id, cgroup_path, persona, bound_at FROM bindings WHERE cgroup_path = ?1;");
+    if (!q.ok()) return db_error("read binding");
+    q.bind(1, rel_path);
+    int rc = q.step();
+    if (rc == SQLITE_ROW) return std::optional<BindingRecord>(binding_from(q));
+    if (rc != SQLITE_DONE) return db_error("read binding");
+    return std::optional<BindingRecord>();
+}
+
+Result<void> Store::upsert_binding(const BindingRecord& b) {
+    // A cgroup path names one binding: a recreated cgroup (new inode) replaces the old row.
+    {
+        Stmt d(db_, "DELETE FROM bindings WHERE cgroup_path = ?1 AND cgroup_id != ?2;");
+        if (!d.ok()) return db_error("store binding");
+        d.bind(1, b.cgroup_path).bind(2, static_cast<int64_t>(b.cgroup_id));
+        if (d.step() != SQLITE_DONE) return db_error("store binding");
+    }
+    Stmt q(db_,
+           "INSERT INTO bindings (cgroup_id, cgroup_path, persona, bound_at) VALUES (?1,?2,?3,?4) "
+           "ON CONFLICT(cgroup_id) DO UPDATE SET cgroup_path=excluded.cgroup_path, "
+           "persona=excluded.persona, bound_at=excluded.bound_at;");
+    if (!q.ok()) return db_error("store binding");
+    q.bind(1, static_cast<int64_t>(b.cgroup_id)).bind(2, b.cgroup_path).bind(3, b.persona);
+    q.bind(4, b.bound_at);
+    if (q.step() != SQLITE_DONE) return db_error("store binding " + b.cgroup_path);
+    return {};
+}
+
+Result<void> Store::delete_binding(uint64_t cgroup_id) {
+    Stmt q(db_, "DELETE FROM bindings WHERE cgroup_id = ?1;");
+    if (!q.ok()) return db_error("delete binding");
+    q.bind(1, static_cast<int64_t>(cgroup_id));
+    if (q.step() != SQLITE_DONE) return db_error("delete binding");
+    return {};
+}
+
+Result<std::optional<std::string>> Store::meta(const std::string& key) {
+    Stmt q(db_, "SELECT value FROM meta WHERE key = ?1;");
+    if (!q.ok()) return db_error("read meta");
+    q.bind(1, key);
+    int rc = q.step();
+    if (rc == SQLITE_ROW) return std::optional<std::string>(q.text(0));
+    if (rc != SQLITE_DONE) return db_error("read meta");
+    return std::optional<std::string>();
+}
+
+Result<void> Store::set_meta(const std::string& key, const std::string& value) {
+    Stmt q(db_,
+           "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET "
+           "value=excluded.value;");
+    if (!q.ok()) return db_error("write meta");
+    q.bind(1, key).bind(2, value);
+    if (q.step() != SQLITE_DONE) return db_error("write meta " + key);
+    return {};
+}
+
+}  // namespace pbpf::agent

@@ -1,0 +1,94 @@
+// The agent's durable state (SQLite state.db in the state dir): personas, bindings and
+// instance meta. It is the truth the kernel maps are reconciled to at start.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "maps/result.h"
+
+struct sqlite3;
+
+namespace pbpf::agent {
+
+inline constexpr int kStoreSchemaVersion = 1;
+
+struct PersonaRecord {
+    std::string name;
+    uint32_t id = 0;
+    std::string filename;
+    std::string source;  // the whole file the persona was applied from
+    std::string description;
+    std::string mode;                             // "enforce" | "audit"
+    std::string default_ingress, default_egress;  // "allow" | "deny"
+    std::string rules_json;                       // JSON array of the rules' canonical text
+    std::string image_json;                       // pbpf::to_json(PersonaImage), canonical
+    uint32_t entries = 0;
+    uint32_t rule_count = 0;
+    int64_t created_at = 0;  // unix seconds
+    int64_t applied_at = 0;  // last apply that changed the image
+    int64_t updated_at = 0;  // last apply of any kind
+};
+
+struct BindingRecord {
+    uint64_t cgroup_id = 0;
+    std::string cgroup_path;  // relative to the cgroup2 mount
+    std::string persona;
+    int64_t bound_at = 0;
+};
+
+class Store {
+  public:
+    ~Store();
+    Store(const Store&) = delete;
+    Store& operator=(const Store&) = delete;
+
+    // Opens (creating if needed) <state_dir>/state.db in WAL mode and migrates its schema.
+    static Result<std::unique_ptr<Store>> open(const std::string& state_dir);
+
+    // Explicit transaction: rolls back on destruction unless committed.
+    class Transaction {
+      public:
+        explicit Transaction(Store& s) : s_(&s) {}
+        Transaction(const Transaction&) = delete;
+        Transaction& operator=(const Transaction&) = delete;
+        ~Transaction();
+        Result<void> commit();
+        void rollback();
+
+      private:
+        Store* s_;
+        bool done_ = false;
+    };
+    Result<std::unique_ptr<Transaction>> begin();
+
+    Result<std::vector<PersonaRecord>> personas();
+    Result<std::optional<PersonaRecord>> persona(const std::string& name);
+    Result<void> upsert_persona(const PersonaRecord& p);
+    Result<void> delete_persona(const std::string& name);
+
+    Result<std::vector<BindingRecord>> bindings();
+    Result<std::vector<BindingRecord>> bindings_of(const std::string& persona);
+    Result<std::optional<BindingRecord>> binding(uint64_t cgroup_id);
+    Result<std::optional<BindingRecord>> binding_by_path(const std::string& rel_path);
+    Result<void> upsert_binding(const BindingRecord& b);
+    Result<void> delete_binding(uint64_t cgroup_id);
+
+    Result<std::optional<std::string>> meta(const std::string& key);
+    Result<void> set_meta(const std::string& key, const std::string& value);
+
+    const std::string& path() const { return path_; }
+
+  private:
+    Store() = default;
+    Result<void> exec(const char* sql);
+    Error db_error(const std::string& what) const;
+
+    sqlite3* db_ = nullptr;
+    std::string path_;
+};
+
+}  // namespace pbpf::agent
