@@ -3,6 +3,7 @@
 #include "tools/api_client.h"
 
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -29,6 +30,18 @@ std::string why_unreachable(const std::string& socket_path) {
     ::close(fd);
     if (rc == 0) return "connection failed";  // the agent came up in between
     return std::strerror(err);
+}
+
+// What the path names when it exists but is no socket ("a directory"), else empty. connect()
+// says only "Connection refused" then, which sends the user looking for a dead agent.
+std::string non_socket_kind(const std::string& socket_path) {
+    struct stat st {};
+    if (::stat(socket_path.c_str(), &st) != 0 || S_ISSOCK(st.st_mode)) return {};
+    if (S_ISDIR(st.st_mode)) return "a directory";
+    if (S_ISREG(st.st_mode)) return "a regular file";
+    if (S_ISFIFO(st.st_mode)) return "a FIFO";
+    if (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode)) return "a device";
+    return "another kind of file";
 }
 
 std::string unreachable_message(const std::string& socket_path, const std::string& why) {
@@ -83,6 +96,10 @@ nlohmann::json ApiClient::request(const std::string& method, const std::string& 
     if (!res) {
         auto err = res.error();
         if (err == httplib::Error::Connection || err == httplib::Error::ConnectionTimeout) {
+            if (std::string kind = non_socket_kind(socket_path_); !kind.empty()) {
+                throw CliError(socket_path_ + " is not a socket but " + kind +
+                               " (--socket/PERSONABPF_SOCKET must name the agent's API socket)");
+            }
             std::string why = err == httplib::Error::ConnectionTimeout
                                   ? "connection timed out"
                                   : why_unreachable(socket_path_);

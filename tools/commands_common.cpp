@@ -1,7 +1,9 @@
 // Helpers shared by the subcommands: reading PDL files and rendering agent JSON.
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <cerrno>
 #include <cstring>
-#include <fstream>
 #include <iostream>
 #include <sstream>
 
@@ -15,16 +17,34 @@ void print_json(const nlohmann::json& j) {
 }
 
 std::string read_source(const std::string& path) {
-    std::ostringstream text;
     if (path == "-") {
+        std::ostringstream text;
         text << std::cin.rdbuf();
         return text.str();
     }
-    std::ifstream in(path, std::ios::binary);
-    if (!in) throw CliError("cannot read " + path + ": " + std::strerror(errno));
-    text << in.rdbuf();
-    if (in.bad()) throw CliError("cannot read " + path + ": " + std::strerror(errno));
-    return text.str();
+    // POSIX I/O rather than ifstream: the errno is then the real reason, and a directory
+    // fails with EISDIR instead of reading as an empty file.
+    const auto fail = [&path] {
+        return CliError("cannot read " + path + ": " + std::strerror(errno));
+    };
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) throw fail();
+    std::string text;
+    char buf[65536];
+    for (;;) {
+        const ssize_t n = ::read(fd, buf, sizeof buf);
+        if (n > 0) {
+            text.append(buf, static_cast<size_t>(n));
+        } else if (n == 0) {
+            break;
+        } else if (errno != EINTR) {
+            CliError error = fail();
+            ::close(fd);
+            throw error;
+        }
+    }
+    ::close(fd);
+    return text;
 }
 
 std::string text_of(const nlohmann::json& j) {

@@ -2,6 +2,7 @@
 // Usage errors exit 2, every other failure prints "personabpf: error: ..." and exits 1.
 #include <cstdlib>
 #include <iostream>
+#include <string_view>
 
 #include "tools/commands.h"
 
@@ -17,7 +18,10 @@ int main(int argc, char** argv) {
     app.fallthrough();
     app.require_subcommand(1);
     app.add_option("--socket", ctx.socket, "The agent's API socket (env PERSONABPF_SOCKET)")
-        ->capture_default_str();
+        ->capture_default_str()
+        ->check([](const std::string& path) {
+            return path.empty() ? std::string("must not be empty") : std::string();
+        });
     app.add_flag("-j,--json", ctx.json, "Print machine-readable JSON");
     app.set_version_flag("--version", "personabpf 0.1.0");
 
@@ -27,6 +31,13 @@ int main(int argc, char** argv) {
     add_status_commands(app, ctx);
 
     try {
+        // CLI11 takes `--socket ""` for a missing value ("1 required TEXT missing") and
+        // `--socket=` as `--socket NEXT-ARG`, which hides the mistake; say it plainly.
+        for (int i = 1; i < argc && std::string_view(argv[i]) != "--"; ++i) {
+            const std::string_view arg(argv[i]);
+            if (arg == "--socket=" || (arg == "--socket" && i + 1 < argc && *argv[i + 1] == '\0'))
+                throw CLI::ValidationError("--socket", "must not be empty");
+        }
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
         int rc = app.exit(e);

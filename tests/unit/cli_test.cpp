@@ -4,7 +4,9 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -44,9 +46,10 @@ std::string read_file(const fs::path& p) {
 
 // Runs the CLI with `args`, feeding `input` on stdin. The environment is the test's,
 // without PERSONABPF_SOCKET (so a developer's setting cannot reach a real agent), plus
-// `env` ("NAME=value" entries).
+// `env` ("NAME=value" entries). A nonzero `file_size_limit` caps the size of files the CLI
+// may write (RLIMIT_FSIZE, SIGXFSZ ignored), so a write fails with EFBIG even as root.
 Result run(const std::vector<std::string>& args, const std::string& input = "",
-           const std::vector<std::string>& env = {}) {
+           const std::vector<std::string>& env = {}, rlim_t file_size_limit = 0) {
     std::vector<std::string> argv_s = {PERSONABPF_CLI};
     argv_s.insert(argv_s.end(), args.begin(), args.end());
     std::vector<char*> argv;
@@ -75,6 +78,11 @@ Result run(const std::vector<std::string>& args, const std::string& input = "",
         dup2(in[0], 0);
         dup2(out[1], 1);
         dup2(err[1], 2);
+        if (file_size_limit != 0) {
+            signal(SIGXFSZ, SIG_IGN);
+            const rlimit lim{file_size_limit, file_size_limit};
+            if (setrlimit(RLIMIT_FSIZE, &lim) != 0) _exit(126);
+        }
         execve(argv[0], argv.data(), envp.data());
         _exit(127);
     }
@@ -289,6 +297,57 @@ TEST_F(Cli, MissingFileIsAClearError) {
     }
 }
 
+TEST_F(Cli, CheckGoesOnPastAFileItCannotRead) {
+    std::string good = write("good.pdl", kGood);
+    std::string bad = write("bad.pdl", kBad);
+    const std::string missing = (dir_ / "nope.pdl").string();
+    Result r = run({"pdl", "check", good, missing, bad});
+    EXPECT_EQ(r.status, 1) << describe(r);
+    EXPECT_EQ(r.out, good + ": ok: 2 personas (web, batch)\n" + bad + ": 1 error, 0 warnings\n");
+    EXPECT_EQ(r.err.rfind("personabpf: error: cannot read " + missing +
+                              ": No such file or directory\n" + bad + ":5:28: error:",
+                          0),
+              0u)
+        << r.err;
+
+    // A missing file alone still fails the run.
+    r = run({"pdl", "check", good, missing});
+    EXPECT_EQ(r.status, 1) << describe(r);
+    EXPECT_EQ(r.out, good + ": ok: 2 personas (web, batch)\n");
+}
+
+TEST_F(Cli, CheckJsonReportsAFileItCannotRead) {
+    std::string good = write("good.pdl", kGood);
+    const std::string missing = (dir_ / "nope.pdl").string();
+    Result r = run({"pdl", "check", "-j", missing, good});
+    EXPECT_EQ(r.status, 1) << describe(r);
+    EXPECT_EQ(r.err, "");
+    auto j = nlohmann::json::parse(r.out, nullptr, false);
+    ASSERT_FALSE(j.is_discarded()) << r.out;
+    ASSERT_TRUE(j.is_array());
+    ASSERT_EQ(j.size(), 2u);
+    EXPECT_EQ(j[0]["file"], missing);
+    EXPECT_EQ(j[0]["ok"], false);
+    EXPECT_EQ(j[0]["error"], "cannot read " + missing + ": No such file or directory");
+    EXPECT_EQ(j[0]["personas"], nlohmann::json::array());
+    EXPECT_EQ(j[1]["file"], good);
+    EXPECT_EQ(j[1]["ok"], true);
+    EXPECT_FALSE(j[1].contains("error"));
+}
+
+TEST_F(Cli, ADirectoryIsNotReadAsAnEmptyFile) {
+    const std::string d = (dir_ / "sub.pdl").string();
+    fs::create_directory(d);
+    for (std::vector<std::string> args :
+         {std::vector<std::string>{"pdl", "check", d}, {"pdl", "fmt", d}, {"pdl", "compile", d}}) {
+        SCOPED_TRACE(args[1]);
+        Result r = run(args);
+        EXPECT_EQ(r.status, 1) << describe(r);
+        EXPECT_EQ(r.out, "");
+        EXPECT_EQ(r.err, "personabpf: error: cannot read " + d + ": Is a directory\n");
+    }
+}
+
 // ---- pdl fmt ----
 
 TEST_F(Cli, FmtPrintsCanonicalText) {
@@ -364,10 +423,106 @@ TEST_F(Cli, FmtNeverRewritesAFileThatDoesNotParse) {
 
 TEST_F(Cli, FmtWriteAndCheckExcludeEachOther) {
     std::string f = write("messy.pdl", kUnformatted);
-    Result r = run({"pdl", "fmt", "-w", "--check", f});
-    EXPECT_NE(r.status, 0) << describe(r);
-    EXPECT_NE(r.err.find("-w and --check exclude each other"), std::string::npos) << r.err;
-    EXPECT_EQ(read_file(f), kUnformatted);
+    for (std::vector<std::string> args :
+         {std::vector<std::string>{"pdl", "fmt", "-w", "--check", f},
+          {"pdl", "fmt", "--check", "--write", f}}) {
+        SCOPED_TRACE(args[2]);
+        Result r = run(args);
+        EXPECT_EQ(r.status, 2) << describe(r);  // a usage error
+        EXPECT_EQ(r.out, "");
+        EXPECT_NE(r.err.find("excludes"), std::string::npos) << r.err;
+        EXPECT_EQ(read_file(f), kUnformatted);
+    }
+}
+
+TEST_F(Cli, FmtGoesOnPastAFileItCannotRead) {
+    std::string messy = write("messy.pdl", kUnformatted);
+    const std::string missing = (dir_ / "nope.pdl").string();
+    const std::string msg =
+        "personabpf: error: cannot read " + missing + ": No such file or directory\n";
+
+    Result r = run({"pdl", "fmt", "--check", missing, messy});
+    EXPECT_EQ(r.status, 1) << describe(r);
+    EXPECT_EQ(r.out, messy + "\n");
+    EXPECT_EQ(r.err, msg);
+
+    r = run({"pdl", "fmt", missing, messy});
+    EXPECT_EQ(r.status, 1) << describe(r);
+    EXPECT_EQ(r.out, kUnformattedCanonical);
+    EXPECT_EQ(r.err, msg);
+
+    r = run({"pdl", "fmt", "-w", missing, messy});
+    EXPECT_EQ(r.status, 1) << describe(r);
+    EXPECT_EQ(r.out, "formatted " + messy + "\n");
+    EXPECT_EQ(r.err, msg);
+    EXPECT_EQ(read_file(messy), kUnformattedCanonical);
+}
+
+TEST_F(Cli, FmtWriteFollowsSymlinksAndKeepsTheMode) {
+    fs::create_directory(dir_ / "real");
+    const fs::path target = dir_ / "real" / "messy.pdl";
+    std::ofstream(target, std::ios::binary) << kUnformatted;
+    ASSERT_EQ(chmod(target.c_str(), 0751), 0) << std::strerror(errno);
+    const fs::path link = dir_ / "link.pdl";
+    fs::create_symlink(fs::path("real") / "messy.pdl", link);
+    const fs::path link2 = dir_ / "link2.pdl";  // a chain: link2 -> link -> target
+    fs::create_symlink("link.pdl", link2);
+
+    Result r = run({"pdl", "fmt", "-w", link2.string()});
+    EXPECT_EQ(r.status, 0) << describe(r);
+    EXPECT_EQ(r.out, "formatted " + link2.string() + "\n");
+    EXPECT_EQ(r.err, "");
+
+    EXPECT_TRUE(fs::is_symlink(link2));
+    EXPECT_TRUE(fs::is_symlink(link));
+    EXPECT_EQ(fs::read_symlink(link), fs::path("real") / "messy.pdl");
+    EXPECT_EQ(read_file(target), kUnformattedCanonical);
+    struct stat st {};
+    ASSERT_EQ(lstat(target.c_str(), &st), 0);
+    EXPECT_TRUE(S_ISREG(st.st_mode));
+    EXPECT_EQ(st.st_mode & 07777, 0751u);
+
+    // No temporary file is left beside the target or the links.
+    size_t top = 0, real = 0;
+    for ([[maybe_unused]] const auto& e : fs::directory_iterator(dir_)) ++top;
+    for ([[maybe_unused]] const auto& e : fs::directory_iterator(dir_ / "real")) ++real;
+    EXPECT_EQ(top, 3u);
+    EXPECT_EQ(real, 1u);
+}
+
+TEST_F(Cli, FmtWriteTempNameIsNotFixed) {
+    // What the old fixed temp name would be is taken (another run's, say): -w still works
+    // and leaves the other file alone.
+    std::string messy = write("messy.pdl", kUnformatted);
+    fs::create_directory(messy + ".pbpf-fmt.tmp");
+    Result r = run({"pdl", "fmt", "-w", messy});
+    EXPECT_EQ(r.status, 0) << describe(r);
+    EXPECT_EQ(r.out, "formatted " + messy + "\n");
+    EXPECT_EQ(r.err, "");
+    EXPECT_EQ(read_file(messy), kUnformattedCanonical);
+    EXPECT_TRUE(fs::is_directory(messy + ".pbpf-fmt.tmp"));
+}
+
+TEST_F(Cli, FmtWriteFailureKeepsTheOriginalAndRemovesTheTemp) {
+    std::string messy = write("messy.pdl", kUnformatted);
+    std::string other = write("other.pdl", kUnformatted);
+    // Files may not grow past 16 bytes: writing the temp file fails with EFBIG.
+    Result r = run({"pdl", "fmt", "-w", messy, other}, "", {}, 16);
+    EXPECT_EQ(r.status, 1) << describe(r);
+    EXPECT_EQ(r.out, "");
+    // Both files are tried: one failure does not stop the run.
+    EXPECT_NE(r.err.find("personabpf: error: cannot rewrite " + messy + ": write "),
+              std::string::npos)
+        << r.err;
+    EXPECT_NE(r.err.find("personabpf: error: cannot rewrite " + other + ": write "),
+              std::string::npos)
+        << r.err;
+    EXPECT_NE(r.err.find("File too large"), std::string::npos) << r.err;
+    EXPECT_EQ(read_file(messy), kUnformatted);
+    EXPECT_EQ(read_file(other), kUnformatted);
+    size_t files = 0;
+    for ([[maybe_unused]] const auto& e : fs::directory_iterator(dir_)) ++files;
+    EXPECT_EQ(files, 2u) << "a temporary file was left behind";
 }
 
 // ---- pdl compile ----
@@ -437,7 +592,15 @@ TEST_F(Cli, CompileUnknownPersonaIsAnError) {
     Result r = run({"pdl", "compile", "-j", "--persona", "nope", f});
     EXPECT_EQ(r.status, 1) << describe(r);
     EXPECT_EQ(r.out, "");
-    EXPECT_EQ(r.err, "personabpf: error: " + f + ": no persona named 'nope'\n");
+    EXPECT_EQ(r.err,
+              "personabpf: error: no persona named 'nope' in " + f + " (personas: web, batch)\n");
+
+    std::string empty = write("empty.pdl", "set s = { 1 }\n");
+    r = run({"pdl", "compile", "--persona", "web", empty});
+    EXPECT_EQ(r.status, 1) << describe(r);
+    EXPECT_EQ(r.out, "");
+    EXPECT_EQ(r.err.substr(r.err.find("personabpf: error:")),
+              "personabpf: error: no persona named 'web' in " + empty + " (it has no personas)\n");
 }
 
 TEST_F(Cli, CompileFileWithErrorsPrintsNothing) {
@@ -522,6 +685,33 @@ TEST_F(Cli, AgentSocketFromTheEnvironment) {
     r = run({"--socket", flag, "status"}, "", {"PERSONABPF_SOCKET=" + socket});
     EXPECT_EQ(r.status, 1) << describe(r);
     EXPECT_EQ(r.err, unreachable(flag, "No such file or directory"));
+}
+
+TEST_F(Cli, AgentSocketMustNotBeEmpty) {
+    for (std::vector<std::string> args : {std::vector<std::string>{"--socket", "", "status"},
+                                          {"persona", "ls", "--socket="},
+                                          {"--socket=", "status"}}) {
+        SCOPED_TRACE(args[0]);
+        Result r = run(args);
+        EXPECT_EQ(r.status, 2) << describe(r);
+        EXPECT_EQ(r.out, "");
+        EXPECT_NE(r.err.find("--socket: must not be empty"), std::string::npos) << r.err;
+    }
+}
+
+TEST_F(Cli, AgentSocketThatIsNoSocket) {
+    const std::string hint = " (--socket/PERSONABPF_SOCKET must name the agent's API socket)\n";
+    const std::string d = dir_.string();
+    Result r = run({"--socket", d, "status"});
+    EXPECT_EQ(r.status, 1) << describe(r);
+    EXPECT_EQ(r.out, "");
+    EXPECT_EQ(r.err, "personabpf: error: " + d + " is not a socket but a directory" + hint);
+
+    const std::string f = write("agent.sock", "");
+    r = run({"persona", "ls"}, "", {"PERSONABPF_SOCKET=" + f});
+    EXPECT_EQ(r.status, 1) << describe(r);
+    EXPECT_EQ(r.out, "");
+    EXPECT_EQ(r.err, "personabpf: error: " + f + " is not a socket but a regular file" + hint);
 }
 
 TEST_F(Cli, AgentSocketNobodyListensOn) {
