@@ -21,14 +21,14 @@ inline bool kernel_required() {
 }  // namespace pbpf::test
 
 // Use at the top of a kernel test (or in SetUp): `if (!cond) PBPF_KERNEL_UNAVAILABLE(why);`
-#define PBPF_KERNEL_UNAVAILABLE(why)                                                     \
-    do {                                                                                 \
-        if (::pbpf::test::kernel_required()) {                                           \
+#define PBPF_KERNEL_UNAVAILABLE(why)                                                       \
+    do {                                                                                   \
+        if (::pbpf::test::kernel_required()) {                                             \
             FAIL() << "kernel feature required (CI=true or PERSONABPF_REQUIRE_KERNEL=1): " \
-                   << (why);                                                             \
-        } else {                                                                         \
-            GTEST_SKIP() << "kernel feature unavailable: " << (why);                     \
-        }                                                                                \
+                   << (why);                                                               \
+        } else {                                                                           \
+            GTEST_SKIP() << "kernel feature unavailable: " << (why);                       \
+        }                                                                                  \
     } while (0)
 
 #define PBPF_REQUIRE_ROOT()                                          \
