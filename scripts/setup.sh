@@ -9,7 +9,7 @@ packages=(
   libcli11-dev libspdlog-dev libfmt-dev nlohmann-json3-dev libsqlite3-dev libcpp-httplib-dev
   libnl-3-dev libnl-route-3-dev libtomlplusplus-dev
   # tests and benchmarks
-  libgtest-dev libgmock-dev libbenchmark-dev libclang-rt-14-dev
+  libgtest-dev libgmock-dev libbenchmark-dev libclang-rt-14-dev clang-format git
   # demo and integration tests: netns, veth, traffic
   iproute2 iputils-ping netcat-openbsd procps util-linux sqlite3 curl
 )

@@ -8,6 +8,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 export PERSONABPF_REQUIRE_KERNEL=1
 
 "$root/scripts/setup.sh"
+"$root/scripts/check-format.sh"
 
 echo "== unit tests under ASan+UBSan"
 cmake -S "$root" -B "$root/build-asan" -DCMAKE_BUILD_TYPE=Debug -DPERSONABPF_SANITIZE=ON >/dev/null
