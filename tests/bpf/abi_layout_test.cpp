@@ -1,5 +1,6 @@
-// The maps/abi structs must have one layout in C++ and in the BPF object: static_asserts
-// pin the C++ side, and the test compares every member offset with the BTF of persona.bpf.o.
+// The maps/abi structs must have one layout in C++ and in the BPF object: static_asserts in
+// maps/abi_layout.h pin the C++ side; this test compares every member offset with the BTF of
+// persona.bpf.o.
 #include <bpf/btf.h>
 #include <bpf/libbpf.h>
 #include <gtest/gtest.h>
@@ -14,41 +15,7 @@
 #include "maps/abi/binding.h"
 #include "maps/abi/counters.h"
 #include "maps/abi/policy.h"
-
-// The lead may move these into a shared header (e.g. maps/abi_asserts.h).
-static_assert(sizeof(pbpf_policy_key) == 24);
-static_assert(offsetof(pbpf_policy_key, prefixlen) == 0);
-static_assert(offsetof(pbpf_policy_key, kind) == 4);
-static_assert(offsetof(pbpf_policy_key, dir) == 5);
-static_assert(offsetof(pbpf_policy_key, family_or_proto) == 6);
-static_assert(offsetof(pbpf_policy_key, pad0) == 7);
-static_assert(offsetof(pbpf_policy_key, data) == 8);
-static_assert(sizeof(pbpf_policy_value) == 12);
-static_assert(offsetof(pbpf_policy_value, class_id) == 0);
-static_assert(offsetof(pbpf_policy_value, rule_id) == 4);
-static_assert(offsetof(pbpf_policy_value, verdict) == 8);
-static_assert(offsetof(pbpf_policy_value, flags) == 9);
-static_assert(offsetof(pbpf_policy_value, pad0) == 10);
-static_assert(sizeof(pbpf_binding) == 8);
-static_assert(offsetof(pbpf_binding, persona_id) == 0);
-static_assert(offsetof(pbpf_binding, flags) == 4);
-static_assert(sizeof(pbpf_resolved) == 16);
-static_assert(offsetof(pbpf_resolved, persona_id) == 0);
-static_assert(offsetof(pbpf_resolved, pad0) == 4);
-static_assert(offsetof(pbpf_resolved, epoch) == 8);
-static_assert(sizeof(pbpf_globals) == 16);
-static_assert(offsetof(pbpf_globals, binding_epoch) == 0);
-static_assert(offsetof(pbpf_globals, schema_version) == 8);
-static_assert(offsetof(pbpf_globals, pad0) == 12);
-static_assert(sizeof(pbpf_dir_counters) == 48);
-static_assert(offsetof(pbpf_dir_counters, allowed_packets) == 0);
-static_assert(offsetof(pbpf_dir_counters, allowed_bytes) == 8);
-static_assert(offsetof(pbpf_dir_counters, denied_packets) == 16);
-static_assert(offsetof(pbpf_dir_counters, denied_bytes) == 24);
-static_assert(offsetof(pbpf_dir_counters, audited_packets) == 32);
-static_assert(offsetof(pbpf_dir_counters, audited_bytes) == 40);
-static_assert(sizeof(pbpf_counters) == 96);
-static_assert(offsetof(pbpf_counters, dir) == 0);
+#include "maps/abi_layout.h"  // the C++ side's static_asserts
 
 namespace {
 
