@@ -8,6 +8,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "maps/result.h"
+
 namespace pbpf::agent {
 
 class ApiError : public std::runtime_error {
@@ -27,5 +29,16 @@ class ApiError : public std::runtime_error {
     int status_;
     nlohmann::json extra_;
 };
+
+// The value of a system/BPF step that must not fail while serving a request; a failure
+// becomes a 500 carrying the step's error text.
+template <typename T>
+T must(Result<T> r) {
+    if (!r) throw ApiError(500, r.error().what());
+    return std::move(r.value());
+}
+inline void must(Result<void> r) {
+    if (!r) throw ApiError(500, r.error().what());
+}
 
 }  // namespace pbpf::agent

@@ -17,15 +17,6 @@ namespace {
 
 using nlohmann::json;
 
-template <typename T>
-T must(Result<T> r) {
-    if (!r) throw ApiError(500, r.error().what());
-    return std::move(r.value());
-}
-inline void must(Result<void> r) {
-    if (!r) throw ApiError(500, r.error().what());
-}
-
 // 400 for what the caller got wrong (ESRCH dead pid, ENOENT missing cgroup, EINVAL
 // outside the subtree), 500 otherwise.
 [[noreturn]] void throw_ref_error(const Error& e) {

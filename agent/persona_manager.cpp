@@ -77,15 +77,6 @@ json summary(const PersonaRecord& p, size_t bindings) {
             {"updated_at", p.updated_at}};
 }
 
-template <typename T>
-T must(Result<T> r) {
-    if (!r) throw ApiError(500, r.error().what());
-    return std::move(r.value());
-}
-inline void must(Result<void> r) {
-    if (!r) throw ApiError(500, r.error().what());
-}
-
 }  // namespace
 
 Result<std::optional<uint32_t>> PersonaManager::slot_map_id(uint32_t id) {
