@@ -113,15 +113,14 @@ TEST_F(Inheritance, ChildGetsNearestBoundAncestorAndCacheFollowsEpoch) {
     EXPECT_EQ(egress(packet_), kPass) << "the nearest bound ancestor must win";
 }
 
-TEST_F(Inheritance, ReportNsPerPacketInherited) {
+// Repeated runs of an inherited allow keep passing (resolve cache hits). Speed is measured
+// by bench/persona_bench, not here.
+TEST_F(Inheritance, RepeatedRunsOfInheritedBindingPass) {
     ASSERT_TRUE(bind_cgroup(skel_.get(), ids_[1], kAllowAll));
     ASSERT_TRUE(bump_binding_epoch(skel_.get()));
-    constexpr int kRepeat = 200000;
-    auto r = run_prog(skel_.get(), Prog::Egress, packet_.bytes(), kRepeat);
+    auto r = run_prog(skel_.get(), Prog::Egress, packet_.bytes(), 1000);
     ASSERT_TRUE(r);
     EXPECT_EQ(r->retval, kPass);
-    std::cout << "[ perf     ] inherited binding (resolve cache hit), tcp4 allow: "
-              << r->duration_ns << " ns/packet\n";
 }
 
 using PolicyFlip = KernelFixture;

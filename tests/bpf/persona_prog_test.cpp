@@ -377,37 +377,5 @@ TEST_F(ProgEnv, TestRunSkbBelongsToCallersCgroup) {
     ASSERT_TRUE(unbind_cgroup(skel_, self_cgroup_ + 1000000));
 }
 
-// Not a pass/fail benchmark: reports the kernel's average per run for a few paths.
-TEST_F(ProgEnv, ReportNsPerPacket) {
-    constexpr int kRepeat = 200000;
-    struct Case {
-        const char* what;
-        uint32_t persona;
-        Packet packet;
-    };
-    const Case cases[] = {
-        {"unbound tcp4", kUnbound, tcp4(kMe4, "8.8.8.8", 80)},
-        {"bound tcp4 allow (nested /16)", kWeb, tcp4(kMe4, "10.1.2.3", 8000)},
-        {"bound tcp4 deny", kWeb, tcp4(kMe4, "8.8.8.8", 80)},
-        {"bound tcp6 + 2 ext headers", kWeb,
-         Packet()
-             .ipv6(kMe6, "2001:db9::1")
-             .ipv6_ext(kIpv6HopByHop)
-             .ipv6_ext(kIpv6DestOpts)
-             .tcp(1, 443)},
-    };
-    for (const auto& c : cases) {
-        if (c.persona == kUnbound) {
-            ASSERT_TRUE(unbind_cgroup(skel_, self_cgroup_));
-        } else {
-            ASSERT_TRUE(bind_cgroup(skel_, self_cgroup_, c.persona));
-        }
-        auto r = run_prog(skel_, Prog::Egress, c.packet.bytes(), kRepeat);
-        ASSERT_TRUE(r) << r.error().what();
-        std::cout << "[ perf     ] " << c.what << ": " << r->duration_ns << " ns/packet ("
-                  << c.packet.bytes().size() << "-byte frame, " << kRepeat << " runs)\n";
-    }
-}
-
 }  // namespace
 }  // namespace pbpf::test

@@ -1,0 +1,412 @@
+// persona_bench: per-packet cost of persona.bpf.o's egress program, measured by the kernel
+// under bpf_prog_test_run_opts (repeat = kRepeat, duration = average ns per run), next to
+// a no-op cgroup_skb program; and the cost of compiling, lowering and writing personas of
+// 10 to 100,000 rules. Nothing is attached anywhere; the only system change is a private
+// cgroup tree the process sits in during the run (see bench_cgroup.h). docs/benchmarks.md
+// has the commands and results.
+#include <benchmark/benchmark.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdarg>
+#include <cstdio>
+#include <exception>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "bench/bench_cgroup.h"
+#include "maps/abi/binding.h"
+#include "maps/policy_trie.h"
+#include "noop.skel.h"
+#include "pdl-compiler/compiler.h"
+#include "persona.skel.h"
+#include "tests/bpf/packet_builder.h"
+
+namespace pbpf::bench {
+namespace {
+
+using test::Bytes;
+using test::Packet;
+
+// Packets per bpf_prog_test_run_opts call, and calls per benchmark repetition. The
+// iteration count is fixed so that one repetition is one whole trial (setup included).
+constexpr int kRepeat = 20000;
+constexpr int kCalls = 250;
+
+constexpr uint32_t kPass = 1;
+constexpr uint32_t kDrop = 0;
+constexpr uint32_t kWebPersona = 1;  // the small persona of the path benchmarks
+constexpr uint32_t kNoTrie = 2;      // bound, but pbpf_policies[2] stays empty
+
+// --- loading -------------------------------------------------------------------------
+
+std::string g_libbpf_log;  // collected while loading, shown only if a load fails
+
+int collect_libbpf_log(enum libbpf_print_level level, const char* fmt, va_list args) {
+    if (level == LIBBPF_DEBUG) return 0;
+    char buf[1024];
+    const int n = std::vsnprintf(buf, sizeof buf, fmt, args);
+    g_libbpf_log += buf;
+    return n;
+}
+
+template <typename Skel>
+Skel* load(Skel* (*open_and_load)(), const char* what) {
+    g_libbpf_log.clear();
+    auto old = libbpf_set_print(collect_libbpf_log);
+    Skel* s = open_and_load();
+    libbpf_set_print(old);
+    if (!s) std::fprintf(stderr, "persona_bench: load %s failed:\n%s", what, g_libbpf_log.c_str());
+    return s;
+}
+
+struct Env {
+    persona* skel = nullptr;
+    noop* baseline = nullptr;
+    std::unique_ptr<CgroupTree> tree;
+
+    ~Env() {
+        if (skel) persona__destroy(skel);
+        if (baseline) noop__destroy(baseline);
+    }
+};
+Env* g_env = nullptr;
+
+// --- kernel helpers ------------------------------------------------------------------
+
+struct Run {
+    uint32_t retval = 0;
+    uint32_t duration_ns = 0;  // kernel's average per repetition
+};
+
+Result<Run> test_run(int prog_fd, const Bytes& frame, int repeat) {
+    LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = frame.data(),
+                .data_size_in = static_cast<uint32_t>(frame.size()), .repeat = repeat);
+    if (int err = bpf_prog_test_run_opts(prog_fd, &opts); err != 0) {
+        return sys_error("bpf_prog_test_run_opts", err);
+    }
+    return Run{opts.retval, opts.duration};
+}
+
+int egress_fd() { return bpf_program__fd(g_env->skel->progs.pbpf_cgroup_egress); }
+int noop_fd() { return bpf_program__fd(g_env->baseline->progs.pbpf_bench_noop); }
+
+Result<void> set_binding(uint64_t cgroup_id, uint32_t persona_id) {
+    bpf_map* m = g_env->skel->maps.pbpf_bindings;
+    if (persona_id == 0) {
+        if (bpf_map__delete_elem(m, &cgroup_id, sizeof cgroup_id, 0) != 0 && errno != ENOENT) {
+            return sys_error("unbind cgroup " + std::to_string(cgroup_id));
+        }
+        return {};
+    }
+    pbpf_binding b{};
+    b.persona_id = persona_id;
+    if (bpf_map__update_elem(m, &cgroup_id, sizeof cgroup_id, &b, sizeof b, BPF_ANY) != 0) {
+        return sys_error("bind cgroup " + std::to_string(cgroup_id));
+    }
+    return {};
+}
+
+// Sets the bindings of the tree's a and b and bumps the binding epoch, as the binder does.
+Result<void> bind_tree(uint32_t a_persona, uint32_t b_persona) {
+    if (auto r = set_binding(g_env->tree->a_id(), a_persona); !r) return r;
+    if (auto r = set_binding(g_env->tree->b_id(), b_persona); !r) return r;
+    bpf_map* m = g_env->skel->maps.pbpf_globals;
+    uint32_t zero = 0;
+    pbpf_globals g{};
+    if (bpf_map__lookup_elem(m, &zero, sizeof zero, &g, sizeof g, 0) != 0) {
+        return sys_error("read pbpf_globals");
+    }
+    ++g.binding_epoch;
+    if (bpf_map__update_elem(m, &zero, sizeof zero, &g, sizeof g, BPF_ANY) != 0) {
+        return sys_error("write pbpf_globals");
+    }
+    return {};
+}
+
+Result<PersonaImage> compile_one(const std::string& filename, const std::string& text) {
+    auto out = pdl::compile({filename, text});
+    if (!out.ok() || out.personas.size() != 1) {
+        return Error{EINVAL, "compile " + filename + ":\n" + out.diagnostics};
+    }
+    return pdl::lower(out.personas[0]);
+}
+
+// A fresh trie with the image, then one write into pbpf_policies (the agent's apply).
+Result<void> install(uint32_t persona_id, const PersonaImage& image) {
+    auto trie = create_policy_trie();
+    if (!trie) return trie.error();
+    if (auto w = write_policy(trie->get(), image); !w) return w.error();
+    const uint32_t fd = static_cast<uint32_t>(trie->get());
+    if (bpf_map__update_elem(g_env->skel->maps.pbpf_policies, &persona_id, sizeof persona_id, &fd,
+                             sizeof fd, BPF_ANY) != 0) {
+        return sys_error("install policy of persona id " + std::to_string(persona_id));
+    }
+    return {};  // the outer map holds its own reference
+}
+
+void uninstall(uint32_t persona_id) {
+    (void)bpf_map__delete_elem(g_env->skel->maps.pbpf_policies, &persona_id, sizeof persona_id, 0);
+}
+
+// --- the measurement -----------------------------------------------------------------
+
+// Runs `frame` kCalls x kRepeat times. The benchmark's (manual) time is the kernel's time
+// for one call of kRepeat packets; the ns_per_pkt counter is the kernel's average per
+// packet, the number to read.
+void measure(benchmark::State& state, int prog_fd, const Bytes& frame, uint32_t want) {
+    auto first = test_run(prog_fd, frame, 1);  // also fills the resolve cache
+    if (!first) return state.SkipWithError(first.error().what().c_str());
+    if (first->retval != want) {
+        return state.SkipWithError(
+            ("verdict " + std::to_string(first->retval) + ", expected " + std::to_string(want))
+                .c_str());
+    }
+    double sum_ns = 0;
+    for (auto _ : state) {
+        auto r = test_run(prog_fd, frame, kRepeat);
+        if (!r || r->retval != want) {
+            state.SkipWithError(r ? "verdict changed during the run" : r.error().what().c_str());
+            break;
+        }
+        sum_ns += r->duration_ns;
+        state.SetIterationTime(double(r->duration_ns) * kRepeat * 1e-9);
+    }
+    state.counters["ns_per_pkt"] = benchmark::Counter(sum_ns, benchmark::Counter::kAvgIterations);
+    state.counters["frame_B"] = double(frame.size());
+    state.SetItemsProcessed(state.iterations() * kRepeat);
+}
+
+// 64-byte IPv4/TCP frames (14 + 20 + 20 + 10 payload).
+Packet tcp4(const std::string& dst, uint16_t dport) {
+    return Packet().eth().ipv4("192.0.2.10", dst).tcp(40000, dport).payload(10);
+}
+
+// The persona of the path benchmarks: default egress deny, an allow, a nested deny.
+constexpr const char* kWebPdl = R"(
+persona bench-web {
+  security {
+    mode enforce
+    default ingress allow
+    default egress deny
+    allow egress tcp port 443 to { 198.18.0.0/15, 2001:db8::/32 }
+    allow egress tcp port 8000-8015 to 198.18.0.0/15
+    allow egress udp port 53 to 198.18.0.53
+    deny egress tcp port 443 to 198.18.10.0/24
+  }
+}
+)";
+
+void BM_Baseline_NoopProgram(benchmark::State& state) {
+    measure(state, noop_fd(), tcp4("198.18.2.3", 443).bytes(), kPass);
+}
+
+void path_case(benchmark::State& state, uint32_t a_persona, uint32_t b_persona,
+               const Packet& packet, uint32_t want) {
+    if (auto r = bind_tree(a_persona, b_persona); !r) {
+        return state.SkipWithError(r.error().what().c_str());
+    }
+    measure(state, egress_fd(), packet.bytes(), want);
+    (void)bind_tree(0, 0);
+}
+
+void BM_Persona_Unbound(benchmark::State& state) {
+    path_case(state, 0, 0, tcp4("198.18.2.3", 443), kPass);
+}
+void BM_Persona_BoundAllow(benchmark::State& state) {
+    path_case(state, 0, kWebPersona, tcp4("198.18.2.3", 443), kPass);
+}
+void BM_Persona_BoundDeny(benchmark::State& state) {
+    path_case(state, 0, kWebPersona, tcp4("198.18.10.7", 443), kDrop);
+}
+// Everything but the two trie lookups: binding, parse, pbpf_policies miss, fail closed.
+// bound_deny minus this is roughly the cost of the ADDR and PORT lookups.
+void BM_Persona_BoundMissingPolicy(benchmark::State& state) {
+    path_case(state, 0, kNoTrie, tcp4("198.18.2.3", 443), kDrop);
+}
+// b unbound, its parent a bound: the resolve cache answers (first packet walked).
+void BM_Persona_InheritedAllow(benchmark::State& state) {
+    path_case(state, kWebPersona, 0, tcp4("198.18.2.3", 443), kPass);
+}
+void BM_Persona_BoundAllowIpv6TwoExtHeaders(benchmark::State& state) {
+    path_case(state, 0, kWebPersona,
+              Packet()
+                  .ipv6("2001:db8:ffff::10", "2001:db8::1")
+                  .ipv6_ext(test::kIpv6HopByHop, 8)
+                  .ipv6_ext(test::kIpv6DestOpts, 24)
+                  .tcp(40000, 443)
+                  .payload(10),
+              kPass);
+}
+
+// --- personas by size ------------------------------------------------------------------
+
+// N rules over C = ceil(sqrt(N)) distinct /24s (198.18.0.0/15 holds 512) and P = ceil(N/C)
+// distinct ports per /24 (from 1024): rule k is tcp port 1024 + k % P to the (k / P)-th
+// /24, a deny when k % 4 == 3, else an allow. Every (CIDR, port) pair is distinct. The
+// CIDRs go through one-element sets to keep 100,000 rules under the 4 MiB source limit.
+struct Generated {
+    std::string text;
+    Packet allow;  // the last allow rule (deep in the set)
+    Packet deny;   // the last deny rule
+    Packet miss;   // same /24, a port no rule names: the default (deny)
+    int cidrs = 0, ports = 0;
+};
+
+std::string slash24(int c) {
+    return "198." + std::to_string(18 + c / 256) + "." + std::to_string(c % 256) + ".0";
+}
+std::string host_in(int c) {
+    return "198." + std::to_string(18 + c / 256) + "." + std::to_string(c % 256) + ".77";
+}
+
+const Generated& generated(int n) {
+    static std::map<int, Generated> cache;
+    if (auto it = cache.find(n); it != cache.end()) return it->second;
+    Generated g;
+    g.cidrs = static_cast<int>(std::ceil(std::sqrt(double(n))));
+    g.ports = (n + g.cidrs - 1) / g.cidrs;
+    std::string& t = g.text;
+    t.reserve(size_t(n) * 40 + size_t(g.cidrs) * 40 + 256);
+    t += "# generated by persona_bench: " + std::to_string(n) + " rules\n";
+    for (int c = 0; c < g.cidrs; ++c)
+        t += "set n" + std::to_string(c) + " = { " + slash24(c) + "/24 }\n";
+    t += "persona bench-" + std::to_string(n) + " {\nsecurity {\nmode enforce\n";
+    t += "default ingress allow\ndefault egress deny\n";
+    int allow_k = -1, deny_k = -1;
+    for (int k = 0; k < n; ++k) {
+        const bool deny = k % 4 == 3;
+        (deny ? deny_k : allow_k) = k;
+        t += deny ? "deny" : "allow";
+        t += " egress tcp port " + std::to_string(1024 + k % g.ports) + " to $n" +
+             std::to_string(k / g.ports) + "\n";
+    }
+    t += "}\n}\n";
+    g.allow = tcp4(host_in(allow_k / g.ports), uint16_t(1024 + allow_k % g.ports));
+    g.deny = tcp4(host_in(deny_k / g.ports), uint16_t(1024 + deny_k % g.ports));
+    g.miss = tcp4(host_in(allow_k / g.ports), uint16_t(1024 + g.ports));
+    return cache.emplace(n, std::move(g)).first->second;
+}
+
+double ms_since(std::chrono::steady_clock::time_point t0) {
+    return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+}
+
+// One repetition: compile, lower, write a fresh trie (each timed once), bind b, check the
+// verdicts of the probes, measure the deep allow.
+void BM_Rules_DeepAllow(benchmark::State& state) {
+    const int n = static_cast<int>(state.range(0));
+    const uint32_t persona_id = 100 + static_cast<uint32_t>(std::log10(double(n)));
+    const Generated& g = generated(n);
+
+    auto t0 = std::chrono::steady_clock::now();
+    auto out = pdl::compile({"bench.pdl", g.text});
+    const double compile_ms = ms_since(t0);
+    if (!out.ok() || out.personas.size() != 1) {
+        return state.SkipWithError(("compile: " + out.diagnostics.substr(0, 2000)).c_str());
+    }
+    t0 = std::chrono::steady_clock::now();
+    const PersonaImage image = pdl::lower(out.personas[0]);
+    const double lower_ms = ms_since(t0);
+    t0 = std::chrono::steady_clock::now();
+    if (auto r = install(persona_id, image); !r)
+        return state.SkipWithError(r.error().what().c_str());
+    const double write_ms = ms_since(t0);
+
+    if (auto r = bind_tree(0, persona_id); !r) return state.SkipWithError(r.error().what().c_str());
+    for (auto [packet, want, what] :
+         {std::tuple{&g.deny, kDrop, "deny rule"}, std::tuple{&g.miss, kDrop, "default deny"}}) {
+        auto r = test_run(egress_fd(), packet->bytes(), 1);
+        if (!r || r->retval != want) {
+            uninstall(persona_id);
+            return state.SkipWithError((std::string("probe ") + what + " " + packet->summary() +
+                                        ": wrong verdict or run failed")
+                                           .c_str());
+        }
+    }
+    measure(state, egress_fd(), g.allow.bytes(), kPass);
+
+    state.counters["rules"] = double(image.rule_count);
+    state.counters["entries"] = double(image.entries.size());
+    state.counters["classes"] = double(image.class_count);
+    state.counters["compile_ms"] = compile_ms;
+    state.counters["lower_ms"] = lower_ms;
+    state.counters["write_ms"] = write_ms;
+    (void)bind_tree(0, 0);
+    uninstall(persona_id);
+}
+
+template <typename Fn>
+void add(const char* name, Fn fn) {
+    benchmark::RegisterBenchmark(name, fn)->Iterations(kCalls)->UseManualTime()->Unit(
+        benchmark::kMicrosecond);
+}
+
+int run_main(int argc, char** argv) {
+    benchmark::Initialize(&argc, argv);
+    if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+    if (::geteuid() != 0) {
+        std::fprintf(stderr, "persona_bench: needs root (BPF programs and a cgroup tree)\n");
+        return 1;
+    }
+
+    Env env;
+    g_env = &env;
+    env.skel = load(persona__open_and_load, "persona.bpf.o");
+    env.baseline = load(noop__open_and_load, "noop.bpf.o");
+    if (!env.skel || !env.baseline) return 1;
+    auto tree = CgroupTree::create_and_enter();
+    if (!tree) {
+        std::fprintf(stderr, "persona_bench: cgroup tree: %s\n", tree.error().what().c_str());
+        return 1;
+    }
+    env.tree = std::move(tree.value());
+    std::fprintf(stderr, "persona_bench: running in cgroup %s/a/b (id %llu), %d packets per call\n",
+                 env.tree->top_path().c_str(), (unsigned long long)env.tree->b_id(), kRepeat);
+
+    auto web = compile_one("bench-web.pdl", kWebPdl);
+    if (!web) {
+        std::fprintf(stderr, "persona_bench: %s\n", web.error().what().c_str());
+        return 1;
+    }
+    if (auto r = install(kWebPersona, *web); !r) {
+        std::fprintf(stderr, "persona_bench: %s\n", r.error().what().c_str());
+        return 1;
+    }
+
+    add("Baseline/noop_program", BM_Baseline_NoopProgram);
+    add("Persona/unbound", BM_Persona_Unbound);
+    add("Persona/bound_allow", BM_Persona_BoundAllow);
+    add("Persona/bound_deny", BM_Persona_BoundDeny);
+    add("Persona/bound_missing_policy_no_trie_lookups", BM_Persona_BoundMissingPolicy);
+    add("Persona/inherited_allow_cache_hit", BM_Persona_InheritedAllow);
+    add("Persona/bound_allow_ipv6_2_ext_headers", BM_Persona_BoundAllowIpv6TwoExtHeaders);
+    benchmark::RegisterBenchmark("Rules/deep_allow", BM_Rules_DeepAllow)
+        ->Arg(10)
+        ->Arg(1000)
+        ->Arg(10000)
+        ->Arg(100000)
+        ->Iterations(kCalls)
+        ->UseManualTime()
+        ->Unit(benchmark::kMicrosecond);
+
+    benchmark::RunSpecifiedBenchmarks();
+    benchmark::Shutdown();
+    return 0;  // env's destructor: process back to its cgroup, tree removed, programs freed
+}
+
+}  // namespace
+}  // namespace pbpf::bench
+
+int main(int argc, char** argv) {
+    try {
+        return pbpf::bench::run_main(argc, argv);
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "persona_bench: %s\n", e.what());
+        return 1;
+    }
+}
