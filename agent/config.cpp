@@ -67,10 +67,15 @@ Result<Config> load_config(const std::string& path, bool required) {
         if (!required && errno == ENOENT) return Config{};
         return sys_error("config " + path);
     }
+    // A directory opens as an empty stream and would parse as "all defaults": an agent
+    // started on the whole cgroup2 tree because of a mistyped --config.
+    if (S_ISDIR(st.st_mode)) return Error{EISDIR, "config " + path + " is a directory"};
+    if (!S_ISREG(st.st_mode)) return Error{EINVAL, "config " + path + " is not a regular file"};
     std::ifstream in(path);
     if (!in) return sys_error("config " + path);
     std::stringstream ss;
     ss << in.rdbuf();
+    if (in.bad()) return sys_error("read config " + path);
     return parse_config(ss.str(), path);
 }
 

@@ -105,10 +105,7 @@ Result<std::unique_ptr<Store>> Store::open(const std::string& state_dir) {
         return s->db_error("open state database");
     ::chmod(s->path_.c_str(), 0600);
     sqlite3_busy_timeout(s->db_, 5000);
-    for (const char* pragma :
-         {"PRAGMA journal_mode=WAL;", "PRAGMA synchronous=NORMAL;", "PRAGMA foreign_keys=ON;"}) {
-        if (auto r = s->exec(pragma); !r) return r.error();
-    }
+    if (auto r = s->exec("PRAGMA foreign_keys=ON;"); !r) return r.error();
     if (auto r = s->exec("BEGIN IMMEDIATE;"); !r) return r.error();
     auto fail = [&](Error e) -> Error {
         (void)s->exec("ROLLBACK;");
@@ -158,6 +155,11 @@ Result<std::unique_ptr<Store>> Store::open(const std::string& state_dir) {
         if (!r) return fail(r.error());
     }
     if (auto r = s->exec("COMMIT;"); !r) return fail(r.error());
+    // WAL only once the schema is known to be ours: switching the journal mode rewrites the
+    // file header, and a database we refuse must be left exactly as it was.
+    for (const char* pragma : {"PRAGMA journal_mode=WAL;", "PRAGMA synchronous=NORMAL;"}) {
+        if (auto r = s->exec(pragma); !r) return r.error();
+    }
     return s;
 }
 
@@ -279,22 +281,32 @@ Result<std::optional<BindingRecord>> Store::binding_by_path(const std::string& r
 }
 
 Result<void> Store::upsert_binding(const BindingRecord& b) {
+    // Two statements, one change: a savepoint (which nests inside a caller's transaction)
+    // keeps the old row when the insert fails.
+    if (auto r = exec("SAVEPOINT upsert_binding;"); !r) return r.error();
+    auto fail = [&](Error e) -> Error {
+        (void)exec("ROLLBACK TO upsert_binding; RELEASE upsert_binding;");
+        return e;
+    };
     // A cgroup path names one binding: a recreated cgroup (new inode) replaces the old row.
     {
         Stmt d(db_, "DELETE FROM bindings WHERE cgroup_path = ?1 AND cgroup_id != ?2;");
-        if (!d.ok()) return db_error("store binding");
+        if (!d.ok()) return fail(db_error("store binding"));
         d.bind(1, b.cgroup_path).bind(2, static_cast<int64_t>(b.cgroup_id));
-        if (d.step() != SQLITE_DONE) return db_error("store binding");
+        if (d.step() != SQLITE_DONE) return fail(db_error("store binding"));
     }
-    Stmt q(db_,
-           "INSERT INTO bindings (cgroup_id, cgroup_path, persona, bound_at) VALUES (?1,?2,?3,?4) "
-           "ON CONFLICT(cgroup_id) DO UPDATE SET cgroup_path=excluded.cgroup_path, "
-           "persona=excluded.persona, bound_at=excluded.bound_at;");
-    if (!q.ok()) return db_error("store binding");
-    q.bind(1, static_cast<int64_t>(b.cgroup_id)).bind(2, b.cgroup_path).bind(3, b.persona);
-    q.bind(4, b.bound_at);
-    if (q.step() != SQLITE_DONE) return db_error("store binding " + b.cgroup_path);
-    return {};
+    {
+        Stmt q(db_,
+               "INSERT INTO bindings (cgroup_id, cgroup_path, persona, bound_at) "
+               "VALUES (?1,?2,?3,?4) ON CONFLICT(cgroup_id) DO UPDATE SET "
+               "cgroup_path=excluded.cgroup_path, persona=excluded.persona, "
+               "bound_at=excluded.bound_at;");
+        if (!q.ok()) return fail(db_error("store binding"));
+        q.bind(1, static_cast<int64_t>(b.cgroup_id)).bind(2, b.cgroup_path).bind(3, b.persona);
+        q.bind(4, b.bound_at);
+        if (q.step() != SQLITE_DONE) return fail(db_error("store binding " + b.cgroup_path));
+    }
+    return exec("RELEASE upsert_binding;");
 }
 
 Result<void> Store::delete_binding(uint64_t cgroup_id) {

@@ -4,13 +4,14 @@
 
 #include "pdl-compiler/diagnostics.h"
 #include "pdl-compiler/lexer.h"
+#include "pdl-compiler/lint.h"
 #include "pdl-compiler/parser.h"
 #include "pdl-compiler/sema.h"
 #include "pdl-compiler/values.h"
 
 namespace pdl {
 
-CompileOutput compile(const Source& src) {
+CompileOutput compile(const Source& src, const CompileOptions& options) {
     CompileOutput out;
     Diagnostics diags(src.filename, src.text);
     std::vector<Token> tokens = lex(src.text, diags);
@@ -18,6 +19,10 @@ CompileOutput compile(const Source& src) {
     // Sema also runs after syntax errors: the statements that did parse may hold more
     // mistakes, and reporting them all at once saves the user round trips.
     std::vector<ir::Persona> personas = check(file, diags);
+    // Lint only a file that is otherwise right: after an error a set may look unused
+    // because the statement using it did not parse.
+    if (options.lint && diags.errors() == 0)
+        lint(file, personas, diags, LintOptions{options.werror});
     out.errors = diags.errors();
     out.warnings = diags.warnings();
     out.diagnostics = diags.render();

@@ -24,8 +24,16 @@ struct CompileOutput {
     bool ok() const { return errors == 0; }
 };
 
-// Lex + parse + semantic checks.
-CompileOutput compile(const Source& src);
+struct CompileOptions {
+    // Run the lint pass (docs/pdl.md, "Lint warnings") on a file without errors.
+    bool lint = true;
+    // Report lint findings as errors (message suffix " [--werror]"): a file with any
+    // then compiles to nothing.
+    bool werror = false;
+};
+
+// Lex + parse + semantic checks, then lint.
+CompileOutput compile(const Source& src, const CompileOptions& options = {});
 
 // Lowers one persona into its canonical (sorted) policy image; see docs/architecture.md
 // "Policy lookup".

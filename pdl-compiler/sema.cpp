@@ -20,7 +20,6 @@ struct SetInfo {
     std::vector<ir::PortRange> ports;
     std::vector<ir::Cidr> cidrs;
     Span name_span;
-    bool used = false;
 };
 
 template <typename T>
@@ -63,11 +62,6 @@ class Checker {
             }
             out.push_back(persona(*p, item.keyword));
         }
-        // Lint only a file that is otherwise right: after an error a set may look unused
-        // because the statement using it did not parse.
-        if (d_.errors() == 0)
-            for (const auto& [name, info] : sets_)
-                if (!info.used) d_.warning(info.name_span, "set '" + name + "' is never used");
         return out;
     }
 
@@ -142,10 +136,7 @@ class Checker {
     // were reported where it is defined).
     SetInfo* lookup_set(const ast::Item& ref) {
         auto it = sets_.find(ref.text);
-        if (it != sets_.end()) {
-            it->second.used = true;
-            return &it->second;
-        }
+        if (it != sets_.end()) return &it->second;
         std::vector<std::string> names;
         for (const auto& [name, info] : sets_) names.push_back(name);
         std::string msg = "unknown set '$" + ref.text + "'";

@@ -49,7 +49,8 @@ std::optional<std::string> try_read_source(const std::string& path, std::string&
     }
 }
 
-int run_check(const Context& ctx, const std::vector<std::string>& files) {
+int run_check(const Context& ctx, const std::vector<std::string>& files,
+              const pdl::CompileOptions& options) {
     int status = 0;
     nlohmann::json report = nlohmann::json::array();
     for (const auto& path : files) {
@@ -71,7 +72,7 @@ int run_check(const Context& ctx, const std::vector<std::string>& files) {
             }
             continue;
         }
-        auto out = pdl::compile(pdl::Source{name, *text});
+        auto out = pdl::compile(pdl::Source{name, *text}, options);
         if (!out.ok()) status = 1;
 
         nlohmann::json names = nlohmann::json::array();
@@ -244,9 +245,10 @@ int run_fmt(const FmtOptions& opt) {
 
 std::string verdict_name(pbpf_verdict v) { return v == PBPF_VERDICT_DENY ? "deny" : "allow"; }
 
-int run_compile(const Context& ctx, const std::string& path, const std::string& persona) {
+int run_compile(const Context& ctx, const std::string& path, const std::string& persona,
+                const pdl::CompileOptions& options) {
     const std::string name = display_name(path);
-    auto out = pdl::compile(pdl::Source{name, read_source(path)});
+    auto out = pdl::compile(pdl::Source{name, read_source(path)}, options);
     print_diagnostics(out.diagnostics);
     if (!out.ok()) return 1;
 
@@ -279,6 +281,15 @@ int run_compile(const Context& ctx, const std::string& path, const std::string& 
     return 0;
 }
 
+// --no-lint and --werror; `options` must outlive the parse (the flags write into it).
+void add_lint_flags(CLI::App& cmd, pdl::CompileOptions& options) {
+    cmd.add_flag_callback(
+        "--no-lint", [&options] { options.lint = false; },
+        "Do not report lint warnings (docs/pdl.md, \"Lint warnings\")");
+    cmd.add_flag("--werror", options.werror,
+                 "Treat warnings as errors: exit 1 and compile the file to nothing");
+}
+
 }  // namespace
 
 void add_pdl_commands(CLI::App& app, Context& ctx) {
@@ -286,10 +297,14 @@ void add_pdl_commands(CLI::App& app, Context& ctx) {
     pdl->require_subcommand(1);
 
     auto check_files = std::make_shared<std::vector<std::string>>();
+    auto check_opt = std::make_shared<pdl::CompileOptions>();
     auto* check = pdl->add_subcommand("check", "Report errors and warnings; exit 1 on errors");
     check->add_option("files", *check_files, "PDL files ('-' reads stdin)")->required();
-    check->callback([&ctx, check_files] {
-        ctx.action = [&ctx, check_files] { return run_check(ctx, *check_files); };
+    add_lint_flags(*check, *check_opt);
+    check->callback([&ctx, check_files, check_opt] {
+        ctx.action = [&ctx, check_files, check_opt] {
+            return run_check(ctx, *check_files, *check_opt);
+        };
     });
 
     auto fmt_opt = std::make_shared<FmtOptions>();
@@ -307,8 +322,12 @@ void add_pdl_commands(CLI::App& app, Context& ctx) {
         "compile", "Show what a file compiles to (-j: the canonical MapImage JSON)");
     compile->add_option("file", *file, "PDL file ('-' reads stdin)")->required();
     compile->add_option("--persona", *persona, "Only this persona");
-    compile->callback([&ctx, file, persona] {
-        ctx.action = [&ctx, file, persona] { return run_compile(ctx, *file, *persona); };
+    auto compile_opt = std::make_shared<pdl::CompileOptions>();
+    add_lint_flags(*compile, *compile_opt);
+    compile->callback([&ctx, file, persona, compile_opt] {
+        ctx.action = [&ctx, file, persona, compile_opt] {
+            return run_compile(ctx, *file, *persona, *compile_opt);
+        };
     });
 }
 

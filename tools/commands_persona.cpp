@@ -4,6 +4,7 @@
 #include <iostream>
 #include <memory>
 
+#include "pdl-compiler/compiler.h"
 #include "tools/commands.h"
 #include "tools/table.h"
 
@@ -18,15 +19,38 @@ std::string count_of(const nlohmann::json& j, const std::string& key) {
     return text_of(v);
 }
 
-int run_apply(const Context& ctx, const std::vector<std::string>& files,
-              const std::string& message) {
+struct ApplyOptions {
+    std::vector<std::string> files;
+    std::string message;
+    bool lint = true;     // --no-lint: do not print the warnings the agent sends back
+    bool werror = false;  // --werror: refuse a file with warnings before sending it
+};
+
+// For --werror: compiles the file here first, since the agent has no such option. False
+// (diagnostics printed) when it has errors or warnings.
+bool passes_werror(const std::string& name, const std::string& source, const ApplyOptions& opt) {
+    auto out = pdl::compile(pdl::Source{name, source}, pdl::CompileOptions{opt.lint, true});
+    if (out.ok()) return true;
+    std::cerr << out.diagnostics;
+    if (!out.diagnostics.empty() && out.diagnostics.back() != '\n') std::cerr << '\n';
+    std::cerr << "personabpf: error: " << name << ": not applied (" << out.errors << " error"
+              << (out.errors == 1 ? "" : "s") << " with --werror)\n";
+    return false;
+}
+
+int run_apply(const Context& ctx, const ApplyOptions& opt) {
     auto api = ctx.client();
     int status = 0;
     nlohmann::json applied = nlohmann::json::array();
-    for (const auto& path : files) {
-        nlohmann::json body = {{"source", read_source(path)},
-                               {"filename", path == "-" ? "<stdin>" : path}};
-        if (!message.empty()) body["message"] = message;
+    for (const auto& path : opt.files) {
+        const std::string name = path == "-" ? "<stdin>" : path;
+        std::string source = read_source(path);
+        if (opt.werror && !passes_werror(name, source, opt)) {
+            status = 1;
+            continue;
+        }
+        nlohmann::json body = {{"source", std::move(source)}, {"filename", name}};
+        if (!opt.message.empty()) body["message"] = opt.message;
         nlohmann::json answer;
         try {
             answer = api.post("/v1/personas", body);
@@ -44,7 +68,7 @@ int run_apply(const Context& ctx, const std::vector<std::string>& files,
         }
         // Warnings come back with a successful apply; show them like `pdl check` does.
         if (auto it = answer.find("diagnostics");
-            it != answer.end() && it->is_string() && !it->get<std::string>().empty()) {
+            opt.lint && it != answer.end() && it->is_string() && !it->get<std::string>().empty()) {
             std::cerr << it->get<std::string>();
         }
         for (const auto& p : answer.value("applied", nlohmann::json::array())) {
@@ -192,18 +216,18 @@ void add_persona_commands(CLI::App& app, Context& ctx) {
     auto* persona = app.add_subcommand("persona", "Apply, list, show and remove personas");
     persona->require_subcommand(1);
 
-    struct ApplyOptions {
-        std::vector<std::string> files;
-        std::string message;
-    };
     auto apply_opt = std::make_shared<ApplyOptions>();
     auto* apply = persona->add_subcommand("apply", "Store and enforce the personas of PDL files");
     apply->add_option("files", apply_opt->files, "PDL files ('-' reads stdin)")->required();
     apply->add_option("-m,--message", apply_opt->message, "Note stored with the new version");
+    apply->add_flag_callback(
+        "--no-lint", [apply_opt] { apply_opt->lint = false; },
+        "Do not print lint warnings (docs/pdl.md, \"Lint warnings\")");
+    apply->add_flag("--werror", apply_opt->werror,
+                    "Treat warnings as errors: check each file here first and do not send "
+                    "one with warnings");
     apply->callback([&ctx, apply_opt] {
-        ctx.action = [&ctx, apply_opt] {
-            return run_apply(ctx, apply_opt->files, apply_opt->message);
-        };
+        ctx.action = [&ctx, apply_opt] { return run_apply(ctx, *apply_opt); };
     });
 
     auto* ls = persona->add_subcommand("ls", "List personas");

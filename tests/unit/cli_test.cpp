@@ -168,6 +168,7 @@ persona web {
 persona batch {
   security {
     mode audit
+    deny egress tcp port 25 to any
   }
 }
 )pdl";
@@ -233,6 +234,70 @@ TEST_F(Cli, CheckReportsWarningsButSucceeds) {
     EXPECT_EQ(r.err, f + ":1:5: warning: set 'unused' is never used\n"
                          "set unused = { 1 }\n"
                          "    ^~~~~~\n");
+}
+
+// A file with a lint warning (docs/pdl.md, "Lint warnings") and nothing else wrong.
+const char* kLintWarning = R"pdl(persona p {
+  security {
+    default egress deny
+    allow egress tcp port 443-443 to any
+  }
+}
+)pdl";
+
+std::string lint_warning(const std::string& file, const std::string& kind,
+                         const std::string& suffix = "") {
+    return file + ":4:27: " + kind + ": range 443-443 is a single port; write 443" + suffix +
+           "\n"
+           "    allow egress tcp port 443-443 to any\n"
+           "                          ^~~~~~~\n";
+}
+
+TEST_F(Cli, CheckReportsLintWarnings) {
+    std::string f = write("lint.pdl", kLintWarning);
+    Result r = run({"pdl", "check", f});
+    EXPECT_EQ(r.status, 0) << describe(r);
+    EXPECT_EQ(r.out, f + ": ok: 1 persona (p), 1 warning\n");
+    EXPECT_EQ(r.err, lint_warning(f, "warning"));
+}
+
+TEST_F(Cli, CheckNoLintSilencesWarnings) {
+    std::string lint = write("lint.pdl", kLintWarning);
+    std::string unused = write("unused.pdl", "set unused = { 1 }\npersona p {\n}\n");
+    Result r = run({"pdl", "check", "--no-lint", lint, unused});
+    EXPECT_EQ(r.status, 0) << describe(r);
+    EXPECT_EQ(r.out, lint + ": ok: 1 persona (p)\n" + unused + ": ok: 1 persona (p)\n");
+    EXPECT_EQ(r.err, "");
+
+    // Errors are not lint: they are still reported.
+    std::string bad = write("bad.pdl", kBad);
+    r = run({"pdl", "check", "--no-lint", bad});
+    EXPECT_EQ(r.status, 1) << describe(r);
+    EXPECT_EQ(r.out, bad + ": 1 error, 0 warnings\n");
+}
+
+TEST_F(Cli, CheckWerrorFailsOnWarnings) {
+    std::string lint = write("lint.pdl", kLintWarning);
+    std::string good = write("good.pdl", kGood);
+    Result r = run({"pdl", "check", "--werror", lint, good});
+    EXPECT_EQ(r.status, 1) << describe(r);
+    EXPECT_EQ(r.out, lint + ": 1 error, 0 warnings\n" + good + ": ok: 2 personas (web, batch)\n");
+    EXPECT_EQ(r.err, lint_warning(lint, "error", " [--werror]"));
+
+    r = run({"pdl", "check", "-j", "--werror", lint});
+    EXPECT_EQ(r.status, 1) << describe(r);
+    auto j = nlohmann::json::parse(r.out, nullptr, false);
+    ASSERT_FALSE(j.is_discarded()) << r.out;
+    EXPECT_EQ(j[0]["ok"], false);
+    EXPECT_EQ(j[0]["errors"], 1);
+    EXPECT_EQ(j[0]["warnings"], 0);
+    EXPECT_EQ(j[0]["personas"], nlohmann::json::array());
+
+    // --no-lint wins: there is nothing left to treat as an error.
+    r = run({"pdl", "check", "--werror", "--no-lint", lint});
+    EXPECT_EQ(r.status, 0) << describe(r);
+    EXPECT_EQ(r.out, lint + ": ok: 1 persona (p)\n");
+    EXPECT_EQ(r.err, "");
 }
 
 TEST_F(Cli, CheckFileWithErrors) {
@@ -611,6 +676,31 @@ TEST_F(Cli, CompileFileWithErrorsPrintsNothing) {
     EXPECT_EQ(r.err.rfind(f + ":5:28: error: unknown set '$web_port'", 0), 0u) << r.err;
 }
 
+TEST_F(Cli, CompileLintFlags) {
+    std::string f = write("lint.pdl", kLintWarning);
+    Result r = run({"pdl", "compile", "-j", f});
+    EXPECT_EQ(r.status, 0) << describe(r);
+    EXPECT_EQ(r.err, lint_warning(f, "warning"));
+    EXPECT_FALSE(nlohmann::json::parse(r.out, nullptr, false).is_discarded()) << r.out;
+    const std::string image = r.out;
+
+    r = run({"pdl", "compile", "-j", "--no-lint", f});
+    EXPECT_EQ(r.status, 0) << describe(r);
+    EXPECT_EQ(r.err, "");
+    EXPECT_EQ(r.out, image) << "lint never changes what a file compiles to";
+
+    // --werror: the file compiles to nothing.
+    for (std::vector<std::string> args :
+         {std::vector<std::string>{"pdl", "compile", "-j", "--werror", f},
+          {"pdl", "compile", "--werror", f}}) {
+        SCOPED_TRACE(args[2]);
+        r = run(args);
+        EXPECT_EQ(r.status, 1) << describe(r);
+        EXPECT_EQ(r.out, "");
+        EXPECT_EQ(r.err, lint_warning(f, "error", " [--werror]"));
+    }
+}
+
 // ---- usage ----
 
 TEST_F(Cli, UsageErrorsExitTwo) {
@@ -672,6 +762,40 @@ TEST_F(Cli, AgentCommandsWithoutAnAgent) {
         EXPECT_EQ(r.out, "");
         EXPECT_EQ(r.err, unreachable(socket, "No such file or directory"));
     }
+}
+
+TEST_F(Cli, ApplyWerrorRefusesBeforeSending) {
+    // The agent has no --werror: the CLI compiles each file itself first and never sends
+    // one with warnings. No agent runs here, so reaching it shows a file was sent.
+    std::string lint = write("lint.pdl", kLintWarning);
+    std::string good = write("good.pdl", kGood);
+    const std::string socket = (dir_ / "agent.sock").string();
+    Result r = run({"--socket", socket, "persona", "apply", "--werror", lint});
+    EXPECT_EQ(r.status, 1) << describe(r);
+    EXPECT_EQ(r.out, "");
+    EXPECT_EQ(r.err, lint_warning(lint, "error", " [--werror]") + "personabpf: error: " + lint +
+                         ": not applied (1 error with --werror)\n");
+
+    r = run({"--socket", socket, "persona", "apply", "--werror", "--no-lint", lint});
+    EXPECT_EQ(r.status, 1) << describe(r);
+    EXPECT_EQ(r.err, unreachable(socket, "No such file or directory"));
+
+    r = run({"--socket", socket, "persona", "apply", "--werror", good});
+    EXPECT_EQ(r.status, 1) << describe(r);
+    EXPECT_EQ(r.err, unreachable(socket, "No such file or directory"));
+
+    // A refused file does not stop the others.
+    r = run({"--socket", socket, "persona", "apply", "--werror", lint, good});
+    EXPECT_EQ(r.status, 1) << describe(r);
+    EXPECT_EQ(r.err, lint_warning(lint, "error", " [--werror]") + "personabpf: error: " + lint +
+                         ": not applied (1 error with --werror)\n" +
+                         unreachable(socket, "No such file or directory"));
+
+    // From stdin, named like the agent would name it.
+    r = run({"--socket", socket, "persona", "apply", "--werror", "-"}, kLintWarning);
+    EXPECT_EQ(r.status, 1) << describe(r);
+    EXPECT_EQ(r.err, lint_warning("<stdin>", "error", " [--werror]") +
+                         "personabpf: error: <stdin>: not applied (1 error with --werror)\n");
 }
 
 TEST_F(Cli, AgentSocketFromTheEnvironment) {

@@ -1,0 +1,621 @@
+// The lint pass (lint.h). Rule-level findings are decided exactly on what rules match:
+// a packet is a (protocol, destination port, peer address) triple; a rule without `port`
+// covers every port, `any` peers cover every address of the families its protocol
+// reaches. Port lists are merged into disjoint ranges and CIDR lists aggregated (nested
+// CIDRs dropped, sibling halves joined), so that a CIDR lies in a union of CIDRs exactly
+// when it lies in one member. The rule-level checks compare rules pairwise; their work is
+// bounded per file (kWorkBudget), and past the bound they stop instead of making a huge
+// file slow to compile (they only ever miss a warning, never report a wrong one).
+#include "pdl-compiler/lint.h"
+
+#include <algorithm>
+#include <array>
+#include <cstddef>
+#include <map>
+#include <optional>
+#include <string>
+#include <tuple>
+
+#include "pdl-compiler/values.h"
+
+namespace pdl {
+namespace {
+
+using ir::Cidr;
+using ir::PortRange;
+
+constexpr size_t kWorkBudget = 4'000'000;
+
+// Protocols as packets carry them: `any` matches all five.
+enum class Atom { Tcp, Udp, Icmp, Icmpv6, Other };
+
+std::vector<Atom> atoms_of(ir::Proto p) {
+    switch (p) {
+        case ir::Proto::Tcp:
+            return {Atom::Tcp};
+        case ir::Proto::Udp:
+            return {Atom::Udp};
+        case ir::Proto::Icmp:
+            return {Atom::Icmp};
+        case ir::Proto::Icmpv6:
+            return {Atom::Icmpv6};
+        case ir::Proto::Any:
+            break;
+    }
+    return {Atom::Tcp, Atom::Udp, Atom::Icmp, Atom::Icmpv6, Atom::Other};
+}
+
+bool proto_covers(ir::Proto p, Atom a) { return p == ir::Proto::Any || atoms_of(p)[0] == a; }
+bool has_ports(Atom a) { return a == Atom::Tcp || a == Atom::Udp; }
+bool reaches(Atom a, ir::Family f) {
+    if (a == Atom::Icmp) return f == ir::Family::V4;
+    if (a == Atom::Icmpv6) return f == ir::Family::V6;
+    return true;
+}
+bool reaches(ir::Proto p, ir::Family f) {
+    if (p == ir::Proto::Icmp) return f == ir::Family::V4;
+    if (p == ir::Proto::Icmpv6) return f == ir::Family::V6;
+    return true;
+}
+
+const char* direction_name(ir::Direction d) {
+    return d == ir::Direction::Egress ? "egress" : "ingress";
+}
+const char* action_name(ir::Action a) { return a == ir::Action::Deny ? "deny" : "allow"; }
+
+bool cidr_less(const Cidr& a, const Cidr& b) {
+    return std::tie(a.family, a.addr, a.prefix_len) < std::tie(b.family, b.addr, b.prefix_len);
+}
+
+// Sorted, disjoint, sibling halves joined: the canonical form of a set of addresses.
+std::vector<Cidr> aggregate(std::vector<Cidr> v) {
+    std::sort(v.begin(), v.end(), cidr_less);
+    std::vector<Cidr> out;
+    for (const auto& c : v) {
+        // Sorted by address then length, a CIDR inside a kept one is inside the last.
+        if (!out.empty() && cidr_contains(out.back(), c)) continue;
+        out.push_back(c);
+        while (out.size() >= 2) {
+            const Cidr& a = out[out.size() - 2];
+            const Cidr& b = out.back();
+            if (a.family != b.family || a.prefix_len != b.prefix_len || a.prefix_len == 0) break;
+            Cidr parent = a;
+            parent.prefix_len = static_cast<uint8_t>(a.prefix_len - 1);
+            parent.addr[parent.prefix_len / 8] &=
+                static_cast<uint8_t>(~(0x80u >> (parent.prefix_len % 8)));
+            if (!cidr_contains(parent, b)) break;
+            out.pop_back();
+            out.back() = parent;
+        }
+    }
+    return out;
+}
+
+std::vector<PortRange> merge(std::vector<PortRange> v) {
+    std::sort(v.begin(), v.end(),
+              [](const PortRange& a, const PortRange& b) { return a.lo < b.lo; });
+    std::vector<PortRange> out;
+    for (const auto& r : v) {
+        if (!out.empty() && r.lo <= static_cast<uint32_t>(out.back().hi) + 1)
+            out.back().hi = std::max(out.back().hi, r.hi);
+        else
+            out.push_back(r);
+    }
+    return out;
+}
+
+const std::vector<PortRange> kAllPorts = {{0, 65535}};
+
+// What a rule matches, in canonical form.
+struct Norm {
+    const ir::Rule* rule = nullptr;
+    Span span;
+    std::vector<PortRange> ports;  // tcp/udp: merged, never empty; other protocols: empty
+    std::vector<Cidr> peers;       // aggregated; never empty
+    const std::vector<PortRange>& ports_for_atom() const {
+        return ports.empty() ? kAllPorts : ports;
+    }
+};
+
+Norm normalize(const ir::Rule& r, Span span) {
+    Norm n;
+    n.rule = &r;
+    n.span = span;
+    if (r.proto == ir::Proto::Tcp || r.proto == ir::Proto::Udp)
+        n.ports = r.ports.empty() ? kAllPorts : merge(r.ports);
+    std::vector<Cidr> peers;
+    if (r.peers.empty()) {
+        for (ir::Family f : {ir::Family::V4, ir::Family::V6}) {
+            if (!reaches(r.proto, f)) continue;
+            Cidr all;
+            all.family = f;
+            peers.push_back(all);
+        }
+    } else {
+        for (const auto& c : r.peers)
+            if (reaches(r.proto, c.family)) peers.push_back(c);
+    }
+    n.peers = aggregate(std::move(peers));
+    return n;
+}
+
+// Identifies a rule's action, direction and match set: equal keys, equal rules.
+std::string key_of(const Norm& n) {
+    std::string k;
+    k += static_cast<char>(n.rule->action);
+    k += static_cast<char>(n.rule->direction);
+    k += static_cast<char>(n.rule->proto);
+    auto put16 = [&k](uint32_t v) {
+        k += static_cast<char>(v >> 8);
+        k += static_cast<char>(v & 0xff);
+    };
+    put16(static_cast<uint32_t>(n.ports.size()));
+    for (const auto& p : n.ports) {
+        put16(p.lo);
+        put16(p.hi);
+    }
+    for (const auto& c : n.peers) {
+        k += static_cast<char>(c.family);
+        k += static_cast<char>(c.prefix_len);
+        k.append(reinterpret_cast<const char*>(c.addr.data()), c.addr.size());
+    }
+    return k;
+}
+
+bool ranges_intersect(const std::vector<PortRange>& a, const std::vector<PortRange>& b) {
+    size_t i = 0, j = 0;
+    while (i < a.size() && j < b.size()) {
+        if (a[i].hi < b[j].lo)
+            ++i;
+        else if (b[j].hi < a[i].lo)
+            ++j;
+        else
+            return true;
+    }
+    return false;
+}
+
+// "2", "2 and 5", "2, 3 and 5".
+std::string list_ids(const std::vector<const Norm*>& rules) {
+    std::string s;
+    for (size_t i = 0; i < rules.size(); ++i) {
+        if (i > 0) s += i + 1 == rules.size() ? " and " : ", ";
+        s += std::to_string(rules[i]->rule->id);
+    }
+    return s;
+}
+
+Span join(Span first, Span last) {
+    return Span{first.offset, last.offset + last.length - first.offset};
+}
+
+// The statements of one persona that lint points at.
+struct PersonaSyntax {
+    std::vector<const ast::Rule*> rules;  // in source order, like the IR's rule ids
+    std::optional<Span> mode;
+    std::optional<Span> default_of[2];  // indexed by ir::Direction
+};
+
+void gather(const ast::Block& block, PersonaSyntax& out) {
+    for (const auto& st : block.statements) {
+        if (auto* r = std::get_if<ast::Rule>(&st.node)) {
+            out.rules.push_back(r);
+        } else if (auto* m = std::get_if<ast::Mode>(&st.node)) {
+            out.mode = join(st.keyword, m->value.span);
+        } else if (auto* d = std::get_if<ast::Default>(&st.node)) {
+            bool egress = d->direction.text == "egress";
+            out.default_of[static_cast<int>(egress ? ir::Direction::Egress
+                                                   : ir::Direction::Ingress)] =
+                join(st.keyword, d->action.span);
+        } else if (auto* s = std::get_if<ast::Security>(&st.node)) {
+            gather(s->block, out);
+        }
+    }
+}
+
+struct SetData {
+    std::vector<PortRange> ports;
+    std::vector<Cidr> cidrs;
+    Span name_span;
+    bool used = false;
+};
+
+// One value a list item stands for (a set reference stands for several), as an
+// interval of a totally ordered key: ports, or family + address for CIDRs.
+template <typename Key>
+struct Elem {
+    Key lo, hi;
+    size_t item = 0;  // index into the list's items
+    std::string value;
+};
+
+using AddrKey = std::array<uint8_t, 17>;  // family, then the 16 address bytes
+
+Elem<AddrKey> cidr_elem(const Cidr& c, size_t item) {
+    Elem<AddrKey> e;
+    e.lo[0] = e.hi[0] = static_cast<uint8_t>(c.family);
+    for (unsigned i = 0; i < 16; ++i) e.lo[i + 1] = e.hi[i + 1] = c.addr[i];
+    unsigned max_len = c.family == ir::Family::V6 ? 128 : 32;
+    for (unsigned bit = c.prefix_len; bit < max_len; ++bit)
+        e.hi[1 + bit / 8] |= static_cast<uint8_t>(0x80u >> (bit % 8));
+    e.item = item;
+    e.value = format_cidr(c);
+    return e;
+}
+
+Elem<uint32_t> port_elem(const PortRange& r, size_t item) {
+    return Elem<uint32_t>{r.lo, r.hi, item, format_port_range(r)};
+}
+
+class Linter {
+  public:
+    Linter(Diagnostics& d, const LintOptions& o) : d_(d), werror_(o.werror) {}
+
+    void run(const ast::File& file, const std::vector<ir::Persona>& personas) {
+        for (const auto& item : file.items)
+            if (auto* s = std::get_if<ast::SetDecl>(&item.node)) set_decl(*s);
+        size_t next = 0;
+        for (const auto& item : file.items) {
+            auto* p = std::get_if<ast::PersonaDecl>(&item.node);
+            if (!p) continue;
+            if (next >= personas.size()) break;  // cannot happen in a file without errors
+            persona(*p, personas[next++]);
+        }
+        for (const auto& [name, set] : sets_)
+            if (!set.used) report(set.name_span, "set '" + name + "' is never used");
+    }
+
+  private:
+    // Like errors, warnings stop at Diagnostics::kMaxErrors: hostile input must not make
+    // the report unbounded. (With --werror the error limit applies.)
+    Diagnostic& report(Span span, std::string message) {
+        if (werror_) return d_.error(span, message + " [--werror]");
+        if (reported_ >= Diagnostics::kMaxErrors) {
+            discard_ = Diagnostic{};
+            return discard_;
+        }
+        if (++reported_ == Diagnostics::kMaxErrors)
+            message += " (too many warnings; stopping here)";
+        return d_.warning(span, std::move(message));
+    }
+
+    // False once the rule-level checks have used up their budget.
+    bool tick(size_t n = 1) {
+        work_ += n;
+        return work_ <= kWorkBudget;
+    }
+
+    // ---- values and lists ----
+
+    void set_decl(const ast::SetDecl& s) {
+        SetData data;
+        data.name_span = s.name.span;
+        std::vector<const ast::Item*> items;
+        std::vector<Elem<uint32_t>> ports;
+        std::vector<Elem<AddrKey>> cidrs;
+        for (const auto& item : s.items.items) {
+            items.push_back(&item);
+            if (auto port = parse_port_item(item.text)) {
+                single_port_range(item, port->range);
+                data.ports.push_back(port->range);
+                ports.push_back(port_elem(port->range, items.size() - 1));
+            } else if (auto cidr = parse_cidr(item.text)) {
+                data.cidrs.push_back(cidr->cidr);
+                cidrs.push_back(cidr_elem(cidr->cidr, items.size() - 1));
+            }
+        }
+        overlaps(items, std::move(ports), "in this set");
+        overlaps(items, std::move(cidrs), "in this set");
+        sets_.emplace(s.name.text, std::move(data));
+    }
+
+    void single_port_range(const ast::Item& item, const PortRange& r) {
+        if (r.lo != r.hi || item.text.find('-') == std::string::npos) return;
+        report(item.span,
+               "range " + item.text + " is a single port; write " + std::to_string(r.lo));
+    }
+
+    void port_list(const ast::ValueList& list) {
+        std::vector<const ast::Item*> items;
+        std::vector<Elem<uint32_t>> elems;
+        for (const auto& item : list.items) {
+            items.push_back(&item);
+            if (item.set_ref) {
+                auto it = sets_.find(item.text);
+                if (it == sets_.end()) continue;
+                it->second.used = true;
+                for (const auto& r : it->second.ports)
+                    elems.push_back(port_elem(r, items.size() - 1));
+            } else if (auto port = parse_port_item(item.text)) {
+                single_port_range(item, port->range);
+                elems.push_back(port_elem(port->range, items.size() - 1));
+            }
+        }
+        overlaps(items, std::move(elems), "in this list");
+    }
+
+    void peer_list(const ast::ValueList& list) {
+        std::vector<const ast::Item*> items;
+        std::vector<Elem<AddrKey>> elems;
+        for (const auto& item : list.items) {
+            items.push_back(&item);
+            if (item.set_ref) {
+                auto it = sets_.find(item.text);
+                if (it == sets_.end()) continue;
+                it->second.used = true;
+                for (const auto& c : it->second.cidrs)
+                    elems.push_back(cidr_elem(c, items.size() - 1));
+            } else if (auto cidr = parse_cidr(item.text)) {
+                elems.push_back(cidr_elem(cidr->cidr, items.size() - 1));
+            }
+        }
+        overlaps(items, std::move(elems), "in this list");
+    }
+
+    // Items of one list whose values overlap: a sweep over the values sorted by start,
+    // keeping the value reaching furthest (and the furthest of another item). At most one
+    // warning per item, on the item that can go: the narrower one, else the later one.
+    template <typename Key>
+    void overlaps(const std::vector<const ast::Item*>& items, std::vector<Elem<Key>> elems,
+                  const std::string& where) {
+        if (items.size() < 2) return;
+        std::sort(elems.begin(), elems.end(), [](const Elem<Key>& a, const Elem<Key>& b) {
+            return std::tie(a.lo, b.hi, a.item) < std::tie(b.lo, a.hi, b.item);
+        });
+        std::vector<bool> reported(items.size());
+        const Elem<Key>* best = nullptr;   // furthest-reaching so far
+        const Elem<Key>* other = nullptr;  // furthest-reaching of an item other than best's
+        for (const auto& x : elems) {
+            const Elem<Key>* c = best && best->item != x.item ? best : other;
+            if (c && x.lo <= c->hi) overlap(items, *c, x, reported, where);
+            if (!best || x.hi > best->hi) {
+                if (best && best->item != x.item) other = best;
+                best = &x;
+            } else if (x.item != best->item && (!other || x.hi > other->hi)) {
+                other = &x;
+            }
+        }
+    }
+
+    // `c` starts no later than `x` (and at the same start, reaches at least as far).
+    template <typename Key>
+    void overlap(const std::vector<const ast::Item*>& items, const Elem<Key>& c, const Elem<Key>& x,
+                 std::vector<bool>& reported, const std::string& where) {
+        const bool equal = c.lo == x.lo && c.hi == x.hi;
+        const bool inside = !equal && x.hi <= c.hi;  // x strictly inside c
+        const Elem<Key>& earlier = c.item < x.item ? c : x;
+        const Elem<Key>& later = c.item < x.item ? x : c;
+        const Elem<Key>& target = inside ? x : later;
+        if (reported[target.item]) return;
+        reported[target.item] = true;
+        const ast::Item& e = *items[earlier.item];
+        const ast::Item& l = *items[later.item];
+        auto desc = [&items](const Elem<Key>& v) {
+            const ast::Item& it = *items[v.item];
+            return it.set_ref ? v.value + " (in set '$" + it.text + "')" : it.text;
+        };
+        const Span span = items[target.item]->span;
+        if (e.set_ref && l.set_ref && e.text == l.text) {
+            report(span, "set '$" + l.text + "' is already " + where);
+        } else if (equal) {
+            report(span, desc(later) + " is already " + where +
+                             (e.set_ref ? " (in set '$" + e.text + "')" : ""));
+        } else if (inside) {
+            report(span, desc(x) + " is already covered by " + desc(c) + " " + where);
+        } else {
+            report(span, desc(later) + " overlaps " + desc(earlier) + " " + where);
+        }
+    }
+
+    // ---- personas and rules ----
+
+    void persona(const ast::PersonaDecl& decl, const ir::Persona& p) {
+        PersonaSyntax syn;
+        gather(decl.block, syn);
+        for (const ast::Rule* r : syn.rules) {
+            if (r->port_keyword) port_list(r->ports);
+            peer_list(r->peers);
+        }
+        if (p.mode == ir::Mode::Audit && syn.mode && p.default_ingress == ir::Action::Allow &&
+            p.default_egress == ir::Action::Allow &&
+            std::none_of(p.rules.begin(), p.rules.end(),
+                         [](const ir::Rule& r) { return r.action == ir::Action::Deny; })) {
+            auto& w = report(*syn.mode, "audit mode has nothing to report: persona '" + p.name +
+                                            "' has no deny rule and both defaults allow");
+            w.notes.push_back(
+                {"audit mode counts what deny rules and 'default ... deny' would drop",
+                 std::nullopt});
+        }
+        // Rule ids count the rules of the persona in source order, as `rules` does.
+        if (syn.rules.size() != p.rules.size()) return;
+        std::vector<Norm> rules;
+        for (size_t i = 0; i < p.rules.size(); ++i) {
+            const ast::Rule& r = *syn.rules[i];
+            rules.push_back(normalize(p.rules[i], join(r.action.span, r.peers.span)));
+        }
+        std::vector<bool> duplicate(rules.size());
+        std::map<std::string, size_t> seen;
+        for (size_t i = 0; i < rules.size(); ++i) {
+            auto [it, fresh] = seen.emplace(key_of(rules[i]), i);
+            if (fresh) continue;
+            duplicate[i] = true;
+            const Norm& first = rules[it->second];
+            auto& w =
+                report(rules[i].span, "rule " + std::to_string(rules[i].rule->id) +
+                                          " duplicates rule " + std::to_string(first.rule->id) +
+                                          " (same action, direction, protocol, ports "
+                                          "and peers)");
+            w.notes.push_back({"rule " + std::to_string(first.rule->id) + " is here", first.span});
+        }
+        // By direction, then action: each rule is only compared with the opposite action.
+        std::vector<const Norm*> by_kind[2][2];
+        for (const auto& n : rules)
+            by_kind[static_cast<int>(n.rule->direction)][static_cast<int>(n.rule->action)]
+                .push_back(&n);
+        for (size_t i = 0; i < rules.size(); ++i) {
+            if (duplicate[i]) continue;
+            const ir::Rule& r = *rules[i].rule;
+            const int opposite = r.action == ir::Action::Allow
+                                     ? static_cast<int>(ir::Action::Deny)
+                                     : static_cast<int>(ir::Action::Allow);
+            if (!effect(p, syn, by_kind[static_cast<int>(r.direction)][opposite], rules[i]))
+                return;  // out of budget
+        }
+    }
+
+    // Shadowed allow rules and rules that only restate the default; `opposite` holds the
+    // rules of a's direction with the other action. False when the work budget ran out.
+    bool effect(const ir::Persona& p, const PersonaSyntax& syn,
+                const std::vector<const Norm*>& opposite, const Norm& a) {
+        const ir::Rule& r = *a.rule;
+        std::vector<const Norm*> against;  // opposite rules that match some of a's packets
+        for (const Norm* b : opposite) {
+            if (!tick()) return false;
+            if (intersects(a, *b)) against.push_back(b);
+        }
+        if (!tick(0)) return false;
+        const int dir = static_cast<int>(r.direction);
+        const ir::Action def =
+            r.direction == ir::Direction::Egress ? p.default_egress : p.default_ingress;
+        const std::string id = std::to_string(r.id);
+        if (against.empty()) {
+            if (def != r.action) return true;
+            auto& w =
+                report(a.span, "rule " + id + " has no effect: " + direction_name(r.direction) +
+                                   " already defaults to " + action_name(def));
+            if (syn.default_of[dir]) {
+                w.notes.push_back({std::string(direction_name(r.direction)) + " defaults to " +
+                                       action_name(def) + " here",
+                                   *syn.default_of[dir]});
+            } else {
+                w.notes.push_back({std::string(direction_name(r.direction)) +
+                                       " defaults to allow when the persona does not say "
+                                       "'default " +
+                                       direction_name(r.direction) + " deny'",
+                                   std::nullopt});
+            }
+            return true;
+        }
+        if (r.action != ir::Action::Allow) return true;
+        std::vector<const Norm*> by;
+        for (const Norm* d : against) {
+            if (covered(a, {d})) {
+                by.push_back(d);
+                break;
+            }
+        }
+        if (by.empty() && against.size() > 1 && covered(a, against)) {
+            // Name only the denies needed: drop each one the others make redundant.
+            std::vector<bool> needed(against.size(), true);
+            for (size_t k = against.size(); k-- > 0;) {
+                std::vector<const Norm*> without;
+                for (size_t j = 0; j < against.size(); ++j)
+                    if (needed[j] && j != k) without.push_back(against[j]);
+                if (covered(a, without)) needed[k] = false;
+            }
+            for (size_t j = 0; j < against.size(); ++j)
+                if (needed[j]) by.push_back(against[j]);
+        }
+        if (!tick(0)) return false;
+        if (by.empty()) return true;
+        auto& w = report(a.span, "rule " + id + " is shadowed by deny rule" +
+                                     (by.size() > 1 ? "s " : " ") + list_ids(by) +
+                                     ": every packet it matches is denied");
+        for (const Norm* d : by)
+            w.notes.push_back({"deny rule " + std::to_string(d->rule->id) + " is here", d->span});
+        return true;
+    }
+
+    // Does some packet match both rules?
+    bool intersects(const Norm& a, const Norm& b) {
+        for (Atom atom : atoms_of(a.rule->proto)) {
+            if (!proto_covers(b.rule->proto, atom)) continue;
+            if (has_ports(atom) && !ranges_intersect(a.ports_for_atom(), b.ports_for_atom()))
+                continue;
+            for (const auto& x : a.peers) {
+                if (!reaches(atom, x.family)) continue;
+                for (const auto& y : b.peers) {
+                    if (!tick()) return true;  // out of budget: assume the worst
+                    if (cidr_contains(x, y) || cidr_contains(y, x)) return true;
+                }
+            }
+        }
+        return false;
+    }
+
+    // Does the union of `ds` match every packet `a` matches?
+    bool covered(const Norm& a, const std::vector<const Norm*>& ds) {
+        for (Atom atom : atoms_of(a.rule->proto)) {
+            std::vector<Cidr> need;
+            for (const auto& c : a.peers)
+                if (reaches(atom, c.family)) need.push_back(c);
+            if (need.empty()) continue;  // a matches nothing of this protocol
+            std::vector<const Norm*> da;
+            for (const Norm* d : ds)
+                if (proto_covers(d->rule->proto, atom)) da.push_back(d);
+            if (da.empty()) return false;
+            if (!has_ports(atom)) {
+                if (!peers_covered(need, da)) return false;
+                continue;
+            }
+            // Cut a's ports where any deny's ranges start or end; within each piece the
+            // same denies apply to every port.
+            std::vector<uint32_t> cuts;
+            for (const Norm* d : da)
+                for (const auto& r : d->ports_for_atom()) {
+                    cuts.push_back(r.lo);
+                    cuts.push_back(static_cast<uint32_t>(r.hi) + 1);
+                }
+            std::sort(cuts.begin(), cuts.end());
+            cuts.erase(std::unique(cuts.begin(), cuts.end()), cuts.end());
+            for (const auto& range : a.ports_for_atom()) {
+                uint32_t lo = range.lo;
+                while (lo <= range.hi) {
+                    auto next = std::upper_bound(cuts.begin(), cuts.end(), lo);
+                    uint32_t hi =
+                        next == cuts.end() ? range.hi : std::min<uint32_t>(range.hi, *next - 1);
+                    std::vector<const Norm*> here;
+                    for (const Norm* d : da) {
+                        if (!tick()) return false;
+                        for (const auto& r : d->ports_for_atom())
+                            if (r.lo <= lo && lo <= r.hi) {
+                                here.push_back(d);
+                                break;
+                            }
+                    }
+                    if (here.empty() || !peers_covered(need, here)) return false;
+                    lo = hi + 1;
+                }
+            }
+        }
+        return true;
+    }
+
+    bool peers_covered(const std::vector<Cidr>& need, const std::vector<const Norm*>& ds) {
+        std::vector<Cidr> have;
+        for (const Norm* d : ds) have.insert(have.end(), d->peers.begin(), d->peers.end());
+        if (!tick(have.size() * (need.size() + 1))) return false;
+        have = aggregate(std::move(have));
+        for (const auto& c : need)
+            if (std::none_of(have.begin(), have.end(),
+                             [&c](const Cidr& h) { return cidr_contains(h, c); }))
+                return false;
+        return true;
+    }
+
+    Diagnostics& d_;
+    bool werror_ = false;
+    std::map<std::string, SetData> sets_;
+    size_t work_ = 0;
+    size_t reported_ = 0;
+    Diagnostic discard_;  // target of reports past the limit
+};
+
+}  // namespace
+
+void lint(const ast::File& file, const std::vector<ir::Persona>& personas, Diagnostics& diags,
+          const LintOptions& options) {
+    Linter(diags, options).run(file, personas);
+}
+
+}  // namespace pdl
