@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite from a fresh Debian 12 machine, as root: install what is missing,
-# build, run the unit tests under AddressSanitizer + UndefinedBehaviorSanitizer, then
+# build, run the unit tests under AddressSanitizer + UndefinedBehaviorSanitizer, fuzz the
+# PDL front end for 60 s, then
 # every ctest suite (unit, bpf, integration) on the normal build. Kernel tests fail
 # rather than skip here (PERSONABPF_REQUIRE_KERNEL=1).
 set -euo pipefail
@@ -17,6 +18,9 @@ ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     "$root/build-asan/tests/unit/unit_tests" --gtest_brief=1
 ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     "$root/build-asan/tests/unit/cli_tests" --gtest_brief=1
+
+echo "== fuzzing the PDL front end (libFuzzer, ASan+UBSan, 60 s)"
+"$root/scripts/fuzz.sh" 60
 
 echo "== build"
 "$root/scripts/build.sh" "$root/build"
