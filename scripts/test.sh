@@ -1,9 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite from a fresh Debian 12 machine, as root: install what is missing,
-# build, run the unit tests under AddressSanitizer + UndefinedBehaviorSanitizer, fuzz the
-# PDL front end for 60 s, then
-# every ctest suite (unit, bpf, integration) on the normal build. Kernel tests fail
-# rather than skip here (PERSONABPF_REQUIRE_KERNEL=1).
+# check formatting, run the unit and CLI tests under AddressSanitizer + UndefinedBehavior-
+# Sanitizer, fuzz the PDL front end for 60 s, then build and run every ctest suite (unit,
+# bpf, integration). Kernel tests fail rather than skip here (PERSONABPF_REQUIRE_KERNEL=1).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 export PERSONABPF_REQUIRE_KERNEL=1
