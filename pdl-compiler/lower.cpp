@@ -1,6 +1,7 @@
 // Lowering: ir::Persona -> PersonaImage, the two-table policy of docs/architecture.md
 // "Policy lookup" (ADDR: peer prefix -> address class; PORT: class, proto, port -> verdict).
 #include <algorithm>
+#include <array>
 #include <map>
 #include <set>
 
@@ -17,15 +18,51 @@ bool proto_reaches(ir::Proto p, ir::Family f) {
     return true;
 }
 
-// Does `rule` match every address of `prefix`? A rule without peers means any address
-// of the families its protocol reaches.
-bool rule_covers(const ir::Rule& rule, const ir::Cidr& prefix) {
-    if (!proto_reaches(rule.proto, prefix.family)) return false;
-    if (rule.peers.empty()) return true;
-    for (const auto& peer : rule.peers)
-        if (cidr_contains(peer, prefix)) return true;
-    return false;
+// The first `len` bits of `addr`, the rest zero.
+std::array<uint8_t, 16> truncated(const std::array<uint8_t, 16>& addr, unsigned len) {
+    std::array<uint8_t, 16> out{};
+    for (unsigned i = 0; i < 16 && len > 0; ++i) {
+        unsigned bits = len >= 8 ? 8 : len;
+        out[i] = static_cast<uint8_t>(addr[i] & (0xff00u >> bits));
+        len -= bits;
+    }
+    return out;
 }
+
+// The rules of one direction and family that cover each prefix. A rule covers a prefix
+// when one of its peers contains it (is one of the prefix's ancestors, itself included)
+// or when it has no peers (any address). Indexing the rules by the exact CIDRs they name
+// makes that an ancestor walk (at most 129 lookups per prefix) instead of a scan of every
+// peer of every rule, which was quadratic for personas naming many addresses.
+class CoverIndex {
+  public:
+    explicit CoverIndex(const std::vector<const ir::Rule*>& rules, ir::Family fam) {
+        for (const ir::Rule* r : rules) {
+            if (r->peers.empty()) {
+                any_.push_back(r->id);
+                continue;
+            }
+            for (const auto& c : r->peers)
+                if (c.family == fam) by_cidr_[{c.addr, c.prefix_len}].push_back(r->id);
+        }
+    }
+
+    // Sorted rule ids, no repeats.
+    std::vector<uint32_t> covering(const ir::Cidr& prefix) const {
+        std::vector<uint32_t> ids = any_;
+        for (unsigned len = 0; len <= prefix.prefix_len; ++len) {
+            auto it = by_cidr_.find({truncated(prefix.addr, len), static_cast<uint8_t>(len)});
+            if (it != by_cidr_.end()) ids.insert(ids.end(), it->second.begin(), it->second.end());
+        }
+        std::sort(ids.begin(), ids.end());
+        ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+        return ids;
+    }
+
+  private:
+    std::vector<uint32_t> any_;
+    std::map<std::pair<std::array<uint8_t, 16>, uint8_t>, std::vector<uint32_t>> by_cidr_;
+};
 
 bool cidr_less(const ir::Cidr& a, const ir::Cidr& b) {
     if (a.addr != b.addr) return a.addr < b.addr;
@@ -98,10 +135,9 @@ struct Lowerer {
         // Classes are numbered in the order of their first prefix, so ids are stable for
         // equal input.
         std::map<std::vector<uint32_t>, uint32_t> classes;
+        const CoverIndex index(rules, fam);
         for (const auto& prefix : prefixes) {
-            std::vector<uint32_t> ids;
-            for (const ir::Rule* r : rules)
-                if (rule_covers(*r, prefix)) ids.push_back(r->id);
+            std::vector<uint32_t> ids = index.covering(prefix);
             auto [it, fresh] = classes.emplace(ids, next_class);
             if (fresh) {
                 ++next_class;

@@ -4,7 +4,10 @@
 #include "pdl-compiler/sema.h"
 
 #include <algorithm>
+#include <array>
 #include <map>
+#include <set>
+#include <tuple>
 
 #include "pdl-compiler/compiler.h"
 #include "pdl-compiler/values.h"
@@ -22,9 +25,17 @@ struct SetInfo {
     Span name_span;
 };
 
-template <typename T>
-void push_unique(std::vector<T>& v, const T& x) {
-    if (std::find(v.begin(), v.end(), x) == v.end()) v.push_back(x);
+// Keeps the first of equal items, in order, in O(n log n): lists and sets may hold tens of
+// thousands of items, and a quadratic pass over them would let one file stall the agent.
+void drop_repeats(std::vector<ir::PortRange>& v) {
+    std::set<std::pair<uint16_t, uint16_t>> seen;
+    std::erase_if(v, [&](const ir::PortRange& r) { return !seen.insert({r.lo, r.hi}).second; });
+}
+void drop_repeats(std::vector<ir::Cidr>& v) {
+    std::set<std::tuple<ir::Family, std::array<uint8_t, 16>, uint8_t>> seen;
+    std::erase_if(v, [&](const ir::Cidr& c) {
+        return !seen.insert({c.family, c.addr, c.prefix_len}).second;
+    });
 }
 
 const char* proto_name(ir::Proto p) {
@@ -99,7 +110,7 @@ class Checker {
                     continue;
                 }
                 if (!first_port) first_port = &item;
-                push_unique(info.ports, port->range);
+                info.ports.push_back(port->range);
             } else if (auto cidr = parse_cidr(item.text)) {
                 if (!cidr->error.empty()) {
                     d_.error(item.span, cidr->error);
@@ -107,7 +118,7 @@ class Checker {
                     continue;
                 }
                 if (!first_addr) first_addr = &item;
-                push_unique(info.cidrs, cidr->cidr);
+                info.cidrs.push_back(cidr->cidr);
             } else {
                 d_.error(item.span, "invalid set item '" + item.text +
                                         "'; expected an address, CIDR, port or port range");
@@ -128,6 +139,8 @@ class Checker {
                  std::nullopt});
             ok = false;
         }
+        drop_repeats(info.ports);
+        drop_repeats(info.cidrs);
         if (ok) info.kind = first_port ? SetKind::Ports : SetKind::Addresses;
         sets_.emplace(s.name.text, std::move(info));
     }
@@ -239,7 +252,7 @@ class Checker {
                     e.notes.push_back({"'" + item.text + "' is defined here", s->name_span});
                     continue;
                 }
-                for (const auto& pr : s->ports) push_unique(out, pr);
+                out.insert(out.end(), s->ports.begin(), s->ports.end());
                 continue;
             }
             auto port = parse_port_item(item.text);
@@ -249,9 +262,10 @@ class Checker {
             } else if (!port->error.empty()) {
                 d_.error(item.span, port->error);
             } else {
-                push_unique(out, port->range);
+                out.push_back(port->range);
             }
         }
+        drop_repeats(out);
     }
 
     // icmp only reaches IPv4 peers and icmpv6 only IPv6 ones; anything else is a mistake
@@ -294,7 +308,7 @@ class Checker {
                 for (const auto& c : s->cidrs) {
                     check_family(out, c, item);
                     if (d_.errors() != before) break;  // one error per reference is enough
-                    push_unique(out.peers, c);
+                    out.peers.push_back(c);
                 }
                 continue;
             }
@@ -312,9 +326,10 @@ class Checker {
                 d_.error(item.span, cidr->error);
             } else {
                 check_family(out, cidr->cidr, item);
-                push_unique(out.peers, cidr->cidr);
+                out.peers.push_back(cidr->cidr);
             }
         }
+        drop_repeats(out.peers);
     }
 
     const ast::File& file_;
