@@ -124,7 +124,7 @@ TEST(Lexer, TooLargeFileIsAnError) {
               "4194304)\n");
 }
 
-TEST(Lexer, StrayCharactersAreReportedAndSkipped) {
+TEST(Lexer, StrayCharactersAreReportedAndPassedOver) {
     std::string text = "mode @ audit \x01";
     Diagnostics d("t.pdl", text);
     auto toks = lex(text, d);

@@ -185,7 +185,7 @@ TEST(Parser, RecoversAndReportsEveryBadStatement) {
     EXPECT_EQ(std::get<ast::Security>(a.block.statements[0].node).block.statements.size(), 1u);
 }
 
-TEST(Parser, UnsupportedSectionsAreSkippedWhole) {
+TEST(Parser, UnsupportedSectionsArePassedOverWhole) {
     auto p = parse_text(
         "persona a {\n"
         "  qos {\n"
