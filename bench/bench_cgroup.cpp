@@ -13,26 +13,11 @@
 #include <fstream>
 #include <sstream>
 
+#include "agent/cgroup.h"
+
 namespace pbpf::bench {
 
 namespace {
-
-// mountinfo escapes blanks and backslashes as \ooo.
-std::string unescape_octal(const std::string& s) {
-    std::string out;
-    for (size_t i = 0; i < s.size(); ++i) {
-        if (s[i] == '\\' && i + 3 < s.size()) {
-            const std::string oct = s.substr(i + 1, 3);
-            if (oct.find_first_not_of("01234567") == std::string::npos) {
-                out += static_cast<char>(std::stoi(oct, nullptr, 8));
-                i += 3;
-                continue;
-            }
-        }
-        out += s[i];
-    }
-    return out;
-}
 
 Result<std::string> self_cgroup_path() {
     std::ifstream in("/proc/self/cgroup");
@@ -94,24 +79,8 @@ void copy_path(char* dst, const std::string& src) { std::snprintf(dst, 4096, "%s
 
 }  // namespace
 
-Result<std::string> cgroup2_mount() {
-    std::ifstream in("/proc/self/mountinfo");
-    if (!in) return sys_error("open /proc/self/mountinfo");
-    std::string line;
-    while (std::getline(in, line)) {
-        const auto sep = line.find(" - ");
-        if (sep == std::string::npos) continue;
-        std::istringstream tail(line.substr(sep + 3));
-        std::string fstype;
-        tail >> fstype;
-        if (fstype != "cgroup2") continue;
-        std::istringstream head(line.substr(0, sep));
-        std::string id, parent, devno, root, mount_point;
-        head >> id >> parent >> devno >> root >> mount_point;
-        return unescape_octal(mount_point);
-    }
-    return Error{ENOENT, "no cgroup2 mount in /proc/self/mountinfo"};
-}
+// The agent's parser (tested in tests/unit), so every part reads mountinfo alike.
+Result<std::string> cgroup2_mount() { return agent::find_cgroup2_mount(); }
 
 Result<std::unique_ptr<CgroupTree>> CgroupTree::create_and_enter() {
     auto mount = cgroup2_mount();

@@ -15,6 +15,7 @@
 #include <gtest/gtest.h>
 
 #include "agent/cgroup.h"
+#include "tests/unit/temp_dir.h"
 
 namespace pbpf::agent {
 namespace {
@@ -25,26 +26,7 @@ bool contains(const std::string& s, const std::string& part) {
     return s.find(part) != std::string::npos;
 }
 
-class TempDir : public ::testing::Test {
-  protected:
-    void SetUp() override {
-        char tmpl[] = "/tmp/pbpf-agent-cgroup-XXXXXX";
-        ASSERT_NE(::mkdtemp(tmpl), nullptr);
-        dir_ = tmpl;
-    }
-    void TearDown() override {
-        std::error_code ec;
-        fs::remove_all(dir_, ec);
-    }
-    std::string write(const std::string& name, const std::string& text) {
-        std::string path = dir_ + "/" + name;
-        std::ofstream(path) << text;
-        return path;
-    }
-    void mkdirs(const std::string& rel) { fs::create_directories(dir_ + "/" + rel); }
-
-    std::string dir_;
-};
+using TempDir = pbpf::test::TempDirTest;
 
 // ---- find_cgroup2_mount --------------------------------------------------------------
 

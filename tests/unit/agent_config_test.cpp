@@ -13,6 +13,7 @@
 #include <gtest/gtest.h>
 
 #include "agent/config.h"
+#include "tests/unit/temp_dir.h"
 
 namespace pbpf::agent {
 namespace {
@@ -157,25 +158,7 @@ TEST(AgentConfigParse, AgentNotATableIsRefused) {
 
 // ---- load_config ---------------------------------------------------------------------
 
-class AgentConfigFile : public ::testing::Test {
-  protected:
-    void SetUp() override {
-        char tmpl[] = "/tmp/pbpf-agent-config-XXXXXX";
-        ASSERT_NE(::mkdtemp(tmpl), nullptr);
-        dir_ = tmpl;
-    }
-    void TearDown() override {
-        std::error_code ec;
-        fs::remove_all(dir_, ec);
-    }
-    std::string write(const std::string& name, const std::string& text) {
-        std::string path = dir_ + "/" + name;
-        std::ofstream(path) << text;
-        return path;
-    }
-
-    std::string dir_;
-};
+using AgentConfigFile = pbpf::test::TempDirTest;
 
 TEST_F(AgentConfigFile, ReadsFile) {
     auto path = write("agent.toml", "[agent]\nsocket = \"/f.sock\"\nlog_level = \"error\"\n");

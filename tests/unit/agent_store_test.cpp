@@ -14,6 +14,7 @@
 #include <sqlite3.h>
 
 #include "agent/store.h"
+#include "tests/unit/temp_dir.h"
 
 namespace pbpf::agent {
 namespace {
@@ -74,18 +75,15 @@ void expect_same(const BindingRecord& a, const BindingRecord& b) {
     EXPECT_EQ(a.bound_at, b.bound_at);
 }
 
-class AgentStore : public ::testing::Test {
+class AgentStore : public pbpf::test::TempDirTest {
   protected:
     void SetUp() override {
-        char tmpl[] = "/tmp/pbpf-agent-store-XXXXXX";
-        ASSERT_NE(::mkdtemp(tmpl), nullptr);
-        dir_ = tmpl;
+        TempDirTest::SetUp();
         db_path_ = dir_ + "/state.db";
     }
     void TearDown() override {
         store_.reset();
-        std::error_code ec;
-        fs::remove_all(dir_, ec);
+        TempDirTest::TearDown();
     }
     void open_store() {
         store_.reset();
@@ -141,7 +139,7 @@ class AgentStore : public ::testing::Test {
         return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
     }
 
-    std::string dir_, db_path_;
+    std::string db_path_;
     std::unique_ptr<Store> store_;
 };
 
