@@ -39,6 +39,12 @@ struct ValueList {
     Span span;
 };
 
+// A quoted string value (description, search domains, globs, import paths).
+struct String {
+    std::string value;
+    Span span;
+};
+
 struct Description {
     std::string value;
     Span value_span;
@@ -58,13 +64,114 @@ struct Rule {
     ValueList peers;
 };
 
+// A flow pattern inside `encryption ... except { ... }`:
+// [ingress|egress] PROTO [port PORTS] [to|from PEERS]
+struct Match {
+    std::optional<Word> direction;
+    Word proto;
+    std::optional<Word> port_keyword;
+    ValueList ports;
+    std::optional<Word> peer_keyword;
+    ValueList peers;
+    Span span;             // the whole pattern
+    Trivia leading;        // only in multi-line lists
+    std::string trailing;  // comment after the pattern on its line
+};
+struct MatchList {
+    bool multiline = false;
+    std::vector<Match> items;
+    std::string open_comment;
+    Trivia end_trivia;
+    Span span;  // '{' to '}'
+};
+
+// encryption required|optional [min-tls VERSION] [except { MATCH, ... }]
+struct Encryption {
+    Word setting;  // "required" or "optional"
+    std::optional<Word> min_tls;
+    std::optional<Word> except_keyword;
+    MatchList exceptions;
+};
+
+// In `ids { }`: syn-flood|port-scan EVENT-RATE [block DURATION]
+struct Threshold {
+    Word kind;
+    Word rate;
+    std::optional<Word> block;
+};
+
+// In `qos { }`: egress|ingress rate RATE [burst SIZE]
+struct Shaping {
+    Word direction;
+    Word rate;
+    std::optional<Word> burst;
+};
+struct Priority {
+    Word value;
+};
+struct LatencyTarget {  // latency target DURATION
+    Word value;
+};
+
+// In `topology { }`
+struct Route {  // route table N | route via ADDRESS
+    Word kind;  // "table" or "via"
+    Word value;
+};
+struct NextHops {
+    ValueList hops;
+};
+struct MaxHops {
+    Word value;
+};
+
+// In `sovereignty { }`
+struct Countries {  // allow|deny countries LIST
+    Word action;
+    ValueList countries;
+};
+struct Unknown {  // unknown allow|deny
+    Word action;
+};
+struct Exempt {  // exempt LIST
+    ValueList cidrs;
+};
+struct OnViolation {  // on-violation drop|log
+    Word action;
+};
+
+// In `dns { }`
+struct DnsServers {  // servers LIST
+    ValueList servers;
+};
+struct DnsSearch {  // search "domain" ["domain" ...]
+    std::vector<String> domains;
+};
+
+// In `forward { }`: egress PROTO [ADDR:]PORT -> ADDR:PORT | ingress PROTO PORT -> PORT
+struct Forward {
+    Word direction, proto;
+    Word from;
+    Span arrow;
+    Word to;
+};
+
+// In a top-level `bind NAME { }`: cgroup "GLOB" | user NAME | group NAME | interface "GLOB"
+struct BindMatch {
+    Word kind;
+    Word value;  // decoded text; `quoted` says how it was written
+    bool quoted = false;
+};
+
 struct Statement;
 struct Block {
     std::vector<Statement> statements;
     std::string open_comment;  // comment after '{'
     Trivia end_trivia;         // comments (and blank lines between them) before '}'
 };
-struct Security {
+// security, ids, qos, topology, sovereignty, dns, forward: `keyword { statements }`.
+struct Section {
+    Word keyword;
     Block block;
 };
 
@@ -72,23 +179,34 @@ struct Statement {
     Trivia leading;
     std::string trailing;
     Span keyword;  // first token of the statement
-    std::variant<Description, Mode, Default, Rule, Security> node;
+    std::variant<Description, Mode, Default, Rule, Section, Encryption, Threshold, Shaping,
+                 Priority, LatencyTarget, Route, NextHops, MaxHops, Countries, Unknown, Exempt,
+                 OnViolation, DnsServers, DnsSearch, Forward, BindMatch>
+        node;
 };
 
+struct Import {
+    String path;
+};
 struct SetDecl {
     Word name;
     ValueList items;
 };
 struct PersonaDecl {
     Word name;
+    std::optional<Word> parent;  // extends NAME
     Block block;
+};
+struct BindDecl {
+    Word persona;
+    Block block;  // BindMatch statements
 };
 
 struct TopLevel {
     Trivia leading;
     std::string trailing;
     Span keyword;
-    std::variant<SetDecl, PersonaDecl> node;
+    std::variant<Import, SetDecl, PersonaDecl, BindDecl> node;
 };
 
 struct File {

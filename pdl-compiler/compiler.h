@@ -3,6 +3,8 @@
 #pragma once
 
 #include <cstddef>
+#include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -17,12 +19,29 @@ struct Source {
 };
 
 struct CompileOutput {
-    std::vector<ir::Persona>
-        personas;             // empty when errors > 0 (a file with errors compiles to nothing)
+    // The personas the file defines (not those of its imports, which it may extend), in
+    // source order, inheritance merged. Empty when errors > 0: a file with errors
+    // compiles to nothing.
+    std::vector<ir::Persona> personas;
+    std::vector<ir::BindRule> binds;  // the file's `bind` blocks, in source order
+    // Every imported file, dependencies before dependents, names as resolved (what a
+    // MapLoader given to another compile must answer to). Set also when errors > 0.
+    std::vector<Source> imports;
     std::string diagnostics;  // all rendered diagnostics, errors and warnings, in source order
     size_t errors = 0, warnings = 0;
     bool ok() const { return errors == 0; }
 };
+
+// Reads an imported file. `path` is already resolved against the importing file's
+// directory. Returns the text, or nullopt with `error` set (e.g. a strerror message).
+using SourceLoader = std::function<std::optional<std::string>(const std::string& path,
+                                                              std::string& error)>;
+
+// Reads from the file system.
+SourceLoader file_loader();
+// Answers only from `files` (path -> text), e.g. in the agent, which never reads the
+// file system on behalf of a client.
+SourceLoader map_loader(std::vector<Source> files);
 
 struct CompileOptions {
     // Run the lint pass (docs/pdl.md, "Lint warnings") on a file without errors.
@@ -30,6 +49,8 @@ struct CompileOptions {
     // Report lint findings as errors (message suffix " [--werror]"): a file with any
     // then compiles to nothing.
     bool werror = false;
+    // Where `import` reads from; unset: the file system (file_loader()).
+    SourceLoader loader;
 };
 
 // Lex + parse + semantic checks, then lint.

@@ -123,8 +123,8 @@ class Printer {
             if (r->port_keyword) s += " port " + list(r->ports, indent);
             s += " " + r->peer_keyword.text + " " + list(r->peers, indent);
             line(indent, s, st.trailing);
-        } else if (auto* sec = std::get_if<ast::Security>(&st.node)) {
-            block("security", sec->block, indent, st.trailing);
+        } else if (auto* sec = std::get_if<ast::Section>(&st.node)) {
+            block(sec->keyword.text, sec->block, indent, st.trailing);
         }
     }
 

@@ -207,7 +207,7 @@ void gather(const ast::Block& block, PersonaSyntax& out) {
             out.default_of[static_cast<int>(egress ? ir::Direction::Egress
                                                    : ir::Direction::Ingress)] =
                 join(st.keyword, d->action.span);
-        } else if (auto* s = std::get_if<ast::Security>(&st.node)) {
+        } else if (auto* s = std::get_if<ast::Section>(&st.node)) {
             gather(s->block, out);
         }
     }

@@ -400,8 +400,9 @@ class Parser {
                 d_.error(peek().span, "expected '{' after 'security', found " + describe(peek()));
                 return false;
             }
+            ast::Section sec;
+            sec.keyword = {tok.text, tok.span};
             Span open = advance().span;
-            ast::Security sec;
             bool ok = block(sec.block, true, "the security block", open);
             st.node = std::move(sec);
             return ok;

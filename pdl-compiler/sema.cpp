@@ -198,7 +198,7 @@ class Checker {
                 (ingress ? out.default_ingress : out.default_egress) = a;
             } else if (auto* r = std::get_if<ast::Rule>(&st.node)) {
                 if (auto rule = check_rule(*r, next_id++)) out.rules.push_back(std::move(*rule));
-            } else if (auto* sec = std::get_if<ast::Security>(&st.node)) {
+            } else if (auto* sec = std::get_if<ast::Section>(&st.node)) {
                 for (const auto& inner : sec->block.statements) self(inner, self);
             }
         };

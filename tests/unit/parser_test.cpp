@@ -40,7 +40,7 @@ TEST(Parser, BuildsSetsAndPersonas) {
     EXPECT_EQ(persona.name.text, "web");
     ASSERT_EQ(persona.block.statements.size(), 2u);
     EXPECT_EQ(std::get<ast::Description>(persona.block.statements[0].node).value, "d");
-    const auto& sec = std::get<ast::Security>(persona.block.statements[1].node);
+    const auto& sec = std::get<ast::Section>(persona.block.statements[1].node);
     ASSERT_EQ(sec.block.statements.size(), 3u);
     EXPECT_EQ(std::get<ast::Mode>(sec.block.statements[0].node).value.text, "audit");
     const auto& def = std::get<ast::Default>(sec.block.statements[1].node);
@@ -63,7 +63,7 @@ TEST(Parser, OneLineBlocks) {
     auto p = parse_text("persona p { security { mode audit } }\n");
     ASSERT_EQ(p.errors, 0u) << p.diagnostics;
     const auto& persona = std::get<ast::PersonaDecl>(p.file.items[0].node);
-    const auto& sec = std::get<ast::Security>(persona.block.statements[0].node);
+    const auto& sec = std::get<ast::Section>(persona.block.statements[0].node);
     EXPECT_EQ(sec.block.statements.size(), 1u);
 }
 
@@ -87,7 +87,7 @@ TEST(Parser, CommentsAndBlankLinesAreAttached) {
     EXPECT_EQ(item.trailing, "# done");
     const auto& persona = std::get<ast::PersonaDecl>(item.node);
     EXPECT_EQ(persona.block.open_comment, "# open");
-    const auto& sec = std::get<ast::Security>(persona.block.statements[0].node);
+    const auto& sec = std::get<ast::Section>(persona.block.statements[0].node);
     EXPECT_EQ(sec.block.statements[0].trailing, "# why");
     EXPECT_EQ(sec.block.end_trivia, (ast::Trivia{"", "# last"}));
     EXPECT_EQ(p.file.end_trivia, (ast::Trivia{"# tail"}));
@@ -159,7 +159,7 @@ TEST(Parser, BlankLinesInBlocksAreCollapsedAndTrimmed) {
     EXPECT_EQ(persona.block.statements[0].leading, (ast::Trivia{"# first", ""}));
     EXPECT_EQ(persona.block.statements[1].leading, (ast::Trivia{""}));
     EXPECT_EQ(persona.block.end_trivia, ast::Trivia{});
-    const auto& sec = std::get<ast::Security>(persona.block.statements[1].node);
+    const auto& sec = std::get<ast::Section>(persona.block.statements[1].node);
     EXPECT_EQ(sec.block.statements[0].leading, ast::Trivia{});
 }
 
@@ -182,7 +182,7 @@ TEST(Parser, RecoversAndReportsEveryBadStatement) {
     // Both personas still parse: the bad statements are dropped, the good ones kept.
     ASSERT_EQ(p.file.items.size(), 2u);
     const auto& a = std::get<ast::PersonaDecl>(p.file.items[0].node);
-    EXPECT_EQ(std::get<ast::Security>(a.block.statements[0].node).block.statements.size(), 1u);
+    EXPECT_EQ(std::get<ast::Section>(a.block.statements[0].node).block.statements.size(), 1u);
 }
 
 TEST(Parser, UnsupportedSectionsArePassedOverWhole) {
@@ -196,7 +196,7 @@ TEST(Parser, UnsupportedSectionsArePassedOverWhole) {
     EXPECT_EQ(p.errors, 1u) << p.diagnostics;
     const auto& a = std::get<ast::PersonaDecl>(p.file.items[0].node);
     ASSERT_EQ(a.block.statements.size(), 1u);
-    EXPECT_TRUE(std::holds_alternative<ast::Security>(a.block.statements[0].node));
+    EXPECT_TRUE(std::holds_alternative<ast::Section>(a.block.statements[0].node));
 }
 
 TEST(Parser, DeepNestingDoesNotRecurse) {
