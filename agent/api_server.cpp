@@ -219,8 +219,26 @@ void ApiServer::routes() {
                    }
                    // Compiling and lowering can take seconds for big personas and touch no
                    // state: only storing and flipping hold the mutex.
-                   auto compiled =
-                       PersonaManager::compile_file(body["source"].get<std::string>(), filename);
+                   std::vector<pdl::Source> imports;
+                   if (body.contains("imports")) {
+                       const json& list = body["imports"];
+                       if (!list.is_array())
+                           throw ApiError(400,
+                                          "\"imports\" must be an array of "
+                                          "{\"filename\", \"source\"}");
+                       for (const auto& imp : list) {
+                           if (!imp.is_object() || !imp.contains("filename") ||
+                               !imp["filename"].is_string() || !imp.contains("source") ||
+                               !imp["source"].is_string())
+                               throw ApiError(400,
+                                              "each of \"imports\" needs \"filename\" "
+                                              "and \"source\" (strings)");
+                           imports.push_back({imp["filename"].get<std::string>(),
+                                              imp["source"].get<std::string>()});
+                       }
+                   }
+                   auto compiled = PersonaManager::compile_file(body["source"].get<std::string>(),
+                                                                filename, std::move(imports));
                    std::lock_guard<std::mutex> lock(mu_);
                    return personas_.apply(compiled);
                },

@@ -112,7 +112,17 @@ bool PersonaManager::slot_matches_store(const PersonaRecord& rec, uint32_t inner
 Result<PersonaImage> PersonaManager::image_of(const PersonaRecord& rec) {
     // Re-lower from source (the truth); fall back to the stored image if the source no
     // longer compiles with this agent's compiler.
-    auto out = pdl::compile(pdl::Source{rec.filename, rec.source});
+    std::vector<pdl::Source> imports;
+    try {
+        for (const auto& imp : json::parse(rec.imports_json))
+            imports.push_back(
+                {imp.at("filename").get<std::string>(), imp.at("source").get<std::string>()});
+    } catch (const std::exception&) {
+        imports.clear();  // then the source does not compile, and the stored image is used
+    }
+    pdl::CompileOptions options;
+    options.loader = pdl::map_loader(std::move(imports));
+    auto out = pdl::compile(pdl::Source{rec.filename, rec.source}, options);
     if (out.ok()) {
         for (const auto& p : out.personas)
             if (p.name == rec.name) return pdl::lower(p);
@@ -126,13 +136,24 @@ Result<PersonaImage> PersonaManager::image_of(const PersonaRecord& rec) {
     }
 }
 
-CompiledFile PersonaManager::compile_file(const std::string& source, const std::string& filename) {
-    auto out = pdl::compile(pdl::Source{filename, source});
+CompiledFile PersonaManager::compile_file(const std::string& source, const std::string& filename,
+                                          std::vector<pdl::Source> imports) {
+    pdl::CompileOptions options;
+    options.loader = pdl::map_loader(imports);
+    auto out = pdl::compile(pdl::Source{filename, source}, options);
     if (!out.ok())
         throw ApiError(400, "PDL errors in " + filename, {{"diagnostics", out.diagnostics}});
     if (out.personas.empty())
         throw ApiError(400, "no persona in " + filename, {{"diagnostics", out.diagnostics}});
-    CompiledFile f{source, filename, std::move(out.personas), {}, out.diagnostics, out.warnings};
+    // Keep only what the file really imports: that is what a restart recompiles from.
+    CompiledFile f;
+    f.source = source;
+    f.filename = filename;
+    f.imports = std::move(out.imports);
+    f.personas = std::move(out.personas);
+    f.diagnostics = std::move(out.diagnostics);
+    f.warnings = out.warnings;
+    f.binds = out.binds.size();
     for (const auto& p : f.personas) f.images.push_back(pdl::lower(p));
     return f;
 }
@@ -171,6 +192,10 @@ json PersonaManager::apply(const CompiledFile& file) {
         r.name = p.name;
         r.filename = filename;
         r.source = source;
+        json imports = json::array();
+        for (const auto& imp : file.imports)
+            imports.push_back({{"filename", imp.filename}, {"source", imp.text}});
+        r.imports_json = imports.dump();
         r.description = p.description;
         r.mode = p.mode == pdl::ir::Mode::Audit ? "audit" : "enforce";
         r.default_ingress = action_name(p.default_ingress);
@@ -274,15 +299,25 @@ json PersonaManager::apply(const CompiledFile& file) {
     for (const auto& pd : pending) {
         spdlog::info("applied persona '{}' (id {}, {} entries){}", pd.rec.name, pd.rec.id,
                      pd.rec.entries, pd.changed ? "" : ", unchanged");
-        applied.push_back({{"name", pd.rec.name},
-                           {"id", pd.rec.id},
-                           {"entries", pd.rec.entries},
-                           {"changed", pd.changed},
-                           {"created", pd.is_new}});
+        json entry = {{"name", pd.rec.name},
+                      {"id", pd.rec.id},
+                      {"entries", pd.rec.entries},
+                      {"changed", pd.changed},
+                      {"created", pd.is_new}};
+        for (const auto& p : file.personas)
+            if (p.name == pd.rec.name) entry["not_enforced"] = unenforced_sections(p);
+        applied.push_back(std::move(entry));
     }
     json res = {{"applied", applied}};
+    // Said plainly in every answer, so that nobody believes a bind block binds anything yet.
+    if (file.binds > 0) res["binds_not_enforced"] = file.binds;
     if (file.warnings > 0) res["diagnostics"] = file.diagnostics;
     return res;
+}
+
+std::vector<std::string> unenforced_sections(const pdl::ir::Persona& p) {
+    // This release enforces the security rules (mode, defaults, allow/deny) only.
+    return pdl::configured_sections(p);
 }
 
 json PersonaManager::remove(const std::string& name, bool force) {

@@ -13,6 +13,7 @@
 #include "agent/store.h"
 #include "maps/map_image.h"
 #include "maps/result.h"
+#include "pdl-compiler/compiler.h"
 #include "pdl-compiler/ir.h"
 
 namespace pbpf::agent {
@@ -21,11 +22,17 @@ namespace pbpf::agent {
 // holding the agent's mutex.
 struct CompiledFile {
     std::string source, filename;
+    std::vector<pdl::Source> imports;  // what `source` imports, as the client sent it
     std::vector<pdl::ir::Persona> personas;
     std::vector<PersonaImage> images;  // images[i] = lower(personas[i])
     std::string diagnostics;
     size_t warnings = 0;
+    size_t binds = 0;  // `bind` blocks in the file (compiled; automatic binding comes later)
 };
+
+// The sections of `p` that this agent compiles and stores but does not enforce yet
+// ("encryption", "ids", "qos", ...), in PDL order. Empty for a security-only persona.
+std::vector<std::string> unenforced_sections(const pdl::ir::Persona& p);
 
 class PersonaManager {
   public:
@@ -36,7 +43,10 @@ class PersonaManager {
     nlohmann::json apply(const std::string& source, const std::string& filename);
     // The two halves of apply(): compile_file() touches no state (throws ApiError 400 on
     // PDL errors); apply(CompiledFile) needs the caller's serialisation.
-    static CompiledFile compile_file(const std::string& source, const std::string& filename);
+    // `imports` are the files `source` imports, by resolved name (the agent never reads
+    // the file system for a client).
+    static CompiledFile compile_file(const std::string& source, const std::string& filename,
+                                     std::vector<pdl::Source> imports = {});
     nlohmann::json apply(const CompiledFile& file);
     // DELETE /v1/personas/NAME.
     nlohmann::json remove(const std::string& name, bool force);

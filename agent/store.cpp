@@ -44,7 +44,8 @@ class Stmt {
 
 constexpr const char* kPersonaCols =
     "name, id, filename, source, description, mode, default_ingress, default_egress, "
-    "rules_json, image_json, entries, rule_count, created_at, applied_at, updated_at";
+    "rules_json, image_json, entries, rule_count, created_at, applied_at, updated_at, "
+    "imports_json";
 
 PersonaRecord persona_from(const Stmt& s) {
     PersonaRecord p;
@@ -58,6 +59,7 @@ PersonaRecord persona_from(const Stmt& s) {
     p.default_egress = s.text(7);
     p.rules_json = s.text(8);
     p.image_json = s.text(9);
+    p.imports_json = s.text(15);
     p.entries = static_cast<uint32_t>(s.i64(10));
     p.rule_count = static_cast<uint32_t>(s.i64(11));
     p.created_at = s.i64(12);
@@ -153,6 +155,16 @@ Result<std::unique_ptr<Store>> Store::open(const std::string& state_dir) {
             INSERT INTO schema_version(version) VALUES (1);
         )sql");
         if (!r) return fail(r.error());
+        version = 1;
+    }
+    // Forward migrations, one schema version at a time, in the same transaction.
+    if (version == 1) {
+        auto r = s->exec(R"sql(
+            ALTER TABLE personas ADD COLUMN imports_json TEXT NOT NULL DEFAULT '[]';
+            UPDATE schema_version SET version = 2;
+        )sql");
+        if (!r) return fail(r.error());
+        version = 2;
     }
     if (auto r = s->exec("COMMIT;"); !r) return fail(r.error());
     // WAL only once the schema is known to be ours: switching the journal mode rewrites the
@@ -207,20 +219,21 @@ Result<std::optional<PersonaRecord>> Store::persona(const std::string& name) {
 Result<void> Store::upsert_persona(const PersonaRecord& p) {
     Stmt q(db_,
            (std::string("INSERT INTO personas (") + kPersonaCols +
-            ") VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15) "
+            ") VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16) "
             "ON CONFLICT(name) DO UPDATE SET id=excluded.id, filename=excluded.filename, "
             "source=excluded.source, description=excluded.description, mode=excluded.mode, "
             "default_ingress=excluded.default_ingress, default_egress=excluded.default_egress, "
             "rules_json=excluded.rules_json, image_json=excluded.image_json, "
             "entries=excluded.entries, rule_count=excluded.rule_count, "
-            "applied_at=excluded.applied_at, updated_at=excluded.updated_at;")
+            "applied_at=excluded.applied_at, updated_at=excluded.updated_at, "
+            "imports_json=excluded.imports_json;")
                .c_str());
     if (!q.ok()) return db_error("store persona " + p.name);
     q.bind(1, p.name).bind(2, int64_t{p.id}).bind(3, p.filename).bind(4, p.source);
     q.bind(5, p.description).bind(6, p.mode).bind(7, p.default_ingress).bind(8, p.default_egress);
     q.bind(9, p.rules_json).bind(10, p.image_json).bind(11, int64_t{p.entries});
     q.bind(12, int64_t{p.rule_count}).bind(13, p.created_at).bind(14, p.applied_at);
-    q.bind(15, p.updated_at);
+    q.bind(15, p.updated_at).bind(16, p.imports_json);
     if (q.step() != SQLITE_DONE) return db_error("store persona " + p.name);
     return {};
 }

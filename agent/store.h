@@ -14,13 +14,16 @@ struct sqlite3;
 
 namespace pbpf::agent {
 
-inline constexpr int kStoreSchemaVersion = 1;
+// 1: first release. 2: personas.imports_json (the files a persona's source imports).
+inline constexpr int kStoreSchemaVersion = 2;
 
 struct PersonaRecord {
     std::string name;
     uint32_t id = 0;
     std::string filename;
     std::string source;  // the whole file the persona was applied from
+    // The files `source` imports, as sent with the apply: JSON [{"filename", "source"}].
+    std::string imports_json = "[]";
     std::string description;
     std::string mode;                             // "enforce" | "audit"
     std::string default_ingress, default_egress;  // "allow" | "deny"

@@ -12,6 +12,8 @@
 #include "maps/abi/policy.h"
 #include "maps/abi/binding.h"
 #include "maps/abi/counters.h"
+#include "maps/abi/settings.h"
+#include "maps/abi/forward.h"
 
 /* vmlinux.h carries types, not the uapi macros. */
 #define ETH_P_IP 0x0800
@@ -54,6 +56,14 @@ static const volatile struct {
 	struct pbpf_policy_key key;
 	struct pbpf_policy_value value;
 } pbpf_btf_anchor_policy __attribute__((used));
+
+/* No program reads a persona's settings slot or forward map yet; anchoring their structs
+ * here keeps them in the BTF, so tests/bpf/abi_layout_test checks their layout too. */
+static const volatile struct {
+	struct pbpf_persona_settings settings;
+	struct pbpf_forward_key forward_key;
+	struct pbpf_forward_value forward_value;
+} pbpf_btf_anchor_settings __attribute__((used));
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);

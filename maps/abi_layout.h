@@ -4,11 +4,14 @@
 #pragma once
 
 #include <cstddef>
+#include <type_traits>
 
 #include "maps/abi/binding.h"
 #include "maps/abi/counters.h"
+#include "maps/abi/forward.h"
 #include "maps/abi/limits.h"
 #include "maps/abi/policy.h"
+#include "maps/abi/settings.h"
 
 static_assert(sizeof(pbpf_policy_key) == 24);
 static_assert(offsetof(pbpf_policy_key, prefixlen) == 0);
@@ -49,3 +52,66 @@ static_assert(offsetof(pbpf_dir_counters, audited_bytes) == 40);
 
 static_assert(sizeof(pbpf_counters) == 96);
 static_assert(offsetof(pbpf_counters, dir) == 0);
+
+static_assert(sizeof(pbpf_ids_threshold) == 24);
+static_assert(offsetof(pbpf_ids_threshold, count) == 0);
+static_assert(offsetof(pbpf_ids_threshold, window_ns) == 8);
+static_assert(offsetof(pbpf_ids_threshold, block_ns) == 16);
+
+static_assert(sizeof(pbpf_shaping) == 16);
+static_assert(offsetof(pbpf_shaping, rate_bps) == 0);
+static_assert(offsetof(pbpf_shaping, burst_bytes) == 8);
+
+static_assert(sizeof(pbpf_addr) == 20);
+static_assert(offsetof(pbpf_addr, family) == 0);
+static_assert(offsetof(pbpf_addr, pad0) == 1);
+static_assert(offsetof(pbpf_addr, addr) == 4);
+
+static_assert(PBPF_COUNTRY_WORDS == 11);
+static_assert(sizeof(pbpf_persona_settings) == 456);
+static_assert(sizeof(pbpf_persona_settings) % 8 == 0);
+static_assert(offsetof(pbpf_persona_settings, flags) == 0);
+static_assert(offsetof(pbpf_persona_settings, min_tls) == 4);
+static_assert(offsetof(pbpf_persona_settings, priority) == 6);
+static_assert(offsetof(pbpf_persona_settings, max_hops) == 7);
+static_assert(offsetof(pbpf_persona_settings, next_hop_count) == 8);
+static_assert(offsetof(pbpf_persona_settings, dns_count) == 9);
+static_assert(offsetof(pbpf_persona_settings, pad0) == 10);
+static_assert(offsetof(pbpf_persona_settings, route_table) == 12);
+static_assert(offsetof(pbpf_persona_settings, latency_target_ns) == 16);
+static_assert(offsetof(pbpf_persona_settings, egress) == 24);
+static_assert(offsetof(pbpf_persona_settings, ingress) == 40);
+static_assert(offsetof(pbpf_persona_settings, syn_flood) == 56);
+static_assert(offsetof(pbpf_persona_settings, port_scan) == 80);
+static_assert(offsetof(pbpf_persona_settings, route_via) == 104);
+static_assert(offsetof(pbpf_persona_settings, next_hops) == 124);
+static_assert(offsetof(pbpf_persona_settings, dns_servers) == 284);
+static_assert(offsetof(pbpf_persona_settings, pad1) == 364);
+static_assert(offsetof(pbpf_persona_settings, countries) == 368);
+
+static_assert(sizeof(pbpf_forward_key) == 24);
+static_assert(offsetof(pbpf_forward_key, dir) == 0);
+static_assert(offsetof(pbpf_forward_key, proto) == 1);
+static_assert(offsetof(pbpf_forward_key, family) == 2);
+static_assert(offsetof(pbpf_forward_key, pad0) == 3);
+static_assert(offsetof(pbpf_forward_key, port) == 4);
+static_assert(offsetof(pbpf_forward_key, pad1) == 6);
+static_assert(offsetof(pbpf_forward_key, addr) == 8);
+
+static_assert(sizeof(pbpf_forward_value) == 20);
+static_assert(offsetof(pbpf_forward_value, family) == 0);
+static_assert(offsetof(pbpf_forward_value, pad0) == 1);
+static_assert(offsetof(pbpf_forward_value, port) == 2);
+static_assert(offsetof(pbpf_forward_value, addr) == 4);
+
+// No implicit padding anywhere: every byte of a key or value is a named field, so zeroing
+// the named fields zeroes the whole struct.
+static_assert(std::has_unique_object_representations_v<pbpf_policy_key>);
+static_assert(std::has_unique_object_representations_v<pbpf_policy_value>);
+static_assert(std::has_unique_object_representations_v<pbpf_binding>);
+static_assert(std::has_unique_object_representations_v<pbpf_resolved>);
+static_assert(std::has_unique_object_representations_v<pbpf_globals>);
+static_assert(std::has_unique_object_representations_v<pbpf_counters>);
+static_assert(std::has_unique_object_representations_v<pbpf_persona_settings>);
+static_assert(std::has_unique_object_representations_v<pbpf_forward_key>);
+static_assert(std::has_unique_object_representations_v<pbpf_forward_value>);

@@ -1,5 +1,8 @@
-// PolicyEntry key constructors and the canonical order of entries: the one place that
-// knows how an ADDR or PORT key is laid out in bytes (maps/abi/policy.h).
+// PolicyEntry and ForwardEntry constructors and the canonical order of entries: the one
+// place that knows how a trie key (maps/abi/policy.h) or a forward (maps/abi/forward.h) is
+// laid out in bytes.
+#include <arpa/inet.h>
+
 #include <algorithm>
 #include <cstring>
 #include <tuple>
@@ -42,34 +45,67 @@ auto value_tuple(const pbpf_policy_value& v) {
     return std::tie(v.class_id, v.rule_id, v.verdict, v.flags, v.pad0);
 }
 
-}  // namespace
-
-PolicyEntry make_addr_entry(pbpf_direction dir, pbpf_family family, const uint8_t addr[16],
-                            unsigned cidr_len, uint32_t class_id) {
+// kind, dir, family, address: the layout of ADDR, ENC_ADDR and SOV_EXEMPT keys.
+PolicyEntry address_keyed(pbpf_entry_kind kind, uint8_t dir, pbpf_family family,
+                          const uint8_t addr[16], unsigned cidr_len) {
     PolicyEntry e;
     std::memset(&e.key, 0, sizeof e.key);
     std::memset(&e.value, 0, sizeof e.value);
     const unsigned addr_bytes = family == PBPF_FAMILY_IPV4 ? 4 : 16;
     cidr_len = std::min(cidr_len, addr_bytes * 8);
     e.key.prefixlen = PBPF_POLICY_HEADER_BITS + cidr_len;
-    e.key.kind = PBPF_ENTRY_ADDR;
-    e.key.dir = static_cast<__u8>(dir);
+    e.key.kind = static_cast<__u8>(kind);
+    e.key.dir = dir;
     e.key.family_or_proto = static_cast<__u8>(family);
     std::memcpy(e.key.data, addr, addr_bytes);
     mask_after(e.key.data, sizeof e.key.data, cidr_len);
+    return e;
+}
+
+int compare_forward_keys(const pbpf_forward_key& a, const pbpf_forward_key& b) {
+    const auto ha = std::tie(a.dir, a.proto, a.family, a.pad0);
+    const auto hb = std::tie(b.dir, b.proto, b.family, b.pad0);
+    if (ha != hb) return ha < hb ? -1 : 1;
+    if (int c = std::memcmp(a.addr, b.addr, sizeof a.addr); c != 0) return c < 0 ? -1 : 1;
+    // Ports compare in host order, so 80 sorts before 443 on any host.
+    const auto ta = std::make_tuple(ntohs(a.port), a.pad1);
+    const auto tb = std::make_tuple(ntohs(b.port), b.pad1);
+    if (ta != tb) return ta < tb ? -1 : 1;
+    return 0;
+}
+
+int compare_forward_values(const pbpf_forward_value& a, const pbpf_forward_value& b) {
+    const auto ha = std::make_tuple(a.family, a.pad0, ntohs(a.port));
+    const auto hb = std::make_tuple(b.family, b.pad0, ntohs(b.port));
+    if (ha != hb) return ha < hb ? -1 : 1;
+    if (int c = std::memcmp(a.addr, b.addr, sizeof a.addr); c != 0) return c < 0 ? -1 : 1;
+    return 0;
+}
+
+}  // namespace
+
+PolicyEntry make_addr_entry(pbpf_direction dir, pbpf_family family, const uint8_t addr[16],
+                            unsigned cidr_len, uint32_t class_id, pbpf_entry_kind kind) {
+    PolicyEntry e = address_keyed(kind, static_cast<__u8>(dir), family, addr, cidr_len);
     e.value.class_id = class_id;
+    return e;
+}
+
+PolicyEntry make_sov_exempt_entry(pbpf_family family, const uint8_t addr[16], unsigned cidr_len) {
+    PolicyEntry e = address_keyed(PBPF_ENTRY_SOV_EXEMPT, 0, family, addr, cidr_len);
+    e.value.verdict = PBPF_VERDICT_ALLOW;
     return e;
 }
 
 PolicyEntry make_port_entry(uint32_t class_id, pbpf_proto proto, uint16_t port,
                             unsigned port_prefix_len, pbpf_verdict verdict, uint32_t rule_id,
-                            bool audit) {
+                            bool audit, pbpf_entry_kind kind) {
     PolicyEntry e;
     std::memset(&e.key, 0, sizeof e.key);
     std::memset(&e.value, 0, sizeof e.value);
     port_prefix_len = std::min(port_prefix_len, 16u);
     e.key.prefixlen = PBPF_POLICY_HEADER_BITS + PBPF_POLICY_CLASS_BITS + port_prefix_len;
-    e.key.kind = PBPF_ENTRY_PORT;
+    e.key.kind = static_cast<__u8>(kind);
     e.key.dir = 0;
     e.key.family_or_proto = static_cast<__u8>(proto);
     e.key.data[0] = static_cast<uint8_t>(class_id >> 24);
@@ -86,6 +122,24 @@ PolicyEntry make_port_entry(uint32_t class_id, pbpf_proto proto, uint16_t port,
     return e;
 }
 
+ForwardEntry make_forward_entry(pbpf_direction dir, pbpf_proto proto, uint8_t family,
+                                const uint8_t addr[16], uint16_t port, uint8_t target_family,
+                                const uint8_t target_addr[16], uint16_t target_port) {
+    ForwardEntry f;
+    std::memset(&f.key, 0, sizeof f.key);
+    std::memset(&f.value, 0, sizeof f.value);
+    f.key.dir = static_cast<__u8>(dir);
+    f.key.proto = static_cast<__u8>(proto);
+    f.key.family = family;
+    f.key.port = htons(port);
+    if (family != 0) std::memcpy(f.key.addr, addr, family == PBPF_FAMILY_IPV4 ? 4 : 16);
+    f.value.family = target_family;
+    f.value.port = htons(target_port);
+    if (target_family != 0)
+        std::memcpy(f.value.addr, target_addr, target_family == PBPF_FAMILY_IPV4 ? 4 : 16);
+    return f;
+}
+
 bool operator<(const PolicyEntry& a, const PolicyEntry& b) {
     if (int c = compare_keys(a.key, b.key); c != 0) return c < 0;
     return value_tuple(a.value) < value_tuple(b.value);
@@ -93,6 +147,15 @@ bool operator<(const PolicyEntry& a, const PolicyEntry& b) {
 
 bool operator==(const PolicyEntry& a, const PolicyEntry& b) {
     return compare_keys(a.key, b.key) == 0 && value_tuple(a.value) == value_tuple(b.value);
+}
+
+bool operator<(const ForwardEntry& a, const ForwardEntry& b) {
+    if (int c = compare_forward_keys(a.key, b.key); c != 0) return c < 0;
+    return compare_forward_values(a.value, b.value) < 0;
+}
+
+bool operator==(const ForwardEntry& a, const ForwardEntry& b) {
+    return compare_forward_keys(a.key, b.key) == 0 && compare_forward_values(a.value, b.value) == 0;
 }
 
 }  // namespace pbpf

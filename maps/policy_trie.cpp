@@ -69,20 +69,28 @@ std::string describe(const PolicyEntry& e) {
     const auto& k = e.key;
     const auto& v = e.value;
     char buf[160];
-    if (k.kind == PBPF_ENTRY_ADDR) {
+    if (k.kind == PBPF_ENTRY_ADDR || k.kind == PBPF_ENTRY_ENC_ADDR) {
         const bool v4 = k.family_or_proto == PBPF_FAMILY_IPV4;
         char addr[INET6_ADDRSTRLEN] = "?";
         inet_ntop(v4 ? AF_INET : AF_INET6, k.data, addr, sizeof addr);
-        std::snprintf(buf, sizeof buf, "ADDR %s %s %s/%u -> class %u", direction_name(k.dir),
+        std::snprintf(buf, sizeof buf, "%s %s %s %s/%u -> class %u",
+                      k.kind == PBPF_ENTRY_ADDR ? "ADDR" : "ENC_ADDR", direction_name(k.dir),
                       v4 ? "ipv4" : "ipv6", addr, k.prefixlen - PBPF_POLICY_HEADER_BITS,
                       v.class_id);
-    } else if (k.kind == PBPF_ENTRY_PORT) {
+    } else if (k.kind == PBPF_ENTRY_SOV_EXEMPT) {
+        const bool v4 = k.family_or_proto == PBPF_FAMILY_IPV4;
+        char addr[INET6_ADDRSTRLEN] = "?";
+        inet_ntop(v4 ? AF_INET : AF_INET6, k.data, addr, sizeof addr);
+        std::snprintf(buf, sizeof buf, "SOV_EXEMPT %s %s/%u -> %s", v4 ? "ipv4" : "ipv6", addr,
+                      k.prefixlen - PBPF_POLICY_HEADER_BITS, verdict_name(v.verdict));
+    } else if (k.kind == PBPF_ENTRY_PORT || k.kind == PBPF_ENTRY_ENC_PORT) {
         const uint32_t class_id = uint32_t{k.data[0]} << 24 | uint32_t{k.data[1]} << 16 |
                                   uint32_t{k.data[2]} << 8 | uint32_t{k.data[3]};
         const unsigned port = unsigned{k.data[4]} << 8 | k.data[5];
         const unsigned plen = k.prefixlen - PBPF_POLICY_HEADER_BITS - PBPF_POLICY_CLASS_BITS;
         const unsigned last = port | (plen >= 16 ? 0u : (0xffffu >> plen));
-        std::snprintf(buf, sizeof buf, "PORT class %u %s %u/%u (%u-%u) -> %s rule %u%s", class_id,
+        std::snprintf(buf, sizeof buf, "%s class %u %s %u/%u (%u-%u) -> %s rule %u%s",
+                      k.kind == PBPF_ENTRY_PORT ? "PORT" : "ENC_PORT", class_id,
                       proto_name(k.family_or_proto), port, plen, port, last,
                       verdict_name(v.verdict), v.rule_id,
                       (v.flags & PBPF_POLICY_F_AUDIT) ? " audit" : "");

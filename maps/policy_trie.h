@@ -34,7 +34,8 @@ Result<void> write_policy(int trie_fd, const PersonaImage& image);
 Result<std::vector<PolicyEntry>> read_policy(int trie_fd);
 
 // One entry, readably: "ADDR egress ipv4 10.0.0.0/8 -> class 3",
-// "PORT class 3 tcp 8000/12 (8000-8015) -> deny rule 2 audit".
+// "PORT class 3 tcp 8000/12 (8000-8015) -> deny rule 2 audit"; ENC_ADDR and ENC_PORT read
+// like ADDR and PORT, "SOV_EXEMPT ipv4 10.0.0.0/8 -> allow".
 std::string describe(const PolicyEntry& entry);
 
 // pbpf_counters[persona_id] summed over all possible CPUs.

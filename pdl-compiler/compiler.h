@@ -34,8 +34,8 @@ struct CompileOutput {
 
 // Reads an imported file. `path` is already resolved against the importing file's
 // directory. Returns the text, or nullopt with `error` set (e.g. a strerror message).
-using SourceLoader = std::function<std::optional<std::string>(const std::string& path,
-                                                              std::string& error)>;
+using SourceLoader =
+    std::function<std::optional<std::string>(const std::string& path, std::string& error)>;
 
 // Reads from the file system.
 SourceLoader file_loader();
@@ -71,6 +71,15 @@ struct FormatOutput {
 // Canonical layout; keeps comments; idempotent. ok is false (and text empty) when the
 // source does not parse.
 FormatOutput format(const Source& src);
+
+// The sections beyond `security` rules that `p` configures, in PDL order: "encryption",
+// "ids", "qos", "topology", "sovereignty", "dns", "forward". Empty for a firewall-only
+// persona.
+std::vector<std::string> configured_sections(const ir::Persona& p);
+
+// A bind block as `pdl compile -j` shows it:
+// {"persona", "line", "cgroups", "users", "groups", "interfaces"} (empty lists omitted).
+nlohmann::json to_json(const ir::BindRule& bind);
 
 // Canonical one-line text of a rule, e.g. "allow egress tcp port 443 to 10.0.0.0/8".
 std::string describe_rule(const ir::Rule& rule);

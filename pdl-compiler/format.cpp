@@ -3,10 +3,12 @@
 // lines keep the author's grouping: inside a block or a multi-line list a run of blank
 // lines between two statements, items or comments becomes one, and none is kept right
 // after '{' or right before '}' (the parser records them that way, as "" trivia). At top
-// level a persona is always set apart from its neighbours by exactly one blank line;
-// elsewhere (between sets, before end-of-file comments) at most one is kept where the
-// author left some. Printing from the tree makes format(format(x)) == format(x) by
-// construction.
+// level a persona or bind block is always set apart from its neighbours by exactly one
+// blank line; elsewhere (between imports and sets, before end-of-file comments) at most
+// one is kept where the author left some. Printing from the tree makes
+// format(format(x)) == format(x) by construction.
+#include <type_traits>
+
 #include "pdl-compiler/ast.h"
 #include "pdl-compiler/compiler.h"
 #include "pdl-compiler/lexer.h"
@@ -36,32 +38,39 @@ class Printer {
     std::string run(const ast::File& f) {
         for (size_t i = 0; i < f.items.size(); ++i) {
             const ast::TopLevel& item = f.items[i];
-            bool persona = std::holds_alternative<ast::PersonaDecl>(item.node);
-            bool prev_persona =
-                i > 0 && std::holds_alternative<ast::PersonaDecl>(f.items[i - 1].node);
-            // Personas are set apart by a blank line; sets may stay grouped.
-            if (i > 0 && (persona || prev_persona) &&
+            // Personas and bind blocks are set apart by a blank line; imports and sets may
+            // stay grouped.
+            if (i > 0 && (set_apart(item) || set_apart(f.items[i - 1])) &&
                 (item.leading.empty() || !item.leading.front().empty()))
                 out_ += "\n";
             trivia(item.leading, 0);
-            std::string text;
-            if (auto* s = std::get_if<ast::SetDecl>(&item.node)) {
-                text = "set " + s->name.text + " = " + list(s->items, 0);
-                line(0, text, item.trailing);
-            } else {
-                const auto& p = std::get<ast::PersonaDecl>(item.node);
-                block("persona " + p.name.text, p.block, 0, item.trailing);
+            if (auto* imp = std::get_if<ast::Import>(&item.node)) {
+                line(0, "import " + quote(imp->path.value), item.trailing);
+            } else if (auto* s = std::get_if<ast::SetDecl>(&item.node)) {
+                line(0, "set " + s->name.text + " = " + list(s->items, 0), item.trailing);
+            } else if (auto* p = std::get_if<ast::PersonaDecl>(&item.node)) {
+                std::string head = "persona " + p->name.text;
+                if (p->parent) head += " extends " + p->parent->text;
+                block(head, p->block, 0, item.trailing);
+            } else if (auto* b = std::get_if<ast::BindDecl>(&item.node)) {
+                block("bind " + b->persona.text, b->block, 0, item.trailing);
             }
         }
-        // Comments after a persona are set apart from it, like the next persona would be.
-        if (!f.items.empty() && std::holds_alternative<ast::PersonaDecl>(f.items.back().node) &&
-            !f.end_trivia.empty() && !f.end_trivia.front().empty())
+        // Comments after a persona or bind block are set apart from it, like the next one
+        // would be.
+        if (!f.items.empty() && set_apart(f.items.back()) && !f.end_trivia.empty() &&
+            !f.end_trivia.front().empty())
             out_ += "\n";
         trivia(f.end_trivia, 0);
         return std::move(out_);
     }
 
   private:
+    static bool set_apart(const ast::TopLevel& item) {
+        return std::holds_alternative<ast::PersonaDecl>(item.node) ||
+               std::holds_alternative<ast::BindDecl>(item.node);
+    }
+
     static std::string pad(int indent) { return std::string(static_cast<size_t>(indent) * 2, ' '); }
 
     // Comments at `indent`; a blank line ("") stays an empty line, without indentation.
@@ -110,22 +119,110 @@ class Printer {
         line(indent, "}", trailing);
     }
 
+    // A flow pattern of an except list.
+    std::string match(const ast::Match& m, int indent) {
+        std::string s = m.direction ? m.direction->text + " " + m.proto.text : m.proto.text;
+        if (m.port_keyword) s += " port " + list(m.ports, indent);
+        if (m.peer_keyword) s += " " + m.peer_keyword->text + " " + list(m.peers, indent);
+        return s;
+    }
+
+    // Like list(): one line when the source had it on one line (and no pattern holds a
+    // multi-line list), else one pattern per line with a trailing comma.
+    std::string matches(const ast::MatchList& l, int indent) {
+        bool multiline = l.multiline;
+        for (const auto& m : l.items)
+            multiline = multiline || m.ports.multiline || m.peers.multiline;
+        if (!multiline) {
+            if (l.items.empty()) return "{}";
+            std::string s = "{ ";
+            for (size_t i = 0; i < l.items.size(); ++i)
+                s += (i ? ", " : "") + match(l.items[i], indent);
+            return s + " }";
+        }
+        std::string s = "{";
+        if (!l.open_comment.empty()) s += "  " + l.open_comment;
+        s += "\n";
+        for (const auto& m : l.items) {
+            s += trivia_text(m.leading, indent + 1);
+            s += pad(indent + 1) + match(m, indent + 1) + ",";
+            if (!m.trailing.empty()) s += "  " + m.trailing;
+            s += "\n";
+        }
+        s += trivia_text(l.end_trivia, indent + 1);
+        return s + pad(indent) + "}";
+    }
+
+    // The text of a statement that is not a block (on one line unless it holds a
+    // multi-line list).
+    std::string text(const ast::Statement& st, int indent) {
+        return std::visit(
+            [&](const auto& n) -> std::string {
+                using T = std::decay_t<decltype(n)>;
+                if constexpr (std::is_same_v<T, ast::Description>) {
+                    return "description " + quote(n.value);
+                } else if constexpr (std::is_same_v<T, ast::Mode>) {
+                    return "mode " + n.value.text;
+                } else if constexpr (std::is_same_v<T, ast::Default>) {
+                    return "default " + n.direction.text + " " + n.action.text;
+                } else if constexpr (std::is_same_v<T, ast::Rule>) {
+                    std::string s = n.action.text + " " + n.direction.text + " " + n.proto.text;
+                    if (n.port_keyword) s += " port " + list(n.ports, indent);
+                    return s + " " + n.peer_keyword.text + " " + list(n.peers, indent);
+                } else if constexpr (std::is_same_v<T, ast::Encryption>) {
+                    std::string s = "encryption " + n.setting.text;
+                    if (n.min_tls) s += " min-tls " + n.min_tls->text;
+                    if (n.except_keyword) s += " except " + matches(n.exceptions, indent);
+                    return s;
+                } else if constexpr (std::is_same_v<T, ast::Threshold>) {
+                    std::string s = n.kind.text + " " + n.rate.text;
+                    return n.block ? s + " block " + n.block->text : s;
+                } else if constexpr (std::is_same_v<T, ast::Shaping>) {
+                    std::string s = n.direction.text + " rate " + n.rate.text;
+                    return n.burst ? s + " burst " + n.burst->text : s;
+                } else if constexpr (std::is_same_v<T, ast::Priority>) {
+                    return "priority " + n.value.text;
+                } else if constexpr (std::is_same_v<T, ast::LatencyTarget>) {
+                    return "latency target " + n.value.text;
+                } else if constexpr (std::is_same_v<T, ast::Route>) {
+                    return "route " + n.kind.text + " " + n.value.text;
+                } else if constexpr (std::is_same_v<T, ast::NextHops>) {
+                    return "next-hops " + list(n.hops, indent);
+                } else if constexpr (std::is_same_v<T, ast::MaxHops>) {
+                    return "max-hops " + n.value.text;
+                } else if constexpr (std::is_same_v<T, ast::Countries>) {
+                    return n.action.text + " countries " + list(n.countries, indent);
+                } else if constexpr (std::is_same_v<T, ast::Unknown>) {
+                    return "unknown " + n.action.text;
+                } else if constexpr (std::is_same_v<T, ast::Exempt>) {
+                    return "exempt " + list(n.cidrs, indent);
+                } else if constexpr (std::is_same_v<T, ast::OnViolation>) {
+                    return "on-violation " + n.action.text;
+                } else if constexpr (std::is_same_v<T, ast::DnsServers>) {
+                    return "servers " + list(n.servers, indent);
+                } else if constexpr (std::is_same_v<T, ast::DnsSearch>) {
+                    std::string s = "search";
+                    for (const auto& d : n.domains) s += " " + quote(d.value);
+                    return s;
+                } else if constexpr (std::is_same_v<T, ast::Forward>) {
+                    return n.direction.text + " " + n.proto.text + " " + n.from.text + " -> " +
+                           n.to.text;
+                } else if constexpr (std::is_same_v<T, ast::BindMatch>) {
+                    return n.kind.text + " " + (n.quoted ? quote(n.value.text) : n.value.text);
+                } else {
+                    static_assert(std::is_same_v<T, ast::Section>);
+                    return "";  // printed by statement() as a block
+                }
+            },
+            st.node);
+    }
+
     void statement(const ast::Statement& st, int indent) {
         trivia(st.leading, indent);
-        if (auto* d = std::get_if<ast::Description>(&st.node)) {
-            line(indent, "description " + quote(d->value), st.trailing);
-        } else if (auto* m = std::get_if<ast::Mode>(&st.node)) {
-            line(indent, "mode " + m->value.text, st.trailing);
-        } else if (auto* df = std::get_if<ast::Default>(&st.node)) {
-            line(indent, "default " + df->direction.text + " " + df->action.text, st.trailing);
-        } else if (auto* r = std::get_if<ast::Rule>(&st.node)) {
-            std::string s = r->action.text + " " + r->direction.text + " " + r->proto.text;
-            if (r->port_keyword) s += " port " + list(r->ports, indent);
-            s += " " + r->peer_keyword.text + " " + list(r->peers, indent);
-            line(indent, s, st.trailing);
-        } else if (auto* sec = std::get_if<ast::Section>(&st.node)) {
+        if (auto* sec = std::get_if<ast::Section>(&st.node))
             block(sec->keyword.text, sec->block, indent, st.trailing);
-        }
+        else
+            line(indent, text(st, indent), st.trailing);
     }
 
     std::string out_;

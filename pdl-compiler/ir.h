@@ -125,7 +125,7 @@ struct Dns {
 // ingress: connections to the host's match_port go to the workload's target_port.
 struct Forward {
     Direction direction = Direction::Egress;
-    Proto proto = Proto::Tcp;  // tcp or udp
+    Proto proto = Proto::Tcp;        // tcp or udp
     std::optional<Cidr> match_addr;  // egress only; nullopt: any destination address
     uint16_t match_port = 0;
     std::optional<Cidr> target_addr;  // egress: required; ingress: nullopt

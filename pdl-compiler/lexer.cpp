@@ -8,9 +8,14 @@ namespace pdl {
 namespace {
 
 bool is_word_char(unsigned char c) {
-    // '.', ':' and '/' belong to addresses and CIDRs, '-' to names and port ranges.
+    // '.', ':' and '/' belong to addresses, CIDRs and rates, '-' to names and port ranges,
+    // '[' and ']' to IPv6 endpoints ([fd00::1]:53).
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
-           c == '_' || c == '.' || c == ':' || c == '/';
+           c == '_' || c == '.' || c == ':' || c == '/' || c == '[' || c == ']';
+}
+
+bool is_arrow(const std::string& s, size_t i) {
+    return s[i] == '-' && i + 1 < s.size() && s[i + 1] == '>';
 }
 
 bool is_name_char(unsigned char c) {
@@ -92,6 +97,8 @@ std::string describe(const Token& tok) {
             return "'='";
         case TokenKind::Semicolon:
             return "';'";
+        case TokenKind::Arrow:
+            return "'->'";
         case TokenKind::Newline:
             return "end of line";
         case TokenKind::Comment:
@@ -209,8 +216,13 @@ std::vector<Token> lex(const std::string& text, Diagnostics& diags) {
                 continue;
             }
             out.push_back(Token{TokenKind::SetRef, name, Span{at(start), at(i - start)}, 0});
+        } else if (is_arrow(text, i)) {
+            out.push_back(Token{TokenKind::Arrow, "->", Span{at(i), 2}, 0});
+            i += 2;
         } else if (is_word_char(c)) {
-            while (i < n && is_word_char(static_cast<unsigned char>(text[i]))) ++i;
+            // A word ends before "->", so that `5432->443` is a forward, not one word.
+            while (i < n && is_word_char(static_cast<unsigned char>(text[i])) && !is_arrow(text, i))
+                ++i;
             if (i - start > kMaxWordBytes) {
                 diags.error(Span{at(start), at(i - start)},
                             "token is too long (" + std::to_string(i - start) +

@@ -1,5 +1,6 @@
-// Lexer: PDL source text -> tokens. Values (addresses, CIDRs, ports, ranges) are lexed as
-// plain words; the parser and the semantic pass decide what a word means in its place.
+// Lexer: PDL source text -> tokens. Values (addresses, CIDRs, ports, ranges, rates,
+// endpoints such as [fd00::1]:53) are lexed as plain words; the parser and the semantic
+// pass decide what a word means in its place.
 #pragma once
 
 #include <string>
@@ -15,7 +16,7 @@ constexpr size_t kMaxWordBytes = 256;
 constexpr size_t kMaxStringBytes = 4096;
 
 enum class TokenKind {
-    Word,    // identifier, keyword, number, range, address or CIDR
+    Word,    // identifier, keyword, number, range, address, CIDR, rate or endpoint
     SetRef,  // $name (text holds the name without '$')
     String,  // "..." (text holds the decoded value)
     LBrace,
@@ -23,6 +24,7 @@ enum class TokenKind {
     Comma,
     Equals,
     Semicolon,
+    Arrow,    // -> (in forwards)
     Newline,  // one or more line breaks; `count` says how many
     Comment,  // # to end of line (text holds it, '#' included, trailing space cut)
     Eof,

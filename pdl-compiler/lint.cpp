@@ -16,6 +16,7 @@
 #include <string>
 #include <tuple>
 
+#include "pdl-compiler/countries.h"
 #include "pdl-compiler/values.h"
 
 namespace pdl {
@@ -194,6 +195,11 @@ struct PersonaSyntax {
     std::vector<const ast::Rule*> rules;  // in source order, like the IR's rule ids
     std::optional<Span> mode;
     std::optional<Span> default_of[2];  // indexed by ir::Direction
+    const ast::Encryption* encryption = nullptr;
+    std::optional<Span> latency, priority;
+    std::vector<const ast::Countries*> countries;
+    std::vector<Span> needs_countries;                 // unknown, exempt, on-violation
+    std::vector<const ast::ValueList*> address_lists;  // next-hops, exempt, servers
 };
 
 void gather(const ast::Block& block, PersonaSyntax& out) {
@@ -209,6 +215,25 @@ void gather(const ast::Block& block, PersonaSyntax& out) {
                 join(st.keyword, d->action.span);
         } else if (auto* s = std::get_if<ast::Section>(&st.node)) {
             gather(s->block, out);
+        } else if (auto* e = std::get_if<ast::Encryption>(&st.node)) {
+            out.encryption = e;
+        } else if (auto* l = std::get_if<ast::LatencyTarget>(&st.node)) {
+            out.latency = join(st.keyword, l->value.span);
+        } else if (std::holds_alternative<ast::Priority>(st.node)) {
+            out.priority = st.keyword;
+        } else if (auto* c = std::get_if<ast::Countries>(&st.node)) {
+            out.countries.push_back(c);
+        } else if (auto* u = std::get_if<ast::Unknown>(&st.node)) {
+            out.needs_countries.push_back(join(st.keyword, u->action.span));
+        } else if (auto* v = std::get_if<ast::OnViolation>(&st.node)) {
+            out.needs_countries.push_back(join(st.keyword, v->action.span));
+        } else if (auto* x = std::get_if<ast::Exempt>(&st.node)) {
+            out.needs_countries.push_back(st.keyword);
+            out.address_lists.push_back(&x->cidrs);
+        } else if (auto* n = std::get_if<ast::NextHops>(&st.node)) {
+            out.address_lists.push_back(&n->hops);
+        } else if (auto* d = std::get_if<ast::DnsServers>(&st.node)) {
+            out.address_lists.push_back(&d->servers);
         }
     }
 }
@@ -261,8 +286,18 @@ class Linter {
             if (next >= personas.size()) break;  // cannot happen in a file without errors
             persona(*p, personas[next++]);
         }
+        for (const auto& item : file.items)
+            if (auto* b = std::get_if<ast::BindDecl>(&item.node); b && b->block.statements.empty())
+                report(b->persona.span, "bind block for '" + b->persona.text +
+                                            "' matches no workload; add cgroup, user, group or "
+                                            "interface lines");
+        // A file of sets only is a library for files that import it: its sets are meant
+        // for them.
+        bool library = std::none_of(file.items.begin(), file.items.end(), [](const auto& i) {
+            return std::holds_alternative<ast::PersonaDecl>(i.node);
+        });
         for (const auto& [name, set] : sets_)
-            if (!set.used) report(set.name_span, "set '" + name + "' is never used");
+            if (!set.used && !library) report(set.name_span, "set '" + name + "' is never used");
     }
 
   private:
@@ -416,6 +451,13 @@ class Linter {
             if (r->port_keyword) port_list(r->ports);
             peer_list(r->peers);
         }
+        for (const ast::ValueList* list : syn.address_lists) peer_list(*list);
+        if (syn.encryption)
+            for (const auto& m : syn.encryption->exceptions.items) {
+                if (m.port_keyword) port_list(m.ports);
+                if (m.peer_keyword) peer_list(m.peers);
+            }
+        settings(p, syn);
         if (p.mode == ir::Mode::Audit && syn.mode && p.default_ingress == ir::Action::Allow &&
             p.default_egress == ir::Action::Allow &&
             std::none_of(p.rules.begin(), p.rules.end(),
@@ -426,12 +468,14 @@ class Linter {
                 {"audit mode counts what deny rules and 'default ... deny' would drop",
                  std::nullopt});
         }
-        // Rule ids count the rules of the persona in source order, as `rules` does.
-        if (syn.rules.size() != p.rules.size()) return;
+        // The persona's own rules come last in `rules`, after the inherited ones (whose
+        // findings belong to the file that declares them), in source order.
+        if (syn.rules.size() > p.rules.size()) return;
+        const size_t inherited = p.rules.size() - syn.rules.size();
         std::vector<Norm> rules;
-        for (size_t i = 0; i < p.rules.size(); ++i) {
+        for (size_t i = 0; i < syn.rules.size(); ++i) {
             const ast::Rule& r = *syn.rules[i];
-            rules.push_back(normalize(p.rules[i], join(r.action.span, r.peers.span)));
+            rules.push_back(normalize(p.rules[inherited + i], join(r.action.span, r.peers.span)));
         }
         std::vector<bool> duplicate(rules.size());
         std::map<std::string, size_t> seen;
@@ -461,6 +505,108 @@ class Linter {
             if (!effect(p, syn, by_kind[static_cast<int>(r.direction)][opposite], rules[i]))
                 return;  // out of budget
         }
+    }
+
+    // ---- settings ----
+
+    void settings(const ir::Persona& p, const PersonaSyntax& syn) {
+        if (syn.latency && !p.qos.priority) {
+            auto& w =
+                report(*syn.latency, "latency target without a qos priority: persona '" + p.name +
+                                         "' competes at normal priority, so nothing "
+                                         "backs the target under contention");
+            w.notes.push_back(
+                {"add 'priority high' (or critical) to the qos block, or "
+                 "'priority normal' to say that is intended",
+                 std::nullopt});
+        }
+        if (syn.countries.empty() && !p.sovereignty.list)
+            for (Span s : syn.needs_countries)
+                report(s, "this sovereignty setting has no effect: persona '" + p.name +
+                              "' has no 'allow countries' or 'deny countries' list");
+        for (const ast::Countries* c : syn.countries) countries(*c);
+        if (syn.encryption && syn.encryption->except_keyword) exceptions(p, *syn.encryption);
+    }
+
+    // Countries named twice, directly or through a group.
+    void countries(const ast::Countries& c) {
+        std::map<std::string, std::string> seen;  // code -> how it was named first
+        for (const auto& item : c.countries.items) {
+            std::vector<std::string> codes;
+            if (const auto* members = country_group(item.text))
+                codes = *members;
+            else
+                codes = {item.text};
+            bool group = codes.size() != 1 || codes[0] != item.text;
+            size_t repeated = 0;
+            std::string first;  // how the first repeated code was named before
+            for (const auto& code : codes) {
+                auto [it, fresh] = seen.emplace(code, item.text);
+                if (!fresh && repeated++ == 0) first = it->second;
+            }
+            if (repeated == 0) continue;
+            if (!group)
+                report(item.span, item.text + " is already in the list" +
+                                      (first == item.text ? "" : ", through " + first));
+            else if (repeated == codes.size())
+                report(item.span, "every country of " + item.text + " is already in the list");
+        }
+    }
+
+    // Encryption exceptions that no flow the persona allows can match.
+    void exceptions(const ir::Persona& p, const ast::Encryption& e) {
+        if (e.exceptions.items.size() != p.encryption.exceptions.size()) return;
+        for (size_t i = 0; i < p.encryption.exceptions.size(); ++i) {
+            const ir::Match& m = p.encryption.exceptions[i];
+            bool allowed = false;
+            for (ir::Direction dir : {ir::Direction::Ingress, ir::Direction::Egress}) {
+                if (m.direction && *m.direction != dir) continue;
+                if (!tick(0)) return;
+                if (may_allow(p, m, dir)) allowed = true;
+            }
+            if (allowed) continue;
+            const std::string dirs =
+                m.direction ? std::string(direction_name(*m.direction)) : "ingress or egress";
+            auto& w = report(e.exceptions.items[i].span,
+                             "encryption exception '" + m.text + "' has no effect: persona '" +
+                                 p.name + "' allows no " + dirs + " flow it matches");
+            w.notes.push_back(
+                {"an exception only matters for flows that a rule (or the "
+                 "default) allows",
+                 std::nullopt});
+        }
+    }
+
+    // Might some flow of `m` in `dir` be allowed? Exact when the default allows (the flow
+    // is dropped only if deny rules cover all of m); when the default denies, an allow
+    // rule must overlap m (a deny that drops exactly that overlap is not looked at: the
+    // answer errs on "might", so a warning is never wrong).
+    bool may_allow(const ir::Persona& p, const ir::Match& m, ir::Direction dir) {
+        ir::Rule pseudo;
+        pseudo.action = ir::Action::Allow;
+        pseudo.direction = dir;
+        pseudo.proto = m.proto;
+        pseudo.ports = m.ports;
+        pseudo.peers = m.peers;
+        Norm e = normalize(pseudo, Span{});
+        std::vector<Norm> denies, allows;
+        for (const auto& r : p.rules) {
+            if (r.direction != dir) continue;
+            (r.action == ir::Action::Deny ? denies : allows).push_back(normalize(r, Span{}));
+        }
+        std::vector<const Norm*> against;
+        for (const auto& d : denies) {
+            if (!tick()) return true;
+            if (intersects(e, d)) against.push_back(&d);
+        }
+        if (!against.empty() && covered(e, against)) return false;
+        const ir::Action def = dir == ir::Direction::Egress ? p.default_egress : p.default_ingress;
+        if (def == ir::Action::Allow) return true;
+        for (const auto& a : allows) {
+            if (!tick()) return true;
+            if (intersects(e, a)) return true;
+        }
+        return false;
     }
 
     // Shadowed allow rules and rules that only restate the default; `opposite` holds the

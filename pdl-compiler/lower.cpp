@@ -1,12 +1,13 @@
 // Lowering: ir::Persona -> PersonaImage, the two-table policy of docs/architecture.md
-// "Policy lookup" (ADDR: peer prefix -> address class; PORT: class, proto, port -> verdict).
+// "Policy lookup" (ADDR: peer prefix -> address class; PORT: class, proto, port -> verdict);
+// the other sections are lowered by lower_settings.cpp.
 #include <algorithm>
 #include <array>
 #include <map>
 #include <set>
 
 #include "pdl-compiler/compiler.h"
-#include "pdl-compiler/values.h"
+#include "pdl-compiler/lower.h"
 
 namespace pdl {
 
@@ -33,30 +34,33 @@ std::array<uint8_t, 16> truncated(const std::array<uint8_t, 16>& addr, unsigned 
 // when one of its peers contains it (is one of the prefix's ancestors, itself included)
 // or when it has no peers (any address). Indexing the rules by the exact CIDRs they name
 // makes that an ancestor walk (at most 129 lookups per prefix) instead of a scan of every
-// peer of every rule, which was quadratic for personas naming many addresses.
+// peer of every rule, which was quadratic for personas naming many addresses. Rules are
+// named by their index in the policy's rule list.
 class CoverIndex {
   public:
-    explicit CoverIndex(const std::vector<const ir::Rule*>& rules, ir::Family fam) {
-        for (const ir::Rule* r : rules) {
-            if (r->peers.empty()) {
-                any_.push_back(r->id);
+    CoverIndex(const std::vector<ir::Rule>& all, const std::vector<uint32_t>& rules,
+               ir::Family fam) {
+        for (uint32_t r : rules) {
+            if (all[r].peers.empty()) {
+                any_.push_back(r);
                 continue;
             }
-            for (const auto& c : r->peers)
-                if (c.family == fam) by_cidr_[{c.addr, c.prefix_len}].push_back(r->id);
+            for (const auto& c : all[r].peers)
+                if (c.family == fam) by_cidr_[{c.addr, c.prefix_len}].push_back(r);
         }
     }
 
-    // Sorted rule ids, no repeats.
+    // Sorted rule indices, no repeats.
     std::vector<uint32_t> covering(const ir::Cidr& prefix) const {
-        std::vector<uint32_t> ids = any_;
+        std::vector<uint32_t> rules = any_;
         for (unsigned len = 0; len <= prefix.prefix_len; ++len) {
             auto it = by_cidr_.find({truncated(prefix.addr, len), static_cast<uint8_t>(len)});
-            if (it != by_cidr_.end()) ids.insert(ids.end(), it->second.begin(), it->second.end());
+            if (it != by_cidr_.end())
+                rules.insert(rules.end(), it->second.begin(), it->second.end());
         }
-        std::sort(ids.begin(), ids.end());
-        ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
-        return ids;
+        std::sort(rules.begin(), rules.end());
+        rules.erase(std::unique(rules.begin(), rules.end()), rules.end());
+        return rules;
     }
 
   private:
@@ -99,33 +103,44 @@ void emit_blocks(uint32_t lo, uint32_t hi, Emit&& emit) {
     }
 }
 
-struct Lowerer {
-    const ir::Persona& p;
-    pbpf::PersonaImage image;
-    uint32_t next_class = 1;
-    bool audit;
-
-    std::map<uint32_t, const ir::Rule*> by_id;
-
-    explicit Lowerer(const ir::Persona& persona)
-        : p(persona), audit(persona.mode == ir::Mode::Audit) {
-        for (const auto& r : p.rules) by_id.emplace(r.id, &r);
+class PolicyLowerer {
+  public:
+    PolicyLowerer(const std::vector<ir::Rule>& rules, ir::Action default_ingress,
+                  ir::Action default_egress, bool audit, uint32_t first_class)
+        : rules_(rules),
+          default_ingress_(default_ingress),
+          default_egress_(default_egress),
+          audit_(audit) {
+        out_.next_class = first_class;
     }
 
+    LoweredPolicy run() && {
+        for (ir::Direction d : {ir::Direction::Ingress, ir::Direction::Egress})
+            for (ir::Family f : {ir::Family::V4, ir::Family::V6}) direction_family(d, f);
+        return std::move(out_);
+    }
+
+  private:
+    const std::vector<ir::Rule>& rules_;
+    ir::Action default_ingress_, default_egress_;
+    bool audit_;
+    LoweredPolicy out_;
+
     pbpf_verdict default_of(ir::Direction d) const {
-        ir::Action a = d == ir::Direction::Ingress ? p.default_ingress : p.default_egress;
+        ir::Action a = d == ir::Direction::Ingress ? default_ingress_ : default_egress_;
         return a == ir::Action::Deny ? PBPF_VERDICT_DENY : PBPF_VERDICT_ALLOW;
     }
 
     void direction_family(ir::Direction dir, ir::Family fam) {
-        std::vector<const ir::Rule*> rules;
+        std::vector<uint32_t> rules;
         std::vector<ir::Cidr> prefixes;
         ir::Cidr all;
         all.family = fam;
         prefixes.push_back(all);
-        for (const auto& r : p.rules) {
+        for (uint32_t i = 0; i < rules_.size(); ++i) {
+            const ir::Rule& r = rules_[i];
             if (r.direction != dir || !proto_reaches(r.proto, fam)) continue;
-            rules.push_back(&r);
+            rules.push_back(i);
             for (const auto& c : r.peers)
                 if (c.family == fam) prefixes.push_back(c);
         }
@@ -135,24 +150,23 @@ struct Lowerer {
         // Classes are numbered in the order of their first prefix, so ids are stable for
         // equal input.
         std::map<std::vector<uint32_t>, uint32_t> classes;
-        const CoverIndex index(rules, fam);
+        const CoverIndex index(rules_, rules, fam);
         for (const auto& prefix : prefixes) {
-            std::vector<uint32_t> ids = index.covering(prefix);
-            auto [it, fresh] = classes.emplace(ids, next_class);
+            std::vector<uint32_t> covering = index.covering(prefix);
+            auto [it, fresh] = classes.emplace(covering, out_.next_class);
             if (fresh) {
-                ++next_class;
-                port_table(it->second, ids, dir, fam);
+                ++out_.next_class;
+                port_table(it->second, covering, dir, fam);
             }
-            image.entries.push_back(pbpf::make_addr_entry(
+            out_.entries.push_back(pbpf::make_addr_entry(
                 dir == ir::Direction::Ingress ? PBPF_DIR_INGRESS : PBPF_DIR_EGRESS,
                 fam == ir::Family::V4 ? PBPF_FAMILY_IPV4 : PBPF_FAMILY_IPV6, prefix.addr.data(),
                 prefix.prefix_len, it->second));
         }
     }
 
-    const ir::Rule& rule(uint32_t id) const { return *by_id.at(id); }
-
-    void port_table(uint32_t class_id, const std::vector<uint32_t>& ids, ir::Direction dir,
+    // `covering`: indices of the rules that match the class's addresses.
+    void port_table(uint32_t class_id, const std::vector<uint32_t>& covering, ir::Direction dir,
                     ir::Family fam) {
         const pbpf_verdict fallback = default_of(dir);
         const pbpf_proto buckets[] = {PBPF_PROTO_TCP, PBPF_PROTO_UDP,
@@ -162,51 +176,53 @@ struct Lowerer {
             // Sweep over the port space: a rule enters its deny/allow set at lo and leaves
             // it after hi; every boundary starts a new interval.
             std::map<uint32_t, std::vector<std::pair<uint32_t, int>>>
-                events;  // port -> (id, +1/-1)
-            for (uint32_t id : ids) {
-                const ir::Rule& r = rule(id);
+                events;  // port -> (rule index, +1/-1)
+            for (uint32_t i : covering) {
+                const ir::Rule& r = rules_[i];
                 if (!applies(r.proto, bucket)) continue;
                 if (r.ports.empty() || (bucket != PBPF_PROTO_TCP && bucket != PBPF_PROTO_UDP)) {
-                    events[0].push_back({id, +1});
+                    events[0].push_back({i, +1});
                     continue;
                 }
                 for (const auto& pr : r.ports) {
-                    events[pr.lo].push_back({id, +1});
-                    events[uint32_t{pr.hi} + 1].push_back({id, -1});
+                    events[pr.lo].push_back({i, +1});
+                    events[uint32_t{pr.hi} + 1].push_back({i, -1});
                 }
             }
             events[0];  // the first interval starts at 0 even with no rules
             bool ported = bucket == PBPF_PROTO_TCP || bucket == PBPF_PROTO_UDP;
+            // The bags hold rule ids (what is reported), one per matching rule.
+            std::multiset<uint32_t> denies, allows;
+            auto bag_of = [&](uint32_t i) -> std::multiset<uint32_t>& {
+                return rules_[i].action == ir::Action::Deny ? denies : allows;
+            };
             if (!ported) {
-                std::multiset<uint32_t> denies, allows;
-                for (auto [id, delta] : events[0])
-                    (rule(id).action == ir::Action::Deny ? denies : allows).insert(id);
+                for (auto [i, delta] : events[0]) bag_of(i).insert(rules_[i].id);
                 Decision d = decide(denies, allows, fallback);
-                image.entries.push_back(
-                    pbpf::make_port_entry(class_id, bucket, 0, 0, d.verdict, d.rule_id, audit));
+                out_.entries.push_back(
+                    pbpf::make_port_entry(class_id, bucket, 0, 0, d.verdict, d.rule_id, audit_));
                 continue;
             }
-            std::multiset<uint32_t> denies, allows;
             std::vector<std::pair<uint32_t, Decision>> starts;  // interval start -> decision
             for (const auto& [port, changes] : events) {
                 if (port > 65535) break;
-                for (auto [id, delta] : changes) {
-                    auto& bag = rule(id).action == ir::Action::Deny ? denies : allows;
+                for (auto [i, delta] : changes) {
+                    auto& bag = bag_of(i);
                     if (delta > 0)
-                        bag.insert(id);
+                        bag.insert(rules_[i].id);
                     else
-                        bag.erase(bag.find(id));
+                        bag.erase(bag.find(rules_[i].id));
                 }
                 Decision d = decide(denies, allows, fallback);
                 if (starts.empty() || !(starts.back().second == d)) starts.push_back({port, d});
             }
-            for (size_t i = 0; i < starts.size(); ++i) {
-                uint32_t lo = starts[i].first;
-                uint32_t hi = i + 1 < starts.size() ? starts[i + 1].first - 1 : 65535;
-                Decision d = starts[i].second;
+            for (size_t k = 0; k < starts.size(); ++k) {
+                uint32_t lo = starts[k].first;
+                uint32_t hi = k + 1 < starts.size() ? starts[k + 1].first - 1 : 65535;
+                Decision d = starts[k].second;
                 emit_blocks(lo, hi, [&](uint16_t port, unsigned plen) {
-                    image.entries.push_back(pbpf::make_port_entry(class_id, bucket, port, plen,
-                                                                  d.verdict, d.rule_id, audit));
+                    out_.entries.push_back(pbpf::make_port_entry(class_id, bucket, port, plen,
+                                                                 d.verdict, d.rule_id, audit_));
                 });
             }
         }
@@ -227,24 +243,33 @@ struct Lowerer {
         }
         return false;
     }
-
-    pbpf::PersonaImage run() {
-        image.name = p.name;
-        image.audit = audit;
-        image.default_ingress = default_of(ir::Direction::Ingress);
-        image.default_egress = default_of(ir::Direction::Egress);
-        image.rule_count = static_cast<uint32_t>(p.rules.size());
-        for (ir::Direction d : {ir::Direction::Ingress, ir::Direction::Egress})
-            for (ir::Family f : {ir::Family::V4, ir::Family::V6}) direction_family(d, f);
-        image.class_count = next_class - 1;
-        image.canonicalize();
-        return std::move(image);
-    }
 };
 
 }  // namespace
 
-pbpf::PersonaImage lower(const ir::Persona& persona) { return Lowerer(persona).run(); }
+LoweredPolicy lower_policy(const std::vector<ir::Rule>& rules, ir::Action default_ingress,
+                           ir::Action default_egress, bool audit, uint32_t first_class) {
+    return PolicyLowerer(rules, default_ingress, default_egress, audit, first_class).run();
+}
+
+pbpf::PersonaImage lower(const ir::Persona& persona) {
+    pbpf::PersonaImage image;
+    image.name = persona.name;
+    image.audit = persona.mode == ir::Mode::Audit;
+    auto verdict = [](ir::Action a) {
+        return a == ir::Action::Deny ? PBPF_VERDICT_DENY : PBPF_VERDICT_ALLOW;
+    };
+    image.default_ingress = verdict(persona.default_ingress);
+    image.default_egress = verdict(persona.default_egress);
+    image.rule_count = static_cast<uint32_t>(persona.rules.size());
+    LoweredPolicy policy =
+        lower_policy(persona.rules, persona.default_ingress, persona.default_egress, image.audit);
+    image.entries = std::move(policy.entries);
+    image.class_count = policy.next_class - 1;
+    lower_settings(persona, image);
+    image.canonicalize();
+    return image;
+}
 
 pbpf::MapImage lower(const std::vector<ir::Persona>& personas) {
     pbpf::MapImage m;

@@ -10,7 +10,8 @@
 
 namespace pdl {
 
-// Blocks may nest this deep (unknown sections are skipped brace by brace).
+// Blocks and lists may nest this deep (misplaced sections and stray braces are skipped
+// brace by brace, without recursion).
 constexpr int kMaxNesting = 64;
 
 ast::File parse(const std::vector<Token>& tokens, Diagnostics& diags);

@@ -1,5 +1,6 @@
-// Semantic pass: ast::File -> checked ir::Persona list (sets resolved, values parsed,
-// duplicates, kinds and families checked). Reports into Diagnostics; never throws.
+// Semantic pass: syntax trees -> checked ir::Persona list and bind rules (sets resolved,
+// values and units parsed, inheritance merged, duplicates, kinds, families, ranges and
+// conflicting settings checked). Reports into each file's Diagnostics; never throws.
 #pragma once
 
 #include <vector>
@@ -10,6 +11,24 @@
 
 namespace pdl {
 
-std::vector<ir::Persona> check(const ast::File& file, Diagnostics& diags);
+// One parsed file of an import closure.
+struct Unit {
+    const ast::File* file = nullptr;
+    Diagnostics* diags = nullptr;
+    std::vector<size_t> imports;  // units this one imports directly (all earlier in the list)
+    // An import of this file could not be loaded (reported there): names it would have
+    // defined are not reported as unknown a second time.
+    bool incomplete = false;
+};
+
+struct CheckResult {
+    std::vector<ir::Persona> personas;  // of the last unit, in source order, merged
+    std::vector<ir::BindRule> binds;    // of the last unit, in source order
+};
+
+// `units`: dependencies before dependents; the last one is the file being compiled. Names
+// (sets, personas) are global across the units; a file may use those of the files it
+// imports, directly or not.
+CheckResult check(const std::vector<Unit>& units);
 
 }  // namespace pdl

@@ -35,4 +35,39 @@ std::string format_port_range(const ir::PortRange& r);
 // Does `outer` contain every address of `inner`? (Same family required.)
 bool cidr_contains(const ir::Cidr& outer, const ir::Cidr& inner);
 
+// Values with units. Each returns the value, or an error message that says what was
+// expected; `what` names the value in messages ("rate", "burst", "block time"...).
+template <class T>
+struct Parsed {
+    T value{};
+    std::string error;  // empty: ok
+    bool ok() const { return error.empty(); }
+};
+// Bits per second, SI multiples as tc(8) reads them: 10kbit, 200mbit, 1gbit, 1tbit, 500bit.
+Parsed<uint64_t> parse_rate(const std::string& word);
+// Bytes, binary multiples as tc(8) reads them: 64kb (65536), 1mb, 1gb, 1500b.
+Parsed<uint64_t> parse_size(const std::string& word);
+// Nanoseconds: 500us, 5ms, 2s, 1m, 1h, 100ns. Always positive.
+Parsed<uint64_t> parse_duration(const std::string& word);
+// Events per window: 2000/s, 50/10s, 100/m. count >= 1, fits 32 bits.
+struct EventRate {
+    uint64_t count = 0;
+    uint64_t window_ns = 0;
+};
+Parsed<EventRate> parse_event_rate(const std::string& word);
+// A single address (IPv4 or IPv6, no prefix, or a full-length one), as a host CIDR.
+Parsed<ir::Cidr> parse_host(const std::string& word);
+// [ADDRESS:]PORT, IPv6 in brackets ([fd00::1]:53). Port 1-65535.
+struct Endpoint {
+    std::optional<ir::Cidr> addr;
+    uint16_t port = 0;
+};
+Parsed<Endpoint> parse_endpoint(const std::string& word);
+// "[fd00::1]:53", "10.0.0.1:53", "53".
+std::string format_endpoint(const std::optional<ir::Cidr>& addr, uint16_t port);
+// Canonical renderings used in messages and JSON: "200mbit", "256kb", "60s", "50/10s".
+std::string format_rate(uint64_t bps);
+std::string format_size(uint64_t bytes);
+std::string format_duration(uint64_t ns);
+
 }  // namespace pdl

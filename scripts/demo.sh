@@ -149,7 +149,9 @@ cli status
 
 step "applying the example personas"
 cli pdl check "$root"/examples/*.pdl
-cli persona apply -m "demo" "$root"/examples/*.pdl
+# Only the personas the demo workloads use: the other examples carry bind blocks for
+# real host workloads (nginx.service, tap-*, user alice) that a demo must not claim.
+cli persona apply -m "demo" "$root"/examples/demo.pdl "$root"/examples/web.pdl
 cli persona ls
 
 # ---- network: a netns with two servers behind a veth ---------------------------------------

@@ -10,6 +10,7 @@
 #include <cstring>
 #include <filesystem>
 #include <iostream>
+#include <map>
 #include <memory>
 #include <optional>
 
@@ -265,19 +266,44 @@ int run_compile(const Context& ctx, const std::string& path, const std::string& 
     }
     pbpf::MapImage image = pdl::lower(personas);
 
+    auto binds = out.binds;
+    if (!persona.empty()) std::erase_if(binds, [&](const auto& b) { return b.persona != persona; });
     if (ctx.json) {
-        print_json(pbpf::to_json(image));
+        nlohmann::json j = pbpf::to_json(image);
+        if (!binds.empty()) {
+            j["binds"] = nlohmann::json::array();
+            for (const auto& b : binds) j["binds"].push_back(pdl::to_json(b));
+        }
+        print_json(j);
         return 0;
     }
+    std::map<std::string, std::string> sections;
+    for (const auto& p : personas) {
+        std::string s;
+        for (const auto& name : pdl::configured_sections(p)) s += (s.empty() ? "" : ",") + name;
+        sections[p.name] = s.empty() ? "-" : s;
+    }
     using A = Table::Align;
-    Table table({"PERSONA", "MODE", "INGRESS", "EGRESS", "RULES", "CLASSES", "ENTRIES"},
-                {A::Left, A::Left, A::Left, A::Left, A::Right, A::Right, A::Right});
+    Table table({"PERSONA", "MODE", "INGRESS", "EGRESS", "RULES", "CLASSES", "ENTRIES", "SECTIONS"},
+                {A::Left, A::Left, A::Left, A::Left, A::Right, A::Right, A::Right, A::Left});
     for (const auto& p : image.personas) {
         table.add_row({p.name, p.audit ? "audit" : "enforce", verdict_name(p.default_ingress),
                        verdict_name(p.default_egress), std::to_string(p.rule_count),
-                       std::to_string(p.class_count), std::to_string(p.entries.size())});
+                       std::to_string(p.class_count), std::to_string(p.entries.size()),
+                       sections[p.name]});
     }
     table.print(std::cout);
+    for (const auto& b : binds) {
+        std::string what;
+        auto add = [&what](const char* kind, const std::vector<std::string>& v) {
+            for (const auto& x : v) what += std::string(what.empty() ? "" : ", ") + kind + " " + x;
+        };
+        add("cgroup", b.cgroups);
+        add("user", b.users);
+        add("group", b.groups);
+        add("interface", b.interfaces);
+        std::cout << "bind " << b.persona << ": " << (what.empty() ? "(nothing)" : what) << "\n";
+    }
     return 0;
 }
 

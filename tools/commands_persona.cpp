@@ -38,10 +38,24 @@ bool passes_werror(const std::string& name, const std::string& source, const App
     return false;
 }
 
+// The files `source` imports (transitively), as {"filename", "source"} objects named as
+// the compiler resolved them. Errors are left to the agent's compile, which reports them
+// the same way.
+nlohmann::json imports_of(const std::string& name, const std::string& source) {
+    nlohmann::json out = nlohmann::json::array();
+    if (source.find("import") == std::string::npos) return out;  // the common case, cheaply
+    pdl::CompileOptions options;
+    options.lint = false;
+    for (const auto& imp : pdl::compile(pdl::Source{name, source}, options).imports)
+        out.push_back({{"filename", imp.filename}, {"source", imp.text}});
+    return out;
+}
+
 int run_apply(const Context& ctx, const ApplyOptions& opt) {
     auto api = ctx.client();
     int status = 0;
     nlohmann::json applied = nlohmann::json::array();
+    size_t binds_ignored = 0;
     for (const auto& path : opt.files) {
         const std::string name = path == "-" ? "<stdin>" : path;
         std::string source = read_source(path);
@@ -49,7 +63,9 @@ int run_apply(const Context& ctx, const ApplyOptions& opt) {
             status = 1;
             continue;
         }
-        nlohmann::json body = {{"source", std::move(source)}, {"filename", name}};
+        nlohmann::json body = {{"source", source}, {"filename", name}};
+        // The agent never reads files for a client: send along what the file imports.
+        if (auto imports = imports_of(name, source); !imports.empty()) body["imports"] = imports;
         if (!opt.message.empty()) body["message"] = opt.message;
         nlohmann::json answer;
         try {
@@ -71,14 +87,28 @@ int run_apply(const Context& ctx, const ApplyOptions& opt) {
             opt.lint && it != answer.end() && it->is_string() && !it->get<std::string>().empty()) {
             std::cerr << it->get<std::string>();
         }
+        if (auto it = answer.find("binds_not_enforced"); it != answer.end() && it->is_number())
+            binds_ignored += it->get<size_t>();
         for (const auto& p : answer.value("applied", nlohmann::json::array())) {
             applied.push_back(p);
             if (ctx.json) continue;
             const bool changed = p.value("changed", true);
             std::cout << (changed ? "applied " : "unchanged ") << field(p, "name") << " (id "
                       << field(p, "id") << ", " << field(p, "entries") << " entries)\n";
+            if (auto it = p.find("not_enforced"); it != p.end() && it->is_array() && !it->empty()) {
+                std::string sections;
+                for (const auto& s : *it)
+                    if (s.is_string())
+                        sections += (sections.empty() ? "" : ", ") + s.get<std::string>();
+                std::cerr << "personabpf: note: " << field(p, "name") << ": " << sections
+                          << " compiled and stored, not enforced by this release\n";
+            }
         }
     }
+    if (binds_ignored > 0)
+        std::cerr << "personabpf: note: " << binds_ignored
+                  << " bind block(s) compiled, not enforced by this release; bind workloads "
+                     "with 'personabpf bind'\n";
     if (ctx.json) print_json({{"applied", applied}});
     return status;
 }

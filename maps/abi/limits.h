@@ -13,5 +13,13 @@
 #define PBPF_MAX_CGROUP_DEPTH 32
 /* Resolved cgroup -> persona results cached for cgroups bound through an ancestor. */
 #define PBPF_RESOLVE_CACHE_ENTRIES 65536
+/* pbpf_persona_settings.next_hops: next hops a persona may leave through. */
+#define PBPF_MAX_NEXT_HOPS 8
+/* pbpf_persona_settings.dns_servers: resolvers a persona's DNS queries go to. */
+#define PBPF_MAX_DNS_SERVERS 4
+/* pbpf_persona_settings.countries: one bit per two-letter code AA..ZZ, bit index
+ * (c0 - 'A') * 26 + (c1 - 'A'), in 64-bit words (676 bits -> 11 words). */
+#define PBPF_COUNTRY_BITS (26 * 26)
+#define PBPF_COUNTRY_WORDS ((PBPF_COUNTRY_BITS + 63) / 64)
 /* Layout version of every pinned map; bump on any change to a struct below. */
 #define PBPF_MAP_SCHEMA_VERSION 1

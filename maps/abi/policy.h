@@ -31,9 +31,14 @@ enum pbpf_verdict {
 	PBPF_VERDICT_DENY = 2,
 };
 
+/* One trie holds several tables. Every entry's prefix covers the kind byte (the first
+ * byte after prefixlen), so a lookup of one kind never matches an entry of another. */
 enum pbpf_entry_kind {
-	PBPF_ENTRY_ADDR = 1,
-	PBPF_ENTRY_PORT = 2,
+	PBPF_ENTRY_ADDR = 1, /* security rules: peer prefix -> address class */
+	PBPF_ENTRY_PORT = 2, /* security rules: class, proto, port -> verdict */
+	PBPF_ENTRY_ENC_ADDR = 3, /* encryption exceptions: laid out as ADDR */
+	PBPF_ENTRY_ENC_PORT = 4, /* encryption exceptions: laid out as PORT */
+	PBPF_ENTRY_SOV_EXEMPT = 5, /* sovereignty: destinations exempt from the country check */
 };
 
 /* pbpf_policy_value.flags */
@@ -49,7 +54,17 @@ enum pbpf_entry_kind {
  *        (IPv4 in data[0..3]), prefixlen = 32 + CIDR length.
  *  PORT: kind=PORT, dir=0, family_or_proto=proto bucket, data[0..3] = class id
  *        (big-endian), data[4..5] = destination port (big-endian),
- *        prefixlen = 32 + 32 + port prefix length (0..16). */
+ *        prefixlen = 32 + 32 + port prefix length (0..16).
+ *  ENC_ADDR, ENC_PORT: exactly ADDR and PORT, for the persona's encryption
+ *        exceptions lowered as a policy of their own (each exception an allow rule,
+ *        default deny). Looked up like ADDR then PORT: verdict ALLOW means the flow is
+ *        exempt from the encryption requirement, DENY that it must be encrypted. Present
+ *        only when the persona requires encryption and lists exceptions; a miss means
+ *        "not exempt". Class ids do not collide with those of ADDR/PORT.
+ *  SOV_EXEMPT: kind=SOV_EXEMPT, dir=0, family_or_proto=family, data = destination
+ *        address, prefixlen = 32 + CIDR length; value verdict ALLOW. A hit exempts the
+ *        destination from the sovereignty country check; present only when the persona
+ *        sets a country list. */
 struct pbpf_policy_key {
 	__u32 prefixlen;
 	__u8 kind;
@@ -59,7 +74,9 @@ struct pbpf_policy_key {
 	__u8 data[16];
 };
 
-/* ADDR entries use class_id; PORT entries use rule_id, verdict and flags. */
+/* ADDR (ENC_ADDR) entries use class_id; PORT (ENC_PORT) entries use rule_id, verdict and
+ * flags (for ENC_PORT, rule_id is the 1-based index of the deciding exception);
+ * SOV_EXEMPT entries use verdict. */
 struct pbpf_policy_value {
 	__u32 class_id;
 	__u32 rule_id; /* 0: the direction's default; else the rule's 1-based index */

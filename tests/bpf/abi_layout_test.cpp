@@ -14,7 +14,9 @@
 
 #include "maps/abi/binding.h"
 #include "maps/abi/counters.h"
+#include "maps/abi/forward.h"
 #include "maps/abi/policy.h"
+#include "maps/abi/settings.h"
 #include "maps/abi_layout.h"  // the C++ side's static_asserts
 
 namespace {
@@ -64,6 +66,43 @@ std::vector<Layout> cxx_layouts() {
           PBPF_MEMBER(pbpf_dir_counters, audited_packets),
           PBPF_MEMBER(pbpf_dir_counters, audited_bytes)}},
         {"pbpf_counters", sizeof(pbpf_counters), {PBPF_MEMBER(pbpf_counters, dir)}},
+        {"pbpf_ids_threshold",
+         sizeof(pbpf_ids_threshold),
+         {PBPF_MEMBER(pbpf_ids_threshold, count), PBPF_MEMBER(pbpf_ids_threshold, window_ns),
+          PBPF_MEMBER(pbpf_ids_threshold, block_ns)}},
+        {"pbpf_shaping",
+         sizeof(pbpf_shaping),
+         {PBPF_MEMBER(pbpf_shaping, rate_bps), PBPF_MEMBER(pbpf_shaping, burst_bytes)}},
+        {"pbpf_addr",
+         sizeof(pbpf_addr),
+         {PBPF_MEMBER(pbpf_addr, family), PBPF_MEMBER(pbpf_addr, pad0),
+          PBPF_MEMBER(pbpf_addr, addr)}},
+        {"pbpf_persona_settings",
+         sizeof(pbpf_persona_settings),
+         {PBPF_MEMBER(pbpf_persona_settings, flags), PBPF_MEMBER(pbpf_persona_settings, min_tls),
+          PBPF_MEMBER(pbpf_persona_settings, priority),
+          PBPF_MEMBER(pbpf_persona_settings, max_hops),
+          PBPF_MEMBER(pbpf_persona_settings, next_hop_count),
+          PBPF_MEMBER(pbpf_persona_settings, dns_count), PBPF_MEMBER(pbpf_persona_settings, pad0),
+          PBPF_MEMBER(pbpf_persona_settings, route_table),
+          PBPF_MEMBER(pbpf_persona_settings, latency_target_ns),
+          PBPF_MEMBER(pbpf_persona_settings, egress), PBPF_MEMBER(pbpf_persona_settings, ingress),
+          PBPF_MEMBER(pbpf_persona_settings, syn_flood),
+          PBPF_MEMBER(pbpf_persona_settings, port_scan),
+          PBPF_MEMBER(pbpf_persona_settings, route_via),
+          PBPF_MEMBER(pbpf_persona_settings, next_hops),
+          PBPF_MEMBER(pbpf_persona_settings, dns_servers), PBPF_MEMBER(pbpf_persona_settings, pad1),
+          PBPF_MEMBER(pbpf_persona_settings, countries)}},
+        {"pbpf_forward_key",
+         sizeof(pbpf_forward_key),
+         {PBPF_MEMBER(pbpf_forward_key, dir), PBPF_MEMBER(pbpf_forward_key, proto),
+          PBPF_MEMBER(pbpf_forward_key, family), PBPF_MEMBER(pbpf_forward_key, pad0),
+          PBPF_MEMBER(pbpf_forward_key, port), PBPF_MEMBER(pbpf_forward_key, pad1),
+          PBPF_MEMBER(pbpf_forward_key, addr)}},
+        {"pbpf_forward_value",
+         sizeof(pbpf_forward_value),
+         {PBPF_MEMBER(pbpf_forward_value, family), PBPF_MEMBER(pbpf_forward_value, pad0),
+          PBPF_MEMBER(pbpf_forward_value, port), PBPF_MEMBER(pbpf_forward_value, addr)}},
     };
 }
 

@@ -47,6 +47,8 @@ std::string meaning(const pdl::ir::Persona& p) {
     for (const auto& r : p.rules) {
         s += std::to_string(r.id) + ": " + r.text + " | " + pdl::describe_rule(r) + "\n";
     }
+    // Every other section as lowering renders it (settings, exceptions, forwards).
+    s += pbpf::to_json(pdl::lower(p)).dump() + "\n";
     return s;
 }
 
@@ -98,7 +100,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     const std::string text(reinterpret_cast<const char*>(data), size);
     const pdl::Source src{"fuzz.pdl", text};
 
-    const pdl::CompileOutput compiled = pdl::compile(src);
+    // Imports never touch the file system here: the only importable file is a small
+    // library (seeded inputs import it), anything else is an error.
+    pdl::CompileOptions options;
+    options.loader =
+        pdl::map_loader({{"lib.pdl",
+                          "set lib_ports = { 80, 443 }\nset lib_nets = { 10.0.0.0/8, fd00::/8 }\n"
+                          "persona lib-base {\n  security {\n    default egress deny\n"
+                          "    allow egress tcp port $lib_ports to $lib_nets\n  }\n}\n"}});
+    const pdl::CompileOutput compiled = pdl::compile(src, options);
     if (compiled.ok() != (compiled.errors == 0)) violation("CompileOutput::ok() inconsistent");
     if (!compiled.ok() && !compiled.personas.empty())
         violation("a file with errors produced personas");
@@ -128,7 +138,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                   "format(x):\n" + f1.text + "\nformat(format(x)):\n" + f2.text);
     }
 
-    const pdl::CompileOutput recompiled = pdl::compile(formatted);
+    const pdl::CompileOutput recompiled = pdl::compile(formatted, options);
     if (recompiled.ok() != compiled.ok()) {
         violation(compiled.ok() ? "formatted text no longer compiles"
                                 : "formatted text compiles but the original did not",

@@ -129,6 +129,42 @@ TEST_F(Restart, StateRestoredFromSqliteAfterUninstall) {
     EXPECT_EQ(show.value("description", ""), "web v1") << show.dump(2);
 }
 
+// A persona that imports its parent: the CLI sends the imported file along, the agent
+// enforces the inherited rules, says which sections it does not enforce yet, and rebuilds
+// the persona from the stored files after a restart from SQLite alone.
+TEST_F(Restart, ImportedParentIsStoredAndRebuilt) {
+    scratch_.write("base.pdl",
+                   persona_pdl("it-base", {"deny egress tcp port " + std::to_string(kPortB) +
+                                           " to " + veth_->peer4}));
+    const std::string path = scratch_.write("web.pdl", R"pdl(import "base.pdl"
+
+persona it-web extends it-base {
+  description "web, child of it-base"
+  qos {
+    priority high
+  }
+}
+)pdl");
+    CommandResult r = agent_->cli({"persona", "apply", path});
+    ASSERT_EQ(r.exit_code, 0) << r.describe();
+    EXPECT_NE(r.err.find("note: it-web: qos compiled and stored, not enforced by this release"),
+              std::string::npos)
+        << r.err;
+    bind("it-web", "web");
+    const Where w = in("web");
+    expect_v1_enforced(w, "inherited rule");
+
+    agent_->stop(SIGTERM);
+    CommandResult u = agent_->uninstall(/*purge_state=*/false);
+    ASSERT_EQ(u.exit_code, 0) << u.describe();
+    ASSERT_TRUE(agent_->start()) << "start on the kept state";
+    expect_v1_enforced(w, "rebuilt from SQLite");
+    EXPECT_EQ(agent_->log().find("no longer compiles"), std::string::npos) << agent_->log();
+    nlohmann::json show;
+    ASSERT_TRUE(cli_json(*agent_, {"persona", "show", "it-web"}, &show));
+    EXPECT_EQ(show.value("description", ""), "web, child of it-base") << show.dump(2);
+}
+
 TEST_F(Restart, BindingOfACgroupRemovedWhileDownIsDropped) {
     apply(*agent_, web(1));
     bind("it-web", "web");

@@ -173,12 +173,16 @@ TEST_F(AgentStore, EmptyFileIsInitialised) {
 }
 
 TEST_F(AgentStore, NewerSchemaVersionIsRefused) {
+    const std::string newer = std::to_string(kStoreSchemaVersion + 1);
     sqlite3* db = nullptr;
     ASSERT_EQ(sqlite3_open(db_path_.c_str(), &db), SQLITE_OK);
     ASSERT_EQ(sqlite3_exec(db,
-                           "CREATE TABLE schema_version (version INTEGER NOT NULL);"
-                           "INSERT INTO schema_version(version) VALUES (2);"
-                           "CREATE TABLE personas_v2 (name TEXT PRIMARY KEY);",
+                           ("CREATE TABLE schema_version (version INTEGER NOT NULL);"
+                            "INSERT INTO schema_version(version) VALUES (" +
+                            newer +
+                            ");"
+                            "CREATE TABLE personas_v2 (name TEXT PRIMARY KEY);")
+                               .c_str(),
                            nullptr, nullptr, nullptr),
               SQLITE_OK);
     sqlite3_close(db);
@@ -186,10 +190,11 @@ TEST_F(AgentStore, NewerSchemaVersionIsRefused) {
     auto s = Store::open(dir_);
     ASSERT_FALSE(s.ok());
     EXPECT_EQ(s.error().err, EPROTO);
-    EXPECT_EQ(s.error().message, db_path_ + " has schema version 2, newer than this agent's " +
+    EXPECT_EQ(s.error().message, db_path_ + " has schema version " + newer +
+                                     ", newer than this agent's " +
                                      std::to_string(kStoreSchemaVersion));
     // Nothing of this version's schema was written into the newer database.
-    EXPECT_EQ(raw_query("SELECT version FROM schema_version;"), "2");
+    EXPECT_EQ(raw_query("SELECT version FROM schema_version;"), newer);
     EXPECT_EQ(raw_query("SELECT count(*) FROM sqlite_master WHERE name = 'personas';"), "0");
     EXPECT_EQ(raw_query("SELECT count(*) FROM sqlite_master WHERE name = 'personas_v2';"), "1");
 }
@@ -202,9 +207,11 @@ TEST_F(AgentStore, RefusedNewerDatabaseIsNotModified) {
     sqlite3* db = nullptr;
     ASSERT_EQ(sqlite3_open(db_path_.c_str(), &db), SQLITE_OK);
     ASSERT_EQ(sqlite3_exec(db,
-                           "PRAGMA journal_mode=DELETE;"
-                           "CREATE TABLE schema_version (version INTEGER NOT NULL);"
-                           "INSERT INTO schema_version(version) VALUES (2);",
+                           ("PRAGMA journal_mode=DELETE;"
+                            "CREATE TABLE schema_version (version INTEGER NOT NULL);"
+                            "INSERT INTO schema_version(version) VALUES (" +
+                            std::to_string(kStoreSchemaVersion + 1) + ");")
+                               .c_str(),
                            nullptr, nullptr, nullptr),
               SQLITE_OK);
     sqlite3_close(db);
@@ -212,6 +219,44 @@ TEST_F(AgentStore, RefusedNewerDatabaseIsNotModified) {
     ASSERT_FALSE(Store::open(dir_).ok());
     EXPECT_TRUE(read_file(db_path_) == before) << "state.db bytes changed";
     EXPECT_EQ(raw_query("PRAGMA journal_mode;"), "delete");
+}
+
+// A database of the first release (schema 1, no imports_json) is migrated forward in
+// place, its personas kept.
+TEST_F(AgentStore, SchemaOneIsMigratedForward) {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(db_path_.c_str(), &db), SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(db, R"sql(
+        CREATE TABLE schema_version (version INTEGER NOT NULL);
+        INSERT INTO schema_version(version) VALUES (1);
+        CREATE TABLE personas (
+            name TEXT PRIMARY KEY, id INTEGER UNIQUE NOT NULL, filename TEXT NOT NULL,
+            source TEXT NOT NULL, description TEXT NOT NULL DEFAULT '', mode TEXT NOT NULL,
+            default_ingress TEXT NOT NULL, default_egress TEXT NOT NULL,
+            rules_json TEXT NOT NULL, image_json TEXT NOT NULL, entries INTEGER NOT NULL,
+            rule_count INTEGER NOT NULL, created_at INTEGER NOT NULL,
+            applied_at INTEGER NOT NULL, updated_at INTEGER NOT NULL);
+        CREATE TABLE bindings (cgroup_id INTEGER PRIMARY KEY, cgroup_path TEXT NOT NULL,
+            persona TEXT NOT NULL REFERENCES personas(name), bound_at INTEGER NOT NULL);
+        CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        INSERT INTO personas VALUES ('old', 7, 'old.pdl', 'persona old {}', '', 'enforce',
+            'allow', 'allow', '[]', '{}', 0, 0, 1, 2, 3);
+    )sql",
+                           nullptr, nullptr, nullptr),
+              SQLITE_OK);
+    sqlite3_close(db);
+
+    auto s = Store::open(dir_);
+    ASSERT_TRUE(s.ok()) << s.error().message;
+    auto p = (*s)->persona("old");
+    ASSERT_TRUE(p.ok());
+    ASSERT_TRUE(p->has_value());
+    EXPECT_EQ((*p)->id, 7u);
+    EXPECT_EQ((*p)->source, "persona old {}");
+    EXPECT_EQ((*p)->imports_json, "[]");
+    s->reset();
+    EXPECT_EQ(raw_query("SELECT version FROM schema_version;"),
+              std::to_string(kStoreSchemaVersion));
 }
 
 TEST_F(AgentStore, GarbageFileIsRefusedAndLeftAlone) {

@@ -338,6 +338,248 @@ TEST(Format, BlankLineRulesOnRandomLayouts) {
     }
 }
 
+// Every statement of the language, laid out badly, with comments in every kind of block
+// and in the except lists.
+const char* kMessyAll = R"pdl(# The whole language
+import   "base.pdl"   # shared sets
+import "lib/common.pdl"
+set   resolvers={10.0.0.53,10.0.0.54}
+persona   web   extends   base{   # the web tier
+  description   "web"
+  security {  # firewall
+    mode   enforce
+    encryption   required   min-tls   1.2   except {udp port 53,egress tcp port 853 to $resolvers}   # one line
+    encryption required except {  # plaintext allowed
+
+      # resolvers
+      udp port 53,  # dns
+      egress   tcp   port {
+        80,  # http
+        8080
+      } to 10.0.0.0/8
+      ingress icmp,
+      # end of exceptions
+
+    }
+    ids{   # detection
+      syn-flood   2000/s   block   60s
+      # scans
+      port-scan 50/10s  # report only
+      # end of ids
+    }
+  }
+  qos {  # shaping
+    egress rate 200mbit   burst 64kb
+    ingress   rate 100mbit;priority high  # high
+    # latency
+    latency   target 5ms
+  }
+  topology { route table 100; next-hops {10.0.0.1,10.0.0.2};max-hops 8 }
+  sovereignty {  # where traffic may go
+    allow countries {DE,FR,EU}   # europe
+    unknown deny
+    exempt {
+      10.0.0.0/8,  # internal
+      $internal
+    }
+    on-violation   log
+    # end of sovereignty
+  }
+  dns {
+    servers   $resolvers  # resolvers
+    search "corp.example"    "example.com"
+  }
+  forward {  # ports
+    egress   tcp   127.0.0.1:5432->10.1.2.3:5432  # db
+    ingress tcp 8443   ->   443
+    egress udp [fd00::1]:53 -> [fd00::2]:53
+    # end of forwards
+  }
+}
+bind   web {  # where web runs
+  cgroup   "/system.slice/web-*.service"
+  # interfaces
+  interface "eth*"  # uplinks
+  user www-data; group   "web ops"
+}
+persona empty extends web { }
+# end of file
+)pdl";
+
+const char* kCanonicalAll = R"pdl(# The whole language
+import "base.pdl"  # shared sets
+import "lib/common.pdl"
+set resolvers = { 10.0.0.53, 10.0.0.54 }
+
+persona web extends base {  # the web tier
+  description "web"
+  security {  # firewall
+    mode enforce
+    encryption required min-tls 1.2 except { udp port 53, egress tcp port 853 to $resolvers }  # one line
+    encryption required except {  # plaintext allowed
+      # resolvers
+      udp port 53,  # dns
+      egress tcp port {
+        80,  # http
+        8080,
+      } to 10.0.0.0/8,
+      ingress icmp,
+      # end of exceptions
+    }
+    ids {  # detection
+      syn-flood 2000/s block 60s
+      # scans
+      port-scan 50/10s  # report only
+      # end of ids
+    }
+  }
+  qos {  # shaping
+    egress rate 200mbit burst 64kb
+    ingress rate 100mbit
+    priority high  # high
+    # latency
+    latency target 5ms
+  }
+  topology {
+    route table 100
+    next-hops { 10.0.0.1, 10.0.0.2 }
+    max-hops 8
+  }
+  sovereignty {  # where traffic may go
+    allow countries { DE, FR, EU }  # europe
+    unknown deny
+    exempt {
+      10.0.0.0/8,  # internal
+      $internal,
+    }
+    on-violation log
+    # end of sovereignty
+  }
+  dns {
+    servers $resolvers  # resolvers
+    search "corp.example" "example.com"
+  }
+  forward {  # ports
+    egress tcp 127.0.0.1:5432 -> 10.1.2.3:5432  # db
+    ingress tcp 8443 -> 443
+    egress udp [fd00::1]:53 -> [fd00::2]:53
+    # end of forwards
+  }
+}
+
+bind web {  # where web runs
+  cgroup "/system.slice/web-*.service"
+  # interfaces
+  interface "eth*"  # uplinks
+  user www-data
+  group "web ops"
+}
+
+persona empty extends web {
+}
+
+# end of file
+)pdl";
+
+TEST(Format, CanonicalLayoutOfEveryConstruct) { EXPECT_EQ(fmt(kMessyAll), kCanonicalAll); }
+
+TEST(Format, IdempotentOnEveryConstruct) {
+    EXPECT_EQ(fmt(kCanonicalAll), kCanonicalAll);
+    EXPECT_EQ(fmt(fmt(kMessyAll)), fmt(kMessyAll));
+}
+
+TEST(Format, KeepsEveryCommentInEveryBlock) {
+    std::string out = fmt(kMessyAll);
+    std::istringstream in(kMessyAll);
+    std::string line;
+    int comments = 0;
+    while (std::getline(in, line)) {
+        auto hash = line.find('#');
+        if (hash == std::string::npos) continue;
+        std::string comment = line.substr(hash);
+        while (!comment.empty() && comment.back() == ' ') comment.pop_back();
+        EXPECT_NE(out.find(comment), std::string::npos) << comment;
+        ++comments;
+    }
+    EXPECT_EQ(comments, 29);  // the check above ran
+}
+
+TEST(Format, ExceptListLayout) {
+    auto wrap = [](const std::string& statement) {
+        return "persona p {\n  security {\n    " + statement + "\n  }\n}\n";
+    };
+    // One line stays one line, with single spaces.
+    EXPECT_EQ(fmt(wrap("encryption required except {udp port 53 ,tcp port {853,5353}}")),
+              wrap("encryption required except { udp port 53, tcp port { 853, 5353 } }"));
+    EXPECT_EQ(fmt(wrap("encryption required except {  }")), wrap("encryption required except {}"));
+    // Over lines (separated by commas or line breaks): one pattern per line, each with a
+    // trailing comma.
+    EXPECT_EQ(fmt(wrap("encryption required except { udp port 53\n"
+                       "icmp, egress any to fd00::/8 }")),
+              wrap("encryption required except {\n"
+                   "      udp port 53,\n"
+                   "      icmp,\n"
+                   "      egress any to fd00::/8,\n"
+                   "    }"));
+    // A comment after '{' needs the line break after it.
+    EXPECT_EQ(fmt(wrap("encryption required except {  # why\n  udp port 53 }")),
+              wrap("encryption required except {  # why\n"
+                   "      udp port 53,\n"
+                   "    }"));
+    // A pattern holding a multi-line list puts the except list over lines too.
+    std::string nested = fmt(wrap("encryption required except { tcp port {\n80 }, udp }"));
+    EXPECT_EQ(nested, wrap("encryption required except {\n"
+                           "      tcp port {\n"
+                           "        80,\n"
+                           "      },\n"
+                           "      udp,\n"
+                           "    }"));
+    EXPECT_EQ(fmt(nested), nested);
+}
+
+TEST(Format, StringsAreRequoted) {
+    EXPECT_EQ(fmt("import \"a \\\"b\\\".pdl\"\n"
+                  "bind p { cgroup \"/x\\\\y\"; group \"a\\tb\" }\n"
+                  "persona p { dns { search \"x\\\"\" } }\n"),
+              "import \"a \\\"b\\\".pdl\"\n"
+              "\n"
+              "bind p {\n  cgroup \"/x\\\\y\"\n  group \"a\\tb\"\n}\n"
+              "\n"
+              "persona p {\n  dns {\n    search \"x\\\"\"\n  }\n}\n");
+}
+
+TEST(Format, TopLevelSpacingWithImportsAndBinds) {
+    // Imports group with sets like sets do; bind blocks are set apart like personas.
+    EXPECT_EQ(fmt("import \"a.pdl\"\n"
+                  "import \"b.pdl\"\n\n\n"
+                  "set s = { 1 }\n"
+                  "bind p { user u }\n"
+                  "bind q { user v }\n"
+                  "persona p { }\n"
+                  "import \"c.pdl\"\n"
+                  "bind r { user w }\n"
+                  "# tail\n"),
+              "import \"a.pdl\"\n"
+              "import \"b.pdl\"\n\n"
+              "set s = { 1 }\n\n"
+              "bind p {\n  user u\n}\n\n"
+              "bind q {\n  user v\n}\n\n"
+              "persona p {\n}\n\n"
+              "import \"c.pdl\"\n\n"
+              "bind r {\n  user w\n}\n\n"
+              "# tail\n");
+}
+
+TEST(Format, ErrorsInNewStatementsFailWithDiagnostics) {
+    FormatOutput out = format(Source{"t.pdl", "persona p {\n  qos {\n    egress\n  }\n}\n"});
+    EXPECT_FALSE(out.ok);
+    EXPECT_EQ(out.text, "");
+    EXPECT_EQ(out.diagnostics,
+              "t.pdl:3:11: error: expected 'rate' after 'egress', found end of line\n"
+              "    egress\n"
+              "          ^\n");
+}
+
 TEST(Format, GoldenSourcesAreCanonical) {
     // The golden inputs double as formatter fixtures: they are kept formatted.
     for (const auto& entry : std::filesystem::directory_iterator(PERSONABPF_GOLDEN_DIR)) {

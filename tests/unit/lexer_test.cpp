@@ -41,6 +41,9 @@ std::string kinds(const std::vector<Token>& toks) {
             case TokenKind::Semicolon:
                 s += ";";
                 break;
+            case TokenKind::Arrow:
+                s += "->";
+                break;
             case TokenKind::Newline:
                 s += "NL" + std::to_string(t.count);
                 break;
@@ -69,6 +72,47 @@ TEST(Lexer, SetRefsStringsCommentsAndNewlines) {
     EXPECT_EQ(kinds(toks),
               "W(set) W(a) = { W(80) } C(# web) NL3 W(persona) W(web-1) { W(description) "
               "S(x \"y\"\n) ; $(web_ports) } EOF ");
+}
+
+TEST(Lexer, ArrowsEndWords) {
+    // A word stops before "->", so a forward needs no spaces around its arrow; a '-'
+    // elsewhere stays part of the word (names, port ranges).
+    auto toks = lex_ok(
+        "egress tcp 5432->443\n"
+        "egress tcp 127.0.0.1:5432 -> 10.1.2.3:5432\n"
+        "a-b->c- ->->x-\n");
+    EXPECT_EQ(kinds(toks),
+              "W(egress) W(tcp) W(5432) -> W(443) NL1 "
+              "W(egress) W(tcp) W(127.0.0.1:5432) -> W(10.1.2.3:5432) NL1 "
+              "W(a-b) -> W(c-) -> -> W(x-) NL1 EOF ");
+    EXPECT_EQ(toks[3].span.offset, 15u);
+    EXPECT_EQ(toks[3].span.length, 2u);
+    EXPECT_EQ(describe(toks[3]), "'->'");
+}
+
+TEST(Lexer, BracketsBelongToWords) {
+    auto toks = lex_ok("egress udp [fd00::1]:53->[fd00::2]:5353 ingress tcp [::1]");
+    EXPECT_EQ(kinds(toks),
+              "W(egress) W(udp) W([fd00::1]:53) -> W([fd00::2]:5353) W(ingress) W(tcp) W([::1]) "
+              "EOF ");
+}
+
+TEST(Lexer, LoneGreaterThanIsAnError) {
+    std::string text = "egress tcp 1 > 2";
+    Diagnostics d("t.pdl", text);
+    auto toks = lex(text, d);
+    EXPECT_EQ(d.render(),
+              "t.pdl:1:14: error: unexpected character '>'\negress tcp 1 > 2\n             ^\n");
+    EXPECT_EQ(kinds(toks), "W(egress) W(tcp) W(1) W(2) EOF ");
+}
+
+TEST(Lexer, TooLongWordBeforeAnArrowIsAnError) {
+    // The bound applies to the word the arrow ends; the arrow and what follows still lex.
+    std::string text = std::string(kMaxWordBytes + 1, '1') + "->2";
+    Diagnostics d("t.pdl", text);
+    auto toks = lex(text, d);
+    EXPECT_EQ(d.errors(), 1u);
+    EXPECT_EQ(kinds(toks), "-> W(2) EOF ");
 }
 
 TEST(Lexer, SpansAreByteOffsets) {

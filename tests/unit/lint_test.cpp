@@ -531,6 +531,7 @@ t.pdl:5:27: error: range 443-443 is a single port; write 443 [--werror]
 TEST(Lint, WarningsStopAtTheErrorLimit) {
     std::string text;
     for (int i = 10; i < 70; ++i) text += "set s" + std::to_string(i) + " = { 1 }\n";
+    text += "persona p {\n}\n";  // not a library: its sets are its own to use
     auto out = compile(Source{"t.pdl", text});
     EXPECT_TRUE(out.ok());
     EXPECT_EQ(out.warnings, Diagnostics::kMaxErrors);
@@ -539,6 +540,27 @@ TEST(Lint, WarningsStopAtTheErrorLimit) {
               std::string::npos)
         << out.diagnostics;
     EXPECT_EQ(out.diagnostics.find("'s60'"), std::string::npos) << out.diagnostics;
+}
+
+// A file of sets only is a library for the files that import it.
+TEST(Lint, LibraryOfSetsHasNoUnusedSets) {
+    auto out = compile(Source{"lib.pdl", "set a = { 80 }\nset b = { 10.0.0.0/8 }\n"});
+    EXPECT_TRUE(out.ok());
+    EXPECT_EQ(out.diagnostics, "");
+}
+
+// Sets used only by an encryption exception are used.
+TEST(Lint, SetUsedByAnExceptionIsUsed) {
+    auto out = compile(Source{"t.pdl", R"pdl(set resolvers = { 10.0.0.53 }
+
+persona p {
+  security {
+    encryption required except { egress udp port 53 to $resolvers }
+  }
+}
+)pdl"});
+    EXPECT_TRUE(out.ok());
+    EXPECT_EQ(out.diagnostics, "");
 }
 
 // ---- the shipped files ----
@@ -557,13 +579,20 @@ TEST(Lint, GoldenFilesAndExamplesAreClean) {
         for (const auto& entry : std::filesystem::directory_iterator(dir)) {
             if (entry.path().extension() != ".pdl") continue;
             SCOPED_TRACE(entry.path().string());
-            auto out = compile(Source{entry.path().filename().string(), read(entry.path())});
+            // Full paths: examples import each other relative to their own directory.
+            CompileOptions werror;
+            werror.werror = true;
+            auto out = compile(Source{entry.path().string(), read(entry.path())}, werror);
             EXPECT_TRUE(out.ok());
             EXPECT_EQ(out.diagnostics, "");
+            if (entry.path().string().find("examples") != std::string::npos) {
+                FormatOutput f = format(Source{entry.path().string(), read(entry.path())});
+                EXPECT_EQ(f.text, read(entry.path())) << "not `pdl fmt` clean";
+            }
             ++checked;
         }
     }
-    EXPECT_GE(checked, 5u);
+    EXPECT_GE(checked, 11u);
 }
 
 // ---- cost ----
