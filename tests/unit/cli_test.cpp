@@ -628,6 +628,47 @@ TEST_F(Cli, CompileTable) {
     EXPECT_EQ(batch.rfind("batch    audit    allow    allow  ", 0), 0u) << r.out;
 }
 
+// Imports resolve against the importing file's directory, whatever the working
+// directory; the table names each persona's other sections, and bind blocks follow it.
+TEST_F(Cli, CompileFollowsImportsAndShowsSectionsAndBinds) {
+    fs::create_directories(dir_ / "lib");
+    fs::create_directories(dir_ / "app");
+    write("lib/base.pdl",
+          "set dns = { 198.18.0.53 }\n\npersona base {\n  dns {\n    servers $dns\n  }\n}\n");
+    std::string f = write("app/web.pdl", R"pdl(import "../lib/base.pdl"
+
+persona web extends base {
+  qos {
+    priority high
+  }
+}
+
+bind web {
+  cgroup "/system.slice/web.service"
+  user alice
+}
+)pdl");
+    Result r = run({"pdl", "compile", f});
+    ASSERT_EQ(r.status, 0) << describe(r);
+    EXPECT_NE(r.out.find("SECTIONS"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("qos,dns"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("bind web: cgroup /system.slice/web.service, user alice\n"),
+              std::string::npos)
+        << r.out;
+    Result j = run({"pdl", "compile", "-j", f});
+    ASSERT_EQ(j.status, 0) << describe(j);
+    auto doc = nlohmann::json::parse(j.out, nullptr, false);
+    ASSERT_FALSE(doc.is_discarded()) << j.out;
+    ASSERT_EQ(doc["personas"].size(), 1u) << j.out;  // base is imported, not output
+    EXPECT_EQ(doc["binds"][0]["users"][0], "alice") << j.out;
+
+    fs::remove(dir_ / "lib" / "base.pdl");
+    Result missing = run({"pdl", "check", f});
+    EXPECT_EQ(missing.status, 1);
+    EXPECT_NE(missing.err.find("error: cannot import '../lib/base.pdl'"), std::string::npos)
+        << missing.err;
+}
+
 TEST_F(Cli, CompileSelectsAPersona) {
     std::string f = write("good.pdl", kGood);
     Result all = run({"pdl", "compile", "-j", f});
