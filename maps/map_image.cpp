@@ -1,5 +1,6 @@
-// Canonical form and JSON of MapImage: the readable, deterministic rendering that golden
-// tests, `pdl compile` and the agent API show, and its exact inverse.
+// The JSON of MapImage: the readable, deterministic rendering that golden tests,
+// `pdl compile` and the agent API show, and its exact inverse. (The canonical order of
+// entries is in policy_entry.cpp.)
 #include "maps/map_image.h"
 
 #include <arpa/inet.h>
@@ -555,13 +556,6 @@ ForwardEntry forward_from_json(const nlohmann::json& j) {
 }
 
 }  // namespace
-
-void PersonaImage::canonicalize() {
-    std::sort(entries.begin(), entries.end());
-    entries.erase(std::unique(entries.begin(), entries.end()), entries.end());
-    std::sort(forwards.begin(), forwards.end());
-    forwards.erase(std::unique(forwards.begin(), forwards.end()), forwards.end());
-}
 
 nlohmann::json to_json(const PolicyEntry& e) {
     const auto& k = e.key;

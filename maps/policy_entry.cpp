@@ -1,9 +1,11 @@
-// PolicyEntry and ForwardEntry constructors and the canonical order of entries: the one
-// place that knows how a trie key (maps/abi/policy.h) or a forward (maps/abi/forward.h) is
-// laid out in bytes.
+// PolicyEntry and ForwardEntry constructors, the canonical order of entries and
+// PersonaImage::canonicalize: the one place that knows how a trie key (maps/abi/policy.h)
+// or a forward (maps/abi/forward.h) is laid out in bytes.
 #include <arpa/inet.h>
 
 #include <algorithm>
+#include <bit>
+#include <cstdint>
 #include <cstring>
 #include <tuple>
 
@@ -27,17 +29,28 @@ void mask_after(uint8_t* bytes, size_t len, unsigned bits) {
     }
 }
 
+// The data bytes as two big-endian numbers: comparing them compares the bytes in order,
+// as memcmp would, in two integer comparisons.
+uint64_t data_word(const pbpf_policy_key& k, size_t i) {
+    uint64_t w;
+    std::memcpy(&w, k.data + 8 * i, sizeof w);
+    if constexpr (std::endian::native == std::endian::little) w = __builtin_bswap64(w);
+    return w;
+}
+
 // Field-wise, so the order reads naturally in dumps (kind, direction, family/proto,
-// address/class+port, prefix length), independent of host endianness. The data bytes
-// compare with memcmp: a tuple of array references would compare pointers.
+// address/class+port, prefix length), independent of host endianness. Called for every
+// pair of neighbours when an image is canonicalized, hence no memcmp and no tuples.
 int compare_keys(const pbpf_policy_key& a, const pbpf_policy_key& b) {
-    const auto ha = std::tie(a.kind, a.dir, a.family_or_proto);
-    const auto hb = std::tie(b.kind, b.dir, b.family_or_proto);
+    const uint32_t ha = uint32_t{a.kind} << 16 | uint32_t{a.dir} << 8 | a.family_or_proto;
+    const uint32_t hb = uint32_t{b.kind} << 16 | uint32_t{b.dir} << 8 | b.family_or_proto;
     if (ha != hb) return ha < hb ? -1 : 1;
-    if (int c = std::memcmp(a.data, b.data, sizeof a.data); c != 0) return c < 0 ? -1 : 1;
-    const auto ta = std::tie(a.prefixlen, a.pad0);
-    const auto tb = std::tie(b.prefixlen, b.pad0);
-    if (ta != tb) return ta < tb ? -1 : 1;
+    for (size_t i = 0; i < 2; ++i) {
+        const uint64_t wa = data_word(a, i), wb = data_word(b, i);
+        if (wa != wb) return wa < wb ? -1 : 1;
+    }
+    if (a.prefixlen != b.prefixlen) return a.prefixlen < b.prefixlen ? -1 : 1;
+    if (a.pad0 != b.pad0) return a.pad0 < b.pad0 ? -1 : 1;
     return 0;
 }
 
@@ -60,6 +73,11 @@ PolicyEntry address_keyed(pbpf_entry_kind kind, uint8_t dir, pbpf_family family,
     std::memcpy(e.key.data, addr, addr_bytes);
     mask_after(e.key.data, sizeof e.key.data, cidr_len);
     return e;
+}
+
+bool entry_less(const PolicyEntry& a, const PolicyEntry& b) {
+    if (int c = compare_keys(a.key, b.key); c != 0) return c < 0;
+    return value_tuple(a.value) < value_tuple(b.value);
 }
 
 int compare_forward_keys(const pbpf_forward_key& a, const pbpf_forward_key& b) {
@@ -140,10 +158,7 @@ ForwardEntry make_forward_entry(pbpf_direction dir, pbpf_proto proto, uint8_t fa
     return f;
 }
 
-bool operator<(const PolicyEntry& a, const PolicyEntry& b) {
-    if (int c = compare_keys(a.key, b.key); c != 0) return c < 0;
-    return value_tuple(a.value) < value_tuple(b.value);
-}
+bool operator<(const PolicyEntry& a, const PolicyEntry& b) { return entry_less(a, b); }
 
 bool operator==(const PolicyEntry& a, const PolicyEntry& b) {
     return compare_keys(a.key, b.key) == 0 && value_tuple(a.value) == value_tuple(b.value);
@@ -156,6 +171,26 @@ bool operator<(const ForwardEntry& a, const ForwardEntry& b) {
 
 bool operator==(const ForwardEntry& a, const ForwardEntry& b) {
     return compare_forward_keys(a.key, b.key) == 0 && compare_forward_values(a.value, b.value) == 0;
+}
+
+void PersonaImage::canonicalize() {
+    // Lowering emits its entries nearly in order (only the few appended by other sections
+    // are not), so: find the strictly ordered head, sort the tail and merge it in. Strictly
+    // ordered throughout means sorted and free of duplicates: one pass, nothing moved. Here,
+    // next to operator<, so that the comparisons inline.
+    auto strictly_after = [](const PolicyEntry& a, const PolicyEntry& b) {
+        return !entry_less(a, b);
+    };
+    auto head_end = std::adjacent_find(entries.begin(), entries.end(), strictly_after);
+    if (head_end != entries.end()) {
+        auto mid = head_end + 1;  // [begin, mid) is sorted
+        std::sort(mid, entries.end(), entry_less);
+        if (entry_less(*mid, *(mid - 1)))
+            std::inplace_merge(entries.begin(), mid, entries.end(), entry_less);
+        entries.erase(std::unique(entries.begin(), entries.end()), entries.end());
+    }
+    std::sort(forwards.begin(), forwards.end());
+    forwards.erase(std::unique(forwards.begin(), forwards.end()), forwards.end());
 }
 
 }  // namespace pbpf

@@ -12,7 +12,7 @@
 namespace pdl {
 
 struct LoweredPolicy {
-    std::vector<pbpf::PolicyEntry> entries;  // ADDR and PORT kinds, not sorted
+    std::vector<pbpf::PolicyEntry> entries;  // ADDR and PORT kinds, in canonical order
     uint32_t next_class = 1;                 // the first class id left unused
 };
 

@@ -88,6 +88,7 @@ void encryption(const ir::Encryption& enc, pbpf::PersonaImage& image) {
     // whole image.
     LoweredPolicy lowered =
         lower_policy(rules, ir::Action::Deny, ir::Action::Deny, image.audit, image.class_count + 1);
+    image.entries.reserve(image.entries.size() + lowered.entries.size());
     for (auto& e : lowered.entries) {
         e.key.kind = e.key.kind == PBPF_ENTRY_ADDR ? PBPF_ENTRY_ENC_ADDR : PBPF_ENTRY_ENC_PORT;
         image.entries.push_back(e);

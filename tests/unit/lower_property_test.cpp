@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <map>
 #include <random>
 
 #include "pdl-compiler/compiler.h"
@@ -303,6 +304,142 @@ TEST(LowerProperty, TwoLookupsAgreeWithTheRules) {
         }
     }
     EXPECT_EQ(packets, 400u * 300u);
+}
+
+// The exhaustive form of the property above, now that the port table is sparse (one
+// catch-all per class and bucket, blocks only where a rule decides otherwise): for every
+// ADDR entry, an address whose longest match it is, and every protocol bucket, every port
+// resolves to the rules' verdict and rule id. Both sides are constant between the edges
+// of the rules' port ranges and of the class's port blocks, so checking the ports at and
+// next to every edge checks them all, the ones only a catch-all covers included.
+TEST(LowerProperty, EveryPortOfEveryClassAgrees) {
+    Gen gen(0xc1a55);
+    std::mt19937 rng(5);
+    size_t prefixes = 0, checked = 0, probes = 0;
+    for (int i = 0; i < 300; ++i) {
+        ir::Persona p = gen.persona();
+        pbpf::PersonaImage img = lower(p);
+        std::vector<pbpf::PolicyEntry> addrs;
+        std::map<uint32_t, std::vector<pbpf::PolicyEntry>> ports_of;  // class -> PORT entries
+        for (const auto& e : img.entries) {
+            if (e.key.kind == PBPF_ENTRY_ADDR) addrs.push_back(e);
+            if (e.key.kind == PBPF_ENTRY_PORT) {
+                const uint32_t cls = uint32_t{e.key.data[0]} << 24 | uint32_t{e.key.data[1]} << 16 |
+                                     uint32_t{e.key.data[2]} << 8 | e.key.data[3];
+                ports_of[cls].push_back(e);
+            }
+        }
+        for (const auto& a : addrs) {
+            ++prefixes;
+            const bool v4 = a.key.family_or_proto == PBPF_FAMILY_IPV4;
+            const unsigned len = a.key.prefixlen - PBPF_POLICY_HEADER_BITS;
+            const unsigned bits = v4 ? 32 : 128;
+            // An address inside the prefix but in no longer one: random host bits, a few
+            // tries (a prefix wholly split into longer ones has none; those are skipped).
+            pbpf_policy_key k = a.key;
+            k.prefixlen = PBPF_POLICY_HEADER_BITS + bits;
+            bool found = false;
+            for (int t = 0; t < 64 && !found; ++t) {
+                for (unsigned bit = len; bit < bits; ++bit) {
+                    const auto m = static_cast<uint8_t>(0x80u >> (bit % 8));
+                    k.data[bit / 8] =
+                        static_cast<uint8_t>((k.data[bit / 8] & ~m) | ((rng() & 1) ? m : 0));
+                }
+                found = lpm_lookup(addrs, k) == &a;
+            }
+            if (!found) continue;
+            ++checked;
+            const auto& ports = ports_of[a.value.class_id];
+            Packet pk;
+            pk.dir = a.key.dir == PBPF_DIR_EGRESS ? ir::Direction::Egress : ir::Direction::Ingress;
+            pk.family = v4 ? ir::Family::V4 : ir::Family::V6;
+            std::copy(k.data, k.data + 16, pk.addr.begin());
+            const auto icmp = static_cast<uint8_t>(v4 ? 1 : 58);
+            for (uint8_t proto : {uint8_t{6}, uint8_t{17}, icmp, uint8_t{47}}) {
+                pk.ip_proto = proto;
+                const bool ported = proto == 6 || proto == 17;
+                std::vector<int32_t> edges = {0, 65535};
+                if (ported) {
+                    for (const auto& r : p.rules)
+                        for (const auto& pr : r.ports)
+                            edges.insert(edges.end(), {pr.lo - 1, pr.lo, pr.hi, pr.hi + 1});
+                    for (const auto& e : ports) {
+                        if (e.key.family_or_proto != proto) continue;
+                        const unsigned plen =
+                            e.key.prefixlen - PBPF_POLICY_HEADER_BITS - PBPF_POLICY_CLASS_BITS;
+                        const int32_t lo = e.key.data[4] << 8 | e.key.data[5];
+                        const int32_t hi = lo + (1 << (16 - plen)) - 1;
+                        edges.insert(edges.end(), {lo - 1, lo, hi, hi + 1});
+                    }
+                }
+                std::sort(edges.begin(), edges.end());
+                edges.erase(std::unique(edges.begin(), edges.end()), edges.end());
+                for (int32_t port : edges) {
+                    if (port < 0 || port > 65535) continue;
+                    pk.dport = static_cast<uint16_t>(port);
+                    // The whole lookup, but over this class's PORT entries only (an entry
+                    // of another class or kind cannot match the key anyway).
+                    pbpf_policy_key pkey;
+                    std::memset(&pkey, 0, sizeof pkey);
+                    pkey.prefixlen = PBPF_POLICY_HEADER_BITS + PBPF_POLICY_CLASS_BITS + 16;
+                    pkey.kind = PBPF_ENTRY_PORT;
+                    // IP protocol numbers are the bucket numbers, but for "other".
+                    pkey.family_or_proto = proto == 47 ? uint8_t{PBPF_PROTO_OTHER} : proto;
+                    pkey.data[0] = static_cast<uint8_t>(a.value.class_id >> 24);
+                    pkey.data[1] = static_cast<uint8_t>(a.value.class_id >> 16);
+                    pkey.data[2] = static_cast<uint8_t>(a.value.class_id >> 8);
+                    pkey.data[3] = static_cast<uint8_t>(a.value.class_id);
+                    const uint16_t key_port = ported ? pk.dport : 0;
+                    pkey.data[4] = static_cast<uint8_t>(key_port >> 8);
+                    pkey.data[5] = static_cast<uint8_t>(key_port);
+                    const auto* got = lpm_lookup(ports, pkey);
+                    const Verdict want = eval_ir(p, pk);
+                    ASSERT_NE(got, nullptr) << "no PORT entry matched\n" << describe(p, pk);
+                    ASSERT_EQ(got->value.verdict, want.verdict) << describe(p, pk);
+                    ASSERT_EQ(got->value.rule_id, want.rule) << describe(p, pk);
+                    ++probes;
+                    if (!ported) break;  // port 0 is the only key
+                }
+            }
+        }
+    }
+    // Nearly every prefix has an address of its own; the probes are many.
+    EXPECT_GT(checked, prefixes * 9 / 10);
+    EXPECT_GT(probes, size_t{100000});
+}
+
+// Every class has, in each protocol bucket of its family, exactly one catch-all (port
+// prefix length 0): a lookup of any port of any class finds an entry, never a miss
+// (the program fails closed on a miss).
+TEST(LowerProperty, OneCatchAllPerClassAndBucket) {
+    Gen gen(0xca7c);
+    for (int i = 0; i < 200; ++i) {
+        ir::Persona p = gen.persona();
+        pbpf::PersonaImage img = lower(p);
+        std::map<uint32_t, uint8_t> family_of;  // class -> family
+        std::map<std::pair<uint32_t, uint8_t>, int> catch_alls;
+        for (const auto& e : img.entries) {
+            if (e.key.kind == PBPF_ENTRY_ADDR) family_of[e.value.class_id] = e.key.family_or_proto;
+            if (e.key.kind == PBPF_ENTRY_PORT &&
+                e.key.prefixlen == PBPF_POLICY_HEADER_BITS + PBPF_POLICY_CLASS_BITS) {
+                const uint32_t cls = uint32_t{e.key.data[0]} << 24 | uint32_t{e.key.data[1]} << 16 |
+                                     uint32_t{e.key.data[2]} << 8 | e.key.data[3];
+                ++catch_alls[{cls, e.key.family_or_proto}];
+            }
+        }
+        ASSERT_EQ(family_of.size(), img.class_count);
+        for (const auto& [cls, fam] : family_of) {
+            const uint8_t icmp = fam == PBPF_FAMILY_IPV4 ? PBPF_PROTO_ICMP : PBPF_PROTO_ICMPV6;
+            for (uint8_t bucket : {uint8_t{PBPF_PROTO_TCP}, uint8_t{PBPF_PROTO_UDP}, icmp,
+                                   uint8_t{PBPF_PROTO_OTHER}})
+                EXPECT_EQ((catch_alls[{cls, bucket}]), 1)
+                    << "class " << cls << " bucket " << int{bucket};
+        }
+        // Nothing for the other family's ICMP bucket, nor for classes that do not exist.
+        size_t total = 0;
+        for (const auto& [key, n] : catch_alls) total += static_cast<size_t>(n);
+        EXPECT_EQ(total, 4 * family_of.size());
+    }
 }
 
 TEST(LowerProperty, DeterministicAndRoundTrips) {

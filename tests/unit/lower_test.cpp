@@ -92,14 +92,11 @@ TEST(Lower, PortRangesBecomeAlignedBlocks) {
     auto img = lower_one(
         "persona p {\n  security {\n    default egress deny\n"
         "    allow egress tcp port 8000-8099 to any\n  }\n}\n");
-    // Egress IPv4 is class 3 (ingress v4, ingress v6 come first).
-    EXPECT_EQ(
-        port_lines(img, "tcp", 3),
-        (std::vector<std::string>{
-            "0-4095 deny 0", "4096-6143 deny 0", "6144-7167 deny 0", "7168-7679 deny 0",
-            "7680-7935 deny 0", "7936-7999 deny 0", "8000-8063 allow 1", "8064-8095 allow 1",
-            "8096-8099 allow 1", "8100-8103 deny 0", "8104-8111 deny 0", "8112-8127 deny 0",
-            "8128-8191 deny 0", "8192-16383 deny 0", "16384-32767 deny 0", "32768-65535 deny 0"}));
+    // Egress IPv4 is class 3 (ingress v4, ingress v6 come first). The lookup is
+    // longest-prefix: the default is one catch-all, the allowed range its aligned blocks.
+    EXPECT_EQ(port_lines(img, "tcp", 3),
+              (std::vector<std::string>{"any deny 0", "8000-8063 allow 1", "8064-8095 allow 1",
+                                        "8096-8099 allow 1"}));
     EXPECT_EQ(port_lines(img, "udp", 3), std::vector<std::string>{"any deny 0"});
 }
 
@@ -110,15 +107,31 @@ TEST(Lower, DenyBeatsAllowAndLowestRuleIsReported) {
         "    deny egress tcp port 15 to any\n"
         "    allow egress tcp port 10-11 to any\n"
         "    deny egress tcp port 15 to any\n  }\n}\n");
-    EXPECT_EQ(
-        port_lines(img, "tcp", 3),
-        (std::vector<std::string>{
-            "0-7 allow 0",         "8-9 allow 0",        "10-11 allow 1",     "12-13 allow 1",
-            "14 allow 1",          "15 deny 2",          "16-19 allow 1",     "20 allow 1",
-            "21 allow 0",          "22-23 allow 0",      "24-31 allow 0",     "32-63 allow 0",
-            "64-127 allow 0",      "128-255 allow 0",    "256-511 allow 0",   "512-1023 allow 0",
-            "1024-2047 allow 0",   "2048-4095 allow 0",  "4096-8191 allow 0", "8192-16383 allow 0",
-            "16384-32767 allow 0", "32768-65535 allow 0"}));
+    EXPECT_EQ(port_lines(img, "tcp", 3),
+              (std::vector<std::string>{"any allow 0", "10-11 allow 1", "12-13 allow 1",
+                                        "14 allow 1", "15 deny 2", "16-19 allow 1", "20 allow 1"}));
+}
+
+// The catch-all takes whichever decision would otherwise cost the most blocks: here the
+// allow of every port, with the one denied port carved out of it.
+TEST(Lower, CatchAllTakesTheWidestDecision) {
+    auto img = lower_one(
+        "persona p {\n  security {\n    default egress deny\n"
+        "    allow egress tcp to any\n"
+        "    deny egress tcp port 22 to any\n"
+        "    allow egress udp port 0-65534 to any\n  }\n}\n");
+    EXPECT_EQ(port_lines(img, "tcp", 3), (std::vector<std::string>{"any allow 1", "22 deny 2"}));
+    EXPECT_EQ(port_lines(img, "udp", 3), (std::vector<std::string>{"any allow 3", "65535 deny 0"}));
+    EXPECT_EQ(port_lines(img, "other", 3), std::vector<std::string>{"any deny 0"});
+}
+
+// Equal costs: the default keeps the catch-all.
+TEST(Lower, CatchAllPrefersTheDefaultOnATie) {
+    auto img = lower_one(
+        "persona p {\n  security {\n    default egress deny\n"
+        "    allow egress tcp port 32768-65535 to any\n  }\n}\n");
+    EXPECT_EQ(port_lines(img, "tcp", 3),
+              (std::vector<std::string>{"any deny 0", "32768-65535 allow 1"}));
 }
 
 TEST(Lower, ClassesFollowPrefixes) {
