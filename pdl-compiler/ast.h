@@ -1,32 +1,80 @@
 // The PDL syntax tree: statements as written, with their locations and the comments and
 // blank lines around them (the formatter prints from it; sema checks it into the IR).
+// Texts are views: into the source text when parsed from lex_source() (the source must
+// outlive the tree), otherwise into the tree's own File::store. A large file holds a
+// hundred thousand rules, so the nodes are kept small.
 #pragma once
 
+#include <algorithm>
+#include <initializer_list>
+#include <memory>
 #include <optional>
-#include <string>
+#include <string_view>
 #include <variant>
 #include <vector>
 
 #include "pdl-compiler/diagnostics.h"
+#include "pdl-compiler/lexer.h"
 
 namespace pdl::ast {
 
-// Lines before a statement: comments ('#...') and blank lines (""), in order.
-using Trivia = std::vector<std::string>;
+// Lines before a statement, a list item or a '}': comments ('#...') and blank lines (""),
+// in order. Nearly always there are none, and then it is one null pointer.
+class Trivia {
+  public:
+    using value_type = std::string_view;
+    using const_iterator = const std::string_view*;
+    using iterator = const_iterator;
+
+    Trivia() = default;
+    Trivia(std::initializer_list<std::string_view> lines) {
+        for (std::string_view line : lines) push_back(line);
+    }
+    Trivia(const Trivia& other)
+        : lines_(other.empty() ? nullptr : std::make_unique<Lines>(*other.lines_)) {}
+    Trivia& operator=(const Trivia& other) {
+        if (this != &other) *this = Trivia(other);
+        return *this;
+    }
+    Trivia(Trivia&&) noexcept = default;
+    Trivia& operator=(Trivia&&) noexcept = default;
+
+    bool empty() const { return !lines_ || lines_->empty(); }
+    size_t size() const { return lines_ ? lines_->size() : 0; }
+    const_iterator begin() const { return lines_ ? lines_->data() : nullptr; }
+    const_iterator end() const { return begin() + size(); }
+    std::string_view front() const { return lines_->front(); }
+    std::string_view back() const { return lines_->back(); }
+
+    void push_back(std::string_view line) {
+        if (!lines_) lines_ = std::make_unique<Lines>();
+        lines_->push_back(line);
+    }
+    void pop_back() { lines_->pop_back(); }
+    void clear() { lines_.reset(); }
+
+    friend bool operator==(const Trivia& a, const Trivia& b) {
+        return std::equal(a.begin(), a.end(), b.begin(), b.end());
+    }
+
+  private:
+    using Lines = std::vector<std::string_view>;
+    std::unique_ptr<Lines> lines_;
+};
 
 struct Word {
-    std::string text;
+    std::string_view text;
     Span span;
 };
 
 // One value of a list or a single value: a word (port, range, address, CIDR, `any`) or a
 // set reference.
 struct Item {
-    std::string text;  // set name without '$' for set references
+    std::string_view text;  // set name without '$' for set references
     bool set_ref = false;
     Span span;
-    Trivia leading;        // only in multi-line lists (comments and blank lines)
-    std::string trailing;  // comment after the item on its line
+    Trivia leading;             // only in multi-line lists (comments and blank lines)
+    std::string_view trailing;  // comment after the item on its line
 };
 
 // `443`, `$set`, `any` (braced = false, one item) or `{ a, b, ... }`.
@@ -34,19 +82,19 @@ struct ValueList {
     bool braced = false;
     bool multiline = false;  // the source broke the list over lines: keep it that way
     std::vector<Item> items;
-    std::string open_comment;  // comment after '{'
-    Trivia end_trivia;         // comments (and blank lines between them) before '}'
+    std::string_view open_comment;  // comment after '{'
+    Trivia end_trivia;              // comments (and blank lines between them) before '}'
     Span span;
 };
 
 // A quoted string value (description, search domains, globs, import paths).
 struct String {
-    std::string value;
+    std::string_view value;
     Span span;
 };
 
 struct Description {
-    std::string value;
+    std::string_view value;
     Span value_span;
 };
 struct Mode {
@@ -73,14 +121,14 @@ struct Match {
     ValueList ports;
     std::optional<Word> peer_keyword;
     ValueList peers;
-    Span span;             // the whole pattern
-    Trivia leading;        // only in multi-line lists
-    std::string trailing;  // comment after the pattern on its line
+    Span span;                  // the whole pattern
+    Trivia leading;             // only in multi-line lists
+    std::string_view trailing;  // comment after the pattern on its line
 };
 struct MatchList {
     bool multiline = false;
     std::vector<Match> items;
-    std::string open_comment;
+    std::string_view open_comment;
     Trivia end_trivia;
     Span span;  // '{' to '}'
 };
@@ -166,8 +214,8 @@ struct BindMatch {
 struct Statement;
 struct Block {
     std::vector<Statement> statements;
-    std::string open_comment;  // comment after '{'
-    Trivia end_trivia;         // comments (and blank lines between them) before '}'
+    std::string_view open_comment;  // comment after '{'
+    Trivia end_trivia;              // comments (and blank lines between them) before '}'
 };
 // security, ids, qos, topology, sovereignty, dns, forward: `keyword { statements }`.
 struct Section {
@@ -177,7 +225,7 @@ struct Section {
 
 struct Statement {
     Trivia leading;
-    std::string trailing;
+    std::string_view trailing;
     Span keyword;  // first token of the statement
     std::variant<Description, Mode, Default, Rule, Section, Encryption, Threshold, Shaping,
                  Priority, LatencyTarget, Route, NextHops, MaxHops, Countries, Unknown, Exempt,
@@ -204,7 +252,7 @@ struct BindDecl {
 
 struct TopLevel {
     Trivia leading;
-    std::string trailing;
+    std::string_view trailing;
     Span keyword;
     std::variant<Import, SetDecl, PersonaDecl, BindDecl> node;
 };
@@ -212,6 +260,7 @@ struct TopLevel {
 struct File {
     std::vector<TopLevel> items;
     Trivia end_trivia;  // comments after the last item
+    TextStore store;    // texts that are not in the source text
 };
 
 }  // namespace pdl::ast

@@ -55,8 +55,8 @@ std::string normalize(const std::string& path) {
     return out;
 }
 
-// One file of the closure; heap-allocated so that Diagnostics' reference to the text
-// stays valid.
+// One file of the closure; heap-allocated so that the references to its text (of
+// Diagnostics, and of the syntax tree's views) stay valid.
 struct Loaded {
     Source source;
     std::unique_ptr<Diagnostics> diags;
@@ -74,8 +74,8 @@ class ImportLoader {
     std::vector<std::unique_ptr<Loaded>> run(const Source& root, Diagnostics& root_diags) {
         auto main = std::make_unique<Loaded>();
         main->source = Source{root.filename, ""};
-        std::vector<Token> tokens = lex(root.text, root_diags);
-        main->ast = parse(tokens, root_diags);
+        // The tree's texts are views into root.text, which outlives compile().
+        main->ast = parse(lex_source(root.text, root_diags), root_diags);
         stack_.push_back(normalize(root.filename));
         main->imports = imports_of(*main, root_diags, main->incomplete);
         stack_.pop_back();
@@ -89,7 +89,7 @@ class ImportLoader {
         for (const auto& item : file.ast.items) {
             auto* imp = std::get_if<ast::Import>(&item.node);
             if (!imp) continue;
-            const std::string& rel = imp->path.value;
+            const std::string rel(imp->path.value);
             if (rel.empty()) {
                 diags.error(imp->path.span, "empty import path");
                 incomplete = true;
@@ -124,8 +124,7 @@ class ImportLoader {
             auto loaded = std::make_unique<Loaded>();
             loaded->source = Source{path, std::move(*text)};
             loaded->diags = std::make_unique<Diagnostics>(path, loaded->source.text);
-            std::vector<Token> tokens = lex(loaded->source.text, *loaded->diags);
-            loaded->ast = parse(tokens, *loaded->diags);
+            loaded->ast = parse(lex_source(loaded->source.text, *loaded->diags), *loaded->diags);
             stack_.push_back(path);
             loaded->imports = imports_of(*loaded, *loaded->diags, loaded->incomplete);
             stack_.pop_back();
@@ -240,7 +239,11 @@ nlohmann::json to_json(const ir::BindRule& bind) {
 }
 
 std::string describe_rule(const ir::Rule& rule) {
-    std::string s = rule.action == ir::Action::Deny ? "deny" : "allow";
+    // Built for every rule of every file: in a buffer that is reused, then copied out at
+    // its exact size (the IR keeps it).
+    thread_local std::string s;
+    s.clear();
+    s += rule.action == ir::Action::Deny ? "deny" : "allow";
     s += rule.direction == ir::Direction::Egress ? " egress " : " ingress ";
     switch (rule.proto) {
         case ir::Proto::Tcp:
@@ -262,11 +265,13 @@ std::string describe_rule(const ir::Rule& rule) {
     if (!rule.ports.empty()) {
         s += " port ";
         if (rule.ports.size() == 1) {
-            s += format_port_range(rule.ports[0]);
+            append_port_range(s, rule.ports[0]);
         } else {
             s += "{ ";
-            for (size_t i = 0; i < rule.ports.size(); ++i)
-                s += (i ? ", " : "") + format_port_range(rule.ports[i]);
+            for (size_t i = 0; i < rule.ports.size(); ++i) {
+                if (i) s += ", ";
+                append_port_range(s, rule.ports[i]);
+            }
             s += " }";
         }
     }
@@ -274,11 +279,13 @@ std::string describe_rule(const ir::Rule& rule) {
     if (rule.peers.empty()) {
         s += "any";
     } else if (rule.peers.size() == 1) {
-        s += format_cidr(rule.peers[0]);
+        append_cidr(s, rule.peers[0]);
     } else {
         s += "{ ";
-        for (size_t i = 0; i < rule.peers.size(); ++i)
-            s += (i ? ", " : "") + format_cidr(rule.peers[i]);
+        for (size_t i = 0; i < rule.peers.size(); ++i) {
+            if (i) s += ", ";
+            append_cidr(s, rule.peers[i]);
+        }
         s += " }";
     }
     return s;

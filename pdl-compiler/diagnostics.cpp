@@ -2,6 +2,7 @@
 #include "pdl-compiler/diagnostics.h"
 
 #include <algorithm>
+#include <cstring>
 #include <numeric>
 
 namespace pdl {
@@ -19,8 +20,13 @@ bool is_continuation(unsigned char c) { return (c & 0xC0) == 0x80; }
 Diagnostics::Diagnostics(std::string filename, const std::string& text)
     : filename_(std::move(filename)), text_(text) {
     line_starts_.push_back(0);
-    for (size_t i = 0; i < text_.size(); ++i)
-        if (text_[i] == '\n') line_starts_.push_back(static_cast<uint32_t>(i + 1));
+    const char* begin = text_.data();
+    const char* end = begin + text_.size();
+    for (const char* p = begin;;) {
+        p = static_cast<const char*>(std::memchr(p, '\n', static_cast<size_t>(end - p)));
+        if (!p) break;
+        line_starts_.push_back(static_cast<uint32_t>(++p - begin));
+    }
 }
 
 Diagnostic& Diagnostics::error(Span span, std::string message) {

@@ -18,7 +18,16 @@ namespace pdl {
 
 namespace {
 
-std::string quote(const std::string& s) {
+// Concatenates strings and string views (std::string + std::string_view is C++26).
+template <class... Parts>
+std::string cat(const Parts&... parts) {
+    std::string s;
+    s.reserve((std::string_view(parts).size() + ...));
+    (s.append(parts), ...);
+    return s;
+}
+
+std::string quote(std::string_view s) {
     std::string out = "\"";
     for (char c : s) {
         if (c == '"' || c == '\\')
@@ -47,13 +56,13 @@ class Printer {
             if (auto* imp = std::get_if<ast::Import>(&item.node)) {
                 line(0, "import " + quote(imp->path.value), item.trailing);
             } else if (auto* s = std::get_if<ast::SetDecl>(&item.node)) {
-                line(0, "set " + s->name.text + " = " + list(s->items, 0), item.trailing);
+                line(0, cat("set ", s->name.text, " = ", list(s->items, 0)), item.trailing);
             } else if (auto* p = std::get_if<ast::PersonaDecl>(&item.node)) {
-                std::string head = "persona " + p->name.text;
-                if (p->parent) head += " extends " + p->parent->text;
+                std::string head = cat("persona ", p->name.text);
+                if (p->parent) head += cat(" extends ", p->parent->text);
                 block(head, p->block, 0, item.trailing);
             } else if (auto* b = std::get_if<ast::BindDecl>(&item.node)) {
-                block("bind " + b->persona.text, b->block, 0, item.trailing);
+                block(cat("bind ", b->persona.text), b->block, 0, item.trailing);
             }
         }
         // Comments after a persona or bind block are set apart from it, like the next one
@@ -76,17 +85,17 @@ class Printer {
     // Comments at `indent`; a blank line ("") stays an empty line, without indentation.
     static std::string trivia_text(const ast::Trivia& t, int indent) {
         std::string s;
-        for (const auto& line : t) s += line.empty() ? "\n" : pad(indent) + line + "\n";
+        for (const auto& line : t) s += line.empty() ? "\n" : cat(pad(indent), line, "\n");
         return s;
     }
 
     void trivia(const ast::Trivia& t, int indent) { out_ += trivia_text(t, indent); }
 
-    void line(int indent, const std::string& text, const std::string& trailing) {
-        out_ += pad(indent) + text + (trailing.empty() ? "" : "  " + trailing) + "\n";
+    void line(int indent, const std::string& text, std::string_view trailing) {
+        out_ += cat(pad(indent), text, trailing.empty() ? "" : "  ", trailing, "\n");
     }
 
-    static std::string item(const ast::Item& it) { return it.set_ref ? "$" + it.text : it.text; }
+    static std::string item(const ast::Item& it) { return cat(it.set_ref ? "$" : "", it.text); }
 
     std::string list(const ast::ValueList& l, int indent) {
         if (!l.braced) return l.items.empty() ? "" : item(l.items[0]);
@@ -97,22 +106,21 @@ class Printer {
             return s + " }";
         }
         std::string s = "{";
-        if (!l.open_comment.empty()) s += "  " + l.open_comment;
+        if (!l.open_comment.empty()) s += cat("  ", l.open_comment);
         s += "\n";
         for (const auto& it : l.items) {
             s += trivia_text(it.leading, indent + 1);
             s += pad(indent + 1) + item(it) + ",";
-            if (!it.trailing.empty()) s += "  " + it.trailing;
+            if (!it.trailing.empty()) s += cat("  ", it.trailing);
             s += "\n";
         }
         s += trivia_text(l.end_trivia, indent + 1);
         return s + pad(indent) + "}";
     }
 
-    void block(const std::string& head, const ast::Block& b, int indent,
-               const std::string& trailing) {
-        out_ += pad(indent) + head + " {";
-        if (!b.open_comment.empty()) out_ += "  " + b.open_comment;
+    void block(std::string_view head, const ast::Block& b, int indent, std::string_view trailing) {
+        out_ += cat(pad(indent), head, " {");
+        if (!b.open_comment.empty()) out_ += cat("  ", b.open_comment);
         out_ += "\n";
         for (const auto& st : b.statements) statement(st, indent + 1);
         trivia(b.end_trivia, indent + 1);
@@ -121,9 +129,9 @@ class Printer {
 
     // A flow pattern of an except list.
     std::string match(const ast::Match& m, int indent) {
-        std::string s = m.direction ? m.direction->text + " " + m.proto.text : m.proto.text;
+        std::string s = m.direction ? cat(m.direction->text, " ", m.proto.text) : cat(m.proto.text);
         if (m.port_keyword) s += " port " + list(m.ports, indent);
-        if (m.peer_keyword) s += " " + m.peer_keyword->text + " " + list(m.peers, indent);
+        if (m.peer_keyword) s += cat(" ", m.peer_keyword->text, " ", list(m.peers, indent));
         return s;
     }
 
@@ -141,12 +149,12 @@ class Printer {
             return s + " }";
         }
         std::string s = "{";
-        if (!l.open_comment.empty()) s += "  " + l.open_comment;
+        if (!l.open_comment.empty()) s += cat("  ", l.open_comment);
         s += "\n";
         for (const auto& m : l.items) {
             s += trivia_text(m.leading, indent + 1);
             s += pad(indent + 1) + match(m, indent + 1) + ",";
-            if (!m.trailing.empty()) s += "  " + m.trailing;
+            if (!m.trailing.empty()) s += cat("  ", m.trailing);
             s += "\n";
         }
         s += trivia_text(l.end_trivia, indent + 1);
@@ -162,42 +170,42 @@ class Printer {
                 if constexpr (std::is_same_v<T, ast::Description>) {
                     return "description " + quote(n.value);
                 } else if constexpr (std::is_same_v<T, ast::Mode>) {
-                    return "mode " + n.value.text;
+                    return cat("mode ", n.value.text);
                 } else if constexpr (std::is_same_v<T, ast::Default>) {
-                    return "default " + n.direction.text + " " + n.action.text;
+                    return cat("default ", n.direction.text, " ", n.action.text);
                 } else if constexpr (std::is_same_v<T, ast::Rule>) {
-                    std::string s = n.action.text + " " + n.direction.text + " " + n.proto.text;
+                    std::string s = cat(n.action.text, " ", n.direction.text, " ", n.proto.text);
                     if (n.port_keyword) s += " port " + list(n.ports, indent);
-                    return s + " " + n.peer_keyword.text + " " + list(n.peers, indent);
+                    return cat(s, " ", n.peer_keyword.text, " ", list(n.peers, indent));
                 } else if constexpr (std::is_same_v<T, ast::Encryption>) {
-                    std::string s = "encryption " + n.setting.text;
-                    if (n.min_tls) s += " min-tls " + n.min_tls->text;
+                    std::string s = cat("encryption ", n.setting.text);
+                    if (n.min_tls) s += cat(" min-tls ", n.min_tls->text);
                     if (n.except_keyword) s += " except " + matches(n.exceptions, indent);
                     return s;
                 } else if constexpr (std::is_same_v<T, ast::Threshold>) {
-                    std::string s = n.kind.text + " " + n.rate.text;
-                    return n.block ? s + " block " + n.block->text : s;
+                    std::string s = cat(n.kind.text, " ", n.rate.text);
+                    return n.block ? cat(s, " block ", n.block->text) : s;
                 } else if constexpr (std::is_same_v<T, ast::Shaping>) {
-                    std::string s = n.direction.text + " rate " + n.rate.text;
-                    return n.burst ? s + " burst " + n.burst->text : s;
+                    std::string s = cat(n.direction.text, " rate ", n.rate.text);
+                    return n.burst ? cat(s, " burst ", n.burst->text) : s;
                 } else if constexpr (std::is_same_v<T, ast::Priority>) {
-                    return "priority " + n.value.text;
+                    return cat("priority ", n.value.text);
                 } else if constexpr (std::is_same_v<T, ast::LatencyTarget>) {
-                    return "latency target " + n.value.text;
+                    return cat("latency target ", n.value.text);
                 } else if constexpr (std::is_same_v<T, ast::Route>) {
-                    return "route " + n.kind.text + " " + n.value.text;
+                    return cat("route ", n.kind.text, " ", n.value.text);
                 } else if constexpr (std::is_same_v<T, ast::NextHops>) {
                     return "next-hops " + list(n.hops, indent);
                 } else if constexpr (std::is_same_v<T, ast::MaxHops>) {
-                    return "max-hops " + n.value.text;
+                    return cat("max-hops ", n.value.text);
                 } else if constexpr (std::is_same_v<T, ast::Countries>) {
-                    return n.action.text + " countries " + list(n.countries, indent);
+                    return cat(n.action.text, " countries ", list(n.countries, indent));
                 } else if constexpr (std::is_same_v<T, ast::Unknown>) {
-                    return "unknown " + n.action.text;
+                    return cat("unknown ", n.action.text);
                 } else if constexpr (std::is_same_v<T, ast::Exempt>) {
                     return "exempt " + list(n.cidrs, indent);
                 } else if constexpr (std::is_same_v<T, ast::OnViolation>) {
-                    return "on-violation " + n.action.text;
+                    return cat("on-violation ", n.action.text);
                 } else if constexpr (std::is_same_v<T, ast::DnsServers>) {
                     return "servers " + list(n.servers, indent);
                 } else if constexpr (std::is_same_v<T, ast::DnsSearch>) {
@@ -205,10 +213,11 @@ class Printer {
                     for (const auto& d : n.domains) s += " " + quote(d.value);
                     return s;
                 } else if constexpr (std::is_same_v<T, ast::Forward>) {
-                    return n.direction.text + " " + n.proto.text + " " + n.from.text + " -> " +
-                           n.to.text;
+                    return cat(n.direction.text, " ", n.proto.text, " ", n.from.text, " -> ",
+                               n.to.text);
                 } else if constexpr (std::is_same_v<T, ast::BindMatch>) {
-                    return n.kind.text + " " + (n.quoted ? quote(n.value.text) : n.value.text);
+                    return cat(n.kind.text, " ",
+                               n.quoted ? quote(n.value.text) : cat(n.value.text));
                 } else {
                     static_assert(std::is_same_v<T, ast::Section>);
                     return "";  // printed by statement() as a block
@@ -233,8 +242,7 @@ class Printer {
 FormatOutput format(const Source& src) {
     FormatOutput out;
     Diagnostics diags(src.filename, src.text);
-    std::vector<Token> tokens = lex(src.text, diags);
-    ast::File file = parse(tokens, diags);
+    ast::File file = parse(lex_source(src.text, diags), diags);
     out.diagnostics = diags.render();
     if (diags.errors() > 0) return out;
     out.text = Printer().run(file);

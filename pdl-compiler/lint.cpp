@@ -10,9 +10,11 @@
 
 #include <algorithm>
 #include <array>
+#include <cassert>
 #include <cstddef>
 #include <map>
 #include <optional>
+#include <span>
 #include <string>
 #include <tuple>
 
@@ -30,20 +32,22 @@ constexpr size_t kWorkBudget = 4'000'000;
 // Protocols as packets carry them: `any` matches all five.
 enum class Atom { Tcp, Udp, Icmp, Icmpv6, Other };
 
-std::vector<Atom> atoms_of(ir::Proto p) {
+// Called for every pair of rules compared: no allocation.
+std::span<const Atom> atoms_of(ir::Proto p) {
+    static constexpr Atom kAll[] = {Atom::Tcp, Atom::Udp, Atom::Icmp, Atom::Icmpv6, Atom::Other};
     switch (p) {
         case ir::Proto::Tcp:
-            return {Atom::Tcp};
+            return {kAll, 1};
         case ir::Proto::Udp:
-            return {Atom::Udp};
+            return {kAll + 1, 1};
         case ir::Proto::Icmp:
-            return {Atom::Icmp};
+            return {kAll + 2, 1};
         case ir::Proto::Icmpv6:
-            return {Atom::Icmpv6};
+            return {kAll + 3, 1};
         case ir::Proto::Any:
             break;
     }
-    return {Atom::Tcp, Atom::Udp, Atom::Icmp, Atom::Icmpv6, Atom::Other};
+    return kAll;
 }
 
 bool proto_covers(ir::Proto p, Atom a) { return p == ir::Proto::Any || atoms_of(p)[0] == a; }
@@ -68,102 +72,138 @@ bool cidr_less(const Cidr& a, const Cidr& b) {
     return std::tie(a.family, a.addr, a.prefix_len) < std::tie(b.family, b.addr, b.prefix_len);
 }
 
-// Sorted, disjoint, sibling halves joined: the canonical form of a set of addresses.
-std::vector<Cidr> aggregate(std::vector<Cidr> v) {
-    std::sort(v.begin(), v.end(), cidr_less);
-    std::vector<Cidr> out;
-    for (const auto& c : v) {
+// Sorted, disjoint, sibling halves joined: the canonical form of a set of addresses. Done
+// in place on v[from, end), which it shortens.
+void aggregate_tail(std::vector<Cidr>& v, size_t from) {
+    std::sort(v.begin() + static_cast<std::ptrdiff_t>(from), v.end(), cidr_less);
+    size_t out = from;  // v[from, out): the result so far (never ahead of the input)
+    for (size_t i = from; i < v.size(); ++i) {
+        const Cidr c = v[i];
         // Sorted by address then length, a CIDR inside a kept one is inside the last.
-        if (!out.empty() && cidr_contains(out.back(), c)) continue;
-        out.push_back(c);
-        while (out.size() >= 2) {
-            const Cidr& a = out[out.size() - 2];
-            const Cidr& b = out.back();
+        if (out > from && cidr_contains(v[out - 1], c)) continue;
+        v[out++] = c;
+        while (out - from >= 2) {
+            const Cidr& a = v[out - 2];
+            const Cidr& b = v[out - 1];
             if (a.family != b.family || a.prefix_len != b.prefix_len || a.prefix_len == 0) break;
             Cidr parent = a;
             parent.prefix_len = static_cast<uint8_t>(a.prefix_len - 1);
             parent.addr[parent.prefix_len / 8] &=
                 static_cast<uint8_t>(~(0x80u >> (parent.prefix_len % 8)));
             if (!cidr_contains(parent, b)) break;
-            out.pop_back();
-            out.back() = parent;
+            --out;
+            v[out - 1] = parent;
         }
     }
-    return out;
+    v.resize(out);
 }
 
-std::vector<PortRange> merge(std::vector<PortRange> v) {
-    std::sort(v.begin(), v.end(),
+std::vector<Cidr> aggregate(std::vector<Cidr> v) {
+    aggregate_tail(v, 0);
+    return v;
+}
+
+// Sorted, overlapping and adjacent ranges joined; in place on v[from, end), like
+// aggregate_tail().
+void merge_tail(std::vector<PortRange>& v, size_t from) {
+    std::sort(v.begin() + static_cast<std::ptrdiff_t>(from), v.end(),
               [](const PortRange& a, const PortRange& b) { return a.lo < b.lo; });
-    std::vector<PortRange> out;
-    for (const auto& r : v) {
-        if (!out.empty() && r.lo <= static_cast<uint32_t>(out.back().hi) + 1)
-            out.back().hi = std::max(out.back().hi, r.hi);
+    size_t out = from;
+    for (size_t i = from; i < v.size(); ++i) {
+        const PortRange r = v[i];
+        if (out > from && r.lo <= static_cast<uint32_t>(v[out - 1].hi) + 1)
+            v[out - 1].hi = std::max(v[out - 1].hi, r.hi);
         else
-            out.push_back(r);
+            v[out++] = r;
     }
-    return out;
+    v.resize(out);
 }
 
-const std::vector<PortRange> kAllPorts = {{0, 65535}};
+const PortRange kAllPorts[] = {{0, 65535}};
 
-// What a rule matches, in canonical form.
+// What a rule matches, in canonical form. The lists are views into a NormPool.
 struct Norm {
     const ir::Rule* rule = nullptr;
     Span span;
-    std::vector<PortRange> ports;  // tcp/udp: merged, never empty; other protocols: empty
-    std::vector<Cidr> peers;       // aggregated; never empty
-    const std::vector<PortRange>& ports_for_atom() const {
-        return ports.empty() ? kAllPorts : ports;
+    std::span<const PortRange> ports;  // tcp/udp: merged, never empty; other protocols: empty
+    std::span<const Cidr> peers;       // aggregated; never empty
+    std::span<const PortRange> ports_for_atom() const {
+        return ports.empty() ? std::span<const PortRange>(kAllPorts) : ports;
     }
 };
 
-Norm normalize(const ir::Rule& r, Span span) {
-    Norm n;
-    n.rule = &r;
-    n.span = span;
-    if (r.proto == ir::Proto::Tcp || r.proto == ir::Proto::Udp)
-        n.ports = r.ports.empty() ? kAllPorts : merge(r.ports);
-    std::vector<Cidr> peers;
-    if (r.peers.empty()) {
-        for (ir::Family f : {ir::Family::V4, ir::Family::V6}) {
-            if (!reaches(r.proto, f)) continue;
-            Cidr all;
-            all.family = f;
-            peers.push_back(all);
+// The ports and peers of many Norms in two vectors, so that normalizing the rules of a
+// persona allocates twice rather than a few times per rule. Norms view into it: it is
+// sized for the rules first (plan() each, then reserve()), and normalize() never grows it.
+class NormPool {
+  public:
+    void plan(const ir::Rule& r) {
+        ports_needed_ += r.ports.size();
+        peers_needed_ += std::max<size_t>(r.peers.size(), 2);
+    }
+    void reserve() {
+        ports_.reserve(ports_needed_);
+        peers_.reserve(peers_needed_);
+    }
+
+    Norm normalize(const ir::Rule& r, Span span) {
+        assert(ports_.size() + r.ports.size() <= ports_.capacity());
+        assert(peers_.size() + std::max<size_t>(r.peers.size(), 2) <= peers_.capacity());
+        Norm n;
+        n.rule = &r;
+        n.span = span;
+        if (r.proto == ir::Proto::Tcp || r.proto == ir::Proto::Udp) {
+            if (r.ports.empty()) {
+                n.ports = kAllPorts;
+            } else {
+                const size_t from = ports_.size();
+                ports_.insert(ports_.end(), r.ports.begin(), r.ports.end());
+                merge_tail(ports_, from);
+                n.ports = std::span<const PortRange>(ports_).subspan(from);
+            }
         }
-    } else {
-        for (const auto& c : r.peers)
-            if (reaches(r.proto, c.family)) peers.push_back(c);
+        const size_t from = peers_.size();
+        if (r.peers.empty()) {
+            for (ir::Family f : {ir::Family::V4, ir::Family::V6}) {
+                if (!reaches(r.proto, f)) continue;
+                Cidr all;
+                all.family = f;
+                peers_.push_back(all);
+            }
+        } else {
+            for (const auto& c : r.peers)
+                if (reaches(r.proto, c.family)) peers_.push_back(c);
+        }
+        aggregate_tail(peers_, from);
+        n.peers = std::span<const Cidr>(peers_).subspan(from);
+        return n;
     }
-    n.peers = aggregate(std::move(peers));
-    return n;
-}
 
-// Identifies a rule's action, direction and match set: equal keys, equal rules.
-std::string key_of(const Norm& n) {
-    std::string k;
-    k += static_cast<char>(n.rule->action);
-    k += static_cast<char>(n.rule->direction);
-    k += static_cast<char>(n.rule->proto);
-    auto put16 = [&k](uint32_t v) {
-        k += static_cast<char>(v >> 8);
-        k += static_cast<char>(v & 0xff);
+  private:
+    std::vector<PortRange> ports_;
+    std::vector<Cidr> peers_;
+    size_t ports_needed_ = 0, peers_needed_ = 0;
+};
+
+// Orders rules by action, direction, protocol and match set: rules that compare equal
+// either way are the same rule.
+bool norm_less(const Norm& a, const Norm& b) {
+    const ir::Rule& x = *a.rule;
+    const ir::Rule& y = *b.rule;
+    if (std::tie(x.action, x.direction, x.proto) != std::tie(y.action, y.direction, y.proto))
+        return std::tie(x.action, x.direction, x.proto) < std::tie(y.action, y.direction, y.proto);
+    auto port_less = [](const PortRange& p, const PortRange& q) {
+        return std::tie(p.lo, p.hi) < std::tie(q.lo, q.hi);
     };
-    put16(static_cast<uint32_t>(n.ports.size()));
-    for (const auto& p : n.ports) {
-        put16(p.lo);
-        put16(p.hi);
-    }
-    for (const auto& c : n.peers) {
-        k += static_cast<char>(c.family);
-        k += static_cast<char>(c.prefix_len);
-        k.append(reinterpret_cast<const char*>(c.addr.data()), c.addr.size());
-    }
-    return k;
+    if (a.ports.size() != b.ports.size()) return a.ports.size() < b.ports.size();
+    if (!std::equal(a.ports.begin(), a.ports.end(), b.ports.begin()))
+        return std::lexicographical_compare(a.ports.begin(), a.ports.end(), b.ports.begin(),
+                                            b.ports.end(), port_less);
+    return std::lexicographical_compare(a.peers.begin(), a.peers.end(), b.peers.begin(),
+                                        b.peers.end(), cidr_less);
 }
 
-bool ranges_intersect(const std::vector<PortRange>& a, const std::vector<PortRange>& b) {
+bool ranges_intersect(std::span<const PortRange> a, std::span<const PortRange> b) {
     size_t i = 0, j = 0;
     while (i < a.size() && j < b.size()) {
         if (a[i].hi < b[j].lo)
@@ -247,29 +287,32 @@ struct SetData {
 
 // One value a list item stands for (a set reference stands for several), as an
 // interval of a totally ordered key: ports, or family + address for CIDRs.
-template <typename Key>
+template <typename Key, typename Value>
 struct Elem {
     Key lo, hi;
     size_t item = 0;  // index into the list's items
-    std::string value;
+    Value value;      // formatted only for a warning
 };
+
+std::string format_value(const PortRange& r) { return format_port_range(r); }
+std::string format_value(const Cidr& c) { return format_cidr(c); }
 
 using AddrKey = std::array<uint8_t, 17>;  // family, then the 16 address bytes
 
-Elem<AddrKey> cidr_elem(const Cidr& c, size_t item) {
-    Elem<AddrKey> e;
+Elem<AddrKey, Cidr> cidr_elem(const Cidr& c, size_t item) {
+    Elem<AddrKey, Cidr> e;
     e.lo[0] = e.hi[0] = static_cast<uint8_t>(c.family);
     for (unsigned i = 0; i < 16; ++i) e.lo[i + 1] = e.hi[i + 1] = c.addr[i];
     unsigned max_len = c.family == ir::Family::V6 ? 128 : 32;
     for (unsigned bit = c.prefix_len; bit < max_len; ++bit)
         e.hi[1 + bit / 8] |= static_cast<uint8_t>(0x80u >> (bit % 8));
     e.item = item;
-    e.value = format_cidr(c);
+    e.value = c;
     return e;
 }
 
-Elem<uint32_t> port_elem(const PortRange& r, size_t item) {
-    return Elem<uint32_t>{r.lo, r.hi, item, format_port_range(r)};
+Elem<uint32_t, PortRange> port_elem(const PortRange& r, size_t item) {
+    return Elem<uint32_t, PortRange>{r.lo, r.hi, item, r};
 }
 
 class Linter {
@@ -288,7 +331,7 @@ class Linter {
         }
         for (const auto& item : file.items)
             if (auto* b = std::get_if<ast::BindDecl>(&item.node); b && b->block.statements.empty())
-                report(b->persona.span, "bind block for '" + b->persona.text +
+                report(b->persona.span, "bind block for '" + std::string(b->persona.text) +
                                             "' matches no workload; add cgroup, user, group or "
                                             "interface lines");
         // A file of sets only is a library for files that import it: its sets are meant
@@ -326,8 +369,8 @@ class Linter {
         SetData data;
         data.name_span = s.name.span;
         std::vector<const ast::Item*> items;
-        std::vector<Elem<uint32_t>> ports;
-        std::vector<Elem<AddrKey>> cidrs;
+        std::vector<Elem<uint32_t, PortRange>> ports;
+        std::vector<Elem<AddrKey, Cidr>> cidrs;
         for (const auto& item : s.items.items) {
             items.push_back(&item);
             if (auto port = parse_port_item(item.text)) {
@@ -345,22 +388,41 @@ class Linter {
     }
 
     void single_port_range(const ast::Item& item, const PortRange& r) {
-        if (r.lo != r.hi || item.text.find('-') == std::string::npos) return;
-        report(item.span,
-               "range " + item.text + " is a single port; write " + std::to_string(r.lo));
+        if (r.lo != r.hi || item.text.find('-') == std::string_view::npos) return;
+        report(item.span, "range " + std::string(item.text) + " is a single port; write " +
+                              std::to_string(r.lo));
     }
 
+    // The set an item names, marked used; nullptr for other items.
+    SetData* use_set(const ast::Item& item) {
+        if (!item.set_ref) return nullptr;
+        auto it = sets_.find(item.text);
+        if (it == sets_.end()) return nullptr;
+        it->second.used = true;
+        return &it->second;
+    }
+
+    // A list of one item (most lists) has nothing to overlap: its values are not gathered.
     void port_list(const ast::ValueList& list) {
+        if (list.items.size() < 2) {
+            for (const auto& item : list.items) {
+                if (item.set_ref) {
+                    use_set(item);
+                } else if (item.text.find('-') != std::string_view::npos) {  // a range
+                    if (auto port = parse_port_item(item.text))
+                        single_port_range(item, port->range);
+                }
+            }
+            return;
+        }
         std::vector<const ast::Item*> items;
-        std::vector<Elem<uint32_t>> elems;
+        std::vector<Elem<uint32_t, PortRange>> elems;
         for (const auto& item : list.items) {
             items.push_back(&item);
             if (item.set_ref) {
-                auto it = sets_.find(item.text);
-                if (it == sets_.end()) continue;
-                it->second.used = true;
-                for (const auto& r : it->second.ports)
-                    elems.push_back(port_elem(r, items.size() - 1));
+                if (const SetData* set = use_set(item))
+                    for (const auto& r : set->ports)
+                        elems.push_back(port_elem(r, items.size() - 1));
             } else if (auto port = parse_port_item(item.text)) {
                 single_port_range(item, port->range);
                 elems.push_back(port_elem(port->range, items.size() - 1));
@@ -370,16 +432,18 @@ class Linter {
     }
 
     void peer_list(const ast::ValueList& list) {
+        if (list.items.size() < 2) {
+            for (const auto& item : list.items) use_set(item);
+            return;
+        }
         std::vector<const ast::Item*> items;
-        std::vector<Elem<AddrKey>> elems;
+        std::vector<Elem<AddrKey, Cidr>> elems;
         for (const auto& item : list.items) {
             items.push_back(&item);
             if (item.set_ref) {
-                auto it = sets_.find(item.text);
-                if (it == sets_.end()) continue;
-                it->second.used = true;
-                for (const auto& c : it->second.cidrs)
-                    elems.push_back(cidr_elem(c, items.size() - 1));
+                if (const SetData* set = use_set(item))
+                    for (const auto& c : set->cidrs)
+                        elems.push_back(cidr_elem(c, items.size() - 1));
             } else if (auto cidr = parse_cidr(item.text)) {
                 elems.push_back(cidr_elem(cidr->cidr, items.size() - 1));
             }
@@ -390,18 +454,19 @@ class Linter {
     // Items of one list whose values overlap: a sweep over the values sorted by start,
     // keeping the value reaching furthest (and the furthest of another item). At most one
     // warning per item, on the item that can go: the narrower one, else the later one.
-    template <typename Key>
-    void overlaps(const std::vector<const ast::Item*>& items, std::vector<Elem<Key>> elems,
+    template <typename Key, typename Value>
+    void overlaps(const std::vector<const ast::Item*>& items, std::vector<Elem<Key, Value>> elems,
                   const std::string& where) {
+        using E = Elem<Key, Value>;
         if (items.size() < 2) return;
-        std::sort(elems.begin(), elems.end(), [](const Elem<Key>& a, const Elem<Key>& b) {
+        std::sort(elems.begin(), elems.end(), [](const E& a, const E& b) {
             return std::tie(a.lo, b.hi, a.item) < std::tie(b.lo, a.hi, b.item);
         });
         std::vector<bool> reported(items.size());
-        const Elem<Key>* best = nullptr;   // furthest-reaching so far
-        const Elem<Key>* other = nullptr;  // furthest-reaching of an item other than best's
+        const E* best = nullptr;   // furthest-reaching so far
+        const E* other = nullptr;  // furthest-reaching of an item other than best's
         for (const auto& x : elems) {
-            const Elem<Key>* c = best && best->item != x.item ? best : other;
+            const E* c = best && best->item != x.item ? best : other;
             if (c && x.lo <= c->hi) overlap(items, *c, x, reported, where);
             if (!best || x.hi > best->hi) {
                 if (best && best->item != x.item) other = best;
@@ -413,28 +478,30 @@ class Linter {
     }
 
     // `c` starts no later than `x` (and at the same start, reaches at least as far).
-    template <typename Key>
-    void overlap(const std::vector<const ast::Item*>& items, const Elem<Key>& c, const Elem<Key>& x,
-                 std::vector<bool>& reported, const std::string& where) {
+    template <typename Key, typename Value>
+    void overlap(const std::vector<const ast::Item*>& items, const Elem<Key, Value>& c,
+                 const Elem<Key, Value>& x, std::vector<bool>& reported, const std::string& where) {
+        using E = Elem<Key, Value>;
         const bool equal = c.lo == x.lo && c.hi == x.hi;
         const bool inside = !equal && x.hi <= c.hi;  // x strictly inside c
-        const Elem<Key>& earlier = c.item < x.item ? c : x;
-        const Elem<Key>& later = c.item < x.item ? x : c;
-        const Elem<Key>& target = inside ? x : later;
+        const E& earlier = c.item < x.item ? c : x;
+        const E& later = c.item < x.item ? x : c;
+        const E& target = inside ? x : later;
         if (reported[target.item]) return;
         reported[target.item] = true;
         const ast::Item& e = *items[earlier.item];
         const ast::Item& l = *items[later.item];
-        auto desc = [&items](const Elem<Key>& v) {
+        auto desc = [&items](const E& v) {
             const ast::Item& it = *items[v.item];
-            return it.set_ref ? v.value + " (in set '$" + it.text + "')" : it.text;
+            return it.set_ref ? format_value(v.value) + " (in set '$" + std::string(it.text) + "')"
+                              : std::string(it.text);
         };
         const Span span = items[target.item]->span;
         if (e.set_ref && l.set_ref && e.text == l.text) {
-            report(span, "set '$" + l.text + "' is already " + where);
+            report(span, "set '$" + std::string(l.text) + "' is already " + where);
         } else if (equal) {
             report(span, desc(later) + " is already " + where +
-                             (e.set_ref ? " (in set '$" + e.text + "')" : ""));
+                             (e.set_ref ? " (in set '$" + std::string(e.text) + "')" : ""));
         } else if (inside) {
             report(span, desc(x) + " is already covered by " + desc(c) + " " + where);
         } else {
@@ -472,18 +539,31 @@ class Linter {
         // findings belong to the file that declares them), in source order.
         if (syn.rules.size() > p.rules.size()) return;
         const size_t inherited = p.rules.size() - syn.rules.size();
+        NormPool pool;
+        for (size_t i = 0; i < syn.rules.size(); ++i) pool.plan(p.rules[inherited + i]);
+        pool.reserve();
         std::vector<Norm> rules;
+        rules.reserve(syn.rules.size());
         for (size_t i = 0; i < syn.rules.size(); ++i) {
             const ast::Rule& r = *syn.rules[i];
-            rules.push_back(normalize(p.rules[inherited + i], join(r.action.span, r.peers.span)));
+            rules.push_back(
+                pool.normalize(p.rules[inherited + i], join(r.action.span, r.peers.span)));
+        }
+        // Equal rules sort next to each other, the first of them (in source order) first.
+        std::vector<size_t> order(rules.size());
+        for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+        std::stable_sort(order.begin(), order.end(),
+                         [&](size_t a, size_t b) { return norm_less(rules[a], rules[b]); });
+        std::vector<size_t> first_of(rules.size());  // the first rule equal to each one
+        for (size_t k = 0; k < order.size(); ++k) {
+            const bool same = k > 0 && !norm_less(rules[order[k - 1]], rules[order[k]]);
+            first_of[order[k]] = same ? first_of[order[k - 1]] : order[k];
         }
         std::vector<bool> duplicate(rules.size());
-        std::map<std::string, size_t> seen;
         for (size_t i = 0; i < rules.size(); ++i) {
-            auto [it, fresh] = seen.emplace(key_of(rules[i]), i);
-            if (fresh) continue;
+            if (first_of[i] == i) continue;
             duplicate[i] = true;
-            const Norm& first = rules[it->second];
+            const Norm& first = rules[first_of[i]];
             auto& w =
                 report(rules[i].span, "rule " + std::to_string(rules[i].rule->id) +
                                           " duplicates rule " + std::to_string(first.rule->id) +
@@ -532,24 +612,25 @@ class Linter {
     void countries(const ast::Countries& c) {
         std::map<std::string, std::string> seen;  // code -> how it was named first
         for (const auto& item : c.countries.items) {
+            const std::string text(item.text);
             std::vector<std::string> codes;
-            if (const auto* members = country_group(item.text))
+            if (const auto* members = country_group(text))
                 codes = *members;
             else
-                codes = {item.text};
-            bool group = codes.size() != 1 || codes[0] != item.text;
+                codes = {text};
+            bool group = codes.size() != 1 || codes[0] != text;
             size_t repeated = 0;
             std::string first;  // how the first repeated code was named before
             for (const auto& code : codes) {
-                auto [it, fresh] = seen.emplace(code, item.text);
+                auto [it, fresh] = seen.emplace(code, text);
                 if (!fresh && repeated++ == 0) first = it->second;
             }
             if (repeated == 0) continue;
             if (!group)
-                report(item.span, item.text + " is already in the list" +
-                                      (first == item.text ? "" : ", through " + first));
+                report(item.span, text + " is already in the list" +
+                                      (first == text ? "" : ", through " + first));
             else if (repeated == codes.size())
-                report(item.span, "every country of " + item.text + " is already in the list");
+                report(item.span, "every country of " + text + " is already in the list");
         }
     }
 
@@ -588,11 +669,16 @@ class Linter {
         pseudo.proto = m.proto;
         pseudo.ports = m.ports;
         pseudo.peers = m.peers;
-        Norm e = normalize(pseudo, Span{});
+        NormPool pool;
+        pool.plan(pseudo);
+        for (const auto& r : p.rules)
+            if (r.direction == dir) pool.plan(r);
+        pool.reserve();
+        Norm e = pool.normalize(pseudo, Span{});
         std::vector<Norm> denies, allows;
         for (const auto& r : p.rules) {
             if (r.direction != dir) continue;
-            (r.action == ir::Action::Deny ? denies : allows).push_back(normalize(r, Span{}));
+            (r.action == ir::Action::Deny ? denies : allows).push_back(pool.normalize(r, Span{}));
         }
         std::vector<const Norm*> against;
         for (const auto& d : denies) {
@@ -645,7 +731,7 @@ class Linter {
         if (r.action != ir::Action::Allow) return true;
         std::vector<const Norm*> by;
         for (const Norm* d : against) {
-            if (covered(a, {d})) {
+            if (covered(a, std::span<const Norm* const>(&d, 1))) {
                 by.push_back(d);
                 break;
             }
@@ -690,7 +776,7 @@ class Linter {
     }
 
     // Does the union of `ds` match every packet `a` matches?
-    bool covered(const Norm& a, const std::vector<const Norm*>& ds) {
+    bool covered(const Norm& a, std::span<const Norm* const> ds) {
         for (Atom atom : atoms_of(a.rule->proto)) {
             std::vector<Cidr> need;
             for (const auto& c : a.peers)
@@ -737,7 +823,7 @@ class Linter {
         return true;
     }
 
-    bool peers_covered(const std::vector<Cidr>& need, const std::vector<const Norm*>& ds) {
+    bool peers_covered(const std::vector<Cidr>& need, std::span<const Norm* const> ds) {
         std::vector<Cidr> have;
         for (const Norm* d : ds) have.insert(have.end(), d->peers.begin(), d->peers.end());
         if (!tick(have.size() * (need.size() + 1))) return false;
@@ -751,7 +837,7 @@ class Linter {
 
     Diagnostics& d_;
     bool werror_ = false;
-    std::map<std::string, SetData> sets_;
+    std::map<std::string, SetData, std::less<>> sets_;
     size_t work_ = 0;
     size_t reported_ = 0;
     Diagnostic discard_;  // target of reports past the limit

@@ -28,14 +28,14 @@ const std::vector<std::string> kHostItems = {"an address", "a $set"};
 const std::vector<std::string> kCidrItems = {"an address", "a CIDR", "a $set"};
 const std::vector<std::string> kCountryItems = {"a country code", "a country group"};
 
-bool contains(const std::vector<std::string>& v, const std::string& s) {
+bool contains(const std::vector<std::string>& v, std::string_view s) {
     for (const auto& x : v)
         if (x == s) return true;
     return false;
 }
 
-std::string did_you_mean(const std::string& word, const std::vector<std::string>& candidates) {
-    auto best = nearest(word, candidates);
+std::string did_you_mean(std::string_view word, const std::vector<std::string>& candidates) {
+    auto best = nearest(std::string(word), candidates);
     return best ? "; did you mean '" + *best + "'?" : "";
 }
 
@@ -56,21 +56,29 @@ std::string one_of(const std::vector<std::string>& words) {
     return join_choices(quoted);
 }
 
-ast::Word word(const Token& tok) { return {tok.text, tok.span}; }
-
 Span join(Span first, Span last) {
     return {first.offset, last.offset + last.length - first.offset};
 }
 
 class Parser {
   public:
-    Parser(const std::vector<Token>& tokens, Diagnostics& diags) : t_(tokens), d_(diags) {}
+    // `copy`: the tokens' texts go away with the tokens, so the tree keeps copies in
+    // `store`. Otherwise they are views into the source text (or into `store` already).
+    Parser(const std::vector<Lexeme>& tokens, Diagnostics& diags, TextStore store, bool copy)
+        : t_(tokens), d_(diags), store_(std::move(store)), copy_(copy) {}
 
     ast::File file() {
         ast::File f;
+        file_items(f);
+        f.store = std::move(store_);
+        return f;
+    }
+
+  private:
+    void file_items(ast::File& f) {
         while (!d_.too_many_errors()) {
             ast::Trivia trivia = collect_trivia(f.items.empty());
-            const Token& tok = peek();
+            const Lexeme& tok = peek();
             if (tok.kind == TokenKind::Eof) {
                 f.end_trivia = std::move(trivia);
                 break;
@@ -93,18 +101,16 @@ class Parser {
                 if (pos_ == start) advance();  // always make progress
             }
         }
-        return f;
     }
 
-  private:
     using TopLevelFn = bool (Parser::*)(ast::TopLevel&);
     using StatementFn = bool (Parser::*)(ast::Statement&);
     struct TopLevelKind {
-        const char* keyword;
+        std::string_view keyword;
         TopLevelFn parse;
     };
     struct StatementKind {
-        const char* keyword;
+        std::string_view keyword;
         StatementFn parse;
     };
     // A kind of block: the statements it holds, and how messages name it.
@@ -121,16 +127,16 @@ class Parser {
 
     static std::vector<std::string> keywords(const Place& place) {
         std::vector<std::string> out;
-        for (const auto& k : place.statements) out.push_back(k.keyword);
+        for (const auto& k : place.statements) out.emplace_back(k.keyword);
         return out;
     }
     static std::vector<std::string> top_level_keywords() {
         std::vector<std::string> out;
-        for (const auto& k : kTopLevel) out.push_back(k.keyword);
+        for (const auto& k : kTopLevel) out.emplace_back(k.keyword);
         return out;
     }
 
-    static bool is_statement_keyword(const std::string& w) {
+    static bool is_statement_keyword(std::string_view w) {
         for (const auto& k : kTopLevel)
             if (w == k.keyword) return true;
         for (const Place* p : kPlaces)
@@ -141,17 +147,20 @@ class Parser {
 
     // ---- tokens ----
 
-    const Token& peek(size_t ahead = 0) const {
+    std::string_view keep(std::string_view text) { return copy_ ? store_.keep(text) : text; }
+    ast::Word word(const Lexeme& tok) { return {keep(tok.text), tok.span}; }
+
+    const Lexeme& peek(size_t ahead = 0) const {
         size_t i = pos_ + ahead;
         return i < t_.size() ? t_[i] : t_.back();
     }
-    const Token& advance() {
-        const Token& tok = peek();
+    const Lexeme& advance() {
+        const Lexeme& tok = peek();
         if (pos_ < t_.size() - 1) ++pos_;
         return tok;
     }
     // The last token consumed.
-    const Token& prev() const { return t_[pos_ > 0 ? pos_ - 1 : 0]; }
+    const Lexeme& prev() const { return t_[pos_ > 0 ? pos_ - 1 : 0]; }
     bool is_word(const char* w) const { return peek().kind == TokenKind::Word && peek().text == w; }
 
     // Is there a '->' before the end of the current statement? (Tells a forward apart.)
@@ -178,14 +187,14 @@ class Parser {
     ast::Trivia collect_trivia(bool at_start) {
         ast::Trivia out;
         for (;;) {
-            const Token& tok = peek();
+            const Lexeme& tok = peek();
             if (tok.kind == TokenKind::Newline) {
                 if (tok.count >= 2 && !(at_start && out.empty()) &&
                     (out.empty() || !out.back().empty()))
                     out.push_back("");
                 advance();
             } else if (tok.kind == TokenKind::Comment) {
-                out.push_back(tok.text);
+                out.push_back(keep(tok.text));
                 advance();
             } else if (tok.kind == TokenKind::Semicolon) {
                 advance();
@@ -200,14 +209,14 @@ class Parser {
 
     // After a statement: an optional ';', an optional comment, then a line break, '}'
     // or end of file (after a ';' the next statement may follow on the same line).
-    bool end_of_statement(std::string& trailing) {
+    bool end_of_statement(std::string_view& trailing) {
         bool semi = false;
         if (peek().kind == TokenKind::Semicolon) {
             advance();
             semi = true;
         }
         if (peek().kind == TokenKind::Comment) {
-            trailing = advance().text;
+            trailing = keep(advance().text);
             return true;
         }
         TokenKind k = peek().kind;
@@ -224,7 +233,7 @@ class Parser {
         int depth = 0;
         bool reported = false;
         for (;;) {
-            const Token& tok = peek();
+            const Lexeme& tok = peek();
             switch (tok.kind) {
                 case TokenKind::Eof:
                     return;
@@ -263,7 +272,7 @@ class Parser {
     // ---- pieces of statements ----
 
     bool expect_name(ast::Word& out, const char* what) {
-        const Token& tok = peek();
+        const Lexeme& tok = peek();
         if (tok.kind != TokenKind::Word || !is_identifier(tok.text)) {
             d_.error(tok.span, std::string("expected ") + what +
                                    " (letters, digits, '-' and '_'), found " + describe(tok));
@@ -276,25 +285,26 @@ class Parser {
 
     // Expects one of `choices` after `after`; suggests the nearest on a typo.
     bool expect_choice(ast::Word& out, const std::vector<std::string>& choices,
-                       const std::string& what, const std::string& after) {
-        const Token& tok = peek();
+                       std::string_view what, std::string_view after) {
+        const Lexeme& tok = peek();
         if (tok.kind == TokenKind::Word && contains(choices, tok.text)) {
             out = word(tok);
             advance();
             return true;
         }
-        std::string msg = "expected " + what + " after '" + after + "', found " + describe(tok);
+        std::string msg = "expected " + std::string(what) + " after '" + std::string(after) +
+                          "', found " + describe(tok);
         if (tok.kind == TokenKind::Word) msg += did_you_mean(tok.text, choices);
         d_.error(tok.span, msg);
         return false;
     }
 
     // Any word: a value (rate, duration, endpoint, ...) that the semantic pass checks.
-    bool expect_value(ast::Word& out, const std::string& what, const std::string& after) {
-        const Token& tok = peek();
+    bool expect_value(ast::Word& out, std::string_view what, std::string_view after) {
+        const Lexeme& tok = peek();
         if (tok.kind != TokenKind::Word) {
-            d_.error(tok.span,
-                     "expected " + what + " after '" + after + "', found " + describe(tok));
+            d_.error(tok.span, "expected " + std::string(what) + " after '" + std::string(after) +
+                                   "', found " + describe(tok));
             return false;
         }
         out = word(tok);
@@ -304,15 +314,17 @@ class Parser {
 
     // A quoted string (import path, glob, domain). A bare word gets the quoted spelling
     // as a hint: globs and paths are the usual reason to forget the quotes.
-    bool expect_string(ast::String& out, const std::string& what, const std::string& after) {
-        const Token& tok = peek();
+    bool expect_string(ast::String& out, const std::string& what, std::string_view after) {
+        const Lexeme& tok = peek();
         if (tok.kind != TokenKind::String) {
-            std::string msg = "expected " + what + " after '" + after + "', found " + describe(tok);
-            if (tok.kind == TokenKind::Word) msg += "; write it in quotes: \"" + tok.text + "\"";
+            std::string msg =
+                "expected " + what + " after '" + std::string(after) + "', found " + describe(tok);
+            if (tok.kind == TokenKind::Word)
+                msg += "; write it in quotes: \"" + std::string(tok.text) + "\"";
             d_.error(tok.span, msg);
             return false;
         }
-        out = {tok.text, tok.span};
+        out = {keep(tok.text), tok.span};
         advance();
         return true;
     }
@@ -321,7 +333,7 @@ class Parser {
     // `keywords` still possible is reported with them (and a suggestion), rather than as
     // trailing garbage. Anything else is left to end_of_statement().
     bool expect_end_or(const std::vector<std::string>& keywords) {
-        const Token& tok = peek();
+        const Lexeme& tok = peek();
         if (tok.kind != TokenKind::Word || contains(keywords, tok.text)) return true;
         std::vector<std::string> choices;
         for (const auto& k : keywords) choices.push_back("'" + k + "'");
@@ -332,14 +344,14 @@ class Parser {
     }
 
     bool proto(ast::Word& out) {
-        const Token& p = peek();
+        const Lexeme& p = peek();
         if (p.kind == TokenKind::Word && contains(kProtos, p.text)) {
             out = word(p);
             advance();
             return true;
         }
         if (p.kind == TokenKind::Word) {
-            d_.error(p.span, "unknown protocol '" + p.text +
+            d_.error(p.span, "unknown protocol '" + std::string(p.text) +
                                  "'; expected tcp, udp, icmp, icmpv6 or any" +
                                  did_you_mean(p.text, kProtos));
         } else {
@@ -352,13 +364,13 @@ class Parser {
     // A single value or a braced list. `kinds` names what an item may be; `after`, when
     // given, the keyword before the list.
     bool value_list(ast::ValueList& list, const std::vector<std::string>& kinds,
-                    const std::string& after = {}) {
-        const std::string what = join_choices(kinds);
-        const Token& first = peek();
+                    std::string_view after = {}) {
+        const Lexeme& first = peek();
         list.span = first.span;
         if (first.kind == TokenKind::Word || first.kind == TokenKind::SetRef) {
-            list.items.push_back(
-                ast::Item{first.text, first.kind == TokenKind::SetRef, first.span, {}, {}});
+            list.items.push_back(ast::Item{.text = keep(first.text),
+                                           .set_ref = first.kind == TokenKind::SetRef,
+                                           .span = first.span});
             advance();
             return true;
         }
@@ -366,8 +378,8 @@ class Parser {
             std::vector<std::string> starts = kinds;
             starts.push_back("'{'");
             d_.error(first.span, "expected " + join_choices(starts) +
-                                     (after.empty() ? "" : " after '" + after + "'") + ", found " +
-                                     describe(first));
+                                     (after.empty() ? "" : " after '" + std::string(after) + "'") +
+                                     ", found " + describe(first));
             return false;
         }
         list.braced = true;
@@ -376,7 +388,7 @@ class Parser {
         bool want_comma = false;  // an item was just read
         bool same_line = true;    // no line break since the last item, ',' or '{'
         for (;;) {
-            const Token& tok = peek();
+            const Lexeme& tok = peek();
             switch (tok.kind) {
                 case TokenKind::Newline:
                     // A blank line between items (or comments) keeps the author's grouping,
@@ -390,11 +402,11 @@ class Parser {
                     break;
                 case TokenKind::Comment:
                     if (same_line && !list.items.empty() && pending.empty())
-                        list.items.back().trailing = tok.text;
+                        list.items.back().trailing = keep(tok.text);
                     else if (same_line && list.items.empty())
-                        list.open_comment = tok.text;
+                        list.open_comment = keep(tok.text);
                     else
-                        pending.push_back(tok.text);
+                        pending.push_back(keep(tok.text));
                     list.multiline = true;
                     advance();
                     break;
@@ -406,7 +418,7 @@ class Parser {
                     return true;
                 case TokenKind::Comma:
                     if (!want_comma) {
-                        d_.error(tok.span, "expected " + what + " before ','");
+                        d_.error(tok.span, "expected " + join_choices(kinds) + " before ','");
                         return skip_list();
                     }
                     want_comma = false;
@@ -419,15 +431,17 @@ class Parser {
                                  "expected ',' or '}' after a list item, found " + describe(tok));
                         return skip_list();
                     }
-                    list.items.push_back(ast::Item{
-                        tok.text, tok.kind == TokenKind::SetRef, tok.span, std::move(pending), {}});
+                    list.items.push_back(ast::Item{.text = keep(tok.text),
+                                                   .set_ref = tok.kind == TokenKind::SetRef,
+                                                   .span = tok.span,
+                                                   .leading = std::move(pending)});
                     pending.clear();
                     want_comma = true;
                     same_line = true;
                     advance();
                     break;
                 case TokenKind::LBrace:
-                    d_.error(tok.span, "lists cannot be nested; expected " + what);
+                    d_.error(tok.span, "lists cannot be nested; expected " + join_choices(kinds));
                     return skip_nested();
                 default:
                     std::vector<std::string> next = kinds;
@@ -458,7 +472,7 @@ class Parser {
         int depth = 1;  // the list's '{'
         bool reported = false;
         for (;;) {
-            const Token& tok = peek();
+            const Lexeme& tok = peek();
             if (tok.kind == TokenKind::Eof) return false;
             if (tok.kind == TokenKind::LBrace && ++depth > kMaxNesting && !reported) {
                 d_.error(tok.span, "blocks are nested too deeply (the limit is " +
@@ -473,13 +487,13 @@ class Parser {
     // `except { MATCH, MATCH ... }`: patterns separated by ',' and/or line breaks (a
     // trailing ',' is fine); comments and blank lines are kept as in value lists.
     bool match_list(ast::MatchList& list) {
-        const Token& open = advance();  // '{'
+        const Lexeme& open = advance();  // '{'
         list.span = open.span;
         ast::Trivia pending;
         bool want_separator = false;  // a pattern was just read
         bool same_line = true;        // no line break since the last pattern, ',' or '{'
         for (;;) {
-            const Token& tok = peek();
+            const Lexeme& tok = peek();
             switch (tok.kind) {
                 case TokenKind::Newline:
                     if (tok.count >= 2 && (!list.items.empty() || !pending.empty()) &&
@@ -492,11 +506,11 @@ class Parser {
                     break;
                 case TokenKind::Comment:
                     if (same_line && !list.items.empty() && pending.empty())
-                        list.items.back().trailing = tok.text;
+                        list.items.back().trailing = keep(tok.text);
                     else if (same_line && list.items.empty())
-                        list.open_comment = tok.text;
+                        list.open_comment = keep(tok.text);
                     else
-                        pending.push_back(tok.text);
+                        pending.push_back(keep(tok.text));
                     list.multiline = true;
                     advance();
                     break;
@@ -553,7 +567,7 @@ class Parser {
     // comment or the list's '}'. Whether the peer keyword fits the direction is for the
     // semantic pass (a pattern without a direction may use either).
     bool match(ast::Match& m) {
-        const Token& first = peek();
+        const Lexeme& first = peek();
         if (contains(kDirections, first.text)) {
             m.direction = word(first);
             advance();
@@ -589,7 +603,8 @@ class Parser {
             if (!m.port_keyword) next.push_back("port");
             next.push_back("to");
             next.push_back("from");
-            after = m.port_keyword ? "after the ports" : "after '" + m.proto.text + "'";
+            after =
+                m.port_keyword ? "after the ports" : "after '" + std::string(m.proto.text) + "'";
         }
         std::vector<std::string> expected = next;
         expected.push_back(",");
@@ -605,16 +620,24 @@ class Parser {
 
     // The statements of a block, up to and including the closing '}'.
     bool block(ast::Block& b, const Place& place, const std::string& owner, Span open) {
-        if (peek().kind == TokenKind::Comment) b.open_comment = advance().text;
+        if (peek().kind == TokenKind::Comment) b.open_comment = keep(advance().text);
         if (++depth_ > kMaxNesting) {
             d_.error(open, "blocks are nested too deeply");
             return false;
         }
+        // Gathered here, then moved into a vector of the exact size: statements are most of
+        // a large tree, and a grown vector keeps up to half of itself spare. (A block that
+        // fails is dropped with the statement holding it.)
+        std::vector<ast::Statement>& statements = open_blocks_[static_cast<size_t>(depth_)];
+        statements.clear();
         for (;;) {
             if (d_.too_many_errors()) return false;
-            ast::Trivia trivia = collect_trivia(b.statements.empty());
-            const Token& tok = peek();
+            ast::Trivia trivia = collect_trivia(statements.empty());
+            const Lexeme& tok = peek();
             if (tok.kind == TokenKind::RBrace) {
+                b.statements.assign(std::make_move_iterator(statements.begin()),
+                                    std::make_move_iterator(statements.end()));
+                statements.clear();
                 b.end_trivia = std::move(trivia);
                 advance();
                 --depth_;
@@ -632,7 +655,7 @@ class Parser {
             bool ok = statement(st, place);
             if (ok) ok = end_of_statement(st.trailing);
             if (ok) {
-                b.statements.push_back(std::move(st));
+                statements.push_back(std::move(st));
             } else {
                 sync();
                 if (pos_ == start) advance();  // always make progress
@@ -641,30 +664,30 @@ class Parser {
     }
 
     bool top_level(ast::TopLevel& item) {
-        const Token& tok = peek();
+        const Lexeme& tok = peek();
         if (tok.kind == TokenKind::Word)
             for (const auto& k : kTopLevel)
                 if (tok.text == k.keyword) return (this->*k.parse)(item);
         if (misplaced(tok, nullptr)) return false;
         std::vector<std::string> words = top_level_keywords();
         if (tok.kind == TokenKind::Word)
-            d_.error(tok.span, "unknown statement '" + tok.text + "'; expected " + one_of(words) +
-                                   did_you_mean(tok.text, words));
+            d_.error(tok.span, "unknown statement '" + std::string(tok.text) + "'; expected " +
+                                   one_of(words) + did_you_mean(tok.text, words));
         else
             d_.error(tok.span, "expected " + one_of(words) + ", found " + describe(tok));
         return false;
     }
 
     bool statement(ast::Statement& st, const Place& place) {
-        const Token& tok = peek();
+        const Lexeme& tok = peek();
         if (tok.kind == TokenKind::Word)
             for (const auto& k : place.statements)
                 if (tok.text == k.keyword) return (this->*k.parse)(st);
         if (misplaced(tok, &place)) return false;
         std::vector<std::string> words = keywords(place);
         if (tok.kind == TokenKind::Word)
-            d_.error(tok.span, "unknown statement '" + tok.text + "' " + place.in + "; expected " +
-                                   one_of(words) + did_you_mean(tok.text, words));
+            d_.error(tok.span, "unknown statement '" + std::string(tok.text) + "' " + place.in +
+                                   "; expected " + one_of(words) + did_you_mean(tok.text, words));
         else
             d_.error(tok.span,
                      "expected a statement (" + one_of(words) + "), found " + describe(tok));
@@ -674,9 +697,9 @@ class Parser {
     // The block a statement starting with `tok` (the next token) belongs in; nullptr when
     // none. allow/deny and ingress/egress start statements of two blocks each: what
     // follows them decides.
-    const Place* home_of(const Token& tok) const {
-        const std::string& w = tok.text;
-        const Token& next = peek(1);
+    const Place* home_of(const Lexeme& tok) const {
+        std::string_view w = tok.text;
+        const Lexeme& next = peek(1);
         auto next_is = [&](const char* s) {
             return next.kind == TokenKind::Word && next.text == s;
         };
@@ -691,9 +714,9 @@ class Parser {
 
     // Reports a statement written where it does not belong (`here`: nullptr at top level)
     // with where it goes.
-    bool misplaced(const Token& tok, const Place* here) {
+    bool misplaced(const Lexeme& tok, const Place* here) {
         if (tok.kind != TokenKind::Word) return false;
-        const std::string& w = tok.text;
+        const std::string w(tok.text);
         if (here) {
             for (const auto& k : kTopLevel) {
                 if (w == k.keyword) {
@@ -776,7 +799,7 @@ class Parser {
             return false;
         }
         Span open = advance().span;
-        bool ok = block(p.block, kPersona, "persona '" + p.name.text + "'", open);
+        bool ok = block(p.block, kPersona, "persona '" + std::string(p.name.text) + "'", open);
         item.node = std::move(p);
         return ok;
     }
@@ -790,7 +813,8 @@ class Parser {
             return false;
         }
         Span open = advance().span;
-        bool ok = block(b.block, kBind, "the bind block for '" + b.persona.text + "'", open);
+        bool ok =
+            block(b.block, kBind, "the bind block for '" + std::string(b.persona.text) + "'", open);
         item.node = std::move(b);
         return ok;
     }
@@ -804,26 +828,26 @@ class Parser {
                      "expected a quoted string after 'description', found " + describe(peek()));
             return false;
         }
-        st.node = ast::Description{peek().text, peek().span};
+        st.node = ast::Description{keep(peek().text), peek().span};
         advance();
         return true;
     }
 
     // security, ids, qos, topology, sovereignty, dns, forward: `keyword { statements }`.
     bool section(ast::Statement& st) {
-        const Token& kw = advance();
+        const Lexeme& kw = advance();
         const Place* place = nullptr;
         for (const Place* p : kPlaces)
             if (kw.text == p->keyword) place = p;
         if (peek().kind != TokenKind::LBrace) {
-            d_.error(peek().span,
-                     "expected '{' after '" + kw.text + "', found " + describe(peek()));
+            d_.error(peek().span, "expected '{' after '" + std::string(kw.text) + "', found " +
+                                      describe(peek()));
             return false;
         }
         ast::Section sec;
         sec.keyword = word(kw);
         Span open = advance().span;
-        bool ok = block(sec.block, *place, "the " + kw.text + " block", open);
+        bool ok = block(sec.block, *place, "the " + std::string(kw.text) + " block", open);
         st.node = std::move(sec);
         return ok;
     }
@@ -843,7 +867,8 @@ class Parser {
         ast::Default d;
         if (!expect_choice(d.direction, kDirections, "'ingress' or 'egress'", "default"))
             return false;
-        if (!expect_choice(d.action, kActions, "'allow' or 'deny'", "default " + d.direction.text))
+        if (!expect_choice(d.action, kActions, "'allow' or 'deny'",
+                           "default " + std::string(d.direction.text)))
             return false;
         st.node = std::move(d);
         return true;
@@ -853,8 +878,8 @@ class Parser {
         ast::Rule r;
         r.action = word(advance());
         if (is_word("countries")) {
-            d_.error(st.keyword,
-                     "'" + r.action.text + " countries' belongs inside a sovereignty { } block");
+            d_.error(st.keyword, "'" + std::string(r.action.text) +
+                                     " countries' belongs inside a sovereignty { } block");
             return false;
         }
         if (!expect_choice(r.direction, kDirections, "'ingress' or 'egress'", r.action.text))
@@ -867,7 +892,7 @@ class Parser {
             r.port_keyword = word(advance());
             if (!value_list(r.ports, kPortItems, "port")) return false;
         }
-        const Token& k = peek();
+        const Lexeme& k = peek();
         if (k.kind == TokenKind::Word && k.text == wrong) {
             d_.error(k.span, std::string(ingress ? "ingress" : "egress") + " rules name the " +
                                  (ingress ? "source" : "destination") + " with '" + right +
@@ -953,13 +978,14 @@ class Parser {
         ast::Shaping s;
         s.direction = word(advance());
         if (!is_word("rate") && arrow_ahead()) {
-            d_.error(st.keyword,
-                     "'" + s.direction.text + "' forwards belong inside a forward { } block");
+            d_.error(st.keyword, "'" + std::string(s.direction.text) +
+                                     "' forwards belong inside a forward { } block");
             return false;
         }
         ast::Word rate_keyword;
         if (!expect_choice(rate_keyword, {"rate"}, "'rate'", s.direction.text)) return false;
-        if (!expect_value(s.rate, "a bandwidth (such as 200mbit)", s.direction.text + " rate"))
+        if (!expect_value(s.rate, "a bandwidth (such as 200mbit)",
+                          std::string(s.direction.text) + " rate"))
             return false;
         if (is_word("burst")) {
             advance();
@@ -1003,7 +1029,7 @@ class Parser {
         if (!expect_value(
                 r.value,
                 table ? "a routing table (a number, 'main' or 'default')" : "a gateway address",
-                "route " + r.kind.text))
+                "route " + std::string(r.kind.text)))
             return false;
         st.node = std::move(r);
         return true;
@@ -1032,13 +1058,14 @@ class Parser {
         ast::Countries c;
         c.action = word(advance());
         if (peek().kind == TokenKind::Word && contains(kDirections, peek().text)) {
-            d_.error(st.keyword, "'" + c.action.text + " " + peek().text +
+            d_.error(st.keyword, "'" + std::string(c.action.text) + " " + std::string(peek().text) +
                                      "' rules belong inside a security { } block");
             return false;
         }
         ast::Word keyword;
         if (!expect_choice(keyword, {"countries"}, "'countries'", c.action.text)) return false;
-        if (!value_list(c.countries, kCountryItems, c.action.text + " countries")) return false;
+        if (!value_list(c.countries, kCountryItems, std::string(c.action.text) + " countries"))
+            return false;
         st.node = std::move(c);
         return true;
     }
@@ -1086,13 +1113,13 @@ class Parser {
         if (!expect_string(first, "a quoted domain", "search")) return false;
         s.domains.push_back(std::move(first));
         while (peek().kind == TokenKind::String) {
-            s.domains.push_back({peek().text, peek().span});
+            s.domains.push_back({keep(peek().text), peek().span});
             advance();
         }
         if (peek().kind == TokenKind::Word) {
             d_.error(peek().span, "expected a quoted domain or end of statement, found " +
-                                      describe(peek()) + "; write it in quotes: \"" + peek().text +
-                                      "\"");
+                                      describe(peek()) + "; write it in quotes: \"" +
+                                      std::string(peek().text) + "\"");
             return false;
         }
         st.node = std::move(s);
@@ -1106,21 +1133,24 @@ class Parser {
         ast::Forward f;
         f.direction = word(advance());
         if (is_word("rate")) {
-            d_.error(st.keyword, "'" + f.direction.text + " rate' belongs inside a qos { } block");
+            d_.error(st.keyword,
+                     "'" + std::string(f.direction.text) + " rate' belongs inside a qos { } block");
             return false;
         }
         // `egress 5432 -> ...`: the protocol is missing, not the address.
         if (peek(1).kind == TokenKind::Arrow) {
-            d_.error(peek().span, "expected a protocol (tcp or udp) after '" + f.direction.text +
-                                      "', found " + describe(peek()));
+            d_.error(peek().span, "expected a protocol (tcp or udp) after '" +
+                                      std::string(f.direction.text) + "', found " +
+                                      describe(peek()));
             return false;
         }
         if (!expect_value(f.proto, "a protocol (tcp or udp)", f.direction.text)) return false;
-        if (!expect_value(f.from, "a port or ADDRESS:PORT", f.direction.text + " " + f.proto.text))
+        if (!expect_value(f.from, "a port or ADDRESS:PORT",
+                          std::string(f.direction.text) + " " + std::string(f.proto.text)))
             return false;
         if (peek().kind != TokenKind::Arrow) {
-            d_.error(peek().span,
-                     "expected '->' after '" + f.from.text + "', found " + describe(peek()));
+            d_.error(peek().span, "expected '->' after '" + std::string(f.from.text) + "', found " +
+                                      describe(peek()));
             return false;
         }
         f.arrow = advance().span;
@@ -1135,7 +1165,7 @@ class Parser {
     bool bind_match(ast::Statement& st) {
         ast::BindMatch m;
         m.kind = word(advance());
-        const Token& v = peek();
+        const Lexeme& v = peek();
         bool glob = m.kind.text == "cgroup" || m.kind.text == "interface";
         if (v.kind == TokenKind::String || (!glob && v.kind == TokenKind::Word)) {
             m.value = word(v);
@@ -1148,16 +1178,23 @@ class Parser {
             ast::String unused;
             expect_string(unused, "a quoted glob", m.kind.text);
         } else {
-            d_.error(v.span, "expected a " + m.kind.text + " name or id after '" + m.kind.text +
-                                 "', found " + describe(v));
+            const std::string kind(m.kind.text);
+            d_.error(v.span, "expected a " + kind + " name or id after '" + kind + "', found " +
+                                 describe(v));
         }
         return false;
     }
 
-    const std::vector<Token>& t_;
+    const std::vector<Lexeme>& t_;
     Diagnostics& d_;
+    TextStore store_;
+    bool copy_ = false;
     size_t pos_ = 0;
     int depth_ = 0;
+    // Statements of the blocks being parsed, by depth_ (1..kMaxNesting); never resized, so
+    // that a block's reference to its vector survives the blocks nested in it.
+    std::vector<std::vector<ast::Statement>> open_blocks_ =
+        std::vector<std::vector<ast::Statement>>(kMaxNesting + 1);
 };
 
 const std::vector<Parser::TopLevelKind> Parser::kTopLevel = {
@@ -1280,7 +1317,14 @@ const std::vector<const Parser::Place*> Parser::kPlaces = {
 }  // namespace
 
 ast::File parse(const std::vector<Token>& tokens, Diagnostics& diags) {
-    return Parser(tokens, diags).file();
+    std::vector<Lexeme> views;
+    views.reserve(tokens.size());
+    for (const Token& t : tokens) views.push_back(Lexeme{t.text, t.span, t.count, t.kind});
+    return Parser(views, diags, TextStore{}, true).file();
+}
+
+ast::File parse(Lexed lexed, Diagnostics& diags) {
+    return Parser(lexed.tokens, diags, std::move(lexed.store), false).file();
 }
 
 }  // namespace pdl

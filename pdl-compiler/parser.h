@@ -14,6 +14,10 @@ namespace pdl {
 // brace by brace, without recursion).
 constexpr int kMaxNesting = 64;
 
+// The tree keeps copies of the tokens' texts.
 ast::File parse(const std::vector<Token>& tokens, Diagnostics& diags);
+// The tree's texts are views into the text `lexed` was lexed from, which must outlive it;
+// the tokens are freed before this returns.
+ast::File parse(Lexed lexed, Diagnostics& diags);
 
 }  // namespace pdl

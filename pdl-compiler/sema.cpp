@@ -37,14 +37,41 @@ struct SetInfo {
 
 // Keeps the first of equal items, in order, in O(n log n): lists and sets may hold tens of
 // thousands of items, and a quadratic pass over them would let one file stall the agent.
+// Most lists (every rule's) hold a few items: those are compared directly, without
+// allocating.
+template <class T, class Less>
+void drop_repeats(std::vector<T>& v, Less less) {
+    constexpr size_t kSmall = 16;
+    if (v.size() < 2) return;
+    if (v.size() <= kSmall) {
+        size_t kept = 1;  // v[0, kept): the distinct items so far
+        for (size_t i = 1; i < v.size(); ++i) {
+            bool seen = false;
+            for (size_t j = 0; j < kept && !seen; ++j) seen = v[j] == v[i];
+            if (!seen) v[kept++] = v[i];
+        }
+        v.resize(kept);
+        return;
+    }
+    std::vector<uint32_t> order(v.size());
+    for (uint32_t i = 0; i < order.size(); ++i) order[i] = i;
+    std::stable_sort(order.begin(), order.end(),
+                     [&](uint32_t a, uint32_t b) { return less(v[a], v[b]); });
+    std::vector<bool> repeat(v.size());
+    for (size_t k = 1; k < order.size(); ++k) repeat[order[k]] = v[order[k - 1]] == v[order[k]];
+    size_t kept = 0;
+    for (size_t i = 0; i < v.size(); ++i)
+        if (!repeat[i]) v[kept++] = v[i];
+    v.resize(kept);
+}
 void drop_repeats(std::vector<ir::PortRange>& v) {
-    std::set<std::pair<uint16_t, uint16_t>> seen;
-    std::erase_if(v, [&](const ir::PortRange& r) { return !seen.insert({r.lo, r.hi}).second; });
+    drop_repeats(v, [](const ir::PortRange& a, const ir::PortRange& b) {
+        return std::tie(a.lo, a.hi) < std::tie(b.lo, b.hi);
+    });
 }
 void drop_repeats(std::vector<ir::Cidr>& v) {
-    std::set<std::tuple<ir::Family, std::array<uint8_t, 16>, uint8_t>> seen;
-    std::erase_if(v, [&](const ir::Cidr& c) {
-        return !seen.insert({c.family, c.addr, c.prefix_len}).second;
+    drop_repeats(v, [](const ir::Cidr& a, const ir::Cidr& b) {
+        return std::tie(a.family, a.addr, a.prefix_len) < std::tie(b.family, b.addr, b.prefix_len);
     });
 }
 
@@ -146,7 +173,7 @@ Draft merge(const Draft& parent, Draft child) {
     return child;
 }
 
-ir::Persona finish(const std::string& name, const std::string& parent, ir::SourceLoc loc, Draft d) {
+ir::Persona finish(std::string_view name, std::string_view parent, ir::SourceLoc loc, Draft d) {
     ir::Persona p;
     p.name = name;
     p.parent = parent;
@@ -174,7 +201,7 @@ ir::Persona finish(const std::string& name, const std::string& parent, ir::Sourc
     return p;
 }
 
-ir::Proto proto_of(const std::string& p) {
+ir::Proto proto_of(std::string_view p) {
     return p == "tcp"      ? ir::Proto::Tcp
            : p == "udp"    ? ir::Proto::Udp
            : p == "icmp"   ? ir::Proto::Icmp
@@ -285,14 +312,19 @@ class Checker {
         for (auto& [name, decl] : personas_) {
             cur_ = decl.unit;
             decl.own = persona(*decl.decl, decl.errors);
+            if (decl.decl->parent)
+                if (auto parent = personas_.find(decl.decl->parent->text);
+                    parent != personas_.end())
+                    ++parent->second.children;
         }
         CheckResult out;
         for (cur_ = 0; cur_ < units_.size(); ++cur_) {
             bool main = cur_ + 1 == units_.size();
             for (const auto& item : units_[cur_].file->items) {
                 if (auto* p = std::get_if<ast::PersonaDecl>(&item.node)) {
-                    const ir::Persona* merged = resolve(p->name.text, p);
-                    if (main && merged) out.personas.push_back(*merged);
+                    ir::Persona* merged = resolve(p->name.text, p);
+                    // Each persona is output once; only its draft is read again (by children).
+                    if (main && merged) out.personas.push_back(std::move(*merged));
                 } else if (auto* b = std::get_if<ast::BindDecl>(&item.node)) {
                     auto rule = bind(*b, item.keyword);
                     if (main && rule) out.binds.push_back(std::move(*rule));
@@ -311,6 +343,7 @@ class Checker {
         bool errors = false;  // own checks failed
         enum class State { New, Visiting, Done, Bad } state = State::New;
         Draft merged;
+        size_t children = 0;  // declarations that extend this one: they read `merged`
         std::optional<ir::Persona> result;
     };
 
@@ -359,8 +392,8 @@ class Checker {
     void declare_set(const ast::SetDecl& s) {
         auto it = sets_.find(s.name.text);
         if (it != sets_.end()) {
-            auto& e = d().error(s.name.span, "duplicate set '" + s.name.text + "'");
-            note_at(e, "'" + s.name.text + "' is first defined here", it->second.unit,
+            auto& e = d().error(s.name.span, "duplicate set '" + std::string(s.name.text) + "'");
+            note_at(e, "'" + std::string(s.name.text) + "' is first defined here", it->second.unit,
                     it->second.name_span);
             return;
         }
@@ -371,15 +404,15 @@ class Checker {
         const ast::Item* first_port = nullptr;
         const ast::Item* first_addr = nullptr;
         if (s.items.items.empty()) {
-            d().error(s.items.span, "set '" + s.name.text +
+            d().error(s.items.span, "set '" + std::string(s.name.text) +
                                         "' is empty; expected at least one address, CIDR, "
                                         "port or port range");
             ok = false;
         }
         for (const auto& item : s.items.items) {
             if (item.set_ref) {
-                d().error(item.span, "a set cannot contain another set ('$" + item.text +
-                                         "'); list its items instead");
+                d().error(item.span, "a set cannot contain another set ('$" +
+                                         std::string(item.text) + "'); list its items instead");
                 ok = false;
                 continue;
             }
@@ -400,7 +433,7 @@ class Checker {
                 if (!first_addr) first_addr = &item;
                 info.cidrs.push_back(cidr->cidr);
             } else {
-                d().error(item.span, "invalid set item '" + item.text +
+                d().error(item.span, "invalid set item '" + std::string(item.text) +
                                          "'; expected an address, CIDR, port or port range");
                 ok = false;
             }
@@ -409,10 +442,12 @@ class Checker {
             bool port_first = first_port->span.offset < first_addr->span.offset;
             const ast::Item* first = port_first ? first_port : first_addr;
             const ast::Item* odd = port_first ? first_addr : first_port;
-            auto& e = d().error(
-                odd->span, "set '" + s.name.text + "' mixes ports and addresses; '" + odd->text +
-                               "' is " + (port_first ? "an address" : "a port") + " but '" +
-                               first->text + "' is " + (port_first ? "a port" : "an address"));
+            auto& e =
+                d().error(odd->span, "set '" + std::string(s.name.text) +
+                                         "' mixes ports and addresses; '" + std::string(odd->text) +
+                                         "' is " + (port_first ? "an address" : "a port") +
+                                         " but '" + std::string(first->text) + "' is " +
+                                         (port_first ? "a port" : "an address"));
             e.notes.push_back(
                 {"a set holds either addresses and CIDRs, or ports and port "
                  "ranges; split it into two sets",
@@ -431,18 +466,18 @@ class Checker {
         auto it = sets_.find(ref.text);
         if (it != sets_.end()) {
             if (visible_[cur_][it->second.unit]) return &it->second;
-            not_imported(ref.span, "set '$" + ref.text + "'", it->second.unit);
+            not_imported(ref.span, "set '$" + std::string(ref.text) + "'", it->second.unit);
             return nullptr;
         }
         if (incomplete_[cur_]) return nullptr;  // the failed import is the error to fix
         std::vector<std::string> names;
         for (const auto& [name, info] : sets_)
             if (visible_[cur_][info.unit]) names.push_back(name);
-        std::string msg = "unknown set '$" + ref.text + "'";
-        if (auto best = nearest(ref.text, names))
+        std::string msg = "unknown set '$" + std::string(ref.text) + "'";
+        if (auto best = nearest(std::string(ref.text), names))
             msg += "; did you mean '$" + *best + "'?";
         else
-            msg += "; define it at top level with 'set " + ref.text + " = { ... }'";
+            msg += "; define it at top level with 'set " + std::string(ref.text) + " = { ... }'";
         d().error(ref.span, msg);
         return nullptr;
     }
@@ -458,9 +493,9 @@ class Checker {
         auto accept = [&](const ir::Cidr& c, const ast::Item& item) {
             if (host_only && c.prefix_len != (c.family == ir::Family::V6 ? 128 : 32)) {
                 if (item.set_ref)
-                    d().error(item.span, "set '$" + item.text + "' contains the network " +
-                                             format_cidr(c) + ", but a " + what +
-                                             " is a single address");
+                    d().error(item.span, "set '$" + std::string(item.text) +
+                                             "' contains the network " + format_cidr(c) +
+                                             ", but a " + what + " is a single address");
                 else
                     d().error(item.span, "expected a single address for " + what +
                                              ", found the network " + format_cidr(c));
@@ -470,17 +505,25 @@ class Checker {
             out.push_back(c);
             return true;
         };
+        // Room for the literal items; a lone set reference makes room for its members below.
+        size_t literals = 0;
+        for (const auto& item : list.items) literals += !item.set_ref;
+        out.reserve(out.size() + literals);
         for (const auto& item : list.items) {
             if (item.set_ref) {
                 SetInfo* s = lookup_set(item);
                 if (!s || s->kind == SetKind::Invalid) continue;
                 if (s->kind != SetKind::Addresses) {
-                    auto& e = d().error(item.span, "set '$" + item.text +
+                    auto& e = d().error(item.span, "set '$" + std::string(item.text) +
                                                        "' holds ports, but addresses are "
                                                        "expected here");
-                    note_at(e, "'" + item.text + "' is defined here", s->unit, s->name_span);
+                    note_at(e, "'" + std::string(item.text) + "' is defined here", s->unit,
+                            s->name_span);
                     continue;
                 }
+                // Only into an empty list: reserving per reference would copy a long list
+                // of references quadratically.
+                if (out.empty()) out.reserve(s->cidrs.size());
                 for (const auto& c : s->cidrs)
                     if (!accept(c, item)) break;  // one error per reference is enough
                 continue;
@@ -497,7 +540,7 @@ class Checker {
                 d().error(item.span, std::string("expected an address") +
                                          (host_only ? "" : ", a CIDR") +
                                          (peer ? ", a $set or 'any'" : " or a $set") + ", found '" +
-                                         item.text + "'");
+                                         std::string(item.text) + "'");
             } else if (!cidr->error.empty()) {
                 d().error(item.span, cidr->error);
             } else {
@@ -510,10 +553,11 @@ class Checker {
     // ---- personas ----
 
     void declare_persona(const ast::PersonaDecl& p, Span keyword) {
-        auto [it, fresh] = personas_.try_emplace(p.name.text);
+        auto [it, fresh] = personas_.try_emplace(std::string(p.name.text));
         if (!fresh) {
-            auto& e = d().error(p.name.span, "duplicate persona '" + p.name.text + "'");
-            note_at(e, "'" + p.name.text + "' is first defined here", it->second.unit,
+            auto& e =
+                d().error(p.name.span, "duplicate persona '" + std::string(p.name.text) + "'");
+            note_at(e, "'" + std::string(p.name.text) + "' is first defined here", it->second.unit,
                     it->second.decl->name.span);
             duplicates_.insert(&p);
             return;
@@ -525,7 +569,7 @@ class Checker {
 
     // The merged persona, or nullptr when it (or an ancestor) has errors. `decl` is the
     // declaration being output (a duplicate declaration resolves to nothing).
-    const ir::Persona* resolve(const std::string& name, const ast::PersonaDecl* decl) {
+    ir::Persona* resolve(std::string_view name, const ast::PersonaDecl* decl) {
         if (duplicates_.count(decl)) return nullptr;
         auto it = personas_.find(name);
         if (it == personas_.end()) return nullptr;
@@ -545,7 +589,7 @@ class Checker {
         info.state = State::Visiting;
         bool ok = !info.errors;
         if (decl.parent) {
-            const std::string& parent = decl.parent->text;
+            const std::string parent(decl.parent->text);
             auto pit = personas_.find(parent);
             if (pit == personas_.end() && incomplete_[cur_]) {
                 ok = false;  // the failed import is the error to fix
@@ -553,8 +597,8 @@ class Checker {
                 std::vector<std::string> names;
                 for (const auto& [n, i] : personas_)
                     if (visible_[cur_][i.unit] && n != decl.name.text) names.push_back(n);
-                std::string msg =
-                    "persona '" + decl.name.text + "' extends unknown persona '" + parent + "'";
+                std::string msg = "persona '" + std::string(decl.name.text) +
+                                  "' extends unknown persona '" + parent + "'";
                 if (auto best = nearest(parent, names)) msg += "; did you mean '" + *best + "'?";
                 d().error(decl.parent->span, msg);
                 ok = false;
@@ -563,10 +607,10 @@ class Checker {
                 ok = false;
             } else if (pit->second.state == State::Visiting) {
                 // Walk from the parent back to this persona for the message.
-                std::string chain = decl.name.text;
+                std::string chain(decl.name.text);
                 const PersonaDeclInfo* at = &pit->second;
                 while (at) {
-                    chain += " -> " + at->decl->name.text;
+                    chain += " -> " + std::string(at->decl->name.text);
                     if (at == &info || !at->decl->parent) break;
                     auto next = personas_.find(at->decl->parent->text);
                     at = next == personas_.end() ? nullptr : &next->second;
@@ -589,8 +633,9 @@ class Checker {
             info.state = State::Bad;
             return false;
         }
-        info.result = finish(decl.name.text, decl.parent ? decl.parent->text : "",
-                             loc_in(info.unit, info.keyword), info.merged);
+        info.result = finish(decl.name.text, decl.parent ? decl.parent->text : std::string_view(),
+                             loc_in(info.unit, info.keyword),
+                             info.children ? Draft(info.merged) : std::move(info.merged));
         info.state = State::Done;
         return true;
     }
@@ -619,9 +664,21 @@ class Checker {
 
     static Span join(Span a, Span b) { return Span{a.offset, b.offset + b.length - a.offset}; }
 
+    static size_t count_rules(const ast::Block& block) {
+        size_t n = 0;
+        for (const auto& st : block.statements) {
+            if (std::holds_alternative<ast::Rule>(st.node))
+                ++n;
+            else if (auto* section = std::get_if<ast::Section>(&st.node))
+                n += count_rules(section->block);
+        }
+        return n;
+    }
+
     Draft persona(const ast::PersonaDecl& p, bool& errors) {
         Draft out;
-        Given given{{}, p.name.text};
+        out.rules.reserve(count_rules(p.block));  // the persona's IR keeps this vector
+        Given given{{}, std::string(p.name.text)};
         size_t errors_before = d().errors();
         uint32_t next_id = 1;
         std::function<void(const ast::Statement&)> visit = [&](const ast::Statement& st) {
@@ -654,7 +711,9 @@ class Checker {
     void statement(const ast::Default& df, const ast::Statement& st, Draft& out, Given& g,
                    uint32_t&, const Visit&) {
         bool ingress = df.direction.text == "ingress";
-        if (!once(g, "default " + df.direction.text, join(st.keyword, df.direction.span))) return;
+        if (!once(g, "default " + std::string(df.direction.text),
+                  join(st.keyword, df.direction.span)))
+            return;
         ir::Action a = df.action.text == "deny" ? ir::Action::Deny : ir::Action::Allow;
         (ingress ? out.default_ingress : out.default_egress) = a;
     }
@@ -680,7 +739,7 @@ class Checker {
             if (!enc.required)
                 d().error(e.min_tls->span, "'min-tls' applies only to 'encryption required'");
             else if (v == kVersions.end())
-                d().error(e.min_tls->span, "unknown TLS version '" + e.min_tls->text +
+                d().error(e.min_tls->span, "unknown TLS version '" + std::string(e.min_tls->text) +
                                                "'; expected 1.0, 1.1, 1.2 or 1.3");
             else
                 enc.min_tls = v->second;
@@ -715,7 +774,9 @@ class Checker {
             else
                 th.block_ns = dur.value;
         }
-        if (!once(g, t.kind.text, join(st.keyword, t.kind.span)) || d().errors() != before) return;
+        if (!once(g, std::string(t.kind.text), join(st.keyword, t.kind.span)) ||
+            d().errors() != before)
+            return;
         (t.kind.text == "syn-flood" ? out.syn_flood : out.port_scan) = th;
     }
 
@@ -735,7 +796,7 @@ class Checker {
             else
                 sh.burst_bytes = burst.value;
         }
-        if (!once(g, s.direction.text + " rate", join(st.keyword, s.direction.span)) ||
+        if (!once(g, std::string(s.direction.text) + " rate", join(st.keyword, s.direction.span)) ||
             d().errors() != before)
             return;
         (s.direction.text == "egress" ? out.egress : out.ingress) = sh;
@@ -744,7 +805,7 @@ class Checker {
     void statement(const ast::Priority& p, const ast::Statement& st, Draft& out, Given& g,
                    uint32_t&, const Visit&) {
         if (!once(g, "priority", st.keyword)) return;
-        const std::string& v = p.value.text;
+        std::string_view v = p.value.text;
         out.priority = v == "low"        ? ir::Priority::Low
                        : v == "high"     ? ir::Priority::High
                        : v == "critical" ? ir::Priority::Critical
@@ -770,7 +831,7 @@ class Checker {
                 {"main", 254}, {"default", 253}, {"local", 255}};
             route.kind = ir::Route::Kind::Table;
             unsigned long long n = 0;
-            const std::string& t = r.value.text;
+            const std::string t(r.value.text);
             bool digits =
                 !t.empty() && t.size() <= 10 &&
                 std::all_of(t.begin(), t.end(), [](char c) { return c >= '0' && c <= '9'; });
@@ -819,7 +880,7 @@ class Checker {
 
     void statement(const ast::MaxHops& m, const ast::Statement& st, Draft& out, Given& g, uint32_t&,
                    const Visit&) {
-        const std::string& t = m.value.text;
+        const std::string t(m.value.text);
         bool digits = !t.empty() && t.size() <= 3 &&
                       std::all_of(t.begin(), t.end(), [](char c) { return c >= '0' && c <= '9'; });
         unsigned long n = digits ? std::stoul(t) : 0;
@@ -839,18 +900,20 @@ class Checker {
                       "empty country list; expected at least one country code or group");
         for (const auto& item : c.countries.items) {
             if (item.set_ref) {
-                d().error(item.span, "country lists cannot use sets ('$" + item.text +
+                d().error(item.span, "country lists cannot use sets ('$" + std::string(item.text) +
                                          "'); list the country codes or groups");
                 continue;
             }
-            if (const auto* members = country_group(item.text)) {
+            const std::string text(item.text);
+            if (const auto* members = country_group(text)) {
                 codes.insert(members->begin(), members->end());
-            } else if (is_country_code(item.text)) {
-                codes.insert(item.text);
-            } else if (auto hint = country_hint(item.text)) {
-                d().error(item.span, "unknown country code '" + item.text + "'; " + *hint);
+            } else if (is_country_code(text)) {
+                codes.insert(text);
+            } else if (auto hint = country_hint(text)) {
+                d().error(item.span,
+                          "unknown country code '" + std::string(item.text) + "'; " + *hint);
             } else {
-                d().error(item.span, "unknown country code '" + item.text +
+                d().error(item.span, "unknown country code '" + std::string(item.text) +
                                          "'; expected an ISO 3166-1 alpha-2 code (e.g. DE) or "
                                          "a group (" +
                                          join_words(country_group_names()) + ")");
@@ -904,11 +967,11 @@ class Checker {
         size_t before = d().errors();
         std::vector<std::string> domains;
         for (const auto& dom : s.domains) {
-            std::string err = check_domain(dom.value);
+            std::string err = check_domain(std::string(dom.value));
             if (!err.empty())
                 d().error(dom.span, err);
             else if (std::find(domains.begin(), domains.end(), dom.value) == domains.end())
-                domains.push_back(dom.value);
+                domains.emplace_back(dom.value);
         }
         if (d().errors() == before && domains.size() > kMaxSearchDomains)
             d().error(s.domains[kMaxSearchDomains].span,
@@ -925,7 +988,8 @@ class Checker {
             f.direction.text == "ingress" ? ir::Direction::Ingress : ir::Direction::Egress;
         fw.loc = loc(st.keyword);
         if (f.proto.text != "tcp" && f.proto.text != "udp") {
-            d().error(f.proto.span, "forward needs tcp or udp, found '" + f.proto.text + "'");
+            d().error(f.proto.span,
+                      "forward needs tcp or udp, found '" + std::string(f.proto.text) + "'");
         } else {
             fw.proto = proto_of(f.proto.text);
         }
@@ -943,8 +1007,9 @@ class Checker {
             return;
         }
         if (!ingress && !to.value.addr) {
-            d().error(f.to.span, "an egress forward needs a target address, e.g. '" + f.from.text +
-                                     " -> 10.1.2.3:" + f.to.text + "'");
+            d().error(f.to.span, "an egress forward needs a target address, e.g. '" +
+                                     std::string(f.from.text) +
+                                     " -> 10.1.2.3:" + std::string(f.to.text) + "'");
             return;
         }
         if (!ingress && from.value.addr && from.value.addr->family != to.value.addr->family) {
@@ -956,13 +1021,13 @@ class Checker {
         fw.match_port = from.value.port;
         fw.target_addr = to.value.addr;
         fw.target_port = to.value.port;
-        fw.text = f.direction.text + " " + f.proto.text + " " +
+        fw.text = std::string(f.direction.text) + " " + std::string(f.proto.text) + " " +
                   format_endpoint(fw.match_addr, fw.match_port) + " -> " +
                   format_endpoint(fw.target_addr, fw.target_port);
         for (const auto& other : out.forwards) {
             if (!same_forward(other, fw)) continue;
             d().error(join(st.keyword, f.from.span),
-                      "'" + f.direction.text + " " + f.proto.text + " " +
+                      "'" + std::string(f.direction.text) + " " + std::string(f.proto.text) + " " +
                           format_endpoint(fw.match_addr, fw.match_port) +
                           "' is forwarded twice in persona '" + g.persona + "' (first on line " +
                           std::to_string(other.loc.line) + ")");
@@ -973,7 +1038,8 @@ class Checker {
 
     void statement(const ast::BindMatch& b, const ast::Statement&, Draft&, Given&, uint32_t&,
                    const Visit&) {
-        d().error(b.kind.span, "'" + b.kind.text + "' belongs inside a top-level bind block");
+        d().error(b.kind.span,
+                  "'" + std::string(b.kind.text) + "' belongs inside a top-level bind block");
     }
 
     // ---- rules and flow patterns ----
@@ -1004,11 +1070,12 @@ class Checker {
         out.proto = proto_of(m.proto.text);
         if (m.port_keyword) port_keyword(*m.port_keyword, out.proto, m.ports, out.ports);
         if (m.peer_keyword) {
-            const std::string& kw = m.peer_keyword->text;
+            std::string_view kw = m.peer_keyword->text;
             if (!out.direction) {
                 d().error(m.peer_keyword->span, "a pattern with peers needs a direction: 'egress " +
-                                                    m.proto.text + " ... to ...' or 'ingress " +
-                                                    m.proto.text + " ... from ...'");
+                                                    std::string(m.proto.text) +
+                                                    " ... to ...' or 'ingress " +
+                                                    std::string(m.proto.text) + " ... from ...'");
             } else if ((kw == "to") != (*out.direction == ir::Direction::Egress)) {
                 bool eg = *out.direction == ir::Direction::Egress;
                 d().error(m.peer_keyword->span,
@@ -1058,10 +1125,11 @@ class Checker {
                 SetInfo* s = lookup_set(item);
                 if (!s || s->kind == SetKind::Invalid) continue;
                 if (s->kind != SetKind::Ports) {
-                    auto& e = d().error(item.span, "set '$" + item.text +
+                    auto& e = d().error(item.span, "set '$" + std::string(item.text) +
                                                        "' holds addresses, but ports are "
                                                        "expected here");
-                    note_at(e, "'" + item.text + "' is defined here", s->unit, s->name_span);
+                    note_at(e, "'" + std::string(item.text) + "' is defined here", s->unit,
+                            s->name_span);
                     continue;
                 }
                 out.insert(out.end(), s->ports.begin(), s->ports.end());
@@ -1069,8 +1137,8 @@ class Checker {
             }
             auto port = parse_port_item(item.text);
             if (!port) {
-                d().error(item.span,
-                          "expected a port, a port range or a $set, found '" + item.text + "'");
+                d().error(item.span, "expected a port, a port range or a $set, found '" +
+                                         std::string(item.text) + "'");
             } else if (!port->error.empty()) {
                 d().error(item.span, port->error);
             } else {
@@ -1087,9 +1155,9 @@ class Checker {
                    (proto == ir::Proto::Icmpv6 && c.family == ir::Family::V4);
         if (!bad) return true;
         bool v6 = c.family == ir::Family::V6;
-        std::string what = item.set_ref
-                               ? "set '$" + item.text + "' contains " + format_cidr(c) + ","
-                               : format_cidr(c) + " is";
+        std::string what =
+            item.set_ref ? "set '$" + std::string(item.text) + "' contains " + format_cidr(c) + ","
+                         : format_cidr(c) + " is";
         d().error(item.span, std::string(proto_name(proto)) + " matches " + (v6 ? "IPv4" : "IPv6") +
                                  " only, but " + what + " an " + (v6 ? "IPv6" : "IPv4") + " " +
                                  (c.prefix_len == (v6 ? 128 : 32) ? "address" : "network") +
@@ -1122,31 +1190,31 @@ class Checker {
         out.loc = loc(keyword);
         auto it = personas_.find(b.persona.text);
         if (it == personas_.end() && incomplete_[cur_]) {
-            d().error(b.persona.span, "bind names unknown persona '" + b.persona.text +
+            d().error(b.persona.span, "bind names unknown persona '" + std::string(b.persona.text) +
                                           "' (an import of this file failed; fix that first)");
         } else if (it == personas_.end()) {
             std::vector<std::string> names;
             for (const auto& [n, i] : personas_)
                 if (i.unit == cur_) names.push_back(n);
-            std::string msg = "bind names unknown persona '" + b.persona.text + "'";
-            if (auto best = nearest(b.persona.text, names))
+            std::string msg = "bind names unknown persona '" + std::string(b.persona.text) + "'";
+            if (auto best = nearest(std::string(b.persona.text), names))
                 msg += "; did you mean '" + *best + "'?";
             else
                 msg += "; a bind block binds a persona defined in the same file";
             d().error(b.persona.span, msg);
         } else if (it->second.unit != cur_) {
             auto& e = d().error(b.persona.span,
-                                "bind names persona '" + b.persona.text +
+                                "bind names persona '" + std::string(b.persona.text) +
                                     "' from an imported file; a bind block binds a persona "
                                     "defined in the same file");
-            note_at(e, "'" + b.persona.text + "' is defined here", it->second.unit,
+            note_at(e, "'" + std::string(b.persona.text) + "' is defined here", it->second.unit,
                     it->second.decl->name.span);
         }
         for (const auto& st : b.block.statements) {
             auto* m = std::get_if<ast::BindMatch>(&st.node);
             if (!m) continue;  // the parser accepts only matches here
-            const std::string& kind = m->kind.text;
-            const std::string& v = m->value.text;
+            const std::string kind(m->kind.text);
+            const std::string v(m->value.text);
             std::string err;
             std::vector<std::string>* into = nullptr;
             if (kind == "cgroup") {
@@ -1186,8 +1254,8 @@ class Checker {
     std::vector<std::vector<bool>> visible_;
     // A unit sees a file that failed to import: unknown names may live there.
     std::vector<bool> incomplete_;
-    std::map<std::string, SetInfo> sets_;
-    std::map<std::string, PersonaDeclInfo> personas_;
+    std::map<std::string, SetInfo, std::less<>> sets_;
+    std::map<std::string, PersonaDeclInfo, std::less<>> personas_;
     std::set<const ast::PersonaDecl*> duplicates_;
     // "kind\nvalue\nunit" -> persona and where: one workload, one persona (per file).
     std::map<std::string, std::pair<std::string, Span>> bind_claims_;

@@ -4,6 +4,7 @@
 
 #include <arpa/inet.h>
 
+#include <charconv>
 #include <cstring>
 #include <vector>
 
@@ -13,7 +14,7 @@ namespace pdl {
 
 namespace {
 
-bool all_digits(const std::string& s) {
+bool all_digits(std::string_view s) {
     if (s.empty()) return false;
     for (char c : s)
         if (c < '0' || c > '9') return false;
@@ -21,7 +22,7 @@ bool all_digits(const std::string& s) {
 }
 
 // Decimal 0..limit; false on overflow (any digit count, no wraparound).
-bool parse_uint(const std::string& s, unsigned long limit, unsigned long& out) {
+bool parse_uint(std::string_view s, unsigned long limit, unsigned long& out) {
     if (!all_digits(s)) return false;
     unsigned long v = 0;
     for (char c : s) {
@@ -34,65 +35,75 @@ bool parse_uint(const std::string& s, unsigned long limit, unsigned long& out) {
 
 }  // namespace
 
-std::optional<PortParse> parse_port_item(const std::string& word) {
+std::optional<PortParse> parse_port_item(std::string_view word) {
     auto dash = word.find('-');
-    std::string lo = word.substr(0, dash);
-    std::string hi = dash == std::string::npos ? lo : word.substr(dash + 1);
+    std::string_view lo = word.substr(0, dash);
+    std::string_view hi = dash == std::string_view::npos ? lo : word.substr(dash + 1);
     if (!all_digits(lo) || !all_digits(hi)) return std::nullopt;
     PortParse p;
     unsigned long a = 0, b = 0;
     if (!parse_uint(lo, 65535, a)) {
-        p.error = "port " + lo + " is out of range; expected 0-65535";
+        p.error = "port " + std::string(lo) + " is out of range; expected 0-65535";
         return p;
     }
     if (!parse_uint(hi, 65535, b)) {
-        p.error = "port " + hi + " is out of range; expected 0-65535";
+        p.error = "port " + std::string(hi) + " is out of range; expected 0-65535";
         return p;
     }
     if (a > b) {
-        p.error = "port range " + word + " is empty (" + lo + " > " + hi + "); did you mean " + hi +
-                  "-" + lo + "?";
+        p.error = "port range " + std::string(word) + " is empty (" + std::string(lo) + " > " +
+                  std::string(hi) + "); did you mean " + std::string(hi) + "-" + std::string(lo) +
+                  "?";
         return p;
     }
     p.range = {static_cast<uint16_t>(a), static_cast<uint16_t>(b)};
     return p;
 }
 
-std::optional<CidrParse> parse_cidr(const std::string& word) {
+std::optional<CidrParse> parse_cidr(std::string_view word) {
     auto slash = word.find('/');
-    std::string addr = word.substr(0, slash);
-    bool v6 = addr.find(':') != std::string::npos;
-    bool v4_shape = !v6 && !addr.empty() && addr.find('.') != std::string::npos &&
-                    addr.find_first_not_of("0123456789.") == std::string::npos;
+    std::string_view addr = word.substr(0, slash);
+    bool v6 = addr.find(':') != std::string_view::npos;
+    bool v4_shape = !v6 && !addr.empty() && addr.find('.') != std::string_view::npos &&
+                    addr.find_first_not_of("0123456789.") == std::string_view::npos;
     if (!v6 && !v4_shape) return std::nullopt;
 
     CidrParse p;
     p.cidr.family = v6 ? ir::Family::V6 : ir::Family::V4;
     unsigned max_len = v6 ? 128 : 32;
-    if (inet_pton(v6 ? AF_INET6 : AF_INET, addr.c_str(), p.cidr.addr.data()) != 1) {
-        p.error = "invalid " + std::string(v6 ? "IPv6" : "IPv4") + " address '" + addr + "'";
+    // inet_pton wants a C string; no address it accepts is this long (45 bytes at most).
+    char text[64];
+    bool fits = addr.size() < sizeof text;
+    if (fits) {
+        std::memcpy(text, addr.data(), addr.size());
+        text[addr.size()] = '\0';
+    }
+    if (!fits || inet_pton(v6 ? AF_INET6 : AF_INET, text, p.cidr.addr.data()) != 1) {
+        p.error =
+            "invalid " + std::string(v6 ? "IPv6" : "IPv4") + " address '" + std::string(addr) + "'";
         return p;
     }
     unsigned long len = max_len;
-    if (slash != std::string::npos) {
-        std::string len_text = word.substr(slash + 1);
+    if (slash != std::string_view::npos) {
+        std::string_view len_text = word.substr(slash + 1);
         if (!all_digits(len_text)) {
-            p.error = "invalid prefix length '" + len_text + "' in '" + word +
-                      "'; expected a number 0-" + std::to_string(max_len);
+            p.error = "invalid prefix length '" + std::string(len_text) + "' in '" +
+                      std::string(word) + "'; expected a number 0-" + std::to_string(max_len);
             return p;
         }
         if (!parse_uint(len_text, max_len, len)) {
-            p.error = "prefix length /" + len_text + " is out of range for " +
+            p.error = "prefix length /" + std::string(len_text) + " is out of range for " +
                       (v6 ? "IPv6" : "IPv4") + " (0-" + std::to_string(max_len) + ")";
             return p;
         }
     }
     p.cidr.prefix_len = static_cast<uint8_t>(len);
     ir::Cidr masked = p.cidr;
-    for (unsigned bit = static_cast<unsigned>(len); bit < max_len; ++bit)
-        masked.addr[bit / 8] &= static_cast<uint8_t>(~(0x80u >> (bit % 8)));
+    // Clear the host bits: those of a partial byte, then whole bytes.
+    if (len % 8) masked.addr[len / 8] &= static_cast<uint8_t>(0xFF00u >> (len % 8));
+    for (size_t byte = (len + 7) / 8; byte < max_len / 8; ++byte) masked.addr[byte] = 0;
     if (masked.addr != p.cidr.addr) {
-        p.error = "CIDR " + word + " has host bits set; did you mean " +
+        p.error = "CIDR " + std::string(word) + " has host bits set; did you mean " +
                   format_address(masked.family, masked.addr.data()) + "/" + std::to_string(len) +
                   "?";
         return p;
@@ -100,31 +111,110 @@ std::optional<CidrParse> parse_cidr(const std::string& word) {
     return p;
 }
 
+namespace {
+
+// Formatters that write into a buffer, so that texts built in bulk append each value at once.
+char* put_number(char* at, unsigned n) { return std::to_chars(at, at + 10, n).ptr; }
+
+char* put_ipv4(char* at, const uint8_t* addr) {
+    for (int i = 0; i < 4; ++i) {
+        if (i) *at++ = '.';
+        at = put_number(at, addr[i]);
+    }
+    return at;
+}
+
+// What inet_ntop prints (glibc's inet_ntop6, RFC 5952 but for IPv4-mapped and -compatible
+// addresses), without its sprintf per group: every rule's text holds its addresses, and
+// inet_ntop was most of the semantic pass.
+char* put_ipv6(char* at, const uint8_t* addr) {
+    unsigned words[8];
+    for (int i = 0; i < 8; ++i) words[i] = (unsigned{addr[2 * i]} << 8) | addr[2 * i + 1];
+    // The first longest run of two or more zero words becomes "::".
+    int best = -1, best_len = 0;
+    for (int i = 0; i < 8;) {
+        if (words[i] != 0) {
+            ++i;
+            continue;
+        }
+        int len = 0;
+        while (i + len < 8 && words[i + len] == 0) ++len;
+        if (len > best_len) {
+            best = i;
+            best_len = len;
+        }
+        i += len;
+    }
+    if (best_len < 2) best = -1;
+    for (int i = 0; i < 8; ++i) {
+        if (best != -1 && i >= best && i < best + best_len) {
+            if (i == best) *at++ = ':';
+            continue;
+        }
+        if (i != 0) *at++ = ':';
+        if (i == 6 && best == 0 && (best_len == 6 || (best_len == 5 && words[5] == 0xffff)))
+            return put_ipv4(at, addr + 12);
+        at = std::to_chars(at, at + 4, words[i], 16).ptr;
+    }
+    if (best != -1 && best + best_len == 8) *at++ = ':';
+    return at;
+}
+
+// Room for the longest address and prefix length: "ffff:...:255.255.255.255/128".
+constexpr size_t kMaxCidrText = INET6_ADDRSTRLEN + 4;
+
+char* put_address(char* at, ir::Family family, const uint8_t* addr) {
+    return family == ir::Family::V4 ? put_ipv4(at, addr) : put_ipv6(at, addr);
+}
+
+}  // namespace
+
 std::string format_address(ir::Family family, const uint8_t* addr) {
-    char buf[INET6_ADDRSTRLEN] = {};
-    inet_ntop(family == ir::Family::V6 ? AF_INET6 : AF_INET, addr, buf, sizeof buf);
-    return buf;
+    char text[kMaxCidrText];
+    return std::string(text, put_address(text, family, addr));
+}
+
+void append_cidr(std::string& out, const ir::Cidr& cidr) {
+    char text[kMaxCidrText];
+    char* end = put_address(text, cidr.family, cidr.addr.data());
+    if (cidr.prefix_len != (cidr.family == ir::Family::V6 ? 128 : 32)) {
+        *end++ = '/';
+        end = put_number(end, cidr.prefix_len);
+    }
+    out.append(text, end);
 }
 
 std::string format_cidr(const ir::Cidr& cidr) {
-    unsigned max_len = cidr.family == ir::Family::V6 ? 128 : 32;
-    std::string s = format_address(cidr.family, cidr.addr.data());
-    if (cidr.prefix_len != max_len) s += "/" + std::to_string(cidr.prefix_len);
+    std::string s;
+    append_cidr(s, cidr);
     return s;
 }
 
+void append_port_range(std::string& out, const ir::PortRange& r) {
+    char text[16];
+    char* end = put_number(text, r.lo);
+    if (r.lo != r.hi) {
+        *end++ = '-';
+        end = put_number(end, r.hi);
+    }
+    out.append(text, end);
+}
+
 std::string format_port_range(const ir::PortRange& r) {
-    if (r.lo == r.hi) return std::to_string(r.lo);
-    return std::to_string(r.lo) + "-" + std::to_string(r.hi);
+    std::string s;
+    append_port_range(s, r);
+    return s;
 }
 
 bool cidr_contains(const ir::Cidr& outer, const ir::Cidr& inner) {
     if (outer.family != inner.family || outer.prefix_len > inner.prefix_len) return false;
-    for (unsigned bit = 0; bit < outer.prefix_len; ++bit) {
-        uint8_t m = static_cast<uint8_t>(0x80u >> (bit % 8));
-        if ((outer.addr[bit / 8] & m) != (inner.addr[bit / 8] & m)) return false;
-    }
-    return true;
+    // Whole bytes of the prefix, then the bits of a partial one (lint calls this for every
+    // pair of rules it compares).
+    const unsigned bytes = outer.prefix_len / 8u, bits = outer.prefix_len % 8u;
+    if (std::memcmp(outer.addr.data(), inner.addr.data(), bytes) != 0) return false;
+    if (bits == 0) return true;
+    const auto mask = static_cast<uint8_t>(0xFF00u >> bits);
+    return (outer.addr[bytes] & mask) == (inner.addr[bytes] & mask);
 }
 
 namespace {
@@ -202,7 +292,8 @@ std::string format_with(uint64_t v, const std::vector<Unit>& units) {
 
 }  // namespace
 
-Parsed<uint64_t> parse_rate(const std::string& word) {
+Parsed<uint64_t> parse_rate(std::string_view text) {
+    const std::string word(text);
     // tc's 'bps' means bytes per second and surprises everyone; say so instead of guessing.
     if (word.size() > 3 && word.compare(word.size() - 3, 3, "bps") == 0) {
         Parsed<uint64_t> p;
@@ -214,15 +305,16 @@ Parsed<uint64_t> parse_rate(const std::string& word) {
     return with_unit(word, kRateUnits, "rate", "200mbit");
 }
 
-Parsed<uint64_t> parse_size(const std::string& word) {
-    return with_unit(word, kSizeUnits, "size", "256kb");
+Parsed<uint64_t> parse_size(std::string_view word) {
+    return with_unit(std::string(word), kSizeUnits, "size", "256kb");
 }
 
-Parsed<uint64_t> parse_duration(const std::string& word) {
-    return with_unit(word, kDurationUnits, "duration", "60s");
+Parsed<uint64_t> parse_duration(std::string_view word) {
+    return with_unit(std::string(word), kDurationUnits, "duration", "60s");
 }
 
-Parsed<EventRate> parse_event_rate(const std::string& word) {
+Parsed<EventRate> parse_event_rate(std::string_view text) {
+    const std::string word(text);
     Parsed<EventRate> p;
     auto slash = word.find('/');
     std::string count = word.substr(0, slash);
@@ -248,7 +340,8 @@ Parsed<EventRate> parse_event_rate(const std::string& word) {
     return p;
 }
 
-Parsed<ir::Cidr> parse_host(const std::string& word) {
+Parsed<ir::Cidr> parse_host(std::string_view text) {
+    const std::string word(text);
     Parsed<ir::Cidr> p;
     auto c = parse_cidr(word);
     if (!c) {
@@ -263,7 +356,8 @@ Parsed<ir::Cidr> parse_host(const std::string& word) {
     return p;
 }
 
-Parsed<Endpoint> parse_endpoint(const std::string& word) {
+Parsed<Endpoint> parse_endpoint(std::string_view text) {
+    const std::string word(text);
     Parsed<Endpoint> p;
     std::string addr, port = word;
     if (!word.empty() && word[0] == '[') {

@@ -1,6 +1,8 @@
 // Lexer: token kinds, values and spans, trivia, and the size bounds.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include "pdl-compiler/lexer.h"
 
 namespace pdl {
@@ -182,6 +184,54 @@ TEST(Lexer, IdentifierRule) {
     EXPECT_FALSE(is_identifier("2web"));
     EXPECT_FALSE(is_identifier("10.0.0.1"));
     EXPECT_FALSE(is_identifier(""));
+}
+
+// lex_source() gives the parser what lex() gives, with the texts as views: into the source,
+// but for a string whose escapes make its value differ from its spelling.
+TEST(Lexer, SourceTextsAreViews) {
+    std::string text =
+        "set web = { 10.0.0.0/8, 443 }  # why\n"
+        "persona p { description \"plain\"; description \"a\\\"b\\n\"\n"
+        "  allow egress tcp port $web to [fd00::1]:53 -> 1 }\n";
+    Diagnostics d1("t.pdl", text), d2("t.pdl", text);
+    Lexed lexed = lex_source(text, d1);
+    std::vector<Token> toks = lex(text, d2);
+    ASSERT_EQ(lexed.tokens.size(), toks.size());
+    auto in_source = [&text](std::string_view v) {
+        return v.empty() ||
+               (v.data() >= text.data() && v.data() + v.size() <= text.data() + text.size());
+    };
+    for (size_t i = 0; i < toks.size(); ++i) {
+        const Lexeme& l = lexed.tokens[i];
+        EXPECT_EQ(l.kind, toks[i].kind) << i;
+        EXPECT_EQ(l.text, toks[i].text) << i;
+        EXPECT_EQ(l.span.offset, toks[i].span.offset) << i;
+        EXPECT_EQ(l.span.length, toks[i].span.length) << i;
+        EXPECT_EQ(l.count, toks[i].count) << i;
+        if (l.text != "a\"b\n") {
+            EXPECT_TRUE(in_source(l.text)) << i << ": " << l.text;
+        }
+    }
+    auto decoded = std::find_if(lexed.tokens.begin(), lexed.tokens.end(),
+                                [](const Lexeme& l) { return l.text == "a\"b\n"; });
+    ASSERT_NE(decoded, lexed.tokens.end());
+    EXPECT_FALSE(in_source(decoded->text));
+}
+
+TEST(Lexer, KeptTextsSurviveTheStoresMove) {
+    TextStore store;
+    std::vector<std::string> texts;
+    std::vector<std::string_view> views;
+    for (size_t i = 0; i < 3000; ++i) {
+        // Short texts share blocks; one longer than a block gets its own.
+        texts.push_back(i == 1500 ? std::string(100000, 'x')
+                                  : std::string(1 + i % 300, static_cast<char>('a' + i % 26)));
+        views.push_back(store.keep(texts.back()));
+    }
+    EXPECT_TRUE(store.keep("").empty());
+    TextStore moved = std::move(store);
+    for (size_t i = 0; i < texts.size(); ++i) ASSERT_EQ(views[i], texts[i]) << i;
+    EXPECT_EQ(moved.keep("after"), "after");
 }
 
 }  // namespace

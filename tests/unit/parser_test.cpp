@@ -1214,5 +1214,73 @@ t.pdl:5:10: error: expected 'enforce' or 'audit' after 'mode', found 'loud'
 )pdl");
 }
 
+// A tree parsed from lex_source() views the source; one parsed from tokens keeps copies
+// (so it outlives them, as every test above relies on). Both read the same.
+TEST(Parser, TreeFromSourceMatchesTreeFromTokens) {
+    const std::string text =
+        "# head\n"
+        "set web = { 80,  # http\n  443 }\n"
+        "persona p {  # open\n"
+        "  description \"a \\\"quoted\\\" word\"\n"
+        "  security {\n"
+        "    allow egress tcp port $web to { 10.0.0.0/8, fd00::/8 }  # why\n"
+        "  }\n"
+        "}\n";
+    Diagnostics d1("t.pdl", text), d2("t.pdl", text);
+    ast::File viewed = parse(lex_source(text, d1), d1);
+    ast::File copied;
+    {
+        std::vector<Token> tokens = lex(text, d2);
+        copied = parse(tokens, d2);
+    }
+    ASSERT_EQ(d1.errors() + d2.errors(), 0u) << d1.render() << d2.render();
+    auto in_source = [&text](std::string_view v) {
+        return v.data() >= text.data() && v.data() + v.size() <= text.data() + text.size();
+    };
+    for (const ast::File* f : {&viewed, &copied}) {
+        bool views = f == &viewed;
+        ASSERT_EQ(f->items.size(), 2u);
+        EXPECT_EQ(f->items[0].leading, (ast::Trivia{"# head"}));
+        const auto& set = std::get<ast::SetDecl>(f->items[0].node);
+        EXPECT_EQ(set.name.text, "web");
+        EXPECT_EQ(in_source(set.name.text), views);
+        EXPECT_EQ(set.items.items[0].trailing, "# http");
+        const auto& persona = std::get<ast::PersonaDecl>(f->items[1].node);
+        EXPECT_EQ(persona.block.open_comment, "# open");
+        const auto& desc = std::get<ast::Description>(persona.block.statements[0].node);
+        EXPECT_EQ(desc.value, "a \"quoted\" word");
+        EXPECT_FALSE(in_source(desc.value));  // decoded
+        const auto& sec = std::get<ast::Section>(persona.block.statements[1].node);
+        const auto& rule = std::get<ast::Rule>(sec.block.statements[0].node);
+        EXPECT_EQ(rule.ports.items[0].text, "web");
+        EXPECT_EQ(rule.peers.items[1].text, "fd00::/8");
+        EXPECT_EQ(in_source(rule.peers.items[1].text), views);
+        EXPECT_EQ(sec.block.statements[0].trailing, "# why");
+    }
+}
+
+// Trivia is one pointer, null when empty (nearly always), with value semantics.
+TEST(Parser, TriviaHasValueSemantics) {
+    static_assert(sizeof(ast::Trivia) == sizeof(void*));
+    ast::Trivia none;
+    EXPECT_TRUE(none.empty());
+    EXPECT_EQ(none.size(), 0u);
+    EXPECT_EQ(none.begin(), none.end());
+    EXPECT_EQ(none, ast::Trivia{});
+    ast::Trivia lines{"# a", ""};
+    ast::Trivia copy = lines;
+    EXPECT_EQ(copy, lines);
+    copy.pop_back();
+    EXPECT_NE(copy, lines);
+    EXPECT_EQ(copy.back(), "# a");
+    EXPECT_EQ(lines.size(), 2u);
+    ast::Trivia moved = std::move(copy);
+    EXPECT_EQ(moved, ast::Trivia{"# a"});
+    moved.clear();
+    EXPECT_TRUE(moved.empty());
+    moved.push_back("# b");
+    EXPECT_EQ(moved.front(), "# b");
+}
+
 }  // namespace
 }  // namespace pdl

@@ -111,8 +111,31 @@ persona p {
     EXPECT_FALSE(p.forwards[2].target_addr.has_value());
 }
 
+// Repeated ports and peers are dropped, the first of each kept in place: short lists are
+// compared directly, long ones sorted, to the same result.
+TEST(SemaIr, RepeatsKeepTheFirst) {
+    std::string ports, want;
+    for (int p = 119; p >= 100; --p) {
+        ports += std::to_string(p) + ", ";
+        want += (want.empty() ? "" : ", ") + std::to_string(p);
+    }
+    auto out = compile_with(
+        "set hosts = { 10.0.0.2, 10.0.0.1 }\n"
+        "persona p {\n  security {\n"
+        "    allow egress tcp port { 443, 80, 443, 22, 80 } to "
+        "{ 10.0.0.1, $hosts, 10.0.0.3, 10.0.0.2 }\n"
+        "    allow egress udp port { " +
+        ports + "105, 100, 119 } to any\n  }\n}\n");
+    const ir::Persona& p = only(out);
+    ASSERT_EQ(p.rules.size(), 2u);
+    EXPECT_EQ(p.rules[0].text,
+              "allow egress tcp port { 443, 80, 22 } to { 10.0.0.1, 10.0.0.2, 10.0.0.3 }");
+    EXPECT_EQ(p.rules[1].text, "allow egress udp port { " + want + " } to any");
+}
+
 TEST(SemaIr, UnsetSectionsStayUnset) {
-    const ir::Persona& p = only(compile_with("persona p {\n}\n"));
+    const auto out = compile_with("persona p {\n}\n");
+    const ir::Persona& p = only(out);
     EXPECT_FALSE(p.encryption.required);
     EXPECT_FALSE(p.ids.syn_flood || p.ids.port_scan);
     EXPECT_FALSE(p.qos.egress || p.qos.ingress || p.qos.priority || p.qos.latency_target_ns);
@@ -122,8 +145,8 @@ TEST(SemaIr, UnsetSectionsStayUnset) {
 }
 
 TEST(SemaIr, RouteTableNames) {
-    const ir::Persona& p =
-        only(compile_with("persona p {\n  topology {\n    route table main\n  }\n}\n"));
+    const auto out = compile_with("persona p {\n  topology {\n    route table main\n  }\n}\n");
+    const ir::Persona& p = only(out);
     ASSERT_TRUE(p.topology.route.has_value());
     EXPECT_EQ(p.topology.route->table, 254u);
 }
