@@ -281,7 +281,7 @@ std::string check_interface_glob(const std::string& g) {
 bool valid_account(const std::string& n) {
     if (n.empty() || n.size() > 32) return false;
     bool digits = std::all_of(n.begin(), n.end(), [](char c) { return c >= '0' && c <= '9'; });
-    if (digits) return n.size() <= 10 && std::stoull(n) <= 4294967294;  // (uid_t)-1 is "none"
+    if (digits) return parse_number(n, 0, 4294967294).has_value();  // (uid_t)-1 is "none"
     unsigned char c0 = static_cast<unsigned char>(n[0]);
     if (!(std::islower(c0) || c0 == '_')) return false;
     for (size_t i = 0; i < n.size(); ++i) {
@@ -830,15 +830,11 @@ class Checker {
             static const std::map<std::string, uint32_t> kNamed = {
                 {"main", 254}, {"default", 253}, {"local", 255}};
             route.kind = ir::Route::Kind::Table;
-            unsigned long long n = 0;
             const std::string t(r.value.text);
-            bool digits =
-                !t.empty() && t.size() <= 10 &&
-                std::all_of(t.begin(), t.end(), [](char c) { return c >= '0' && c <= '9'; });
             if (auto named = kNamed.find(t); named != kNamed.end()) {
                 route.table = named->second;
-            } else if (digits && (n = std::stoull(t)) >= 1 && n <= UINT32_MAX) {
-                route.table = static_cast<uint32_t>(n);
+            } else if (auto n = parse_number(t, 1, UINT32_MAX)) {
+                route.table = static_cast<uint32_t>(*n);
             } else {
                 d().error(r.value.span, "invalid routing table '" + t +
                                             "'; expected a number 1-4294967295, 'main', "
@@ -880,15 +876,13 @@ class Checker {
 
     void statement(const ast::MaxHops& m, const ast::Statement& st, Draft& out, Given& g, uint32_t&,
                    const Visit&) {
-        const std::string t(m.value.text);
-        bool digits = !t.empty() && t.size() <= 3 &&
-                      std::all_of(t.begin(), t.end(), [](char c) { return c >= '0' && c <= '9'; });
-        unsigned long n = digits ? std::stoul(t) : 0;
-        if (!digits || n < 1 || n > 255) {
-            d().error(m.value.span, "invalid hop limit '" + t + "'; expected a number 1-255");
+        auto n = parse_number(m.value.text, 1, 255);
+        if (!n) {
+            d().error(m.value.span, "invalid hop limit '" + std::string(m.value.text) +
+                                        "'; expected a number 1-255");
             return;
         }
-        if (once(g, "max-hops", st.keyword)) out.max_hops = static_cast<uint8_t>(n);
+        if (once(g, "max-hops", st.keyword)) out.max_hops = static_cast<uint8_t>(*n);
     }
 
     void statement(const ast::Countries& c, const ast::Statement& st, Draft& out, Given& g,

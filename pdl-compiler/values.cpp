@@ -26,14 +26,21 @@ bool parse_uint(std::string_view s, unsigned long limit, unsigned long& out) {
     if (!all_digits(s)) return false;
     unsigned long v = 0;
     for (char c : s) {
-        v = v * 10 + static_cast<unsigned long>(c - '0');
-        if (v > limit) return false;
+        const auto d = static_cast<unsigned long>(c - '0');
+        if (v > (limit - d) / 10 || d > limit) return false;  // v * 10 + d > limit
+        v = v * 10 + d;
     }
     out = v;
     return true;
 }
 
 }  // namespace
+
+std::optional<uint64_t> parse_number(std::string_view word, uint64_t lo, uint64_t hi) {
+    unsigned long v = 0;
+    if (!parse_uint(word, hi, v) || v < lo) return std::nullopt;
+    return v;
+}
 
 std::optional<PortParse> parse_port_item(std::string_view word) {
     auto dash = word.find('-');

@@ -39,6 +39,9 @@ void append_port_range(std::string& out, const ir::PortRange& r);
 // Does `outer` contain every address of `inner`? (Same family required.)
 bool cidr_contains(const ir::Cidr& outer, const ir::Cidr& inner);
 
+// A plain decimal number in [lo, hi] (no sign, no unit, no overflow); nullopt otherwise.
+std::optional<uint64_t> parse_number(std::string_view word, uint64_t lo, uint64_t hi);
+
 // Values with units. Each returns the value, or an error message that says what was
 // expected; `what` names the value in messages ("rate", "burst", "block time"...).
 template <class T>

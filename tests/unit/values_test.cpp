@@ -57,6 +57,17 @@ TEST(Values, EventRates) {
     EXPECT_FALSE(parse_event_rate("/s").ok());
 }
 
+TEST(Values, Numbers) {
+    EXPECT_EQ(parse_number("255", 1, 255), 255u);
+    EXPECT_FALSE(parse_number("256", 1, 255));
+    EXPECT_FALSE(parse_number("0", 1, 255));
+    EXPECT_EQ(parse_number("4294967295", 1, UINT32_MAX), 4294967295u);
+    EXPECT_FALSE(parse_number("99999999999999999999999", 0, UINT64_MAX));
+    EXPECT_FALSE(parse_number("", 0, 10));
+    EXPECT_FALSE(parse_number("-1", 0, 10));
+    EXPECT_FALSE(parse_number("1e3", 0, 10000));
+}
+
 TEST(Values, Endpoints) {
     auto e = parse_endpoint("10.0.0.1:53");
     ASSERT_TRUE(e.ok()) << e.error;
