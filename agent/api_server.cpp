@@ -135,29 +135,51 @@ json ApiServer::status() {
     return j;
 }
 
+namespace {
+
+using HttpHandler = std::function<void(const httplib::Request&, httplib::Response&)>;
+
+// Every route goes through here: one mutex, every failure a JSON error.
+// `locked`: the handler runs under the mutex; otherwise it takes it itself.
+HttpHandler wrap_with(std::mutex& mu, ApiServer::Handler h, bool locked) {
+    return [&mu, h = std::move(h), locked](const httplib::Request& req, httplib::Response& res) {
+        std::unique_lock<std::mutex> lock(mu, std::defer_lock);
+        if (locked) lock.lock();
+        try {
+            reply(res, 200, h(req));
+        } catch (const ApiError& e) {
+            if (e.status() >= 500) spdlog::error("{} {}: {}", req.method, req.path, e.what());
+            reply(res, e.status(), e.body());
+        } catch (const std::exception& e) {
+            spdlog::error("{} {}: {}", req.method, req.path, e.what());
+            reply(res, 500, {{"error", std::string("internal error: ") + e.what()}});
+        } catch (...) {
+            spdlog::error("{} {}: unknown exception", req.method, req.path);
+            reply(res, 500, {{"error", "internal error"}});
+        }
+    };
+}
+
+}  // namespace
+
+void ApiServer::add_route(const std::string& method, const std::string& pattern, Handler handler,
+                          bool locked) {
+    auto h = wrap_with(mu_, std::move(handler), locked);
+    if (method == "GET")
+        server_->Get(pattern, h);
+    else if (method == "POST")
+        server_->Post(pattern, h);
+    else if (method == "DELETE")
+        server_->Delete(pattern, h);
+    else
+        throw std::invalid_argument("add_route: unsupported method " + method);
+}
+
 void ApiServer::routes() {
     using httplib::Request;
     using httplib::Response;
-    using Handler = std::function<json(const Request&)>;
-    // Every route goes through here: one mutex, every failure a JSON error.
-    // `locked`: the handler runs under the mutex; otherwise it takes it itself.
     auto wrap = [this](Handler h, bool locked = true) {
-        return [this, h, locked](const Request& req, Response& res) {
-            std::unique_lock<std::mutex> lock(mu_, std::defer_lock);
-            if (locked) lock.lock();
-            try {
-                reply(res, 200, h(req));
-            } catch (const ApiError& e) {
-                if (e.status() >= 500) spdlog::error("{} {}: {}", req.method, req.path, e.what());
-                reply(res, e.status(), e.body());
-            } catch (const std::exception& e) {
-                spdlog::error("{} {}: {}", req.method, req.path, e.what());
-                reply(res, 500, {{"error", std::string("internal error: ") + e.what()}});
-            } catch (...) {
-                spdlog::error("{} {}: unknown exception", req.method, req.path);
-                reply(res, 500, {{"error", "internal error"}});
-            }
-        };
+        return wrap_with(mu_, std::move(h), locked);
     };
 
     auto& s = *server_;

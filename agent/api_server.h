@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -20,7 +21,8 @@
 
 namespace httplib {
 class Server;
-}
+struct Request;
+}  // namespace httplib
 
 namespace pbpf::agent {
 
@@ -56,6 +58,16 @@ class ApiServer {
     void stop();
 
     nlohmann::json status();
+
+    // Adds a route served like the built-in ones: the handler's JSON is the 200 answer,
+    // an ApiError its status and body, any other exception a 500. `method` is GET, POST
+    // or DELETE; `pattern` a regex as httplib takes it. `locked`: the handler runs under
+    // the API mutex (false: it must take `mutex()` itself around shared state). Call
+    // before run().
+    using Handler = std::function<nlohmann::json(const httplib::Request&)>;
+    void add_route(const std::string& method, const std::string& pattern, Handler handler,
+                   bool locked = true);
+    std::mutex& mutex() { return mu_; }
 
   private:
     void routes();

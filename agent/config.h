@@ -1,8 +1,10 @@
 // Agent configuration: embedded defaults, then the TOML file, then command-line flags.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "maps/result.h"
 
@@ -10,12 +12,40 @@ namespace pbpf::agent {
 
 inline constexpr const char* kDefaultConfigPath = "/etc/personabpf/agent.toml";
 
+// [limits]: sizes of the kernel maps, fixed when the maps are created (a fresh start or
+// after --uninstall). Zero is not a valid value; each has a documented range.
+struct Limits {
+    uint32_t bindings = 65536;            // cgroup -> persona entries (1..1048576)
+    uint32_t interface_bindings = 4096;   // interface -> persona entries (1..65536)
+    uint32_t policy_entries = 262144;     // entries of one persona version's trie (16..4194304)
+    uint32_t conntrack_entries = 262144;  // tracked flows, LRU (1024..16777216)
+};
+
+// [events]: the flow-event stream.
+struct EventsConfig {
+    uint32_t rate = 1000;      // events per second per CPU the kernel may emit (1..1000000)
+    uint32_t burst = 5000;     // events per CPU above the rate in a burst (1..1000000)
+    uint32_t ring_kib = 1024;  // ring buffer size, KiB, power of two (64..262144)
+    uint32_t history = 10000;  // events the agent keeps for `events` (100..1000000)
+};
+
+// [xdp]: the host-wide prefilter on uplinks.
+struct XdpConfig {
+    std::vector<std::string> interfaces;  // interface names in the agent's netns
+    std::vector<std::string> deny;        // CIDRs (IPv4 or IPv6) dropped on those interfaces
+    std::string mode = "auto";            // "auto" (native, else generic), "native", "generic"
+    uint32_t max_entries = 65536;         // deny-list capacity (1..1048576)
+};
+
 struct Config {
     std::string socket = "/run/personabpf/agent.sock";
     std::string state_dir = "/var/lib/personabpf";
     std::string bpffs_root = "/sys/fs/bpf/personabpf";
     std::string cgroup_root;  // empty: the cgroup2 mount root
     std::string log_level = "info";
+    Limits limits;
+    EventsConfig events;
+    XdpConfig xdp;
 };
 
 // Parses TOML text into `base` (keys it does not set keep base's values). `origin` names
