@@ -13,7 +13,10 @@
 #include <bpf/libbpf.h>
 #include <linux/magic.h>
 
+#include <algorithm>
 #include <cstdarg>
+#include <cstddef>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -140,6 +143,31 @@ Result<Fd> obj_get(const std::string& path) {
     return Fd(fd);
 }
 
+// The schema version of pinned maps, which the kernel cannot check for us. It sits at the
+// same offset in every layout of pbpf_globals, so a buffer of any size reads it.
+Result<void> check_schema(const std::string& pin_dir) {
+    auto g = obj_get(pin_dir + "/pbpf_globals");
+    if (!g) return g.error();
+    bpf_map_info info{};
+    __u32 len = sizeof info;
+    if (bpf_obj_get_info_by_fd(g->get(), &info, &len) != 0)
+        return sys_error("map info " + pin_dir + "/pbpf_globals");
+    std::vector<unsigned char> buf(std::max<size_t>(info.value_size, sizeof(pbpf_globals)));
+    __u32 key = 0;
+    if (bpf_map_lookup_elem(g->get(), &key, buf.data()) != 0)
+        return sys_error("read pinned pbpf_globals");
+    __u32 version = 0;
+    std::memcpy(&version, buf.data() + offsetof(pbpf_globals, schema_version), sizeof version);
+    if (version != PBPF_MAP_SCHEMA_VERSION)
+        return Error{EPROTO, "pinned maps under " + pin_dir + " have schema version " +
+                                 std::to_string(version) + ", this agent needs " +
+                                 std::to_string(PBPF_MAP_SCHEMA_VERSION) +
+                                 "; map migration is not implemented yet: run personabpfd "
+                                 "--uninstall with this --bpffs-root (drops enforcement) "
+                                 "or run the matching agent version"};
+    return {};
+}
+
 }  // namespace
 
 void route_libbpf_logs_to_spdlog() { libbpf_set_print(libbpf_log); }
@@ -220,6 +248,10 @@ int Loader::bindings_fd() const { return bpf_map__fd(skel_->s->maps.pbpf_binding
 int Loader::resolve_cache_fd() const { return bpf_map__fd(skel_->s->maps.pbpf_resolve_cache); }
 int Loader::globals_fd() const { return bpf_map__fd(skel_->s->maps.pbpf_globals); }
 int Loader::counters_fd() const { return bpf_map__fd(skel_->s->maps.pbpf_counters); }
+int Loader::conntrack_fd() const { return bpf_map__fd(skel_->s->maps.pbpf_conntrack); }
+int Loader::if_bindings_fd() const { return bpf_map__fd(skel_->s->maps.pbpf_if_bindings); }
+int Loader::events_fd() const { return bpf_map__fd(skel_->s->maps.pbpf_events); }
+int Loader::event_state_fd() const { return bpf_map__fd(skel_->s->maps.pbpf_event_state); }
 
 Result<pbpf_globals> Loader::read_globals() const {
     __u32 key = 0;
@@ -238,6 +270,70 @@ Result<uint64_t> Loader::bump_epoch() const {
     return static_cast<uint64_t>(g->binding_epoch);
 }
 
+Result<uint64_t> Loader::bump_policy_epoch() const {
+    auto g = read_globals();
+    if (!g) return g.error();
+    g->policy_epoch += 1;
+    __u32 key = 0;
+    if (bpf_map_update_elem(globals_fd(), &key, &*g, BPF_ANY) != 0)
+        return sys_error("write pbpf_globals");
+    return static_cast<uint64_t>(g->policy_epoch);
+}
+
+Result<void> Loader::write_event_limits(const EventsConfig& events) const {
+    auto g = read_globals();
+    if (!g) return g.error();
+    g->event_rate = events.rate;
+    g->event_burst = events.burst;
+    __u32 key = 0;
+    if (bpf_map_update_elem(globals_fd(), &key, &*g, BPF_ANY) != 0)
+        return sys_error("write pbpf_globals");
+    return {};
+}
+
+// The configurable maps' sizes: set from [limits] before a fresh load; for pinned maps,
+// their own sizes (the kernel cannot resize a map), with a warning when the config asks
+// for another.
+Result<void> Loader::size_maps(const LoaderOptions& opts, bool pinned) {
+    struct Sized {
+        bpf_map* map;
+        uint32_t want;
+        const char* key;
+        uint32_t* effective;
+    } sized[] = {
+        {skel_->s->maps.pbpf_bindings, opts.limits.bindings, "bindings", &limits_.bindings},
+        {skel_->s->maps.pbpf_if_bindings, opts.limits.interface_bindings, "interface_bindings",
+         &limits_.interface_bindings},
+        {skel_->s->maps.pbpf_conntrack, opts.limits.conntrack_entries, "conntrack_entries",
+         &limits_.conntrack_entries},
+        {skel_->s->maps.pbpf_events, opts.events.ring_kib * 1024u, "ring_kib", nullptr},
+    };
+    limits_ = opts.limits;
+    for (auto& s : sized) {
+        uint32_t size = s.want;
+        if (pinned) {
+            std::string p = opts.pin_dir + "/" + bpf_map__name(s.map);
+            auto fd = obj_get(p);
+            if (!fd) return fd.error();
+            bpf_map_info info{};
+            __u32 len = sizeof info;
+            if (bpf_obj_get_info_by_fd(fd->get(), &info, &len) != 0)
+                return sys_error("map info " + p);
+            if (info.max_entries != s.want)
+                spdlog::warn(
+                    "[{}] {} asks for {} but the pinned {} holds {}; it keeps that size "
+                    "until personabpfd --uninstall (which drops enforcement)",
+                    s.effective ? "limits" : "events", s.key, s.effective ? s.want : s.want / 1024,
+                    bpf_map__name(s.map), s.effective ? info.max_entries : info.max_entries / 1024);
+            size = info.max_entries;
+        }
+        if (int err = bpf_map__set_max_entries(s.map, size); err != 0)
+            return sys_error(std::string("size ") + bpf_map__name(s.map), err);
+        if (s.effective) *s.effective = size;
+    }
+    return {};
+}
+
 bool Loader::programs_attached() const {
     for (const char* name : {kLinkIngress, kLinkEgress}) {
         auto id = pinned_link_cgroup_id(pin_dir_ + "/" + name);
@@ -253,6 +349,10 @@ Result<std::unique_ptr<Loader>> Loader::start(const LoaderOptions& opts) {
     l->skel_ = new Skeleton{skel_open()};
     if (l->skel_->s == nullptr) return sys_error("open BPF skeleton");
 
+    // The schema version first: an older layout also lacks newer maps.
+    if (exists(opts.pin_dir + "/pbpf_globals")) {
+        if (auto r = check_schema(opts.pin_dir); !r) return r.error();
+    }
     // Which of this object's (non-internal) maps are pinned already?
     std::vector<std::string> pinned, missing;
     bpf_map* map;
@@ -278,10 +378,14 @@ Result<std::unique_ptr<Loader>> Loader::start(const LoaderOptions& opts) {
 }
 
 Result<void> Loader::fresh(const LoaderOptions& opts) {
+    if (auto r = size_maps(opts, false); !r) return r;
     if (int err = skel_load(skel_->s); err != 0) return sys_error("load BPF programs", err);
     __u32 key = 0;
     pbpf_globals g{};
     g.binding_epoch = 1;
+    g.policy_epoch = 1;
+    g.event_rate = opts.events.rate;
+    g.event_burst = opts.events.burst;
     g.schema_version = PBPF_MAP_SCHEMA_VERSION;
     if (bpf_map_update_elem(globals_fd(), &key, &g, BPF_ANY) != 0)
         return sys_error("write pbpf_globals");
@@ -323,23 +427,7 @@ Result<void> Loader::attach_missing_links(const LoaderOptions& opts) {
 }
 
 Result<void> Loader::adopt(const LoaderOptions& opts) {
-    // 1. Schema version, which the kernel cannot check for us.
-    {
-        auto g = obj_get(opts.pin_dir + "/pbpf_globals");
-        if (!g) return g.error();
-        __u32 key = 0;
-        pbpf_globals globals{};
-        if (bpf_map_lookup_elem(g->get(), &key, &globals) != 0)
-            return sys_error("read pinned pbpf_globals");
-        if (globals.schema_version != PBPF_MAP_SCHEMA_VERSION)
-            return Error{EPROTO, "pinned maps under " + opts.pin_dir + " have schema version " +
-                                     std::to_string(globals.schema_version) +
-                                     ", this agent needs " +
-                                     std::to_string(PBPF_MAP_SCHEMA_VERSION) +
-                                     "; map migration is not implemented yet: run personabpfd "
-                                     "--uninstall with this --bpffs-root (drops enforcement) "
-                                     "or run the matching agent version"};
-    }
+    // 1. The schema version was checked by start().
     // 2. The pinned links must belong to this managed root.
     auto other_root = [&](const std::string& what) {
         return Error{EINVAL, "pinned programs under " + opts.pin_dir + " are attached to " + what +
@@ -376,6 +464,7 @@ Result<void> Loader::adopt(const LoaderOptions& opts) {
                      opts.cgroup_root.rel_path, *opts.recorded_root_id, opts.cgroup_root_id);
     }
     // 3. Reuse every pinned map, after checking its layout matches this build's.
+    if (auto r = size_maps(opts, true); !r) return r;
     bpf_map* map;
     bpf_object__for_each_map(map, skel_->s->obj) {
         if (bpf_map__is_internal(map)) continue;
@@ -411,6 +500,7 @@ Result<void> Loader::adopt(const LoaderOptions& opts) {
             return sys_error("swap new program into " + p, err);
     }
     adopted_ = true;
+    if (auto r = write_event_limits(opts.events); !r) return r;
     spdlog::info("adopted pinned maps and links under {}", opts.pin_dir);
     return attach_missing_links(opts);
 }

@@ -10,6 +10,7 @@
 #include <string>
 
 #include "agent/cgroup.h"
+#include "agent/config.h"
 #include "maps/abi/binding.h"
 #include "maps/fd.h"
 #include "maps/result.h"
@@ -56,6 +57,10 @@ struct LoaderOptions {
     // The managed root the state dir recorded, if any (meta); pins of another root refuse.
     std::optional<std::string> recorded_root_path;
     std::optional<uint64_t> recorded_root_id;
+    // Map sizes for maps created now; pinned maps keep theirs (a warning says so).
+    Limits limits;
+    // Written into pbpf_globals on every start, so a config change takes effect.
+    EventsConfig events;
 };
 
 class Loader {
@@ -77,6 +82,14 @@ class Loader {
     int resolve_cache_fd() const;
     int globals_fd() const;
     int counters_fd() const;
+    int conntrack_fd() const;
+    int if_bindings_fd() const;
+    int events_fd() const;
+    int event_state_fd() const;
+
+    // The limits in force: the config's for maps created by this start, the pinned maps'
+    // own sizes for adopted ones.
+    const Limits& limits() const { return limits_; }
 
     // Whether both pinned links are live and attached to the managed root.
     bool programs_attached() const;
@@ -84,6 +97,8 @@ class Loader {
     Result<pbpf_globals> read_globals() const;
     // binding_epoch += 1; returns the new epoch.
     Result<uint64_t> bump_epoch() const;
+    // policy_epoch += 1 (after a persona flip or removal: tracked flows decide again).
+    Result<uint64_t> bump_policy_epoch() const;
 
   private:
     Loader() = default;
@@ -94,7 +109,11 @@ class Loader {
     Skeleton* skel_ = nullptr;
     bpf_link* link_ingress_ = nullptr;
     bpf_link* link_egress_ = nullptr;
+    Result<void> size_maps(const LoaderOptions& opts, bool pinned);
+    Result<void> write_event_limits(const EventsConfig& events) const;
+
     std::string pin_dir_;
+    Limits limits_;
     uint64_t root_id_ = 0;
     bool adopted_ = false;
 };

@@ -20,6 +20,7 @@
 #include "agent/binder.h"
 #include "agent/cgroup.h"
 #include "agent/config.h"
+#include "agent/flows.h"
 #include "agent/loader.h"
 #include "agent/persona_manager.h"
 #include "agent/store.h"
@@ -150,6 +151,8 @@ int main(int argc, char** argv) {
     lopts.pin_dir = cfg.bpffs_root;
     lopts.cgroup_root = tree->root();
     lopts.cgroup_root_id = *root_id;
+    lopts.limits = cfg.limits;
+    lopts.events = cfg.events;
     auto meta_path = (*store)->meta("cgroup_root");
     auto meta_id = (*store)->meta("cgroup_root_id");
     if (!meta_path || !meta_id) return fail(!meta_path ? meta_path.error() : meta_id.error());
@@ -188,6 +191,11 @@ int main(int argc, char** argv) {
     info.cgroup_root_id = *root_id;
     info.adopted = (*loader)->adopted();
     ApiServer server(**store, **loader, personas, binder, info);
+    Names names(**store, *tree);
+    ConntrackTable conntrack(**loader, names);
+    EventStream events(**loader, cfg.events.history);
+    if (auto r = events.start(); !r) return fail(r.error());
+    add_flow_routes(server, conntrack, events, names);
     if (auto r = server.bind(cfg.socket); !r) return fail(r.error());
     bool listen_failed = false;
     std::thread serve([&] {
@@ -203,6 +211,7 @@ int main(int argc, char** argv) {
     sigwait(&sigs, &sig);
     if (!listen_failed)
         spdlog::info("{}: stopping; pinned programs keep enforcing", strsignal(sig));
+    events.stop();  // wakes `events --follow` long polls, so the server can stop
     server.stop();
     serve.join();
     if (listen_failed) return fail("API server stopped unexpectedly");

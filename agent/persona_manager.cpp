@@ -35,10 +35,11 @@ std::string trie_name(const std::string& persona) {
     return n;
 }
 
-// A complete, not yet enforced trie holding `image`.
-Result<Fd> build_trie(const PersonaImage& image) {
-    if (auto r = check_policy_fits(image, PBPF_MAX_POLICY_ENTRIES); !r) return r.error();
-    auto trie = create_policy_trie(PBPF_MAX_POLICY_ENTRIES, trie_name(image.name).c_str());
+// A complete, not yet enforced trie holding `image`, of at most `limit` entries.
+Result<Fd> build_trie(const PersonaImage& image, uint32_t limit) {
+    if (auto r = check_policy_fits(image, limit); !r)
+        return Error{E2BIG, r.error().message + " ([limits] policy_entries in the agent config)"};
+    auto trie = create_policy_trie(limit, trie_name(image.name).c_str());
     if (!trie) return trie.error();
     if (auto r = write_policy(trie->get(), image); !r) return r.error();
     return std::move(*trie);
@@ -222,7 +223,7 @@ json PersonaManager::apply(const CompiledFile& file) {
         }
         bool slot_empty = old && !must(slot_map_id(old->id)).has_value();
         if (image_changed || slot_empty) {
-            auto trie = build_trie(image);
+            auto trie = build_trie(image, loader_.limits().policy_entries);
             if (!trie) {
                 const Error& e = trie.error();
                 if (e.err == E2BIG) throw ApiError(422, e.message);  // names the persona
@@ -267,6 +268,9 @@ json PersonaManager::apply(const CompiledFile& file) {
                               pd.rec.id, pd.rec.name, std::strerror(errno));
             pd.flipped = false;
         }
+        // Flows decided while the new tries were in place decide again.
+        if (auto e = loader_.bump_policy_epoch(); !e)
+            spdlog::error("apply rollback: bump policy epoch: {}", e.error().what());
     };
     try {
         for (auto& pd : pending) must(store_.upsert_persona(pd.rec));
@@ -288,6 +292,11 @@ json PersonaManager::apply(const CompiledFile& file) {
                                         pd.rec.name + "': " + std::strerror(errno));
             pd.flipped = true;
         }
+        // Tracked flows decide again under the new tries (after the flips: a flow decided
+        // between flip and bump by the old rules is decided again too).
+        bool any_flipped = false;
+        for (const auto& pd : pending) any_flipped = any_flipped || pd.flipped;
+        if (any_flipped) must(loader_.bump_policy_epoch());
         must(txn->commit());
     } catch (...) {
         unflip();
@@ -353,6 +362,7 @@ json PersonaManager::remove(const std::string& name, bool force) {
     if (bpf_map_delete_elem(loader_.policies_fd(), &key) != 0 && errno != ENOENT)
         throw ApiError(
             500, "clear pbpf_policies[" + std::to_string(rec->id) + "]: " + std::strerror(errno));
+    must(loader_.bump_policy_epoch());
     must(zero_counters(rec->id));
     must(txn->commit());
     spdlog::info("removed persona '{}' (id {}){}", name, rec->id,
@@ -430,7 +440,7 @@ Result<void> PersonaManager::reconcile() {
         if (to_json(*image).dump() != rec.image_json)
             spdlog::warn("persona '{}': this agent lowers it differently than when it was applied",
                          rec.name);
-        auto trie = build_trie(*image);
+        auto trie = build_trie(*image, loader_.limits().policy_entries);
         if (!trie) {
             spdlog::error("persona '{}' cannot be restored: {}", rec.name, trie.error().what());
             continue;
@@ -453,6 +463,9 @@ Result<void> PersonaManager::reconcile() {
             return sys_error("clear stale pbpf_policies[" + std::to_string(id) + "]");
         (void)zero_counters(id);
         ++cleared;
+    }
+    if (written + cleared > 0) {
+        if (auto e = loader_.bump_policy_epoch(); !e) return e.error();
     }
     spdlog::info("reconciled personas: {} stored, {} written, {} stale slots cleared", recs->size(),
                  written, cleared);

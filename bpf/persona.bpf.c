@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
-/* persona.bpf.c: cgroup_skb ingress/egress enforcement of personas. Per packet: cgroup ->
- * persona (nearest bound ancestor, cached) -> policy trie -> ADDR then PORT lookup ->
- * verdict, counters. Contract: docs/architecture.md; layouts: maps/abi/. */
+/* persona.bpf.c: enforcement of personas, per cgroup (cgroup_skb ingress/egress) and per
+ * interface (tc ingress/egress). Per packet: workload -> persona (cgroup: nearest bound
+ * ancestor, cached; interface: (netns, ifindex)) -> conntrack; a tracked flow costs that
+ * one lookup; a new flow: policy trie, ADDR then PORT lookup -> verdict, a conntrack
+ * entry when it passes, a flow event. Contract: docs/architecture.md; layouts: maps/abi/. */
 
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -14,6 +16,8 @@
 #include "maps/abi/counters.h"
 #include "maps/abi/settings.h"
 #include "maps/abi/forward.h"
+#include "maps/abi/conntrack.h"
+#include "maps/abi/events.h"
 
 /* vmlinux.h carries types, not the uapi macros. */
 #define ETH_P_IP 0x0800
@@ -29,11 +33,24 @@
 #define IPPROTO_ICMPV6_ 58
 #define IPPROTO_DSTOPTS_ 60
 
+#define ETH_HLEN_ 14
+
+#define TCP_FIN_ 0x01
+#define TCP_SYN_ 0x02
+#define TCP_RST_ 0x04
+#define TCP_ACK_ 0x10
+
+/* tc return codes. */
+#define TC_ACT_OK_ 0
+#define TC_ACT_SHOT_ 2
+
+#define NSEC_PER_SEC 1000000000ULL
+
 /* Extension headers walked before giving up (and failing closed). Real traffic carries
  * one or two; the bound keeps the verifier's work small. */
 #define PBPF_MAX_IPV6_EXT_HEADERS 6
 
-/* cgroup_skb return codes. */
+/* Verdicts of evaluate(); also the cgroup_skb return codes. */
 #define PBPF_DROP 0
 #define PBPF_PASS 1
 
@@ -78,6 +95,36 @@ struct {
 	__type(key, __u64);
 	__type(value, struct pbpf_binding);
 } pbpf_bindings SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, PBPF_MAX_IF_BINDINGS);
+	__type(key, struct pbpf_if_key);
+	__type(value, struct pbpf_binding);
+} pbpf_if_bindings SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, PBPF_CT_ENTRIES);
+	__type(key, struct pbpf_ct_key);
+	__type(value, struct pbpf_ct_value);
+} pbpf_conntrack SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, PBPF_EVENT_RING_BYTES);
+} pbpf_events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct pbpf_event_state);
+} pbpf_event_state SEC(".maps");
+
+/* The ring buffer carries raw bytes; anchor the event struct in the BTF for the layout
+ * test. */
+static const volatile struct pbpf_flow_event pbpf_btf_anchor_event __attribute__((used));
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -204,9 +251,21 @@ enum parse_result {
 	PARSE_MALFORMED, /* truncated or inconsistent headers */
 };
 
-struct l4_info {
-	__u8 proto;  /* enum pbpf_proto bucket */
-	__u16 port;  /* destination port, host order; 0 without ports */
+/* A packet's headers as the verdict needs them. Addresses and ports as on the wire. */
+struct pkt {
+	__u8 family;         /* enum pbpf_family */
+	__u8 ipproto;        /* IP protocol number (after IPv6 extension headers) */
+	__u8 bucket;         /* enum pbpf_proto of the port table */
+	__u8 tcp_flags;
+	__u8 icmp_type;
+	__u8 icmp_code;
+	__u8 later_fragment; /* no L4 header in this packet */
+	__u8 pad0;
+	__be16 sport;        /* TCP/UDP ports; ICMP echo: the identifier in both */
+	__be16 dport;
+	__u32 l4_off;        /* offset of the L4 header from the start of the data */
+	__u8 saddr[16];
+	__u8 daddr[16];
 };
 
 /* Bucket of an IP protocol number. ICMP belongs to IPv4 and ICMPv6 to IPv6 only: the
@@ -227,46 +286,88 @@ static __always_inline __u8 proto_bucket(__u8 family, __u8 ipproto)
 	}
 }
 
-/* Reads the destination port of a TCP/UDP header at l4_off. A fragment that is not the
+static __always_inline int is_icmp_echo(const struct pkt *p)
+{
+	if (p->bucket == PBPF_PROTO_ICMP)
+		return p->icmp_type == 8 || p->icmp_type == 0;
+	if (p->bucket == PBPF_PROTO_ICMPV6)
+		return p->icmp_type == 128 || p->icmp_type == 129;
+	return 0;
+}
+
+/* ICMP errors carry the header of the packet they are about. */
+static __always_inline int is_icmp_error(const struct pkt *p)
+{
+	if (p->bucket == PBPF_PROTO_ICMP)
+		return p->icmp_type == 3 || p->icmp_type == 4 || p->icmp_type == 5 ||
+		       p->icmp_type == 11 || p->icmp_type == 12;
+	if (p->bucket == PBPF_PROTO_ICMPV6)
+		return p->icmp_type >= 1 && p->icmp_type <= 4;
+	return 0;
+}
+
+/* Reads what the verdict needs of the L4 header at l4_off. A fragment that is not the
  * first has no L4 header: it keeps its protocol bucket with port 0. Such fragments do not
  * reach cgroup_skb in practice (egress runs before IP fragmentation, ingress after
  * reassembly); only a raw socket building its own fragments produces them. */
-static __always_inline int read_l4(struct __sk_buff *skb, __u32 l4_off, __u8 family,
-				   __u8 ipproto, int later_fragment, struct l4_info *l4)
+static __always_inline int read_l4(struct __sk_buff *skb, struct pkt *p)
 {
-	__be16 ports[2];
+	__u8 hdr[14];
 
-	l4->proto = proto_bucket(family, ipproto);
-	l4->port = 0;
-	if (later_fragment)
+	p->bucket = proto_bucket(p->family, p->ipproto);
+	if (p->later_fragment)
 		return PARSE_OK;
-	if (ipproto != IPPROTO_TCP_ && ipproto != IPPROTO_UDP_)
+	switch (p->ipproto) {
+	case IPPROTO_TCP_:
+		/* Ports, sequence and ack numbers, data offset, flags. */
+		if (bpf_skb_load_bytes(skb, p->l4_off, hdr, 14))
+			return PARSE_MALFORMED;
+		p->tcp_flags = hdr[13];
+		break;
+	case IPPROTO_UDP_:
+		if (bpf_skb_load_bytes(skb, p->l4_off, hdr, 4))
+			return PARSE_MALFORMED;
+		break;
+	case IPPROTO_ICMP_:
+	case IPPROTO_ICMPV6_:
+		if (p->bucket == PBPF_PROTO_OTHER)
+			return PARSE_OK;
+		/* Type, code, checksum, then the echo identifier. */
+		if (bpf_skb_load_bytes(skb, p->l4_off, hdr, 8))
+			return PARSE_MALFORMED;
+		p->icmp_type = hdr[0];
+		p->icmp_code = hdr[1];
+		if (is_icmp_echo(p)) {
+			__builtin_memcpy(&p->sport, &hdr[4], 2);
+			p->dport = p->sport;
+		}
 		return PARSE_OK;
-	if (bpf_skb_load_bytes(skb, l4_off, ports, sizeof(ports)))
-		return PARSE_MALFORMED;
-	l4->port = bpf_ntohs(ports[1]);
+	default:
+		return PARSE_OK;
+	}
+	__builtin_memcpy(&p->sport, &hdr[0], 2);
+	__builtin_memcpy(&p->dport, &hdr[2], 2);
 	return PARSE_OK;
 }
 
-static __always_inline int parse_ipv4(struct __sk_buff *skb, int dir, struct pbpf_policy_key *akey,
-				      struct l4_info *l4)
+static __always_inline int parse_ipv4(struct __sk_buff *skb, __u32 l3, struct pkt *p)
 {
 	struct iphdr ip;
-	__u32 hlen;
 
-	if (bpf_skb_load_bytes(skb, 0, &ip, sizeof(ip)))
+	if (bpf_skb_load_bytes(skb, l3, &ip, sizeof(ip)))
 		return PARSE_MALFORMED;
 	if (ip.version != 4 || ip.ihl < 5)
 		return PARSE_MALFORMED;
-	hlen = ip.ihl * 4;
-	akey->family_or_proto = PBPF_FAMILY_IPV4;
-	__builtin_memcpy(akey->data, dir == PBPF_DIR_EGRESS ? &ip.daddr : &ip.saddr, 4);
-	return read_l4(skb, hlen, PBPF_FAMILY_IPV4, ip.protocol,
-		       (ip.frag_off & bpf_htons(0x1fff)) != 0, l4);
+	p->family = PBPF_FAMILY_IPV4;
+	p->ipproto = ip.protocol;
+	p->later_fragment = (ip.frag_off & bpf_htons(0x1fff)) != 0;
+	p->l4_off = l3 + ip.ihl * 4;
+	__builtin_memcpy(p->saddr, &ip.saddr, 4);
+	__builtin_memcpy(p->daddr, &ip.daddr, 4);
+	return read_l4(skb, p);
 }
 
-static __always_inline int parse_ipv6(struct __sk_buff *skb, int dir, struct pbpf_policy_key *akey,
-				      struct l4_info *l4)
+static __always_inline int parse_ipv6(struct __sk_buff *skb, __u32 l3, struct pkt *p)
 {
 	/* First 8 bytes of the fixed header: version, payload length, next header. */
 	__u8 fixed[8];
@@ -275,17 +376,17 @@ static __always_inline int parse_ipv6(struct __sk_buff *skb, int dir, struct pbp
 	__u8 ext[4];
 	__u32 off = 40;
 	__u8 nexthdr;
-	int later_fragment = 0;
 	int i;
 
-	if (bpf_skb_load_bytes(skb, 0, fixed, sizeof(fixed)))
+	if (bpf_skb_load_bytes(skb, l3, fixed, sizeof(fixed)))
 		return PARSE_MALFORMED;
 	if ((fixed[0] >> 4) != 6)
 		return PARSE_MALFORMED;
-	/* Peer: source at 8, destination at 24; also proves the fixed header is whole. */
-	if (bpf_skb_load_bytes(skb, dir == PBPF_DIR_EGRESS ? 24 : 8, akey->data, 16))
+	/* Source at 8, destination at 24; also proves the fixed header is whole. */
+	if (bpf_skb_load_bytes(skb, l3 + 8, p->saddr, 16) ||
+	    bpf_skb_load_bytes(skb, l3 + 24, p->daddr, 16))
 		return PARSE_MALFORMED;
-	akey->family_or_proto = PBPF_FAMILY_IPV6;
+	p->family = PBPF_FAMILY_IPV6;
 	nexthdr = fixed[6];
 
 	for (i = 0; i < PBPF_MAX_IPV6_EXT_HEADERS; i++) {
@@ -293,28 +394,28 @@ static __always_inline int parse_ipv6(struct __sk_buff *skb, int dir, struct pbp
 		case IPPROTO_HOPOPTS_:
 		case IPPROTO_ROUTING_:
 		case IPPROTO_DSTOPTS_:
-			if (bpf_skb_load_bytes(skb, off, ext, 2))
+			if (bpf_skb_load_bytes(skb, l3 + off, ext, 2))
 				return PARSE_MALFORMED;
 			nexthdr = ext[0];
 			off += ((__u32)ext[1] + 1) * 8;
 			break;
 		case IPPROTO_FRAGMENT_:
-			if (bpf_skb_load_bytes(skb, off, ext, 4))
+			if (bpf_skb_load_bytes(skb, l3 + off, ext, 4))
 				return PARSE_MALFORMED;
 			nexthdr = ext[0];
 			/* Offset in the top 13 bits of bytes 2..3. */
 			if ((((__u16)ext[2] << 8 | ext[3]) & 0xfff8) != 0)
-				later_fragment = 1;
+				p->later_fragment = 1;
 			off += 8;
 			break;
 		case IPPROTO_AH_:
-			if (bpf_skb_load_bytes(skb, off, ext, 2))
+			if (bpf_skb_load_bytes(skb, l3 + off, ext, 2))
 				return PARSE_MALFORMED;
 			nexthdr = ext[0];
 			off += ((__u32)ext[1] + 2) * 4;
 			break;
 		default:
-			return read_l4(skb, off, PBPF_FAMILY_IPV6, nexthdr, later_fragment, l4);
+			goto done;
 		}
 		/* Keeps the offset provably bounded for the verifier and rejects nonsense. */
 		if (off > 0xffff)
@@ -329,103 +430,491 @@ static __always_inline int parse_ipv6(struct __sk_buff *skb, int dir, struct pbp
 	case IPPROTO_AH_:
 		return PARSE_MALFORMED;
 	}
-	return read_l4(skb, off, PBPF_FAMILY_IPV6, nexthdr, later_fragment, l4);
+done:
+	p->ipproto = nexthdr;
+	p->l4_off = l3 + off;
+	return read_l4(skb, p);
 }
 
-/* cgroup_skb data starts at the network header; the family comes from skb->protocol
- * (and must agree with the version nibble, else the packet is malformed). */
-static __always_inline int parse(struct __sk_buff *skb, int dir, struct pbpf_policy_key *akey,
-				 struct l4_info *l4)
+/* l3: offset of the IP header (0 for cgroup_skb, the link header's length for tc). The
+ * family comes from skb->protocol and must agree with the version nibble. */
+static __always_inline int parse(struct __sk_buff *skb, __u32 l3, struct pkt *p)
 {
 	if (skb->protocol == bpf_htons(ETH_P_IP))
-		return parse_ipv4(skb, dir, akey, l4);
+		return parse_ipv4(skb, l3, p);
 	if (skb->protocol == bpf_htons(ETH_P_IPV6))
-		return parse_ipv6(skb, dir, akey, l4);
+		return parse_ipv6(skb, l3, p);
 	return PARSE_NOT_IP;
 }
 
-/* Decisions beyond the contract (docs/architecture.md):
- *  - no persona: counted as allowed under index 0, passed, not parsed;
- *  - not IPv4/IPv6 (cannot reach cgroup_skb of inet sockets): passed, not counted;
- *  - bound persona and a truncated/malformed packet, a missing policy trie, or a trie
- *    lookup miss (an incomplete image): fail closed, dropped and counted as denied. */
-static __always_inline int evaluate(struct __sk_buff *skb, int dir)
+/* The flow a packet belongs to, seen from the workload: local is the source of an egress
+ * packet and the destination of an ingress one. */
+static __always_inline void flow_key(const struct pkt *p, int dir, __u64 workload, __u32 ifindex,
+				     struct pbpf_ct_key *k)
+{
+	__builtin_memset(k, 0, sizeof(*k));
+	k->workload = workload;
+	k->ifindex = ifindex;
+	k->family = p->family;
+	k->proto = p->ipproto;
+	if (dir == PBPF_DIR_EGRESS) {
+		__builtin_memcpy(k->local, p->saddr, 16);
+		__builtin_memcpy(k->remote, p->daddr, 16);
+		k->local_port = p->sport;
+		k->remote_port = p->dport;
+	} else {
+		__builtin_memcpy(k->local, p->daddr, 16);
+		__builtin_memcpy(k->remote, p->saddr, 16);
+		k->local_port = p->dport;
+		k->remote_port = p->sport;
+	}
+	/* An echo's identifier names the flow both ways; the peer side has no port. */
+	if (is_icmp_echo(p))
+		k->remote_port = 0;
+}
+
+/* The flow an ICMP error is about: the embedded header is that of a packet travelling the
+ * other way, so on ingress its source is the workload. Returns 0 when the key is made. */
+static __always_inline int related_key(struct __sk_buff *skb, const struct pkt *p, int dir,
+				       __u64 workload, __u32 ifindex, struct pbpf_ct_key *k)
+{
+	struct pkt inner;
+	__u32 l3 = p->l4_off + 8;
+
+	__builtin_memset(&inner, 0, sizeof(inner));
+	if (p->family == PBPF_FAMILY_IPV4) {
+		struct iphdr ip;
+
+		if (bpf_skb_load_bytes(skb, l3, &ip, sizeof(ip)) || ip.version != 4 || ip.ihl < 5)
+			return -1;
+		inner.family = PBPF_FAMILY_IPV4;
+		inner.ipproto = ip.protocol;
+		inner.l4_off = l3 + ip.ihl * 4;
+		__builtin_memcpy(inner.saddr, &ip.saddr, 4);
+		__builtin_memcpy(inner.daddr, &ip.daddr, 4);
+	} else {
+		__u8 fixed[8];
+
+		if (bpf_skb_load_bytes(skb, l3, fixed, sizeof(fixed)) || (fixed[0] >> 4) != 6)
+			return -1;
+		if (bpf_skb_load_bytes(skb, l3 + 8, inner.saddr, 16) ||
+		    bpf_skb_load_bytes(skb, l3 + 24, inner.daddr, 16))
+			return -1;
+		inner.family = PBPF_FAMILY_IPV6;
+		/* Embedded extension headers are not walked: such an error is not related. */
+		inner.ipproto = fixed[6];
+		inner.l4_off = l3 + 40;
+	}
+	if (read_l4(skb, &inner) != PARSE_OK)
+		return -1;
+	/* Errors are never about errors. */
+	if (is_icmp_error(&inner))
+		return -1;
+	flow_key(&inner, dir == PBPF_DIR_EGRESS ? PBPF_DIR_INGRESS : PBPF_DIR_EGRESS, workload,
+		 ifindex, k);
+	return 0;
+}
+
+/* Nanoseconds a flow lives after its last packet. */
+static __always_inline __u64 ct_timeout(const struct pbpf_ct_key *k, const struct pbpf_ct_value *v)
+{
+	__u64 s;
+
+	switch (k->proto) {
+	case IPPROTO_TCP_:
+		switch (v->state) {
+		case PBPF_CT_NEW:
+			s = PBPF_CT_TCP_SYN_TIMEOUT;
+			break;
+		case PBPF_CT_CLOSING:
+			s = PBPF_CT_TCP_CLOSING_TIMEOUT;
+			break;
+		case PBPF_CT_CLOSED:
+			s = PBPF_CT_TCP_CLOSED_TIMEOUT;
+			break;
+		default:
+			s = PBPF_CT_TCP_ESTABLISHED_TIMEOUT;
+			break;
+		}
+		break;
+	case IPPROTO_UDP_:
+		s = v->state == PBPF_CT_NEW ? PBPF_CT_UDP_TIMEOUT : PBPF_CT_UDP_REPLIED_TIMEOUT;
+		break;
+	case IPPROTO_ICMP_:
+	case IPPROTO_ICMPV6_:
+		s = PBPF_CT_ICMP_TIMEOUT;
+		break;
+	default:
+		s = PBPF_CT_OTHER_TIMEOUT;
+		break;
+	}
+	return s * NSEC_PER_SEC;
+}
+
+/* State of a new flow from its first packet. TCP without a SYN is picked up mid-stream
+ * (the flow predates the agent, or its entry was evicted) as established. */
+static __always_inline __u8 ct_initial_state(const struct pkt *p)
+{
+	if (p->ipproto != IPPROTO_TCP_)
+		return PBPF_CT_NEW;
+	if (p->tcp_flags & TCP_RST_)
+		return PBPF_CT_CLOSED;
+	if ((p->tcp_flags & (TCP_SYN_ | TCP_ACK_)) == TCP_SYN_)
+		return PBPF_CT_NEW;
+	return PBPF_CT_ESTABLISHED;
+}
+
+static __always_inline void ct_advance(struct pbpf_ct_value *v, const struct pkt *p, int dir)
+{
+	if (p->ipproto == IPPROTO_TCP_) {
+		if (p->tcp_flags & TCP_RST_) {
+			v->state = PBPF_CT_CLOSED;
+			return;
+		}
+		if (p->tcp_flags & TCP_FIN_) {
+			v->flags |= dir == PBPF_DIR_EGRESS ? PBPF_CT_F_FIN_LOCAL : PBPF_CT_F_FIN_REMOTE;
+			v->state = (v->flags & (PBPF_CT_F_FIN_LOCAL | PBPF_CT_F_FIN_REMOTE)) ==
+						   (PBPF_CT_F_FIN_LOCAL | PBPF_CT_F_FIN_REMOTE) ?
+					   PBPF_CT_CLOSED :
+					   PBPF_CT_CLOSING;
+			return;
+		}
+	}
+	if (v->state == PBPF_CT_NEW && dir != v->origin)
+		v->state = PBPF_CT_ESTABLISHED;
+}
+
+/* The policy's decision for a flow's first packet: dir is the flow's origin, peer its
+ * remote address, port its destination port (host order). 0 when the trie answered. */
+static __always_inline int policy_decide(void *trie, int dir, __u8 family, const __u8 *peer,
+					 __u8 bucket, __u16 port, struct pbpf_policy_value *out)
 {
 	struct pbpf_policy_key key;
-	struct pbpf_policy_value *addr_val, *port_val;
-	struct l4_info l4;
-	__u64 bytes = skb->len;
-	__u32 persona;
+	struct pbpf_policy_value *v;
 	__u32 class_id;
+
+	__builtin_memset(&key, 0, sizeof(key));
+	key.prefixlen = PBPF_POLICY_HEADER_BITS + (family == PBPF_FAMILY_IPV4 ? 32 : 128);
+	key.kind = PBPF_ENTRY_ADDR;
+	key.dir = dir;
+	key.family_or_proto = family;
+	__builtin_memcpy(key.data, peer, 16);
+	v = bpf_map_lookup_elem(trie, &key);
+	if (!v)
+		return -1;
+	class_id = v->class_id;
+
+	/* Same key buffer, rezeroed so no address byte leaks into it. */
+	__builtin_memset(&key, 0, sizeof(key));
+	key.prefixlen = PBPF_POLICY_HEADER_BITS + PBPF_POLICY_CLASS_BITS + 16;
+	key.kind = PBPF_ENTRY_PORT;
+	key.family_or_proto = bucket;
+	key.data[0] = class_id >> 24;
+	key.data[1] = class_id >> 16;
+	key.data[2] = class_id >> 8;
+	key.data[3] = class_id;
+	key.data[4] = port >> 8;
+	key.data[5] = port;
+	v = bpf_map_lookup_elem(trie, &key);
+	if (!v)
+		return -1;
+	*out = *v;
+	return 0;
+}
+
+/* Destination port of a flow's first packet, host order; 0 without ports. */
+static __always_inline __u16 flow_port(const struct pbpf_ct_key *k, __u8 bucket, int origin)
+{
+	if (bucket != PBPF_PROTO_TCP && bucket != PBPF_PROTO_UDP)
+		return 0;
+	return bpf_ntohs(origin == PBPF_DIR_EGRESS ? k->remote_port : k->local_port);
+}
+
+/* Who the packet belongs to, for counters, conntrack and events. */
+struct workload {
+	__u64 id;        /* cgroup id, or netns cookie of an interface */
+	__u32 ifindex;   /* 0: cgroup-bound */
+	__u32 persona;
+	__u32 l3;        /* offset of the IP header */
+	__u8 audit_mode; /* set once the persona's policy says so (event flag) */
+};
+
+/* Token bucket per CPU: refill by elapsed time, spend one token per event. */
+static __always_inline int event_budget(struct pbpf_event_state *st, __u64 now)
+{
+	struct pbpf_globals *g;
+	__u32 zero = 0;
+	__u64 rate, burst, elapsed, add;
+
+	g = bpf_map_lookup_elem(&pbpf_globals, &zero);
+	if (!g || g->event_rate == 0)
+		return 0;
+	rate = g->event_rate;
+	burst = g->event_burst + 1;
+	elapsed = now - st->last_ns;
+	if (elapsed >= 10 * NSEC_PER_SEC || st->last_ns == 0) {
+		st->tokens = burst;
+		st->last_ns = now;
+	} else {
+		add = elapsed * rate / NSEC_PER_SEC;
+		if (add > 0) {
+			st->tokens = st->tokens + add > burst ? burst : st->tokens + add;
+			st->last_ns = now;
+		}
+	}
+	if (st->tokens == 0) {
+		st->rate_limited++;
+		return 0;
+	}
+	st->tokens--;
+	return 1;
+}
+
+static __always_inline void emit(const struct workload *w, const struct pkt *p, int dir,
+				 __u8 verdict, __u8 reason, __u32 rule_id, __u32 len)
+{
+	struct pbpf_event_state *st;
+	struct pbpf_flow_event *e;
+	__u32 zero = 0;
+	__u64 now = bpf_ktime_get_ns();
+
+	st = bpf_map_lookup_elem(&pbpf_event_state, &zero);
+	if (!st || !event_budget(st, now))
+		return;
+	e = bpf_ringbuf_reserve(&pbpf_events, sizeof(*e), 0);
+	if (!e) {
+		st->ring_full++;
+		return;
+	}
+	__builtin_memset(e, 0, sizeof(*e));
+	e->ts_ns = now;
+	e->workload = w->id;
+	e->ifindex = w->ifindex;
+	e->persona_id = w->persona;
+	e->rule_id = rule_id;
+	e->len = len;
+	e->verdict = verdict;
+	e->reason = reason;
+	e->dir = dir;
+	e->family = p->family;
+	e->proto = p->ipproto;
+	e->tcp_flags = p->tcp_flags;
+	if (p->bucket == PBPF_PROTO_ICMP || p->bucket == PBPF_PROTO_ICMPV6) {
+		e->sport = bpf_htons(p->icmp_type);
+		e->dport = bpf_htons(p->icmp_code);
+	} else {
+		e->sport = p->sport;
+		e->dport = p->dport;
+	}
+	__builtin_memcpy(e->saddr, p->saddr, 16);
+	__builtin_memcpy(e->daddr, p->daddr, 16);
+	if (w->ifindex)
+		e->flags |= PBPF_EV_F_INTERFACE;
+	if (w->audit_mode)
+		e->flags |= PBPF_EV_F_AUDIT;
+	st->emitted++;
+	bpf_ringbuf_submit(e, 0);
+}
+
+static __always_inline __u64 policy_epoch(void)
+{
+	struct pbpf_globals *g;
+	__u32 zero = 0;
+
+	g = bpf_map_lookup_elem(&pbpf_globals, &zero);
+	return g ? g->policy_epoch : 0;
+}
+
+/* The verdict of a packet of workload w (w->persona != 0).
+ * Decisions beyond the contract (docs/architecture.md):
+ *  - not IPv4/IPv6 (cannot reach cgroup_skb of inet sockets): passed, not counted;
+ *  - a truncated/malformed packet, a missing policy trie, or a trie lookup miss (an
+ *    incomplete image): fail closed, dropped and counted as denied;
+ *  - a tracked flow passes with its cached verdict while persona and policy epoch are
+ *    those it was decided under; else it is decided again as if new (from its origin's
+ *    side) and dropped, its entry removed, if the new rules deny it. */
+static __always_inline int evaluate(struct __sk_buff *skb, int dir, struct workload *w)
+{
+	struct pbpf_ct_key key;
+	struct pbpf_ct_value *ct, fresh;
+	struct pbpf_policy_value pv;
+	struct pkt p;
+	__u64 bytes = skb->len;
+	__u64 now, epoch;
+	__u8 reason = PBPF_REASON_MALFORMED;
 	void *trie;
 	int rc;
 
-	persona = resolve_persona(skb);
-	if (persona == 0) {
-		count(0, dir, COUNT_ALLOWED, bytes);
-		return PBPF_PASS;
-	}
-
-	__builtin_memset(&key, 0, sizeof(key));
-	__builtin_memset(&l4, 0, sizeof(l4));
-	rc = parse(skb, dir, &key, &l4);
+	__builtin_memset(&p, 0, sizeof(p));
+	rc = parse(skb, w->l3, &p);
 	if (rc == PARSE_NOT_IP)
 		return PBPF_PASS;
 	if (rc != PARSE_OK)
 		goto deny;
 
-	trie = bpf_map_lookup_elem(&pbpf_policies, &persona);
-	if (!trie)
-		goto deny;
-
-	/* ADDR: family and peer address were filled by parse. */
-	key.prefixlen = PBPF_POLICY_HEADER_BITS +
-			(key.family_or_proto == PBPF_FAMILY_IPV4 ? 32 : 128);
-	key.kind = PBPF_ENTRY_ADDR;
-	key.dir = dir;
-	addr_val = bpf_map_lookup_elem(trie, &key);
-	if (!addr_val)
-		goto deny;
-	class_id = addr_val->class_id;
-
-	/* PORT: same key buffer, rezeroed so no address byte leaks into it. */
-	__builtin_memset(&key, 0, sizeof(key));
-	key.prefixlen = PBPF_POLICY_HEADER_BITS + PBPF_POLICY_CLASS_BITS + 16;
-	key.kind = PBPF_ENTRY_PORT;
-	key.family_or_proto = l4.proto;
-	key.data[0] = class_id >> 24;
-	key.data[1] = class_id >> 16;
-	key.data[2] = class_id >> 8;
-	key.data[3] = class_id;
-	key.data[4] = l4.port >> 8;
-	key.data[5] = l4.port;
-	port_val = bpf_map_lookup_elem(trie, &key);
-	if (!port_val)
-		goto deny;
-
-	if (port_val->verdict == PBPF_VERDICT_ALLOW) {
-		count(persona, dir, COUNT_ALLOWED, bytes);
+	flow_key(&p, dir, w->id, w->ifindex, &key);
+	now = bpf_ktime_get_ns();
+	epoch = policy_epoch();
+	ct = bpf_map_lookup_elem(&pbpf_conntrack, &key);
+	if (ct && now - ct->last_seen_ns <= ct_timeout(&key, ct) &&
+	    !(ct->state == PBPF_CT_CLOSED && (p.tcp_flags & (TCP_SYN_ | TCP_ACK_)) == TCP_SYN_)) {
+		if (ct->persona_id != w->persona || ct->policy_epoch != epoch) {
+			/* Decided under other rules: decide again from the origin's side. */
+			trie = bpf_map_lookup_elem(&pbpf_policies, &w->persona);
+			if (!trie ||
+			    policy_decide(trie, ct->origin, key.family, key.remote, p.bucket,
+					  flow_port(&key, p.bucket, ct->origin), &pv)) {
+				bpf_map_delete_elem(&pbpf_conntrack, &key);
+				reason = PBPF_REASON_NO_POLICY;
+				goto deny;
+			}
+			w->audit_mode = (pv.flags & PBPF_POLICY_F_AUDIT) != 0;
+			if (pv.verdict != PBPF_VERDICT_ALLOW && !w->audit_mode) {
+				bpf_map_delete_elem(&pbpf_conntrack, &key);
+				count(w->persona, dir, COUNT_DENIED, bytes);
+				emit(w, &p, dir, PBPF_EV_DROPPED, PBPF_REASON_REEVALUATED, pv.rule_id,
+				     skb->len);
+				return PBPF_DROP;
+			}
+			ct->persona_id = w->persona;
+			ct->policy_epoch = epoch;
+			ct->rule_id = pv.rule_id;
+			if (pv.verdict == PBPF_VERDICT_ALLOW)
+				ct->flags &= ~PBPF_CT_F_AUDIT;
+			else
+				ct->flags |= PBPF_CT_F_AUDIT;
+		}
+		ct_advance(ct, &p, dir);
+		ct->last_seen_ns = now;
+		ct->packets[dir & 1]++;
+		ct->bytes[dir & 1] += bytes;
+		count(w->persona, dir, (ct->flags & PBPF_CT_F_AUDIT) ? COUNT_AUDITED : COUNT_ALLOWED,
+		      bytes);
 		return PBPF_PASS;
 	}
-	if (port_val->verdict == PBPF_VERDICT_DENY && (port_val->flags & PBPF_POLICY_F_AUDIT)) {
-		count(persona, dir, COUNT_AUDITED, bytes);
-		return PBPF_PASS;
+
+	/* An ICMP error about a tracked flow is part of it. */
+	if (is_icmp_error(&p)) {
+		struct pbpf_ct_key rkey;
+		struct pbpf_ct_value *rel;
+
+		if (related_key(skb, &p, dir, w->id, w->ifindex, &rkey) == 0) {
+			rel = bpf_map_lookup_elem(&pbpf_conntrack, &rkey);
+			if (rel && rel->persona_id == w->persona && rel->policy_epoch == epoch &&
+			    now - rel->last_seen_ns <= ct_timeout(&rkey, rel)) {
+				count(w->persona, dir, COUNT_ALLOWED, bytes);
+				emit(w, &p, dir, PBPF_EV_ALLOWED, PBPF_REASON_RELATED, rel->rule_id,
+				     skb->len);
+				return PBPF_PASS;
+			}
+		}
 	}
+
+	trie = bpf_map_lookup_elem(&pbpf_policies, &w->persona);
+	if (!trie || policy_decide(trie, dir, key.family, key.remote, p.bucket,
+				   flow_port(&key, p.bucket, dir), &pv)) {
+		reason = PBPF_REASON_NO_POLICY;
+		goto deny;
+	}
+	w->audit_mode = (pv.flags & PBPF_POLICY_F_AUDIT) != 0;
+	reason = pv.rule_id ? PBPF_REASON_RULE : PBPF_REASON_DEFAULT;
+	if (pv.verdict != PBPF_VERDICT_ALLOW && !w->audit_mode) {
+		count(w->persona, dir, COUNT_DENIED, bytes);
+		emit(w, &p, dir, PBPF_EV_DROPPED, reason, pv.rule_id, skb->len);
+		return PBPF_DROP;
+	}
+
+	__builtin_memset(&fresh, 0, sizeof(fresh));
+	fresh.created_ns = now;
+	fresh.last_seen_ns = now;
+	fresh.policy_epoch = epoch;
+	fresh.packets[dir & 1] = 1;
+	fresh.bytes[dir & 1] = bytes;
+	fresh.persona_id = w->persona;
+	fresh.rule_id = pv.rule_id;
+	fresh.origin = dir;
+	fresh.state = ct_initial_state(&p);
+	if (pv.verdict != PBPF_VERDICT_ALLOW)
+		fresh.flags |= PBPF_CT_F_AUDIT;
+	/* A full LRU evicts its oldest flow; a failed insert only costs the next packet
+	 * another policy lookup. */
+	bpf_map_update_elem(&pbpf_conntrack, &key, &fresh, BPF_ANY);
+
+	if (pv.verdict == PBPF_VERDICT_ALLOW) {
+		count(w->persona, dir, COUNT_ALLOWED, bytes);
+		emit(w, &p, dir, PBPF_EV_ALLOWED, reason, pv.rule_id, skb->len);
+	} else {
+		count(w->persona, dir, COUNT_AUDITED, bytes);
+		emit(w, &p, dir, PBPF_EV_AUDIT, reason, pv.rule_id, skb->len);
+	}
+	return PBPF_PASS;
+
 deny:
-	count(persona, dir, COUNT_DENIED, bytes);
+	count(w->persona, dir, COUNT_DENIED, bytes);
+	emit(w, &p, dir, PBPF_EV_DROPPED, reason, 0, skb->len);
 	return PBPF_DROP;
+}
+
+static __always_inline int cgroup_evaluate(struct __sk_buff *skb, int dir)
+{
+	struct workload w;
+
+	__builtin_memset(&w, 0, sizeof(w));
+	w.persona = resolve_persona(skb);
+	if (w.persona == 0) {
+		count(0, dir, COUNT_ALLOWED, skb->len);
+		return PBPF_PASS;
+	}
+	w.id = bpf_skb_cgroup_id(skb);
+	return evaluate(skb, dir, &w);
+}
+
+/* An interface-bound workload: the host's side of its veth or tap. What the workload
+ * sends arrives at the interface's tc ingress (the workload's egress) and what it
+ * receives leaves through tc egress. Unbound interfaces pass (the agent attaches only
+ * to bound ones). */
+static __always_inline int tc_evaluate(struct __sk_buff *skb, int dir)
+{
+	struct pbpf_if_key ik;
+	struct pbpf_binding *b;
+	struct workload w;
+
+	__builtin_memset(&ik, 0, sizeof(ik));
+	ik.netns_cookie = bpf_get_netns_cookie(skb);
+	ik.ifindex = skb->ifindex;
+	b = bpf_map_lookup_elem(&pbpf_if_bindings, &ik);
+	if (!b || b->persona_id == 0)
+		return TC_ACT_OK_;
+	__builtin_memset(&w, 0, sizeof(w));
+	w.persona = b->persona_id;
+	w.id = ik.netns_cookie;
+	w.ifindex = ik.ifindex;
+	w.l3 = (b->flags & PBPF_BINDING_F_L3) ? 0 : ETH_HLEN_;
+	return evaluate(skb, dir, &w) == PBPF_PASS ? TC_ACT_OK_ : TC_ACT_SHOT_;
 }
 
 SEC("cgroup_skb/ingress")
 int pbpf_cgroup_ingress(struct __sk_buff *skb)
 {
-	return evaluate(skb, PBPF_DIR_INGRESS);
+	return cgroup_evaluate(skb, PBPF_DIR_INGRESS);
 }
 
 SEC("cgroup_skb/egress")
 int pbpf_cgroup_egress(struct __sk_buff *skb)
 {
-	return evaluate(skb, PBPF_DIR_EGRESS);
+	return cgroup_evaluate(skb, PBPF_DIR_EGRESS);
+}
+
+SEC("tc")
+int pbpf_tc_ingress(struct __sk_buff *skb)
+{
+	return tc_evaluate(skb, PBPF_DIR_EGRESS);
+}
+
+SEC("tc")
+int pbpf_tc_egress(struct __sk_buff *skb)
+{
+	return tc_evaluate(skb, PBPF_DIR_INGRESS);
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

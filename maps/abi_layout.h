@@ -7,7 +7,9 @@
 #include <type_traits>
 
 #include "maps/abi/binding.h"
+#include "maps/abi/conntrack.h"
 #include "maps/abi/counters.h"
+#include "maps/abi/events.h"
 #include "maps/abi/forward.h"
 #include "maps/abi/limits.h"
 #include "maps/abi/policy.h"
@@ -37,10 +39,40 @@ static_assert(offsetof(pbpf_resolved, persona_id) == 0);
 static_assert(offsetof(pbpf_resolved, pad0) == 4);
 static_assert(offsetof(pbpf_resolved, epoch) == 8);
 
-static_assert(sizeof(pbpf_globals) == 16);
+static_assert(sizeof(pbpf_globals) == 32);
 static_assert(offsetof(pbpf_globals, binding_epoch) == 0);
-static_assert(offsetof(pbpf_globals, schema_version) == 8);
+static_assert(offsetof(pbpf_globals, schema_version) == 8);  // fixed in every layout
 static_assert(offsetof(pbpf_globals, pad0) == 12);
+static_assert(offsetof(pbpf_globals, policy_epoch) == 16);
+static_assert(offsetof(pbpf_globals, event_rate) == 24);
+static_assert(offsetof(pbpf_globals, event_burst) == 28);
+
+static_assert(sizeof(pbpf_if_key) == 16);
+static_assert(offsetof(pbpf_if_key, ifindex) == 8);
+
+static_assert(sizeof(pbpf_ct_key) == 56);
+static_assert(offsetof(pbpf_ct_key, ifindex) == 8);
+static_assert(offsetof(pbpf_ct_key, family) == 12);
+static_assert(offsetof(pbpf_ct_key, proto) == 13);
+static_assert(offsetof(pbpf_ct_key, local_port) == 14);
+static_assert(offsetof(pbpf_ct_key, remote_port) == 16);
+static_assert(offsetof(pbpf_ct_key, local) == 24);
+static_assert(offsetof(pbpf_ct_key, remote) == 40);
+
+static_assert(sizeof(pbpf_ct_value) == 72);
+static_assert(offsetof(pbpf_ct_value, packets) == 24);
+static_assert(offsetof(pbpf_ct_value, bytes) == 40);
+static_assert(offsetof(pbpf_ct_value, persona_id) == 56);
+static_assert(offsetof(pbpf_ct_value, origin) == 64);
+
+static_assert(sizeof(pbpf_flow_event) == 80);
+static_assert(offsetof(pbpf_flow_event, verdict) == 32);
+static_assert(offsetof(pbpf_flow_event, sport) == 38);
+static_assert(offsetof(pbpf_flow_event, flags) == 42);
+static_assert(offsetof(pbpf_flow_event, saddr) == 48);
+static_assert(offsetof(pbpf_flow_event, daddr) == 64);
+
+static_assert(sizeof(pbpf_event_state) == 40);
 
 static_assert(sizeof(pbpf_dir_counters) == 48);
 static_assert(offsetof(pbpf_dir_counters, allowed_packets) == 0);

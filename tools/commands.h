@@ -25,6 +25,7 @@ void add_pdl_commands(CLI::App& app, Context& ctx);      // pdl check|fmt|compil
 void add_persona_commands(CLI::App& app, Context& ctx);  // persona apply|ls|show|rm
 void add_binding_commands(CLI::App& app, Context& ctx);  // bind, unbind, bindings ls
 void add_status_commands(CLI::App& app, Context& ctx);   // stats, status
+void add_flow_commands(CLI::App& app, Context& ctx);     // conntrack ls|flush, events
 
 // Shared helpers (commands_common.cpp).
 void print_json(const nlohmann::json& j);          // pretty, keys sorted, trailing newline

@@ -1,11 +1,17 @@
-/* Sizes shared by the BPF programs and the agent. The agent may lower a map's
- * max_entries at load time but never raise it past these. */
+/* Sizes shared by the BPF programs and the agent: the defaults of the maps' max_entries,
+ * which the agent sets from its [limits] config when it creates the maps. */
 #pragma once
 
 /* Persona ids index arrays: 0 means "no persona", usable ids are 1..MAX-1. */
 #define PBPF_MAX_PERSONAS 4096
 /* cgroup id -> persona bindings. */
 #define PBPF_MAX_BINDINGS 65536
+/* (netns, ifindex) -> persona bindings. */
+#define PBPF_MAX_IF_BINDINGS 4096
+/* Tracked flows (LRU). */
+#define PBPF_CT_ENTRIES 262144
+/* Ring buffer of flow events, bytes (a power of two, page multiple). */
+#define PBPF_EVENT_RING_BYTES (1024 * 1024)
 /* Entries (address + port) in one persona version's policy trie. Tries are not
  * preallocated, so this is a cap, not memory reserved. */
 #define PBPF_MAX_POLICY_ENTRIES 262144
@@ -22,4 +28,4 @@
 #define PBPF_COUNTRY_BITS (26 * 26)
 #define PBPF_COUNTRY_WORDS ((PBPF_COUNTRY_BITS + 63) / 64)
 /* Layout version of every pinned map; bump on any change to a struct below. */
-#define PBPF_MAP_SCHEMA_VERSION 1
+#define PBPF_MAP_SCHEMA_VERSION 2

@@ -13,7 +13,9 @@
 #include <vector>
 
 #include "maps/abi/binding.h"
+#include "maps/abi/conntrack.h"
 #include "maps/abi/counters.h"
+#include "maps/abi/events.h"
 #include "maps/abi/forward.h"
 #include "maps/abi/policy.h"
 #include "maps/abi/settings.h"
@@ -56,7 +58,44 @@ std::vector<Layout> cxx_layouts() {
         {"pbpf_globals",
          sizeof(pbpf_globals),
          {PBPF_MEMBER(pbpf_globals, binding_epoch), PBPF_MEMBER(pbpf_globals, schema_version),
-          PBPF_MEMBER(pbpf_globals, pad0)}},
+          PBPF_MEMBER(pbpf_globals, pad0), PBPF_MEMBER(pbpf_globals, policy_epoch),
+          PBPF_MEMBER(pbpf_globals, event_rate), PBPF_MEMBER(pbpf_globals, event_burst)}},
+        {"pbpf_if_key",
+         sizeof(pbpf_if_key),
+         {PBPF_MEMBER(pbpf_if_key, netns_cookie), PBPF_MEMBER(pbpf_if_key, ifindex),
+          PBPF_MEMBER(pbpf_if_key, pad0)}},
+        {"pbpf_ct_key",
+         sizeof(pbpf_ct_key),
+         {PBPF_MEMBER(pbpf_ct_key, workload), PBPF_MEMBER(pbpf_ct_key, ifindex),
+          PBPF_MEMBER(pbpf_ct_key, family), PBPF_MEMBER(pbpf_ct_key, proto),
+          PBPF_MEMBER(pbpf_ct_key, local_port), PBPF_MEMBER(pbpf_ct_key, remote_port),
+          PBPF_MEMBER(pbpf_ct_key, pad0), PBPF_MEMBER(pbpf_ct_key, pad1),
+          PBPF_MEMBER(pbpf_ct_key, local), PBPF_MEMBER(pbpf_ct_key, remote)}},
+        {"pbpf_ct_value",
+         sizeof(pbpf_ct_value),
+         {PBPF_MEMBER(pbpf_ct_value, created_ns), PBPF_MEMBER(pbpf_ct_value, last_seen_ns),
+          PBPF_MEMBER(pbpf_ct_value, policy_epoch), PBPF_MEMBER(pbpf_ct_value, packets),
+          PBPF_MEMBER(pbpf_ct_value, bytes), PBPF_MEMBER(pbpf_ct_value, persona_id),
+          PBPF_MEMBER(pbpf_ct_value, rule_id), PBPF_MEMBER(pbpf_ct_value, origin),
+          PBPF_MEMBER(pbpf_ct_value, state), PBPF_MEMBER(pbpf_ct_value, flags),
+          PBPF_MEMBER(pbpf_ct_value, pad0), PBPF_MEMBER(pbpf_ct_value, pad1)}},
+        {"pbpf_flow_event",
+         sizeof(pbpf_flow_event),
+         {PBPF_MEMBER(pbpf_flow_event, ts_ns), PBPF_MEMBER(pbpf_flow_event, workload),
+          PBPF_MEMBER(pbpf_flow_event, ifindex), PBPF_MEMBER(pbpf_flow_event, persona_id),
+          PBPF_MEMBER(pbpf_flow_event, rule_id), PBPF_MEMBER(pbpf_flow_event, len),
+          PBPF_MEMBER(pbpf_flow_event, verdict), PBPF_MEMBER(pbpf_flow_event, reason),
+          PBPF_MEMBER(pbpf_flow_event, dir), PBPF_MEMBER(pbpf_flow_event, family),
+          PBPF_MEMBER(pbpf_flow_event, proto), PBPF_MEMBER(pbpf_flow_event, tcp_flags),
+          PBPF_MEMBER(pbpf_flow_event, sport), PBPF_MEMBER(pbpf_flow_event, dport),
+          PBPF_MEMBER(pbpf_flow_event, flags), PBPF_MEMBER(pbpf_flow_event, pad0),
+          PBPF_MEMBER(pbpf_flow_event, pad1), PBPF_MEMBER(pbpf_flow_event, saddr),
+          PBPF_MEMBER(pbpf_flow_event, daddr)}},
+        {"pbpf_event_state",
+         sizeof(pbpf_event_state),
+         {PBPF_MEMBER(pbpf_event_state, tokens), PBPF_MEMBER(pbpf_event_state, last_ns),
+          PBPF_MEMBER(pbpf_event_state, emitted), PBPF_MEMBER(pbpf_event_state, rate_limited),
+          PBPF_MEMBER(pbpf_event_state, ring_full)}},
         {"pbpf_dir_counters",
          sizeof(pbpf_dir_counters),
          {PBPF_MEMBER(pbpf_dir_counters, allowed_packets),

@@ -153,11 +153,16 @@ TEST_F(PolicyFlip, ReplacingTheInnerTrieSwitchesVerdicts) {
     ASSERT_TRUE(write_policy(gen2->get(), deny));
     fd = static_cast<uint32_t>(gen2->get());
     ASSERT_EQ(bpf_map_update_elem(outer, &kFlipped, &fd, BPF_ANY), 0);
+    // The flow passed under generation 1 is tracked: it keeps its verdict until the
+    // policy epoch says the rules changed (the manager bumps it right after the flip).
+    EXPECT_EQ(egress(packet_), kPass);
+    ASSERT_TRUE(bump_policy_epoch(skel_.get()));
     EXPECT_EQ(egress(packet_), kDrop);
 
     // And back: the old generation is intact and usable again.
     fd = static_cast<uint32_t>(gen1->get());
     ASSERT_EQ(bpf_map_update_elem(outer, &kFlipped, &fd, BPF_ANY), 0);
+    ASSERT_TRUE(bump_policy_epoch(skel_.get()));
     EXPECT_EQ(egress(packet_), kPass);
 
     // A smaller trie is accepted (since 5.10 the kernel compares only type, key/value
@@ -167,6 +172,7 @@ TEST_F(PolicyFlip, ReplacingTheInnerTrieSwitchesVerdicts) {
     ASSERT_TRUE(write_policy(small->get(), deny));
     fd = static_cast<uint32_t>(small->get());
     ASSERT_EQ(bpf_map_update_elem(outer, &kFlipped, &fd, BPF_ANY), 0);
+    ASSERT_TRUE(bump_policy_epoch(skel_.get()));
     EXPECT_EQ(egress(packet_), kDrop);
 
     // A map not shaped like the template is refused: nothing enforced changes.

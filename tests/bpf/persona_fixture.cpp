@@ -84,6 +84,18 @@ Result<uint64_t> bump_binding_epoch(const persona* skel) {
     return g.binding_epoch;
 }
 
+Result<uint64_t> bump_policy_epoch(const persona* skel) {
+    uint32_t zero = 0;
+    pbpf_globals g{};
+    if (bpf_map__lookup_elem(skel->maps.pbpf_globals, &zero, sizeof zero, &g, sizeof g, 0) != 0)
+        return sys_error("read pbpf_globals");
+    ++g.policy_epoch;
+    if (bpf_map__update_elem(skel->maps.pbpf_globals, &zero, sizeof zero, &g, sizeof g, BPF_ANY) !=
+        0)
+        return sys_error("write pbpf_globals");
+    return g.policy_epoch;
+}
+
 Result<void> install_policy(const persona* skel, uint32_t persona_id,
                             const std::vector<PolicyEntry>& entries, const std::string& name) {
     auto trie = create_policy_trie();

@@ -37,6 +37,9 @@ Result<void> bind_cgroup(const persona* skel, uint64_t cgroup_id, uint32_t perso
 Result<void> unbind_cgroup(const persona* skel, uint64_t cgroup_id);
 // Increments pbpf_globals.binding_epoch, as the binder does after every binding change.
 Result<uint64_t> bump_binding_epoch(const persona* skel);
+// Increments pbpf_globals.policy_epoch, as the persona manager does after every flip:
+// tracked flows decide again under the persona's current trie.
+Result<uint64_t> bump_policy_epoch(const persona* skel);
 // Fresh trie holding `entries`, then one update of pbpf_policies[persona_id] (the flip).
 Result<void> install_policy(const persona* skel, uint32_t persona_id,
                             const std::vector<PolicyEntry>& entries,

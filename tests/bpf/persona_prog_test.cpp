@@ -286,8 +286,14 @@ std::vector<Row> rows() {
         // (EINVAL), as the stack never hands one to cgroup_skb either.
         {"malformed_tcp_ports_cut", kWeb, E, tcp4(kMe4, "10.2.3.4", 443).truncate(14 + 20 + 3),
          kDrop, C::Denied},
-        {"truncated_after_ports_is_enough", kWeb, E,
-         tcp4(kMe4, "10.2.3.4", 443).truncate(14 + 20 + 4), kPass, C::Allowed},
+        // TCP is read up to its flags (conntrack needs them): a header cut before them
+        // cannot be classified and fails closed; up to the flags is enough.
+        {"malformed_tcp_cut_before_flags", kWeb, E,
+         tcp4(kMe4, "10.2.3.4", 443).truncate(14 + 20 + 13), kDrop, C::Denied},
+        {"truncated_after_tcp_flags_is_enough", kWeb, E,
+         tcp4(kMe4, "10.2.3.4", 443).truncate(14 + 20 + 14), kPass, C::Allowed},
+        {"truncated_after_udp_ports_is_enough", kWeb, E,
+         udp4("10.0.0.53", 53).truncate(14 + 20 + 4), kPass, C::Allowed},
         {"malformed_ipv4_ihl_below_5", kWeb, E,
          tcp4(kMe4, "10.2.3.4", 443).mutate("ihl 4", [](Bytes& b) { b[14] = 0x44; }), kDrop,
          C::Denied},
@@ -344,8 +350,9 @@ std::vector<Row> rows() {
              .tcp(1, 443),
          kDrop, C::Denied},
         // No L4 header needed for ICMP: a bare IPv4 header is classified, not malformed.
-        {"icmp_without_icmp_header_classified", kWeb, E,
-         Packet().ipv4(kMe4, "10.0.0.1").icmp_echo().truncate(14 + 20), kPass, C::Allowed},
+        // ICMP is read up to the echo identifier (8 bytes); without them: fail closed.
+        {"malformed_icmp_without_icmp_header", kWeb, E,
+         Packet().ipv4(kMe4, "10.0.0.1").icmp_echo().truncate(14 + 20), kDrop, C::Denied},
         // Not IP at all (cannot come from an inet socket): passed, not counted.
         {"non_ip_ethertype_passes_uncounted", kWeb, E, Packet().eth().ethertype(0x0806).payload(28),
          kPass, C::None},

@@ -1,0 +1,62 @@
+/* Connection tracking: one entry per flow of a workload, keyed from the workload's side,
+ * so a packet in either direction finds its flow with one lookup (egress: local = source;
+ * ingress: local = destination). The entry caches the verdict of the flow's first packet,
+ * tagged with the persona and the policy epoch it was taken under; a packet that finds
+ * either changed re-evaluates the flow against the persona's current rules. */
+#pragma once
+
+#include "maps/abi/types.h"
+#include "maps/abi/policy.h"
+
+/* Timeouts, seconds since the flow's last packet. A flow past its timeout is treated as
+ * absent by the programs and hidden by the agent; the LRU map reclaims it. */
+#define PBPF_CT_TCP_SYN_TIMEOUT 60        /* SYN seen, no answer yet (half-open) */
+#define PBPF_CT_TCP_ESTABLISHED_TIMEOUT 21600
+#define PBPF_CT_TCP_CLOSING_TIMEOUT 120   /* FIN from one side */
+#define PBPF_CT_TCP_CLOSED_TIMEOUT 10     /* FIN from both sides, or RST */
+#define PBPF_CT_UDP_TIMEOUT 30            /* no reply yet */
+#define PBPF_CT_UDP_REPLIED_TIMEOUT 120
+#define PBPF_CT_ICMP_TIMEOUT 30
+#define PBPF_CT_OTHER_TIMEOUT 60
+
+/* pbpf_ct_key.workload of interface-bound workloads carries the netns cookie; ifindex
+ * is non-zero exactly for them. */
+struct pbpf_ct_key {
+	__u64 workload;     /* cgroup id of the socket, or the interface's netns cookie */
+	__u32 ifindex;      /* 0: cgroup-bound */
+	__u8 family;        /* enum pbpf_family */
+	__u8 proto;         /* IP protocol number */
+	__be16 local_port;  /* TCP/UDP port; ICMP echo: the identifier; else 0 */
+	__be16 remote_port; /* TCP/UDP port; else 0 */
+	__u16 pad0;
+	__u32 pad1;
+	__u8 local[16];     /* workload's address, network order; IPv4 in [0..3] */
+	__u8 remote[16];    /* peer's address */
+};
+
+enum pbpf_ct_state {
+	PBPF_CT_NEW = 1,         /* packets from the originator only (TCP: SYN sent) */
+	PBPF_CT_ESTABLISHED = 2, /* packets seen both ways (TCP: also picked up mid-stream) */
+	PBPF_CT_CLOSING = 3,     /* TCP: FIN from one side */
+	PBPF_CT_CLOSED = 4,      /* TCP: FIN from both sides, or RST */
+};
+
+/* pbpf_ct_value.flags */
+#define PBPF_CT_F_AUDIT       0x1 /* the rules deny the flow; it passes because of audit mode */
+#define PBPF_CT_F_FIN_LOCAL   0x2 /* TCP FIN sent by the workload */
+#define PBPF_CT_F_FIN_REMOTE  0x4 /* TCP FIN sent by the peer */
+
+struct pbpf_ct_value {
+	__u64 created_ns;    /* bpf_ktime_get_ns (CLOCK_MONOTONIC) of the first packet */
+	__u64 last_seen_ns;  /* of the latest packet */
+	__u64 policy_epoch;  /* pbpf_globals.policy_epoch the verdict was taken under */
+	__u64 packets[PBPF_DIR_COUNT]; /* per direction of the workload (not atomic: close) */
+	__u64 bytes[PBPF_DIR_COUNT];
+	__u32 persona_id;    /* persona whose rules took the verdict */
+	__u32 rule_id;       /* the rule that decided; 0: the direction's default */
+	__u8 origin;         /* enum pbpf_direction of the first packet */
+	__u8 state;          /* enum pbpf_ct_state */
+	__u8 flags;          /* PBPF_CT_F_* */
+	__u8 pad0;
+	__u32 pad1;
+};

@@ -1,0 +1,57 @@
+/* Flow events: the kernel reports verdicts on a ring buffer (pbpf_events). Every denied
+ * or audited packet and the first packet of every allowed flow produce one, within a
+ * per-CPU token bucket (pbpf_globals.event_rate/event_burst) so a flood cannot starve the
+ * agent; what the bucket or a full ring suppresses is counted in pbpf_event_state. */
+#pragma once
+
+#include "maps/abi/types.h"
+
+enum pbpf_event_verdict {
+	PBPF_EV_ALLOWED = 1, /* new flow allowed */
+	PBPF_EV_DROPPED = 2,
+	PBPF_EV_AUDIT = 3,   /* denied by the rules, passed because of audit mode */
+};
+
+enum pbpf_event_reason {
+	PBPF_REASON_RULE = 1,        /* rule_id names the rule */
+	PBPF_REASON_DEFAULT = 2,     /* no rule matched: the direction's default */
+	PBPF_REASON_RELATED = 3,     /* ICMP error about a tracked flow */
+	PBPF_REASON_MALFORMED = 4,   /* truncated or inconsistent headers */
+	PBPF_REASON_NO_POLICY = 5,   /* persona bound but its policy incomplete: fail closed */
+	PBPF_REASON_REEVALUATED = 6, /* tracked flow denied by the persona's new rules */
+};
+
+/* pbpf_flow_event.flags */
+#define PBPF_EV_F_INTERFACE 0x1 /* workload is interface-bound (workload = netns cookie) */
+#define PBPF_EV_F_AUDIT     0x2 /* persona in audit mode */
+
+struct pbpf_flow_event {
+	__u64 ts_ns;        /* bpf_ktime_get_ns */
+	__u64 workload;     /* cgroup id, or netns cookie with PBPF_EV_F_INTERFACE */
+	__u32 ifindex;      /* interface-bound: the interface; else 0 */
+	__u32 persona_id;
+	__u32 rule_id;      /* PBPF_REASON_RULE: 1-based rule index */
+	__u32 len;          /* packet length, bytes */
+	__u8 verdict;       /* enum pbpf_event_verdict */
+	__u8 reason;        /* enum pbpf_event_reason */
+	__u8 dir;           /* enum pbpf_direction of the workload */
+	__u8 family;        /* enum pbpf_family */
+	__u8 proto;         /* IP protocol number */
+	__u8 tcp_flags;     /* TCP: flags byte (FIN 0x01, SYN 0x02, RST 0x04, ACK 0x10) */
+	__be16 sport;       /* TCP/UDP ports as on the wire; ICMP: the type here, */
+	__be16 dport;       /* the code here (network order too) */
+	__u8 flags;         /* PBPF_EV_F_* */
+	__u8 pad0;
+	__u32 pad1;
+	__u8 saddr[16];     /* as on the wire; IPv4 in [0..3] */
+	__u8 daddr[16];
+};
+
+/* pbpf_event_state: per-CPU array, key 0. */
+struct pbpf_event_state {
+	__u64 tokens;        /* events the bucket still allows */
+	__u64 last_ns;       /* last refill */
+	__u64 emitted;
+	__u64 rate_limited;  /* suppressed by the bucket */
+	__u64 ring_full;     /* lost because the ring had no room */
+};
