@@ -65,11 +65,12 @@ Result<void> check_socket_free(const std::string& socket_path) {
 }
 
 ApiServer::ApiServer(Store& store, Loader& loader, PersonaManager& personas, Binder& binder,
-                     InstanceInfo info)
+                     IfBinder& if_binder, InstanceInfo info)
     : store_(store),
       loader_(loader),
       personas_(personas),
       binder_(binder),
+      if_binder_(if_binder),
       info_(std::move(info)),
       server_(std::make_unique<httplib::Server>()) {
     routes();
@@ -128,7 +129,15 @@ json ApiServer::status() {
               {"programs_attached", loader_.programs_attached()},
               {"start", info_.adopted ? "adopted" : "fresh"},
               {"uptime_seconds", up.count()}};
+    const Limits& l = loader_.limits();
+    j["limits"] = {{"bindings", l.bindings},
+                   {"interface_bindings", l.interface_bindings},
+                   {"policy_entries", l.policy_entries},
+                   {"conntrack_entries", l.conntrack_entries}};
     if (globals) {
+        j["policy_epoch"] = globals->policy_epoch;
+        j["event_rate"] = globals->event_rate;
+        j["event_burst"] = globals->event_burst;
         j["binding_epoch"] = globals->binding_epoch;
         j["schema_version"] = globals->schema_version;
     }
@@ -270,10 +279,28 @@ void ApiServer::routes() {
     s.Delete(R"(/v1/personas/([^/]+))", wrap([this](const Request& req) {
                  return personas_.remove(req.matches[1].str(), truthy(query(req, "force")));
              }));
-    s.Get("/v1/bindings", wrap([this](const Request&) { return binder_.list(); }));
-    s.Post("/v1/bindings",
-           wrap([this](const Request& req) { return binder_.bind(parse_body(req)); }));
+    // Cgroup bindings first, then interface bindings (the objects with "ifname").
+    s.Get("/v1/bindings", wrap([this](const Request&) {
+              json all = binder_.list();
+              for (auto& b : if_binder_.list()) all.push_back(std::move(b));
+              return all;
+          }));
+    s.Post("/v1/bindings", wrap([this](const Request& req) {
+               json body = parse_body(req);
+               if (body.is_object() && body.contains("ifname")) {
+                   if (body.contains("cgroup") || body.contains("pid"))
+                       throw ApiError(400,
+                                      "binding needs one of \"cgroup\", \"pid\" or "
+                                      "\"ifname\", not several");
+                   return if_binder_.bind(body);
+               }
+               if (body.is_object() && body.contains("netns"))
+                   throw ApiError(400, "\"netns\" goes with \"ifname\" only");
+               return binder_.bind(body);
+           }));
     s.Delete("/v1/bindings", wrap([this](const Request& req) {
+                 if (auto ifname = query(req, "ifname"))
+                     return if_binder_.unbind(*ifname, query(req, "netns").value_or(""));
                  return binder_.unbind(query(req, "cgroup"), query(req, "pid"));
              }));
     s.Get("/v1/stats",

@@ -14,6 +14,7 @@
 #include "agent/binder.h"
 #include "agent/cgroup.h"
 #include "agent/config.h"
+#include "agent/if_binder.h"
 #include "agent/loader.h"
 #include "agent/persona_manager.h"
 #include "agent/store.h"
@@ -45,7 +46,7 @@ Result<void> check_socket_free(const std::string& socket_path);
 class ApiServer {
   public:
     ApiServer(Store& store, Loader& loader, PersonaManager& personas, Binder& binder,
-              InstanceInfo info);
+              IfBinder& if_binder, InstanceInfo info);
     ~ApiServer();
     ApiServer(const ApiServer&) = delete;
     ApiServer& operator=(const ApiServer&) = delete;
@@ -76,6 +77,7 @@ class ApiServer {
     Loader& loader_;
     PersonaManager& personas_;
     Binder& binder_;
+    IfBinder& if_binder_;
     InstanceInfo info_;
     std::unique_ptr<httplib::Server> server_;
     std::mutex mu_;  // serialises every request that touches the store or the maps

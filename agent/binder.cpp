@@ -99,6 +99,16 @@ json Binder::bind(const json& body) {
     if (!id) throw_ref_error(id.error());
 
     auto previous = must(store_.binding(*id));
+    // A new binding must fit the kernel map: refused before anything changes.
+    if (!previous) {
+        const size_t used = must(store_.bindings()).size();
+        const uint32_t limit = loader_.limits().bindings;
+        if (used >= limit)
+            throw ApiError(507, "binding table full: " + std::to_string(used) + " of " +
+                                    std::to_string(limit) +
+                                    " cgroup bindings in use ([limits] bindings in the agent "
+                                    "config; takes effect when the maps are created anew)");
+    }
     BindingRecord b{*id, ref.rel_path, persona, static_cast<int64_t>(std::time(nullptr))};
     auto txn = must(store_.begin());
     must(store_.upsert_binding(b));

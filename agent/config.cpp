@@ -1,13 +1,20 @@
 // Agent configuration from TOML (toml++).
 #include "agent/config.h"
 
+#include <net/if.h>
 #include <sys/stat.h>
 
+#include <algorithm>
+#include <cctype>
 #include <fstream>
+#include <limits>
 #include <sstream>
 
 #include <spdlog/spdlog.h>
 #include <toml++/toml.h>
+
+#include "agent/xdp_prefilter.h"
+#include "maps/abi/xdp.h"
 
 namespace pbpf::agent {
 namespace {
@@ -16,18 +23,110 @@ std::string where(const std::string& origin, const toml::source_region& src) {
     return origin + ":" + std::to_string(src.begin.line) + ":" + std::to_string(src.begin.column);
 }
 
-}  // namespace
+// Parses one table that is strict about its keys ([limits], [events], [xdp]): every key
+// must be known, so a typo ("conntrak_entries") is an error rather than a silent default.
+class StrictTable {
+  public:
+    StrictTable(const std::string& origin, std::string name, std::vector<std::string> keys)
+        : origin_(origin), name_(std::move(name)), keys_(std::move(keys)) {}
 
-Result<Config> parse_config(std::string_view text, const std::string& origin, Config base) {
-    toml::table root;
-    try {
-        root = toml::parse(text, origin);
-    } catch (const toml::parse_error& e) {
-        return Error{EINVAL, where(origin, e.source()) + ": " + std::string(e.description())};
+    // The table under `root`, nullptr when absent; an error when `name` is no table.
+    Result<const toml::table*> find(const toml::table& root) const {
+        const toml::node* node = root.get(name_);
+        if (node == nullptr) return static_cast<const toml::table*>(nullptr);
+        const toml::table* t = node->as_table();
+        if (t == nullptr) return fail(*node, "[" + name_ + "] must be a table");
+        for (auto&& [k, v] : *t) {
+            if (std::find(keys_.begin(), keys_.end(), k.str()) == keys_.end())
+                return Error{EINVAL, where(origin_, k.source()) + ": unknown key '" +
+                                         std::string(k.str()) + "' in [" + name_ +
+                                         "] (valid keys: " + key_list() + ")"};
+        }
+        return t;
     }
-    Config cfg = std::move(base);
+
+    // An integer key in [lo, hi]; `pow2` also requires a power of two.
+    Result<void> uint(const toml::table& t, const char* key, uint32_t lo, uint32_t hi,
+                      uint32_t* dest, bool pow2 = false) const {
+        const toml::node* node = t.get(key);
+        if (node == nullptr) return {};
+        const std::string range = std::to_string(lo) + ".." + std::to_string(hi);
+        const std::string what = pow2 ? "a power of two in " + range : "an integer in " + range;
+        const auto* i = node->as_integer();
+        if (i == nullptr) return fail(*node, label(key) + " must be " + what);
+        int64_t v = i->get();
+        bool ok = v >= lo && v <= hi && (!pow2 || (v & (v - 1)) == 0);
+        if (!ok)
+            return fail(*node,
+                        label(key) + " = " + std::to_string(v) + " is out of range (" + what + ")");
+        *dest = static_cast<uint32_t>(v);
+        return {};
+    }
+
+    // A string key; `allowed`, when given, lists its valid values.
+    Result<void> string(const toml::table& t, const char* key, std::string* dest,
+                        const std::vector<std::string>& allowed = {}) const {
+        const toml::node* node = t.get(key);
+        if (node == nullptr) return {};
+        const std::string choices = quoted_list(allowed);
+        const auto* s = node->as_string();
+        if (s == nullptr)
+            return fail(*node, label(key) + " must be a string" +
+                                   (allowed.empty() ? "" : " (one of " + choices + ")"));
+        if (!allowed.empty() &&
+            std::find(allowed.begin(), allowed.end(), s->get()) == allowed.end())
+            return fail(*node, label(key) + " = \"" + s->get() + "\" is not one of " + choices);
+        *dest = s->get();
+        return {};
+    }
+
+    // An array of strings, each passed to `check` (which may rewrite it); nullptr when
+    // the key is absent.
+    template <typename Check>
+    Result<const toml::array*> strings(const toml::table& t, const char* key,
+                                       std::vector<std::string>* dest, Check check) const {
+        const toml::node* node = t.get(key);
+        if (node == nullptr) return static_cast<const toml::array*>(nullptr);
+        const auto* arr = node->as_array();
+        if (arr == nullptr) return fail(*node, label(key) + " must be an array of strings");
+        std::vector<std::string> out;
+        for (const toml::node& e : *arr) {
+            const auto* s = e.as_string();
+            if (s == nullptr) return fail(e, label(key) + " must be an array of strings");
+            std::string value = s->get();
+            if (std::string why = check(value); !why.empty())
+                return fail(e, label(key) + ": " + why);
+            out.push_back(std::move(value));
+        }
+        *dest = std::move(out);
+        return arr;
+    }
+
+    Error fail(const toml::node& node, const std::string& msg) const {
+        return Error{EINVAL, where(origin_, node.source()) + ": " + msg};
+    }
+    std::string label(const char* key) const { return "[" + name_ + "] " + key; }
+
+  private:
+    std::string key_list() const {
+        std::string out;
+        for (const auto& k : keys_) out += (out.empty() ? "" : ", ") + k;
+        return out;
+    }
+    static std::string quoted_list(const std::vector<std::string>& v) {
+        std::string out;
+        for (const auto& s : v) out += (out.empty() ? "\"" : ", \"") + s + "\"";
+        return out;
+    }
+
+    const std::string& origin_;
+    std::string name_;
+    std::vector<std::string> keys_;
+};
+
+Result<void> parse_agent(const toml::table& root, const std::string& origin, Config& cfg) {
     const toml::node* agent_node = root.get("agent");
-    if (agent_node == nullptr) return cfg;
+    if (agent_node == nullptr) return {};
     const toml::table* agent = agent_node->as_table();
     if (agent == nullptr)
         return Error{EINVAL, where(origin, agent_node->source()) + ": [agent] must be a table"};
@@ -58,6 +157,104 @@ Result<Config> parse_config(std::string_view text, const std::string& origin, Co
                                      " must be a string"};
         *key->dest = s->get();
     }
+    return {};
+}
+
+Result<void> parse_limits(const toml::table& root, const std::string& origin, Limits& l) {
+    StrictTable spec(origin, "limits",
+                     {"bindings", "interface_bindings", "policy_entries", "conntrack_entries"});
+    auto t = spec.find(root);
+    if (!t) return t.error();
+    if (*t == nullptr) return {};
+    if (auto r = spec.uint(**t, "bindings", 1, 1048576, &l.bindings); !r) return r;
+    if (auto r = spec.uint(**t, "interface_bindings", 1, 65536, &l.interface_bindings); !r)
+        return r;
+    if (auto r = spec.uint(**t, "policy_entries", 16, 4194304, &l.policy_entries); !r) return r;
+    return spec.uint(**t, "conntrack_entries", 1024, 16777216, &l.conntrack_entries);
+}
+
+Result<void> parse_events(const toml::table& root, const std::string& origin, EventsConfig& e) {
+    StrictTable spec(origin, "events", {"rate", "burst", "ring_kib", "history"});
+    auto t = spec.find(root);
+    if (!t) return t.error();
+    if (*t == nullptr) return {};
+    if (auto r = spec.uint(**t, "rate", 1, 1000000, &e.rate); !r) return r;
+    if (auto r = spec.uint(**t, "burst", 1, 1000000, &e.burst); !r) return r;
+    if (auto r = spec.uint(**t, "ring_kib", 64, 262144, &e.ring_kib, /*pow2=*/true); !r) return r;
+    return spec.uint(**t, "history", 100, 1000000, &e.history);
+}
+
+// Linux's dev_valid_name(): 1..15 bytes, not "." or "..", no '/', ':' or whitespace.
+std::string check_ifname(const std::string& name) {
+    if (name.empty()) return "interface name must not be empty";
+    if (name.size() >= IFNAMSIZ)
+        return "interface name '" + name + "' is longer than " + std::to_string(IFNAMSIZ - 1) +
+               " bytes";
+    if (name == "." || name == "..") return "'" + name + "' is not an interface name";
+    for (unsigned char c : name)
+        if (c == '/' || c == ':' || std::isspace(c))
+            return "interface name '" + name + "' contains '/', ':' or whitespace";
+    return "";
+}
+
+Result<void> parse_xdp(const toml::table& root, const std::string& origin, XdpConfig& x) {
+    StrictTable spec(origin, "xdp", {"interfaces", "deny", "mode", "max_entries"});
+    auto t = spec.find(root);
+    if (!t) return t.error();
+    if (*t == nullptr) return {};
+    const toml::table& tab = **t;
+
+    std::vector<std::string> seen;
+    auto ifs = spec.strings(tab, "interfaces", &x.interfaces, [&](std::string& name) {
+        if (std::string why = check_ifname(name); !why.empty()) return why;
+        if (std::find(seen.begin(), seen.end(), name) != seen.end())
+            return "interface '" + name + "' is listed twice";
+        seen.push_back(name);
+        return std::string();
+    });
+    if (!ifs) return ifs.error();
+    if (*ifs && x.interfaces.size() > PBPF_XDP_MAX_IFACES - 1)
+        return spec.fail(**ifs, "[xdp] interfaces lists " + std::to_string(x.interfaces.size()) +
+                                    " interfaces; at most " +
+                                    std::to_string(PBPF_XDP_MAX_IFACES - 1) + " are supported");
+
+    // Entries are stored in canonical form; a prefix listed twice is one entry.
+    auto deny = spec.strings(tab, "deny", &x.deny, [](std::string& text) {
+        auto cidr = parse_cidr(text);
+        if (!cidr) return cidr.error().message;
+        text = cidr->text();
+        return std::string();
+    });
+    if (!deny) return deny.error();
+    std::sort(x.deny.begin(), x.deny.end());
+    x.deny.erase(std::unique(x.deny.begin(), x.deny.end()), x.deny.end());
+
+    if (auto r = spec.string(tab, "mode", &x.mode, {"auto", "native", "generic"}); !r) return r;
+    if (auto r = spec.uint(tab, "max_entries", 1, PBPF_XDP_MAX_DENY_ENTRIES, &x.max_entries); !r)
+        return r;
+    if (x.deny.size() > x.max_entries) {
+        const toml::node& at = *deny ? static_cast<const toml::node&>(**deny) : tab;
+        return spec.fail(at,
+                         "[xdp] deny has " + std::to_string(x.deny.size()) +
+                             " entries, more than max_entries = " + std::to_string(x.max_entries));
+    }
+    return {};
+}
+
+}  // namespace
+
+Result<Config> parse_config(std::string_view text, const std::string& origin, Config base) {
+    toml::table root;
+    try {
+        root = toml::parse(text, origin);
+    } catch (const toml::parse_error& e) {
+        return Error{EINVAL, where(origin, e.source()) + ": " + std::string(e.description())};
+    }
+    Config cfg = std::move(base);
+    if (auto r = parse_agent(root, origin, cfg); !r) return r.error();
+    if (auto r = parse_limits(root, origin, cfg.limits); !r) return r.error();
+    if (auto r = parse_events(root, origin, cfg.events); !r) return r.error();
+    if (auto r = parse_xdp(root, origin, cfg.xdp); !r) return r.error();
     return cfg;
 }
 

@@ -124,7 +124,7 @@ Result<void> for_each_flow(int fd, Fn fn) {
 }
 
 std::string workload_text(uint64_t workload, uint32_t ifindex, Names& names) {
-    if (ifindex != 0) return "if:" + std::to_string(ifindex);
+    if (ifindex != 0) return names.interface(workload, ifindex);
     return names.cgroup(workload);
 }
 
@@ -146,6 +146,16 @@ void Names::refresh() {
     if (auto binds = store_.bindings()) {
         for (const auto& b : *binds) cgroups_[b.cgroup_id] = b.cgroup_path;
     }
+    if (auto binds = store_.if_bindings()) {
+        for (const auto& b : *binds)
+            interfaces_[{b.netns_cookie, b.ifindex}] =
+                "if:" + b.ifname + (b.netns.empty() ? "" : "@" + b.netns);
+    }
+}
+
+std::string Names::interface(uint64_t netns_cookie, uint32_t ifindex) const {
+    auto it = interfaces_.find({netns_cookie, ifindex});
+    return it == interfaces_.end() ? "if:" + std::to_string(ifindex) : it->second;
 }
 
 std::string Names::persona(uint32_t id) const {

@@ -36,12 +36,15 @@ class Names {
     std::optional<uint32_t> persona_id(const std::string& name) const;
     // "/demo/web" for a cgroup of the managed subtree, "cgroup:<id>" if it is gone.
     std::string cgroup(uint64_t id);
+    // "if:veth1" or "if:tap0@vmns" for a bound interface, "if:<ifindex>" otherwise.
+    std::string interface(uint64_t netns_cookie, uint32_t ifindex) const;
 
   private:
     Store& store_;
     const CgroupTree& tree_;
     std::map<uint32_t, std::string> personas_;
     std::map<uint64_t, std::string> cgroups_;
+    std::map<std::pair<uint64_t, uint32_t>, std::string> interfaces_;
 };
 
 // One conntrack entry, decoded; see maps/abi/conntrack.h.

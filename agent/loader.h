@@ -86,6 +86,9 @@ class Loader {
     int if_bindings_fd() const;
     int events_fd() const;
     int event_state_fd() const;
+    // The tc programs for interface-bound workloads (attached per interface by IfBinder).
+    int tc_ingress_prog_fd() const;
+    int tc_egress_prog_fd() const;
 
     // The limits in force: the config's for maps created by this start, the pinned maps'
     // own sizes for adopted ones.

@@ -24,6 +24,7 @@
 #include "agent/loader.h"
 #include "agent/persona_manager.h"
 #include "agent/store.h"
+#include "agent/xdp_prefilter.h"
 
 using namespace pbpf;
 using namespace pbpf::agent;
@@ -68,6 +69,7 @@ int run_uninstall(const Config& cfg, bool purge) {
         if (auto r = prepare_pin_dir(cfg.bpffs_root); !r) return fail(r.error());
         auto lock = InstanceLock::acquire(cfg.bpffs_root, cfg.state_dir);
         if (!lock) return fail(lock.error());
+        if (auto r = uninstall_xdp(cfg.bpffs_root); !r) return fail(r.error());
         if (auto r = uninstall(cfg.bpffs_root); !r) return fail(r.error());
         spdlog::info("uninstalled {}", cfg.bpffs_root);
     }
@@ -165,6 +167,9 @@ int main(int argc, char** argv) {
     }
     auto loader = Loader::start(lopts);
     if (!loader) return fail(loader.error());
+    // Host-wide deny list on the uplinks ([xdp]); pinned under <bpffs_root>/xdp/.
+    auto xdp = XdpPrefilter::start(cfg.bpffs_root, cfg.xdp);
+    if (!xdp) return fail(xdp.error());
     for (auto [k, v] : {std::pair<const char*, std::string>{"cgroup_root", tree->root().rel_path},
                         {"cgroup_root_id", std::to_string(*root_id)},
                         {"bpffs_root", cfg.bpffs_root}}) {
@@ -175,6 +180,8 @@ int main(int argc, char** argv) {
     Binder binder(**store, **loader, *tree);
     if (auto r = personas.reconcile(); !r) return fail(r.error());
     if (auto r = binder.reconcile(); !r) return fail(r.error());
+    IfBinder if_binder(**store, **loader);
+    if (auto r = if_binder.reconcile(); !r) return fail(r.error());
 
     // Signals are taken synchronously by this thread; every other thread blocks them.
     sigset_t sigs;
@@ -190,7 +197,8 @@ int main(int argc, char** argv) {
     info.cgroup_root = tree->root();
     info.cgroup_root_id = *root_id;
     info.adopted = (*loader)->adopted();
-    ApiServer server(**store, **loader, personas, binder, info);
+    ApiServer server(**store, **loader, personas, binder, if_binder, info);
+    (*xdp)->add_routes(server);
     Names names(**store, *tree);
     ConntrackTable conntrack(**loader, names);
     EventStream events(**loader, cfg.events.history);

@@ -14,6 +14,7 @@
 #include <spdlog/spdlog.h>
 
 #include "agent/api_error.h"
+#include "agent/if_binder.h"
 #include "maps/abi/limits.h"
 #include "maps/policy_trie.h"
 #include "pdl-compiler/compiler.h"
@@ -185,6 +186,10 @@ json PersonaManager::apply(const CompiledFile& file) {
         if (!seen.insert(p.name).second)
             throw ApiError(400, "persona '" + p.name + "' defined twice in " + filename);
         const PersonaImage& image = file.images[i];
+        // The cheap refusal first: no serialising of an image that cannot be enforced.
+        if (auto fits = check_policy_fits(image, loader_.limits().policy_entries); !fits)
+            throw ApiError(422,
+                           fits.error().message + " ([limits] policy_entries in the agent config)");
         std::string image_json = to_json(image).dump();
         auto old = must(store_.persona(p.name));
 
@@ -333,19 +338,28 @@ json PersonaManager::remove(const std::string& name, bool force) {
     auto rec = must(store_.persona(name));
     if (!rec) throw ApiError(404, "no persona '" + name + "'");
     auto binds = must(store_.bindings_of(name));
-    if (!binds.empty() && !force) {
+    auto if_binds = must(store_.if_bindings_of(name));
+    const size_t bound = binds.size() + if_binds.size();
+    if (bound > 0 && !force) {
+        std::vector<std::string> names;
+        for (const auto& b : binds) names.push_back(b.cgroup_path);
+        for (const auto& b : if_binds)
+            names.push_back(b.netns.empty() ? b.ifname : b.ifname + "@" + b.netns);
         std::string list;
-        for (size_t i = 0; i < binds.size() && i < 3; ++i)
-            list += (i ? ", " : "") + binds[i].cgroup_path;
-        if (binds.size() > 3) list += ", ...";
+        for (size_t i = 0; i < names.size() && i < 3; ++i) list += (i ? ", " : "") + names[i];
+        if (names.size() > 3) list += ", ...";
         throw ApiError(409,
-                       "persona '" + name + "' is bound to " + std::to_string(binds.size()) +
-                           (binds.size() == 1 ? " workload (" : " workloads (") + list +
+                       "persona '" + name + "' is bound to " + std::to_string(bound) +
+                           (bound == 1 ? " workload (" : " workloads (") + list +
                            "); unbind them or use --force",
-                       {{"bindings", binds.size()}});
+                       {{"bindings", bound}});
     }
     auto txn = must(store_.begin());
     for (const auto& b : binds) must(store_.delete_binding(b.cgroup_id));
+    for (const auto& b : if_binds) {
+        must(store_.delete_if_binding(b.netns, b.ifname));
+        must(release_interface(loader_, b.netns_cookie, b.ifindex));
+    }
     must(store_.delete_persona(name));
 
     // Kernel: bindings first and the epoch bump (no cached resolution keeps pointing at

@@ -166,6 +166,22 @@ Result<std::unique_ptr<Store>> Store::open(const std::string& state_dir) {
         if (!r) return fail(r.error());
         version = 2;
     }
+    if (version == 2) {
+        auto r = s->exec(R"sql(
+            CREATE TABLE if_bindings (
+                netns TEXT NOT NULL,
+                ifname TEXT NOT NULL,
+                ifindex INTEGER NOT NULL,
+                netns_cookie INTEGER NOT NULL,
+                persona TEXT NOT NULL REFERENCES personas(name),
+                bound_at INTEGER NOT NULL,
+                PRIMARY KEY (netns, ifname));
+            CREATE INDEX if_bindings_persona ON if_bindings(persona);
+            UPDATE schema_version SET version = 3;
+        )sql");
+        if (!r) return fail(r.error());
+        version = 3;
+    }
     if (auto r = s->exec("COMMIT;"); !r) return fail(r.error());
     // WAL only once the schema is known to be ours: switching the journal mode rewrites the
     // file header, and a database we refuse must be left exactly as it was.
@@ -327,6 +343,80 @@ Result<void> Store::delete_binding(uint64_t cgroup_id) {
     if (!q.ok()) return db_error("delete binding");
     q.bind(1, static_cast<int64_t>(cgroup_id));
     if (q.step() != SQLITE_DONE) return db_error("delete binding");
+    return {};
+}
+
+namespace {
+constexpr const char* kIfCols = "netns, ifname, ifindex, netns_cookie, persona, bound_at";
+}
+
+static IfBindingRecord if_binding_from(Stmt& q) {
+    IfBindingRecord b;
+    b.netns = q.text(0);
+    b.ifname = q.text(1);
+    b.ifindex = static_cast<uint32_t>(q.i64(2));
+    b.netns_cookie = static_cast<uint64_t>(q.i64(3));
+    b.persona = q.text(4);
+    b.bound_at = q.i64(5);
+    return b;
+}
+
+Result<std::vector<IfBindingRecord>> Store::if_bindings() {
+    Stmt q(
+        db_,
+        (std::string("SELECT ") + kIfCols + " FROM if_bindings ORDER BY netns, ifname;").c_str());
+    if (!q.ok()) return db_error("list interface bindings");
+    std::vector<IfBindingRecord> out;
+    int rc;
+    while ((rc = q.step()) == SQLITE_ROW) out.push_back(if_binding_from(q));
+    if (rc != SQLITE_DONE) return db_error("list interface bindings");
+    return out;
+}
+
+Result<std::vector<IfBindingRecord>> Store::if_bindings_of(const std::string& persona) {
+    Stmt q(db_, (std::string("SELECT ") + kIfCols +
+                 " FROM if_bindings WHERE persona = ?1 ORDER BY netns, ifname;")
+                    .c_str());
+    if (!q.ok()) return db_error("list interface bindings");
+    q.bind(1, persona);
+    std::vector<IfBindingRecord> out;
+    int rc;
+    while ((rc = q.step()) == SQLITE_ROW) out.push_back(if_binding_from(q));
+    if (rc != SQLITE_DONE) return db_error("list interface bindings");
+    return out;
+}
+
+Result<std::optional<IfBindingRecord>> Store::if_binding(const std::string& netns,
+                                                         const std::string& ifname) {
+    Stmt q(db_, (std::string("SELECT ") + kIfCols +
+                 " FROM if_bindings WHERE netns = ?1 AND ifname = ?2;")
+                    .c_str());
+    if (!q.ok()) return db_error("read interface binding");
+    q.bind(1, netns).bind(2, ifname);
+    int rc = q.step();
+    if (rc == SQLITE_ROW) return std::optional<IfBindingRecord>(if_binding_from(q));
+    if (rc != SQLITE_DONE) return db_error("read interface binding");
+    return std::optional<IfBindingRecord>();
+}
+
+Result<void> Store::upsert_if_binding(const IfBindingRecord& b) {
+    Stmt q(db_,
+           "INSERT INTO if_bindings (netns, ifname, ifindex, netns_cookie, persona, bound_at) "
+           "VALUES (?1,?2,?3,?4,?5,?6) ON CONFLICT(netns, ifname) DO UPDATE SET "
+           "ifindex=excluded.ifindex, netns_cookie=excluded.netns_cookie, "
+           "persona=excluded.persona, bound_at=excluded.bound_at;");
+    if (!q.ok()) return db_error("store interface binding");
+    q.bind(1, b.netns).bind(2, b.ifname).bind(3, static_cast<int64_t>(b.ifindex));
+    q.bind(4, static_cast<int64_t>(b.netns_cookie)).bind(5, b.persona).bind(6, b.bound_at);
+    if (q.step() != SQLITE_DONE) return db_error("store interface binding " + b.ifname);
+    return {};
+}
+
+Result<void> Store::delete_if_binding(const std::string& netns, const std::string& ifname) {
+    Stmt q(db_, "DELETE FROM if_bindings WHERE netns = ?1 AND ifname = ?2;");
+    if (!q.ok()) return db_error("delete interface binding");
+    q.bind(1, netns).bind(2, ifname);
+    if (q.step() != SQLITE_DONE) return db_error("delete interface binding");
     return {};
 }
 

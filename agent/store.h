@@ -15,7 +15,7 @@ struct sqlite3;
 namespace pbpf::agent {
 
 // 1: first release. 2: personas.imports_json (the files a persona's source imports).
-inline constexpr int kStoreSchemaVersion = 2;
+inline constexpr int kStoreSchemaVersion = 3;
 
 struct PersonaRecord {
     std::string name;
@@ -39,6 +39,17 @@ struct PersonaRecord {
 struct BindingRecord {
     uint64_t cgroup_id = 0;
     std::string cgroup_path;  // relative to the cgroup2 mount
+    std::string persona;
+    int64_t bound_at = 0;
+};
+
+// An interface-bound workload: the interface (in the agent's netns, or a named one) that
+// faces it, e.g. the host side of a VM's tap or a container's veth.
+struct IfBindingRecord {
+    std::string netns;  // "" = the agent's own; a name under /run/netns; or an absolute path
+    std::string ifname;
+    uint32_t ifindex = 0;
+    uint64_t netns_cookie = 0;
     std::string persona;
     int64_t bound_at = 0;
 };
@@ -79,6 +90,13 @@ class Store {
     Result<std::optional<BindingRecord>> binding_by_path(const std::string& rel_path);
     Result<void> upsert_binding(const BindingRecord& b);
     Result<void> delete_binding(uint64_t cgroup_id);
+
+    Result<std::vector<IfBindingRecord>> if_bindings();
+    Result<std::vector<IfBindingRecord>> if_bindings_of(const std::string& persona);
+    Result<std::optional<IfBindingRecord>> if_binding(const std::string& netns,
+                                                      const std::string& ifname);
+    Result<void> upsert_if_binding(const IfBindingRecord& b);
+    Result<void> delete_if_binding(const std::string& netns, const std::string& ifname);
 
     Result<std::optional<std::string>> meta(const std::string& key);
     Result<void> set_meta(const std::string& key, const std::string& value);

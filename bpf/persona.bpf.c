@@ -8,6 +8,7 @@
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
+#include <bpf/bpf_core_read.h>
 
 #include "maps/abi/types.h"
 #include "maps/abi/limits.h"
@@ -869,6 +870,21 @@ static __always_inline int cgroup_evaluate(struct __sk_buff *skb, int dir)
 	return evaluate(skb, dir, &w);
 }
 
+/* The kernel's sk_buff behind the context (kfunc, Linux 6.3; TCX, which the agent attaches
+ * these programs with, needs 6.6). */
+extern void *bpf_cast_to_kern_ctx(void *obj) __ksym;
+
+/* The netns of the interface the program runs on. bpf_get_netns_cookie() would name the
+ * netns of the packet's socket, which for traffic from a workload behind a veth is still
+ * the workload's own (the socket stays attached up to the host side's tc ingress). */
+static __always_inline __u64 interface_netns_cookie(struct __sk_buff *skb)
+{
+	struct sk_buff *kskb = bpf_cast_to_kern_ctx(skb);
+	struct net_device *dev = BPF_CORE_READ(kskb, dev);
+
+	return BPF_CORE_READ(dev, nd_net.net, net_cookie);
+}
+
 /* An interface-bound workload: the host's side of its veth or tap. What the workload
  * sends arrives at the interface's tc ingress (the workload's egress) and what it
  * receives leaves through tc egress. Unbound interfaces pass (the agent attaches only
@@ -880,7 +896,7 @@ static __always_inline int tc_evaluate(struct __sk_buff *skb, int dir)
 	struct workload w;
 
 	__builtin_memset(&ik, 0, sizeof(ik));
-	ik.netns_cookie = bpf_get_netns_cookie(skb);
+	ik.netns_cookie = interface_netns_cookie(skb);
 	ik.ifindex = skb->ifindex;
 	b = bpf_map_lookup_elem(&pbpf_if_bindings, &ik);
 	if (!b || b->persona_id == 0)

@@ -25,6 +25,7 @@ void add_pdl_commands(CLI::App& app, Context& ctx);      // pdl check|fmt|compil
 void add_persona_commands(CLI::App& app, Context& ctx);  // persona apply|ls|show|rm
 void add_binding_commands(CLI::App& app, Context& ctx);  // bind, unbind, bindings ls
 void add_status_commands(CLI::App& app, Context& ctx);   // stats, status
+void add_xdp_commands(CLI::App& app, Context& ctx);      // xdp ls, xdp deny add|rm
 void add_flow_commands(CLI::App& app, Context& ctx);     // conntrack ls|flush, events
 
 // Shared helpers (commands_common.cpp).

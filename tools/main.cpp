@@ -29,6 +29,7 @@ int main(int argc, char** argv) {
     add_persona_commands(app, ctx);
     add_binding_commands(app, ctx);
     add_status_commands(app, ctx);
+    add_xdp_commands(app, ctx);
     add_flow_commands(app, ctx);
 
     try {

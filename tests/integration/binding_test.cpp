@@ -209,3 +209,39 @@ TEST_F(Binding, ConcurrentClientsAllLand) {
 
 }  // namespace
 }  // namespace pbpf::it
+
+namespace pbpf::it {
+namespace {
+
+class BindingLimits : public IntegrationTest {};
+
+// [limits] bindings: a bind that would not fit is refused before anything changes, with
+// the limit and the numbers; rebinding a bound cgroup needs no new entry.
+TEST_F(BindingLimits, FullBindingTableRefusesNewBindingsOnly) {
+    // Map sizes are fixed when the maps are created: a fresh instance takes the config's.
+    agent_->stop(SIGTERM);
+    CommandResult u = agent_->uninstall(true);
+    ASSERT_EQ(u.exit_code, 0) << u.describe();
+    agent_->extra_args = {"--config", scratch_.write("limits.toml", "[limits]\nbindings = 2\n")};
+    ASSERT_TRUE(agent_->start());
+    apply(*agent_, persona_pdl("it-a", {"default egress allow"}));
+    apply(*agent_, persona_pdl("it-b", {"default egress deny"}), "b.pdl");
+    bind("it-a", "one");
+    bind("it-a", "two");
+    const std::string third = cg_->create("three");
+    CommandResult r = agent_->cli({"bind", "--persona", "it-a", "--cgroup", third});
+    EXPECT_NE(r.exit_code, 0);
+    EXPECT_NE(r.err.find("binding table full: 2 of 2"), std::string::npos) << r.describe();
+    EXPECT_NE(r.err.find("[limits] bindings"), std::string::npos) << r.describe();
+    nlohmann::json list;
+    ASSERT_TRUE(cli_json(*agent_, {"bindings", "ls"}, &list));
+    EXPECT_EQ(list.size(), 2u) << list.dump();
+    // The third cgroup stays unbound: its traffic is not enforced.
+    EXPECT_TRUE(udp_probe(Where{third, ""}, veth_->peer4, kPortA).ok());
+    // Replacing a binding takes no new entry.
+    bind("it-b", "two");
+    EXPECT_EQ(udp_probe(in("two"), veth_->peer4, kPortA).outcome, Outcome::kEperm);
+}
+
+}  // namespace
+}  // namespace pbpf::it

@@ -601,6 +601,7 @@ void Agent::spawn() {
                                      "--state-dir",     paths_.state_dir, "--bpffs-root",
                                      paths_.bpffs_root, "--cgroup-root",  paths_.cgroup_root,
                                      "--log-level",     "debug"};
+    argv.insert(argv.end(), extra_args.begin(), extra_args.end());
     log_note("starting personabpfd");
     std::vector<char*> args;
     for (auto& a : argv) args.push_back(a.data());

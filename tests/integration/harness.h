@@ -186,6 +186,8 @@ class Agent {
 
     const AgentPaths& paths() const { return paths_; }
     pid_t pid() const { return pid_; }
+    // Further personabpfd arguments for every spawn (e.g. {"--config", FILE}).
+    std::vector<std::string> extra_args;
 
     // Spawns the agent and waits until GET /v1/status answers 200.
     ::testing::AssertionResult start(std::chrono::milliseconds timeout = 20s);

@@ -1,7 +1,9 @@
-// personabpfd configuration: the [agent] TOML table (parse_config/load_config) and the
-// precedence defaults < file < flags. No root, no kernel object.
+// personabpfd configuration: the [agent], [limits], [events] and [xdp] TOML tables
+// (parse_config/load_config), CIDR parsing, and the precedence defaults < file < flags.
+// No root, no kernel object.
 #include <fcntl.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -13,6 +15,7 @@
 #include <gtest/gtest.h>
 
 #include "agent/config.h"
+#include "agent/xdp_prefilter.h"
 #include "tests/unit/temp_dir.h"
 
 namespace pbpf::agent {
@@ -154,6 +157,365 @@ TEST(AgentConfigParse, AgentNotATableIsRefused) {
     EXPECT_EQ(cfg.error().err, EINVAL);
     EXPECT_TRUE(starts_with(cfg.error().message, "agent.toml:2:")) << cfg.error().message;
     EXPECT_TRUE(contains(cfg.error().message, "[agent] must be a table")) << cfg.error().message;
+}
+
+// ---- [limits], [events], [xdp] -------------------------------------------------------
+
+TEST(AgentConfigParse, DefaultsOfNewTables) {
+    auto cfg = parse_config("", "agent.toml");
+    ASSERT_TRUE(cfg.ok()) << cfg.error().what();
+    EXPECT_EQ(cfg->limits.bindings, 65536u);
+    EXPECT_EQ(cfg->limits.interface_bindings, 4096u);
+    EXPECT_EQ(cfg->limits.policy_entries, 262144u);
+    EXPECT_EQ(cfg->limits.conntrack_entries, 262144u);
+    EXPECT_EQ(cfg->events.rate, 1000u);
+    EXPECT_EQ(cfg->events.burst, 5000u);
+    EXPECT_EQ(cfg->events.ring_kib, 1024u);
+    EXPECT_EQ(cfg->events.history, 10000u);
+    EXPECT_TRUE(cfg->xdp.interfaces.empty());
+    EXPECT_TRUE(cfg->xdp.deny.empty());
+    EXPECT_EQ(cfg->xdp.mode, "auto");
+    EXPECT_EQ(cfg->xdp.max_entries, 65536u);
+}
+
+TEST(AgentConfigParse, EveryNewKey) {
+    auto cfg = parse_config(R"toml(
+[limits]
+bindings = 1000
+interface_bindings = 200
+policy_entries = 5000
+conntrack_entries = 70000
+[events]
+rate = 10
+burst = 20
+ring_kib = 4096
+history = 500
+[xdp]
+interfaces = ["uplink0", "uplink1"]
+deny = ["192.0.2.0/24", "2001:db8::/32"]
+mode = "generic"
+max_entries = 100
+)toml",
+                            "agent.toml");
+    ASSERT_TRUE(cfg.ok()) << cfg.error().what();
+    EXPECT_EQ(cfg->limits.bindings, 1000u);
+    EXPECT_EQ(cfg->limits.interface_bindings, 200u);
+    EXPECT_EQ(cfg->limits.policy_entries, 5000u);
+    EXPECT_EQ(cfg->limits.conntrack_entries, 70000u);
+    EXPECT_EQ(cfg->events.rate, 10u);
+    EXPECT_EQ(cfg->events.burst, 20u);
+    EXPECT_EQ(cfg->events.ring_kib, 4096u);
+    EXPECT_EQ(cfg->events.history, 500u);
+    EXPECT_EQ(cfg->xdp.interfaces, (std::vector<std::string>{"uplink0", "uplink1"}));
+    EXPECT_EQ(cfg->xdp.deny, (std::vector<std::string>{"192.0.2.0/24", "2001:db8::/32"}));
+    EXPECT_EQ(cfg->xdp.mode, "generic");
+    EXPECT_EQ(cfg->xdp.max_entries, 100u);
+    EXPECT_EQ(cfg->socket, "/run/personabpf/agent.sock");  // no [agent]: defaults
+}
+
+// The early return on a missing [agent] table once skipped every other table.
+TEST(AgentConfigParse, NewTablesParsedWithoutAgentTable) {
+    auto cfg = parse_config("[limits]\nbindings = 7\n", "t.toml");
+    ASSERT_TRUE(cfg.ok()) << cfg.error().what();
+    EXPECT_EQ(cfg->limits.bindings, 7u);
+}
+
+TEST(AgentConfigParse, NewTablesKeepBaseValuesOfUnsetKeys) {
+    Config base;
+    base.limits.bindings = 11;
+    base.events.history = 222;
+    base.xdp.interfaces = {"base0"};
+    auto cfg = parse_config("[limits]\nconntrack_entries = 2048\n[xdp]\nmode = \"native\"\n",
+                            "t.toml", base);
+    ASSERT_TRUE(cfg.ok()) << cfg.error().what();
+    EXPECT_EQ(cfg->limits.bindings, 11u);
+    EXPECT_EQ(cfg->limits.conntrack_entries, 2048u);
+    EXPECT_EQ(cfg->events.history, 222u);
+    EXPECT_EQ(cfg->xdp.interfaces, std::vector<std::string>{"base0"});
+    EXPECT_EQ(cfg->xdp.mode, "native");
+}
+
+TEST(AgentConfigParse, DottedKeysOfNewTables) {
+    auto cfg = parse_config("events.rate = 5\nxdp.deny = [\"10.0.0.0/8\"]\n", "t.toml");
+    ASSERT_TRUE(cfg.ok()) << cfg.error().what();
+    EXPECT_EQ(cfg->events.rate, 5u);
+    EXPECT_EQ(cfg->xdp.deny, std::vector<std::string>{"10.0.0.0/8"});
+}
+
+// Reads back table.key from a parsed config.
+uint32_t value_of(const Config& c, const std::string& table, const std::string& key) {
+    if (table == "limits") {
+        if (key == "bindings") return c.limits.bindings;
+        if (key == "interface_bindings") return c.limits.interface_bindings;
+        if (key == "policy_entries") return c.limits.policy_entries;
+        if (key == "conntrack_entries") return c.limits.conntrack_entries;
+    }
+    if (table == "events") {
+        if (key == "rate") return c.events.rate;
+        if (key == "burst") return c.events.burst;
+        if (key == "ring_kib") return c.events.ring_kib;
+        if (key == "history") return c.events.history;
+    }
+    if (table == "xdp" && key == "max_entries") return c.xdp.max_entries;
+    ADD_FAILURE() << "no such key " << table << "." << key;
+    return 0;
+}
+
+struct Bound {
+    std::string table, key;
+    int64_t lo, hi;
+    bool pow2 = false;
+};
+
+const std::vector<Bound>& bounds() {
+    static const std::vector<Bound> b = {
+        {"limits", "bindings", 1, 1048576},
+        {"limits", "interface_bindings", 1, 65536},
+        {"limits", "policy_entries", 16, 4194304},
+        {"limits", "conntrack_entries", 1024, 16777216},
+        {"events", "rate", 1, 1000000},
+        {"events", "burst", 1, 1000000},
+        {"events", "ring_kib", 64, 262144, true},
+        {"events", "history", 100, 1000000},
+        {"xdp", "max_entries", 1, 1048576},
+    };
+    return b;
+}
+
+std::string one_key(const Bound& b, const std::string& value) {
+    return "# line 1\n[" + b.table + "]\n" + b.key + " = " + value + "\n";
+}
+
+TEST(AgentConfigParse, EveryRangeBoundJustInside) {
+    for (const Bound& b : bounds()) {
+        for (int64_t v : {b.lo, b.hi}) {
+            auto cfg = parse_config(one_key(b, std::to_string(v)), "agent.toml");
+            ASSERT_TRUE(cfg.ok()) << b.table << "." << b.key << " = " << v << ": "
+                                  << cfg.error().what();
+            EXPECT_EQ(value_of(*cfg, b.table, b.key), static_cast<uint32_t>(v))
+                << b.table << "." << b.key;
+        }
+    }
+}
+
+TEST(AgentConfigParse, EveryRangeBoundJustOutside) {
+    for (const Bound& b : bounds()) {
+        // A power-of-two key's nearest invalid neighbours are the halves and doubles.
+        std::vector<int64_t> outside = b.pow2 ? std::vector<int64_t>{b.lo / 2, b.hi * 2}
+                                              : std::vector<int64_t>{b.lo - 1, b.hi + 1};
+        outside.push_back(-1);
+        outside.push_back(int64_t{1} << 40);  // wider than uint32_t
+        for (int64_t v : outside) {
+            auto cfg = parse_config(one_key(b, std::to_string(v)), "agent.toml");
+            ASSERT_FALSE(cfg.ok()) << b.table << "." << b.key << " = " << v << " was accepted";
+            const std::string& m = cfg.error().message;
+            EXPECT_EQ(cfg.error().err, EINVAL);
+            EXPECT_TRUE(starts_with(m, "agent.toml:3:")) << m;
+            std::string range = std::to_string(b.lo) + ".." + std::to_string(b.hi);
+            EXPECT_TRUE(contains(
+                m, "[" + b.table + "] " + b.key + " = " + std::to_string(v) + " is out of range"))
+                << m;
+            EXPECT_TRUE(contains(m, range)) << m;
+        }
+    }
+}
+
+TEST(AgentConfigParse, WrongTypesOfIntegerKeys) {
+    for (const Bound& b : bounds()) {
+        for (const char* v : {"\"100\"", "100.0", "true", "[100]", "{ x = 1 }"}) {
+            auto cfg = parse_config(one_key(b, v), "agent.toml");
+            ASSERT_FALSE(cfg.ok()) << b.table << "." << b.key << " = " << v << " was accepted";
+            const std::string& m = cfg.error().message;
+            EXPECT_TRUE(starts_with(m, "agent.toml:3:")) << m;
+            EXPECT_TRUE(contains(m, "[" + b.table + "] " + b.key + " must be ")) << m;
+            EXPECT_TRUE(contains(m, std::to_string(b.lo) + ".." + std::to_string(b.hi))) << m;
+        }
+    }
+}
+
+TEST(AgentConfigParse, RingKibMustBeAPowerOfTwo) {
+    auto ok = parse_config("[events]\nring_kib = 128\n", "a.toml");
+    ASSERT_TRUE(ok.ok()) << ok.error().what();
+    EXPECT_EQ(ok->events.ring_kib, 128u);
+    for (const char* v : {"96", "65", "262143", "1000"}) {
+        auto cfg = parse_config(std::string("[events]\nring_kib = ") + v + "\n", "a.toml");
+        ASSERT_FALSE(cfg.ok()) << v;
+        EXPECT_TRUE(contains(cfg.error().message, "a power of two in 64..262144"))
+            << cfg.error().message;
+    }
+}
+
+TEST(AgentConfigParse, UnknownKeyInStrictTablesNamesKeyAndValidOnes) {
+    struct Case {
+        const char* text;
+        const char* key;
+        const char* valid;
+    } cases[] = {
+        {"[limits]\nbindings = 5\nconntrak_entries = 5\n", "conntrak_entries",
+         "valid keys: bindings, interface_bindings, policy_entries, conntrack_entries"},
+        {"[events]\nburst = 5\nrate_per_sec = 5\n", "rate_per_sec",
+         "valid keys: rate, burst, ring_kib, history"},
+        {"[xdp]\nmode = \"auto\"\ninterface = [\"x\"]\n", "interface",
+         "valid keys: interfaces, deny, mode, max_entries"},
+    };
+    for (const auto& c : cases) {
+        auto cfg = parse_config(c.text, "agent.toml");
+        ASSERT_FALSE(cfg.ok()) << c.text;
+        const std::string& m = cfg.error().message;
+        EXPECT_TRUE(starts_with(m, "agent.toml:3:")) << m;
+        EXPECT_TRUE(contains(m, std::string("unknown key '") + c.key + "'")) << m;
+        EXPECT_TRUE(contains(m, c.valid)) << m;
+    }
+}
+
+TEST(AgentConfigParse, StrictTableThatIsNoTable) {
+    for (const char* t : {"limits", "events", "xdp"}) {
+        auto cfg = parse_config(std::string("\n") + t + " = 3\n", "agent.toml");
+        ASSERT_FALSE(cfg.ok()) << t;
+        EXPECT_TRUE(starts_with(cfg.error().message, "agent.toml:2:")) << cfg.error().message;
+        EXPECT_TRUE(contains(cfg.error().message, std::string("[") + t + "] must be a table"))
+            << cfg.error().message;
+    }
+}
+
+TEST(AgentConfigParse, XdpModeValues) {
+    for (const char* m : {"auto", "native", "generic"}) {
+        auto cfg = parse_config(std::string("[xdp]\nmode = \"") + m + "\"\n", "a.toml");
+        ASSERT_TRUE(cfg.ok()) << cfg.error().what();
+        EXPECT_EQ(cfg->xdp.mode, m);
+    }
+    auto bad = parse_config("[xdp]\n\nmode = \"offload\"\n", "a.toml");
+    ASSERT_FALSE(bad.ok());
+    EXPECT_TRUE(starts_with(bad.error().message, "a.toml:3:")) << bad.error().message;
+    EXPECT_TRUE(
+        contains(bad.error().message,
+                 "[xdp] mode = \"offload\" is not one of \"auto\", \"native\", \"generic\""))
+        << bad.error().message;
+    auto type = parse_config("[xdp]\nmode = 1\n", "a.toml");
+    ASSERT_FALSE(type.ok());
+    EXPECT_TRUE(contains(type.error().message, "[xdp] mode must be a string"))
+        << type.error().message;
+}
+
+TEST(AgentConfigParse, XdpInterfacesMustBeStringsAndValidNames) {
+    struct Case {
+        const char* value;
+        const char* message;
+    } cases[] = {
+        {"\"eth0\"", "[xdp] interfaces must be an array of strings"},
+        {"[\"eth0\", 3]", "[xdp] interfaces must be an array of strings"},
+        {"[\"\"]", "interface name must not be empty"},
+        {"[\"abcdefghijklmnop\"]", "longer than 15 bytes"},
+        {"[\"a/b\"]", "contains '/', ':' or whitespace"},
+        {"[\"a b\"]", "contains '/', ':' or whitespace"},
+        {"[\"..\"]", "'..' is not an interface name"},
+        {"[\"eth0\", \"eth0\"]", "interface 'eth0' is listed twice"},
+    };
+    for (const auto& c : cases) {
+        auto cfg = parse_config(std::string("[xdp]\ninterfaces = ") + c.value + "\n", "a.toml");
+        ASSERT_FALSE(cfg.ok()) << c.value;
+        EXPECT_TRUE(starts_with(cfg.error().message, "a.toml:2:")) << cfg.error().message;
+        EXPECT_TRUE(contains(cfg.error().message, c.message)) << cfg.error().message;
+    }
+    auto longest = parse_config("[xdp]\ninterfaces = [\"abcdefghijklmno\"]\n", "a.toml");
+    EXPECT_TRUE(longest.ok()) << longest.error().what();
+}
+
+TEST(AgentConfigParse, XdpTooManyInterfaces) {
+    std::string list;
+    for (int i = 0; i < 64; ++i) list += (i ? ", \"if" : "\"if") + std::to_string(i) + "\"";
+    auto cfg = parse_config("[xdp]\ninterfaces = [" + list + "]\n", "a.toml");
+    ASSERT_FALSE(cfg.ok());
+    EXPECT_TRUE(contains(cfg.error().message, "64 interfaces; at most 63")) << cfg.error().message;
+}
+
+TEST(AgentConfigParse, XdpDenyIsValidatedAndNormalised) {
+    auto cfg = parse_config(R"toml([xdp]
+deny = ["2001:DB8:0:0::/32", "198.51.100.0/24", "203.0.113.7", "::1", "198.51.100.0/24", "0.0.0.0/0"]
+)toml",
+                            "a.toml");
+    ASSERT_TRUE(cfg.ok()) << cfg.error().what();
+    // Canonical text, sorted, duplicates merged; a bare address is a host prefix.
+    EXPECT_EQ(cfg->xdp.deny,
+              (std::vector<std::string>{"0.0.0.0/0", "198.51.100.0/24", "2001:db8::/32",
+                                        "203.0.113.7/32", "::1/128"}));
+}
+
+TEST(AgentConfigParse, XdpDenyErrorsNameEntryAndLocation) {
+    struct Case {
+        const char* value;
+        const char* message;
+    } cases[] = {
+        {"\"192.0.2.0/24\"", "[xdp] deny must be an array of strings"},
+        {"[24]", "[xdp] deny must be an array of strings"},
+        {"[\"192.0.2.1/24\"]",
+         "'192.0.2.1/24': host bits set beyond /24 (the network is 192.0.2.0/24)"},
+        {"[\"192.0.2.0/33\"]", "'192.0.2.0/33': prefix length must be 0..32"},
+        {"[\"2001:db8::/129\"]", "'2001:db8::/129': prefix length must be 0..128"},
+        {"[\"2001:db8::1/32\"]", "host bits set beyond /32 (the network is 2001:db8::/32)"},
+        {"[\"192.0.2.0/\"]", "prefix length must be 0..32"},
+        {"[\"192.0.2.0/-1\"]", "prefix length must be 0..32"},
+        {"[\"192.0.2.0/08\"]", "prefix length must be 0..32"},
+        {"[\"192.0.2/24\"]", "not an IPv4 address"},
+        {"[\"300.0.2.0/24\"]", "not an IPv4 address"},
+        {"[\"example.com\"]", "not an IPv4 address"},
+        {"[\"2001:db8:::/32\"]", "not an IPv6 address"},
+        {"[\"\"]", "empty CIDR"},
+    };
+    for (const auto& c : cases) {
+        auto cfg = parse_config(std::string("[xdp]\ndeny = ") + c.value + "\n", "a.toml");
+        ASSERT_FALSE(cfg.ok()) << c.value;
+        EXPECT_TRUE(starts_with(cfg.error().message, "a.toml:2:")) << cfg.error().message;
+        EXPECT_TRUE(contains(cfg.error().message, c.message)) << cfg.error().message;
+    }
+}
+
+TEST(AgentConfigParse, XdpDenyMustFitMaxEntries) {
+    auto ok = parse_config(
+        "[xdp]\nmax_entries = 2\ndeny = [\"10.0.0.0/8\", \"10.0.0.0/8\", "
+        "\"192.0.2.0/24\"]\n",
+        "a.toml");
+    ASSERT_TRUE(ok.ok()) << ok.error().what();  // 2 distinct entries
+    auto cfg = parse_config(
+        "[xdp]\nmax_entries = 2\ndeny = [\"10.0.0.0/8\", \"192.0.2.0/24\", "
+        "\"::/0\"]\n",
+        "a.toml");
+    ASSERT_FALSE(cfg.ok());
+    EXPECT_TRUE(starts_with(cfg.error().message, "a.toml:3:")) << cfg.error().message;
+    EXPECT_TRUE(
+        contains(cfg.error().message, "[xdp] deny has 3 entries, more than max_entries = 2"))
+        << cfg.error().message;
+}
+
+TEST(AgentConfigParse, AgentKeysStillLenientNextToStrictTables) {
+    auto cfg = parse_config("[agent]\nfuture_key = 1\n[limits]\nbindings = 3\n", "a.toml");
+    ASSERT_TRUE(cfg.ok()) << cfg.error().what();
+    EXPECT_EQ(cfg->limits.bindings, 3u);
+}
+
+// ---- parse_cidr ------------------------------------------------------------------------
+
+TEST(CidrParse, CanonicalTextRoundTrips) {
+    for (const char* t : {"0.0.0.0/0", "10.0.0.0/8", "198.51.100.128/25", "203.0.113.7/32", "::/0",
+                          "2001:db8::/32", "fe80::1/128", "::ffff:192.0.2.0/120"}) {
+        auto c = parse_cidr(t);
+        ASSERT_TRUE(c.ok()) << t << ": " << c.error().what();
+        EXPECT_EQ(c->text(), t);
+    }
+}
+
+TEST(CidrParse, FamiliesAndBytes) {
+    auto v4 = parse_cidr("192.0.2.0/24");
+    ASSERT_TRUE(v4.ok());
+    EXPECT_EQ(v4->family, AF_INET);
+    EXPECT_EQ(v4->prefix_len, 24);
+    EXPECT_EQ(v4->addr[0], 192);
+    EXPECT_EQ(v4->addr[2], 2);
+    EXPECT_EQ(v4->addr[4], 0);  // the rest stays zero
+    auto v6 = parse_cidr("2001:db8::");
+    ASSERT_TRUE(v6.ok());
+    EXPECT_EQ(v6->family, AF_INET6);
+    EXPECT_EQ(v6->prefix_len, 128);
 }
 
 // ---- load_config ---------------------------------------------------------------------

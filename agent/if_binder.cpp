@@ -1,0 +1,338 @@
+// Interface bindings: tc programs on the interface facing a workload.
+#include "agent/if_binder.h"
+
+#include <fcntl.h>
+#include <net/if.h>
+#include <net/if_arp.h>
+#include <sched.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include <cstring>
+#include <ctime>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <set>
+#include <thread>
+
+#include <spdlog/spdlog.h>
+
+#include "agent/api_error.h"
+#include "maps/abi/binding.h"
+
+#ifndef SO_NETNS_COOKIE
+#define SO_NETNS_COOKIE 71
+#endif
+
+namespace pbpf::agent {
+namespace {
+
+using nlohmann::json;
+
+// libbpf 1.1's headers predate TCX; the kernel's numbers (include/uapi/linux/bpf.h).
+constexpr int kTcxIngress = 46;
+constexpr int kTcxEgress = 47;
+
+namespace fs = std::filesystem;
+
+std::string netns_path(const std::string& netns) {
+    if (netns.empty()) return "";
+    if (netns[0] == '/') return netns;
+    return "/run/netns/" + netns;
+}
+
+std::string describe(const std::string& ifname, const std::string& netns) {
+    return netns.empty() ? ifname : ifname + " in netns " + netns;
+}
+
+std::string pin_base(const std::string& pin_dir, uint64_t cookie, uint32_t ifindex) {
+    return pin_dir + "/if/" + std::to_string(cookie) + "-" + std::to_string(ifindex);
+}
+
+// Runs fn on a thread that joined the netns (the agent's own if netns is ""): interface
+// names, ifindexes and TCX attachment resolve in the calling thread's netns.
+Result<void> in_netns(const std::string& netns, const std::function<Result<void>()>& fn) {
+    if (netns.empty()) return fn();
+    const std::string path = netns_path(netns);
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return sys_error("open netns " + path);
+    Result<void> result;
+    std::thread t([&] {
+        if (::setns(fd, CLONE_NEWNET) != 0) {
+            result = sys_error("enter netns " + path);
+            return;
+        }
+        result = fn();
+    });
+    t.join();
+    ::close(fd);
+    return result;
+}
+
+struct Interface {
+    uint32_t ifindex = 0;
+    uint64_t cookie = 0;
+    bool l3 = false;  // no link-layer header (tun)
+};
+
+// In the current thread's netns.
+Result<Interface> probe_interface(const std::string& ifname) {
+    Interface i;
+    if (ifname.empty() || ifname.size() >= IFNAMSIZ)
+        return Error{EINVAL, "bad interface name '" + ifname + "'"};
+    i.ifindex = if_nametoindex(ifname.c_str());
+    if (i.ifindex == 0) return Error{ENODEV, "no interface " + ifname};
+    int s = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (s < 0) return sys_error("socket");
+    socklen_t len = sizeof i.cookie;
+    int rc = ::getsockopt(s, SOL_SOCKET, SO_NETNS_COOKIE, &i.cookie, &len);
+    ifreq ifr{};
+    std::strncpy(ifr.ifr_name, ifname.c_str(), IFNAMSIZ - 1);
+    int rc2 = ::ioctl(s, SIOCGIFHWADDR, &ifr);
+    ::close(s);
+    if (rc != 0) return sys_error("read the netns cookie (SO_NETNS_COOKIE)");
+    if (rc2 != 0) return sys_error("read the link type of " + ifname);
+    if (ifr.ifr_hwaddr.sa_family == ARPHRD_LOOPBACK)
+        return Error{EINVAL, ifname +
+                                 " is a loopback interface; bind the interface that faces "
+                                 "the workload (a veth or tap)"};
+    i.l3 = ifr.ifr_hwaddr.sa_family != ARPHRD_ETHER;
+    return i;
+}
+
+Result<void> write_entry(const Loader& loader, const Interface& i, uint32_t persona_id) {
+    pbpf_if_key k{};
+    k.netns_cookie = i.cookie;
+    k.ifindex = i.ifindex;
+    pbpf_binding b{};
+    b.persona_id = persona_id;
+    b.flags = i.l3 ? PBPF_BINDING_F_L3 : 0;
+    if (bpf_map_update_elem(loader.if_bindings_fd(), &k, &b, BPF_ANY) != 0) {
+        if (errno == E2BIG || errno == ENOSPC)
+            return Error{errno, "interface binding table full (" +
+                                    std::to_string(loader.limits().interface_bindings) +
+                                    " entries, [limits] interface_bindings)"};
+        return sys_error("write pbpf_if_bindings");
+    }
+    return {};
+}
+
+// Attaches both programs (in the interface's netns) unless pinned links exist, in which
+// case they get this agent's programs. Pins: <pin dir>/if/<cookie>-<ifindex>-{ingress,egress}.
+Result<void> attach(const Loader& loader, const std::string& netns, const Interface& i) {
+    std::error_code ec;
+    fs::create_directories(loader.pin_dir() + "/if", ec);
+    if (ec) return Error{ec.value(), "create " + loader.pin_dir() + "/if"};
+    const std::string base = pin_base(loader.pin_dir(), i.cookie, i.ifindex);
+    struct Want {
+        const char* suffix;
+        int attach_type;
+        int prog_fd;
+    } wants[] = {{"-ingress", kTcxIngress, loader.tc_ingress_prog_fd()},
+                 {"-egress", kTcxEgress, loader.tc_egress_prog_fd()}};
+    for (const auto& w : wants) {
+        const std::string pin = base + w.suffix;
+        int pinned = bpf_obj_get(pin.c_str());
+        if (pinned >= 0) {
+            int rc = bpf_link_update(pinned, w.prog_fd, nullptr);
+            int err = errno;
+            ::close(pinned);
+            if (rc == 0) continue;
+            spdlog::warn("pinned {} cannot take the new program ({}); attaching anew", pin,
+                         std::strerror(err));
+            ::unlink(pin.c_str());
+        }
+        int link = -1;
+        auto r = in_netns(netns, [&]() -> Result<void> {
+            link = bpf_link_create(w.prog_fd, static_cast<int>(i.ifindex),
+                                   static_cast<bpf_attach_type>(w.attach_type), nullptr);
+            if (link < 0)
+                return sys_error("attach tc program to ifindex " + std::to_string(i.ifindex));
+            return {};
+        });
+        if (!r) return r;
+        int rc = bpf_obj_pin(link, pin.c_str());
+        int err = errno;
+        ::close(link);  // pinned: the pin keeps it; not pinned: this detaches it
+        if (rc != 0) return Error{err, "pin " + pin + ": " + std::strerror(err)};
+    }
+    return {};
+}
+
+}  // namespace
+
+Result<void> release_interface(const Loader& loader, uint64_t netns_cookie, uint32_t ifindex) {
+    pbpf_if_key k{};
+    k.netns_cookie = netns_cookie;
+    k.ifindex = ifindex;
+    if (bpf_map_delete_elem(loader.if_bindings_fd(), &k) != 0 && errno != ENOENT)
+        return sys_error("delete pbpf_if_bindings entry");
+    const std::string base = pin_base(loader.pin_dir(), netns_cookie, ifindex);
+    for (const char* suffix : {"-ingress", "-egress"}) {
+        const std::string pin = base + suffix;
+        int fd = bpf_obj_get(pin.c_str());
+        if (fd < 0) continue;
+        if (bpf_link_detach(fd) != 0 && errno != ENOLINK && errno != EINVAL)
+            spdlog::warn("detach {}: {}", pin, std::strerror(errno));
+        ::close(fd);
+        if (::unlink(pin.c_str()) != 0 && errno != ENOENT) return sys_error("unpin " + pin);
+    }
+    return {};
+}
+
+json IfBinder::bind(const json& body) {
+    auto str = [&](const char* key, bool required) -> std::string {
+        if (!body.contains(key)) {
+            if (required) throw ApiError(400, std::string("binding needs \"") + key + "\"");
+            return "";
+        }
+        if (!body[key].is_string())
+            throw ApiError(400, std::string("\"") + key + "\" must be a string");
+        return body[key].get<std::string>();
+    };
+    const std::string persona = str("persona", true);
+    const std::string ifname = str("ifname", true);
+    const std::string netns = str("netns", false);
+    if (netns.find('/') != std::string::npos && netns[0] != '/')
+        throw ApiError(
+            400, "netns must be a name under /run/netns or an absolute path: '" + netns + "'");
+
+    auto rec = must(store_.persona(persona));
+    if (!rec) throw ApiError(404, "no persona '" + persona + "'");
+
+    Interface i;
+    auto probed = in_netns(netns, [&]() -> Result<void> {
+        auto r = probe_interface(ifname);
+        if (!r) return r.error();
+        i = *r;
+        return {};
+    });
+    if (!probed) {
+        const Error& e = probed.error();
+        throw ApiError(e.err == ENOENT || e.err == ENODEV ? 404 : 400,
+                       "cannot bind " + describe(ifname, netns) + ": " + e.what());
+    }
+
+    auto previous = must(store_.if_binding(netns, ifname));
+    if (!previous && must(store_.if_bindings()).size() >= loader_.limits().interface_bindings)
+        throw ApiError(507, "interface binding table full: " +
+                                std::to_string(loader_.limits().interface_bindings) +
+                                " in use ([limits] interface_bindings in the agent config)");
+    // The same name may now be another interface (recreated): release the old one first.
+    if (previous && (previous->ifindex != i.ifindex || previous->netns_cookie != i.cookie))
+        must(release_interface(loader_, previous->netns_cookie, previous->ifindex));
+
+    IfBindingRecord b{netns,    ifname,  i.ifindex,
+                      i.cookie, persona, static_cast<int64_t>(std::time(nullptr))};
+    auto txn = must(store_.begin());
+    must(store_.upsert_if_binding(b));
+    // Entry first, then the programs: a packet never meets the programs without it.
+    if (auto r = write_entry(loader_, i, rec->id); !r) throw ApiError(507, r.error().what());
+    if (auto r = attach(loader_, netns, i); !r) {
+        (void)release_interface(loader_, i.cookie, i.ifindex);
+        throw ApiError(500, "attach to " + describe(ifname, netns) + ": " + r.error().what());
+    }
+    if (auto c = txn->commit(); !c) {
+        (void)release_interface(loader_, i.cookie, i.ifindex);
+        throw ApiError(500, c.error().what());
+    }
+    spdlog::info("bound interface {} (ifindex {}) to persona '{}'{}", describe(ifname, netns),
+                 i.ifindex, persona,
+                 previous ? " (was '" + previous->persona + "')" : std::string());
+    return {
+        {"ifname", ifname},       {"netns", netns},
+        {"ifindex", i.ifindex},   {"persona", persona},
+        {"bound_at", b.bound_at}, {"replaced", previous ? json(previous->persona) : json(nullptr)}};
+}
+
+json IfBinder::unbind(const std::string& ifname, const std::string& netns) {
+    auto found = must(store_.if_binding(netns, ifname));
+    if (!found) throw ApiError(404, "no binding for interface " + describe(ifname, netns));
+    auto txn = must(store_.begin());
+    must(store_.delete_if_binding(netns, ifname));
+    must(release_interface(loader_, found->netns_cookie, found->ifindex));
+    must(txn->commit());
+    spdlog::info("unbound interface {} (was '{}')", describe(ifname, netns), found->persona);
+    return {{"unbound",
+             {{"ifname", ifname},
+              {"netns", netns},
+              {"ifindex", found->ifindex},
+              {"persona", found->persona}}}};
+}
+
+json IfBinder::list() {
+    json arr = json::array();
+    for (const auto& b : must(store_.if_bindings()))
+        arr.push_back({{"ifname", b.ifname},
+                       {"netns", b.netns},
+                       {"ifindex", b.ifindex},
+                       {"persona", b.persona},
+                       {"bound_at", b.bound_at}});
+    return arr;
+}
+
+Result<void> IfBinder::reconcile() {
+    auto recs = store_.if_bindings();
+    if (!recs) return recs.error();
+    std::set<std::string> keep;  // pin bases that stay
+    std::set<std::pair<uint64_t, uint32_t>> keys;
+    size_t kept = 0, dropped = 0;
+    for (const auto& b : *recs) {
+        Interface i;
+        auto probed = in_netns(b.netns, [&]() -> Result<void> {
+            auto r = probe_interface(b.ifname);
+            if (!r) return r.error();
+            i = *r;
+            return {};
+        });
+        auto persona = store_.persona(b.persona);
+        if (!persona) return persona.error();
+        if (!probed || i.ifindex != b.ifindex || i.cookie != b.netns_cookie || !*persona) {
+            spdlog::warn("interface binding {} -> '{}' dropped: {}", describe(b.ifname, b.netns),
+                         b.persona,
+                         !probed ? probed.error().what() : "the interface was recreated");
+            (void)release_interface(loader_, b.netns_cookie, b.ifindex);
+            if (auto r = store_.delete_if_binding(b.netns, b.ifname); !r) return r;
+            ++dropped;
+            continue;
+        }
+        if (auto r = write_entry(loader_, i, (*persona)->id); !r) return r;
+        if (auto r = attach(loader_, b.netns, i); !r) return r;
+        keep.insert(pin_base(loader_.pin_dir(), i.cookie, i.ifindex));
+        keys.insert({i.cookie, i.ifindex});
+        ++kept;
+    }
+    // Map entries and pinned links that no stored binding accounts for.
+    std::vector<pbpf_if_key> stale;
+    pbpf_if_key prev{}, next{};
+    bool first = true;
+    while (bpf_map_get_next_key(loader_.if_bindings_fd(), first ? nullptr : &prev, &next) == 0) {
+        first = false;
+        prev = next;
+        if (!keys.count({next.netns_cookie, next.ifindex})) stale.push_back(next);
+    }
+    for (const auto& k : stale) (void)release_interface(loader_, k.netns_cookie, k.ifindex);
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(loader_.pin_dir() + "/if", ec)) {
+        std::string name = e.path().string();
+        std::string base = name.substr(0, name.rfind('-'));
+        if (keep.count(base)) continue;
+        int fd = bpf_obj_get(name.c_str());
+        if (fd >= 0) {
+            (void)bpf_link_detach(fd);
+            ::close(fd);
+        }
+        ::unlink(name.c_str());
+    }
+    spdlog::info("reconciled interface bindings: {} kept, {} dropped, {} stale removed", kept,
+                 dropped, stale.size());
+    return {};
+}
+
+}  // namespace pbpf::agent

@@ -1,0 +1,45 @@
+// Interface-bound workloads: a VM behind a tap, or a container seen from the host side of
+// its veth. A binding is (netns, interface) -> persona: an entry in pbpf_if_bindings keyed
+// by (netns cookie, ifindex) and the tc programs attached to the interface through TCX
+// links pinned under <pin dir>/if/, so enforcement outlives the agent and an upgraded
+// agent swaps its programs in without a gap. The interface faces the workload: what it
+// receives (tc ingress) is the workload's egress, what it sends (tc egress) its ingress.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "agent/loader.h"
+#include "agent/store.h"
+
+namespace pbpf::agent {
+
+class IfBinder {
+  public:
+    IfBinder(Store& store, Loader& loader) : store_(store), loader_(loader) {}
+
+    // POST /v1/bindings {"persona", "ifname", "netns"?}. Throws ApiError.
+    nlohmann::json bind(const nlohmann::json& body);
+    // DELETE /v1/bindings?ifname=IF[&netns=NS].
+    nlohmann::json unbind(const std::string& ifname, const std::string& netns);
+    // Rows for GET /v1/bindings.
+    nlohmann::json list();
+
+    // Start-up: stored bindings whose interface is gone (or is another one now) are
+    // dropped with a warning; the others get their map entry and links (pinned links are
+    // swapped to this agent's programs); map entries and links nobody stored are removed.
+    Result<void> reconcile();
+
+  private:
+    Store& store_;
+    Loader& loader_;
+};
+
+// Detaches and unpins the links of one interface binding and deletes its map entry
+// (persona removal uses it too).
+Result<void> release_interface(const Loader& loader, uint64_t netns_cookie, uint32_t ifindex);
+
+}  // namespace pbpf::agent
