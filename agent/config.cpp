@@ -267,7 +267,10 @@ Result<Config> load_config(const std::string& path, bool required) {
     // A directory opens as an empty stream and would parse as "all defaults": an agent
     // started on the whole cgroup2 tree because of a mistyped --config.
     if (S_ISDIR(st.st_mode)) return Error{EISDIR, "config " + path + " is a directory"};
-    if (!S_ISREG(st.st_mode)) return Error{EINVAL, "config " + path + " is not a regular file"};
+    // /dev/null (no config: the embedded defaults, whatever /etc says) and pipes are
+    // read like files; anything else that is not a regular file is a mistake.
+    if (!S_ISREG(st.st_mode) && !S_ISCHR(st.st_mode) && !S_ISFIFO(st.st_mode))
+        return Error{EINVAL, "config " + path + " is not a regular file"};
     std::ifstream in(path);
     if (!in) return sys_error("config " + path);
     std::stringstream ss;

@@ -141,7 +141,15 @@ int64_t wall_clock_offset_ns() {
 void Names::refresh() {
     if (auto recs = store_.personas()) {
         personas_.clear();
-        for (const auto& r : *recs) personas_[r.id] = r.name;
+        rules_.clear();
+        for (const auto& r : *recs) {
+            personas_[r.id] = r.name;
+            try {
+                rules_[r.id] = json::parse(r.rules_json).get<std::vector<std::string>>();
+            } catch (const std::exception&) {
+                rules_[r.id].clear();
+            }
+        }
     }
     if (auto binds = store_.bindings()) {
         for (const auto& b : *binds) cgroups_[b.cgroup_id] = b.cgroup_path;
@@ -161,6 +169,12 @@ std::string Names::interface(uint64_t netns_cookie, uint32_t ifindex) const {
 std::string Names::persona(uint32_t id) const {
     auto it = personas_.find(id);
     return it == personas_.end() ? "#" + std::to_string(id) : it->second;
+}
+
+std::string Names::rule(uint32_t persona_id, uint32_t rule_id) const {
+    auto it = rules_.find(persona_id);
+    if (it == rules_.end() || rule_id == 0 || rule_id > it->second.size()) return "";
+    return it->second[rule_id - 1];
 }
 
 std::optional<uint32_t> Names::persona_id(const std::string& name) const {
@@ -211,6 +225,7 @@ json flow_json(const pbpf_ct_key& k, const pbpf_ct_value& v, uint64_t now_ns, Na
         {"packets",
          {{"egress", v.packets[PBPF_DIR_EGRESS]}, {"ingress", v.packets[PBPF_DIR_INGRESS]}}},
         {"bytes", {{"egress", v.bytes[PBPF_DIR_EGRESS]}, {"ingress", v.bytes[PBPF_DIR_INGRESS]}}}};
+    if (v.rule_id != 0) j["rule_text"] = names.rule(v.persona_id, v.rule_id);
     if (k.ifindex != 0) j["ifindex"] = k.ifindex;
     if (has_ports(k.proto)) {
         j["local_port"] = ntohs(k.local_port);
@@ -265,7 +280,10 @@ json event_json(const pbpf_flow_event& e, uint64_t seq, int64_t wall_offset_ns, 
               {"src", addr_text(e.family, e.saddr)},
               {"dst", addr_text(e.family, e.daddr)},
               {"len", e.len}};
-    if (e.reason == PBPF_REASON_RULE || e.rule_id != 0) j["rule"] = e.rule_id;
+    if (e.reason == PBPF_REASON_RULE || e.rule_id != 0) {
+        j["rule"] = e.rule_id;
+        j["rule_text"] = names.rule(e.persona_id, e.rule_id);
+    }
     if (e.ifindex != 0) j["ifindex"] = e.ifindex;
     if (has_ports(e.proto)) {
         j["src_port"] = ntohs(e.sport);

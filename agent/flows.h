@@ -34,6 +34,8 @@ class Names {
     void refresh();
     std::string persona(uint32_t id) const;
     std::optional<uint32_t> persona_id(const std::string& name) const;
+    // The text of rule `rule_id` (1-based) of the persona's current version, "" if none.
+    std::string rule(uint32_t persona_id, uint32_t rule_id) const;
     // "/demo/web" for a cgroup of the managed subtree, "cgroup:<id>" if it is gone.
     std::string cgroup(uint64_t id);
     // "if:veth1" or "if:tap0@vmns" for a bound interface, "if:<ifindex>" otherwise.
@@ -43,6 +45,7 @@ class Names {
     Store& store_;
     const CgroupTree& tree_;
     std::map<uint32_t, std::string> personas_;
+    std::map<uint32_t, std::vector<std::string>> rules_;
     std::map<uint64_t, std::string> cgroups_;
     std::map<std::pair<uint64_t, uint32_t>, std::string> interfaces_;
 };

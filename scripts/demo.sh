@@ -226,6 +226,10 @@ step "personabpf stats $persona"
 cli stats "$persona"
 step "personabpf bindings ls"
 cli bindings ls
+step "personabpf conntrack ls --persona $persona (the allowed connection, tracked)"
+cli conntrack ls --persona "$persona"
+step "personabpf events --persona $persona (verdicts: the new flow and the drops)"
+cli events -n 10 --persona "$persona"
 
 if ((failures > 0)); then
     echo

@@ -86,7 +86,11 @@ void print_event(const json& e) {
     std::string verdict = field(e, "verdict");
     for (auto& c : verdict) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
     std::string why = field(e, "reason");
-    if (why == "rule") why = "rule " + field(e, "rule");
+    if (why == "rule") {
+        why = "rule " + field(e, "rule");
+        if (std::string text = field(e, "rule_text"); text != "-" && !text.empty())
+            why += ": " + text;
+    }
     std::string what = field(e, "proto");
     if (e.contains("tcp_flags") && !e["tcp_flags"].get<std::string>().empty())
         what += " " + field(e, "tcp_flags");

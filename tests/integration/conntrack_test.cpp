@@ -82,7 +82,8 @@ TEST_F(Conntrack, RepliesOfAllowedFlowsPassUnderDefaultIngressDeny) {
     bool allowed_tcp = false, dropped_egress = false, dropped_ingress = false;
     for (const auto& e : evs) {
         if (e["verdict"] == "allowed" && e["proto"] == "tcp" && e["dst_port"] == kPortA)
-            allowed_tcp = e["reason"] == "rule" && e["rule"] == 1 && e["direction"] == "egress";
+            allowed_tcp = e["reason"] == "rule" && e["rule"] == 1 && e["direction"] == "egress" &&
+                          e["rule_text"] == "allow egress tcp port 8080 to " + v.peer4;
         if (e["verdict"] == "dropped" && e["direction"] == "egress" && e["dst_port"] == kPortB)
             dropped_egress = e["reason"] == "default";
         if (e["verdict"] == "dropped" && e["direction"] == "ingress" && e["dst_port"] == kPortA)

@@ -561,6 +561,15 @@ TEST_F(AgentConfigFile, UnreachableDefaultFileIsStillAnError) {
     EXPECT_EQ(cfg.error().err, ENOTDIR);
 }
 
+// `--config /dev/null` is how scripts say "the embedded defaults, whatever /etc has"
+// (scripts/demo.sh does).
+TEST_F(AgentConfigFile, DevNullMeansDefaults) {
+    auto cfg = load_config("/dev/null", true);
+    ASSERT_TRUE(cfg.ok()) << cfg.error().what();
+    EXPECT_EQ(cfg->socket, "/run/personabpf/agent.sock");
+    EXPECT_EQ(cfg->limits.bindings, 65536u);
+}
+
 TEST_F(AgentConfigFile, EmptyFileMeansDefaults) {
     auto cfg = load_config(write("empty.toml", ""), true);
     ASSERT_TRUE(cfg.ok()) << cfg.error().what();
