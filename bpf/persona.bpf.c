@@ -311,7 +311,7 @@ static __always_inline int is_icmp_error(const struct pkt *p)
  * first has no L4 header: it keeps its protocol bucket with port 0. Such fragments do not
  * reach cgroup_skb in practice (egress runs before IP fragmentation, ingress after
  * reassembly); only a raw socket building its own fragments produces them. */
-static __always_inline int read_l4(struct __sk_buff *skb, struct pkt *p)
+static __always_inline int read_l4(struct __sk_buff *skb, struct pkt *p, int tcp_flags_needed)
 {
 	__u8 hdr[14];
 
@@ -320,7 +320,13 @@ static __always_inline int read_l4(struct __sk_buff *skb, struct pkt *p)
 		return PARSE_OK;
 	switch (p->ipproto) {
 	case IPPROTO_TCP_:
-		/* Ports, sequence and ack numbers, data offset, flags. */
+		/* Ports, sequence and ack numbers, data offset, flags. The header quoted in an
+		 * ICMP error may stop after 8 bytes (RFC 792): ports are all it needs. */
+		if (!tcp_flags_needed) {
+			if (bpf_skb_load_bytes(skb, p->l4_off, hdr, 4))
+				return PARSE_MALFORMED;
+			break;
+		}
 		if (bpf_skb_load_bytes(skb, p->l4_off, hdr, 14))
 			return PARSE_MALFORMED;
 		p->tcp_flags = hdr[13];
@@ -365,7 +371,7 @@ static __always_inline int parse_ipv4(struct __sk_buff *skb, __u32 l3, struct pk
 	p->l4_off = l3 + ip.ihl * 4;
 	__builtin_memcpy(p->saddr, &ip.saddr, 4);
 	__builtin_memcpy(p->daddr, &ip.daddr, 4);
-	return read_l4(skb, p);
+	return read_l4(skb, p, 1);
 }
 
 static __always_inline int parse_ipv6(struct __sk_buff *skb, __u32 l3, struct pkt *p)
@@ -434,7 +440,7 @@ static __always_inline int parse_ipv6(struct __sk_buff *skb, __u32 l3, struct pk
 done:
 	p->ipproto = nexthdr;
 	p->l4_off = l3 + off;
-	return read_l4(skb, p);
+	return read_l4(skb, p, 1);
 }
 
 /* l3: offset of the IP header (0 for cgroup_skb, the link header's length for tc). The
@@ -506,7 +512,7 @@ static __always_inline int related_key(struct __sk_buff *skb, const struct pkt *
 		inner.ipproto = fixed[6];
 		inner.l4_off = l3 + 40;
 	}
-	if (read_l4(skb, &inner) != PARSE_OK)
+	if (read_l4(skb, &inner, 0) != PARSE_OK)
 		return -1;
 	/* Errors are never about errors. */
 	if (is_icmp_error(&inner))
@@ -757,7 +763,8 @@ static __always_inline int evaluate(struct __sk_buff *skb, int dir, struct workl
 	now = bpf_ktime_get_ns();
 	epoch = policy_epoch();
 	ct = bpf_map_lookup_elem(&pbpf_conntrack, &key);
-	if (ct && now - ct->last_seen_ns <= ct_timeout(&key, ct) &&
+	/* Written as a sum: another CPU may have stamped a later last_seen meanwhile. */
+	if (ct && now <= ct->last_seen_ns + ct_timeout(&key, ct) &&
 	    !(ct->state == PBPF_CT_CLOSED && (p.tcp_flags & (TCP_SYN_ | TCP_ACK_)) == TCP_SYN_)) {
 		if (ct->persona_id != w->persona || ct->policy_epoch != epoch) {
 			/* Decided under other rules: decide again from the origin's side. */
@@ -802,7 +809,7 @@ static __always_inline int evaluate(struct __sk_buff *skb, int dir, struct workl
 		if (related_key(skb, &p, dir, w->id, w->ifindex, &rkey) == 0) {
 			rel = bpf_map_lookup_elem(&pbpf_conntrack, &rkey);
 			if (rel && rel->persona_id == w->persona && rel->policy_epoch == epoch &&
-			    now - rel->last_seen_ns <= ct_timeout(&rkey, rel)) {
+			    now <= rel->last_seen_ns + ct_timeout(&rkey, rel)) {
 				count(w->persona, dir, COUNT_ALLOWED, bytes);
 				emit(w, &p, dir, PBPF_EV_ALLOWED, PBPF_REASON_RELATED, rel->rule_id,
 				     skb->len);

@@ -87,6 +87,25 @@ Packet icmp_unreachable_about(uint16_t inner_sport, uint16_t inner_dport) {
         });
 }
 
+// The same about a TCP segment me -> peer, quoting only 8 bytes of its header (RFC 792's
+// minimum, what routers send).
+Packet icmp_frag_needed_about_tcp(uint16_t inner_sport, uint16_t inner_dport) {
+    Bytes inner = Packet().ipv4(kMe, kPeer).tcp(inner_sport, inner_dport).bytes();
+    inner.erase(inner.begin(), inner.begin() + 14);
+    inner.resize(20 + 8);
+    return Packet()
+        .ipv4(kPeer, kMe)
+        .l4_proto(1)
+        .payload(8 + inner.size())
+        .mutate("icmp type 3 code 4 + 8 bytes of tcp", [inner](Bytes& b) {
+            const size_t icmp = 14 + 20;
+            std::fill(b.begin() + icmp, b.begin() + icmp + 8, 0);
+            b[icmp] = 3;
+            b[icmp + 1] = 4;
+            std::copy(inner.begin(), inner.end(), b.begin() + icmp + 8);
+        });
+}
+
 class Conntrack : public ::testing::Test {
   protected:
     void SetUp() override {
@@ -201,6 +220,11 @@ TEST_F(Conntrack, IcmpErrorAboutATrackedFlowIsRelated) {
     EXPECT_EQ(egress(Packet().ipv4(kMe, kPeer).udp(5353, 53)), kPass);
     EXPECT_EQ(ingress(icmp_unreachable_about(5353, 53)), kPass);
     EXPECT_EQ(ingress(icmp_unreachable_about(5354, 53)), kDrop) << "about another flow";
+
+    EXPECT_EQ(ingress(icmp_frag_needed_about_tcp(40000, 80)), kDrop) << "no tcp flow yet";
+    ASSERT_EQ(egress(Packet().ipv4(kMe, kPeer).tcp(40000, 80, kTcpSyn)), kPass);
+    EXPECT_EQ(ingress(icmp_frag_needed_about_tcp(40000, 80)), kPass)
+        << "8 bytes of the quoted tcp header are enough";
 }
 
 TEST_F(Conntrack, PersonaChangeDecidesTrackedFlowsAgain) {
