@@ -119,7 +119,6 @@ Result<void> for_each_flow(int fd, Fn fn) {
         }
         if (!fn(next, v)) break;
     }
-    if (errno != ENOENT && !first) return sys_error("walk pbpf_conntrack");
     return {};
 }
 
@@ -185,6 +184,11 @@ std::optional<uint32_t> Names::persona_id(const std::string& name) const {
 
 std::string Names::cgroup(uint64_t id) {
     if (auto it = cgroups_.find(id); it != cgroups_.end()) return it->second;
+    // A cgroup that is gone stays gone: walk for it at most once a minute.
+    const auto now = std::chrono::steady_clock::now();
+    if (auto it = misses_.find(id);
+        it != misses_.end() && now - it->second < std::chrono::minutes(1))
+        return "cgroup:" + std::to_string(id);
     // The cgroup id is the directory's inode number on cgroup2.
     namespace fs = std::filesystem;
     std::error_code ec;
@@ -207,6 +211,8 @@ std::string Names::cgroup(uint64_t id) {
         if (::stat(it->path().c_str(), &st) == 0 && st.st_ino == id)
             return cgroups_[id] = rel(it->path());
     }
+    if (misses_.size() > 10000) misses_.clear();
+    misses_[id] = now;
     return "cgroup:" + std::to_string(id);
 }
 
@@ -264,6 +270,12 @@ json event_json(const pbpf_flow_event& e, uint64_t seq, int64_t wall_offset_ns, 
             break;
         case PBPF_REASON_REEVALUATED:
             reason = "persona-changed";
+            break;
+        case PBPF_REASON_NOT_IP:
+            reason = "not-ip";
+            break;
+        case PBPF_REASON_FRAGMENT:
+            reason = "fragment";
             break;
     }
     int64_t wall = static_cast<int64_t>(e.ts_ns) + wall_offset_ns;
@@ -417,15 +429,23 @@ void EventStream::stop() {
 EventStream::Batch EventStream::read(uint64_t since, std::optional<uint32_t> persona, size_t limit,
                                      bool tail, int wait_ms) {
     std::unique_lock<std::mutex> lock(mu_);
-    auto matches_after = [&](uint64_t from) {
-        for (uint64_t s = std::max(from, first_seq_); s < first_seq_ + history_.size(); ++s)
+    uint64_t from = since == 0 ? first_seq_ : since;
+    // Scans each event once however often the waiter wakes (the reader thread needs mu_).
+    uint64_t scanned = from;
+    auto arrived = [&] {
+        const uint64_t end = first_seq_ + history_.size();
+        for (uint64_t s = std::max(scanned, first_seq_); s < end; ++s)
             if (!persona || history_[s - first_seq_].persona_id == *persona) return true;
+        scanned = end;
         return false;
     };
-    uint64_t from = since == 0 ? first_seq_ : since;
-    if (wait_ms > 0 && !matches_after(from))
+    // A few followers may wait; more would tie up the API's worker threads.
+    if (wait_ms > 0 && waiting_ < kMaxWaiters && !arrived()) {
+        ++waiting_;
         arrived_.wait_for(lock, std::chrono::milliseconds(wait_ms),
-                          [&] { return stopping_ || matches_after(from); });
+                          [&] { return stopping_ || arrived(); });
+        --waiting_;
+    }
     Batch b;
     if (from < first_seq_) b.overwritten = first_seq_ - from;
     const uint64_t end = first_seq_ + history_.size();
@@ -485,6 +505,9 @@ void add_flow_routes(ApiServer& server, ConntrackTable& conntrack, EventStream& 
             const size_t limit = number_param(req, "limit", 1000, 1, 100000);
             const int wait_ms = static_cast<int>(number_param(req, "wait_ms", 0, 0, 60000));
             auto tail_text = param(req, "tail");
+            if (tail_text && *tail_text != "0" && *tail_text != "1" && *tail_text != "true" &&
+                *tail_text != "false")
+                throw ApiError(400, "query parameter tail=" + *tail_text + ": expected 1 or 0");
             const bool tail = tail_text && (*tail_text == "1" || *tail_text == "true");
             std::optional<uint32_t> persona;
             if (auto name = param(req, "persona")) {

@@ -3,6 +3,7 @@
 // `personabpf events` reads and follows).
 #pragma once
 
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -47,6 +48,7 @@ class Names {
     std::map<uint32_t, std::string> personas_;
     std::map<uint32_t, std::vector<std::string>> rules_;
     std::map<uint64_t, std::string> cgroups_;
+    std::map<uint64_t, std::chrono::steady_clock::time_point> misses_;
     std::map<std::pair<uint64_t, uint32_t>, std::string> interfaces_;
 };
 
@@ -111,6 +113,8 @@ class EventStream {
     std::deque<pbpf_flow_event> history_;
     uint64_t first_seq_ = 1;  // seq of history_.front()
     uint64_t received_ = 0;
+    int waiting_ = 0;  // readers in a long poll (under mu_)
+    static constexpr int kMaxWaiters = 4;
 };
 
 class ApiServer;

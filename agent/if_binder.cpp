@@ -25,6 +25,7 @@
 
 #include "agent/api_error.h"
 #include "maps/abi/binding.h"
+#include "maps/fd.h"
 
 #ifndef SO_NETNS_COOKIE
 #define SO_NETNS_COOKIE 71
@@ -60,18 +61,17 @@ std::string pin_base(const std::string& pin_dir, uint64_t cookie, uint32_t ifind
 Result<void> in_netns(const std::string& netns, const std::function<Result<void>()>& fn) {
     if (netns.empty()) return fn();
     const std::string path = netns_path(netns);
-    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return sys_error("open netns " + path);
+    Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd.valid()) return sys_error("open netns " + path);
     Result<void> result;
     std::thread t([&] {
-        if (::setns(fd, CLONE_NEWNET) != 0) {
+        if (::setns(fd.get(), CLONE_NEWNET) != 0) {
             result = sys_error("enter netns " + path);
             return;
         }
         result = fn();
     });
     t.join();
-    ::close(fd);
     return result;
 }
 
@@ -102,7 +102,13 @@ Result<Interface> probe_interface(const std::string& ifname) {
         return Error{EINVAL, ifname +
                                  " is a loopback interface; bind the interface that faces "
                                  "the workload (a veth or tap)"};
-    i.l3 = ifr.ifr_hwaddr.sa_family != ARPHRD_ETHER;
+    // Ethernet-framed (veth, tap, bridges' ports) or no link header at all (tun); other
+    // link types put headers before IP that the programs do not parse.
+    if (ifr.ifr_hwaddr.sa_family != ARPHRD_ETHER && ifr.ifr_hwaddr.sa_family != ARPHRD_NONE)
+        return Error{EINVAL,
+                     ifname + " has link type " + std::to_string(ifr.ifr_hwaddr.sa_family) +
+                         "; only Ethernet-framed (veth, tap) and tun interfaces can be bound"};
+    i.l3 = ifr.ifr_hwaddr.sa_family == ARPHRD_NONE;
     return i;
 }
 
@@ -220,6 +226,15 @@ json IfBinder::bind(const json& body) {
     }
 
     auto previous = must(store_.if_binding(netns, ifname));
+    // One interface, one binding: another spelling of the same netns ("" vs a path) must
+    // not make a second record that an unbind of the first would silently undercut.
+    for (const auto& other : must(store_.if_bindings())) {
+        if (other.netns_cookie == i.cookie && other.ifindex == i.ifindex &&
+            (other.netns != netns || other.ifname != ifname))
+            throw ApiError(409, describe(ifname, netns) + " is already bound to '" + other.persona +
+                                    "' as " + describe(other.ifname, other.netns) +
+                                    "; unbind that first");
+    }
     if (!previous && must(store_.if_bindings()).size() >= loader_.limits().interface_bindings)
         throw ApiError(507, "interface binding table full: " +
                                 std::to_string(loader_.limits().interface_bindings) +
@@ -230,16 +245,30 @@ json IfBinder::bind(const json& body) {
 
     IfBindingRecord b{netns,    ifname,  i.ifindex,
                       i.cookie, persona, static_cast<int64_t>(std::time(nullptr))};
+    // On failure: an interface bound before keeps its previous persona, a new one is
+    // released again.
+    const bool same_interface =
+        previous && previous->ifindex == i.ifindex && previous->netns_cookie == i.cookie;
+    auto undo = [&]() {
+        if (same_interface) {
+            if (auto old = store_.persona(previous->persona); old && old->has_value())
+                if (write_entry(loader_, i, (*old)->id)) return;
+        }
+        (void)release_interface(loader_, i.cookie, i.ifindex);
+    };
     auto txn = must(store_.begin());
     must(store_.upsert_if_binding(b));
     // Entry first, then the programs: a packet never meets the programs without it.
-    if (auto r = write_entry(loader_, i, rec->id); !r) throw ApiError(507, r.error().what());
+    if (auto r = write_entry(loader_, i, rec->id); !r) {
+        undo();
+        throw ApiError(507, r.error().what());
+    }
     if (auto r = attach(loader_, netns, i); !r) {
-        (void)release_interface(loader_, i.cookie, i.ifindex);
+        undo();
         throw ApiError(500, "attach to " + describe(ifname, netns) + ": " + r.error().what());
     }
     if (auto c = txn->commit(); !c) {
-        (void)release_interface(loader_, i.cookie, i.ifindex);
+        undo();
         throw ApiError(500, c.error().what());
     }
     spdlog::info("bound interface {} (ifindex {}) to persona '{}'{}", describe(ifname, netns),
@@ -254,10 +283,12 @@ json IfBinder::bind(const json& body) {
 json IfBinder::unbind(const std::string& ifname, const std::string& netns) {
     auto found = must(store_.if_binding(netns, ifname));
     if (!found) throw ApiError(404, "no binding for interface " + describe(ifname, netns));
-    auto txn = must(store_.begin());
+    // Store first: if the kernel part fails, the next start's reconcile removes what no
+    // stored binding accounts for; the other order could leave a stored binding unenforced.
     must(store_.delete_if_binding(netns, ifname));
-    must(release_interface(loader_, found->netns_cookie, found->ifindex));
-    must(txn->commit());
+    if (auto r = release_interface(loader_, found->netns_cookie, found->ifindex); !r)
+        spdlog::error("unbind {}: {} (removed at the next start)", describe(ifname, netns),
+                      r.error().what());
     spdlog::info("unbound interface {} (was '{}')", describe(ifname, netns), found->persona);
     return {{"unbound",
              {{"ifname", ifname},

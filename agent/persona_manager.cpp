@@ -356,10 +356,7 @@ json PersonaManager::remove(const std::string& name, bool force) {
     }
     auto txn = must(store_.begin());
     for (const auto& b : binds) must(store_.delete_binding(b.cgroup_id));
-    for (const auto& b : if_binds) {
-        must(store_.delete_if_binding(b.netns, b.ifname));
-        must(release_interface(loader_, b.netns_cookie, b.ifindex));
-    }
+    for (const auto& b : if_binds) must(store_.delete_if_binding(b.netns, b.ifname));
     must(store_.delete_persona(name));
 
     // Kernel: bindings first and the epoch bump (no cached resolution keeps pointing at
@@ -372,6 +369,10 @@ json PersonaManager::remove(const std::string& name, bool force) {
         unbound.push_back(b.cgroup_path);
     }
     if (!binds.empty()) must(loader_.bump_epoch());
+    for (const auto& b : if_binds) {
+        must(release_interface(loader_, b.netns_cookie, b.ifindex));
+        unbound.push_back("interface " + b.ifname + (b.netns.empty() ? "" : "@" + b.netns));
+    }
     __u32 key = rec->id;
     if (bpf_map_delete_elem(loader_.policies_fd(), &key) != 0 && errno != ENOENT)
         throw ApiError(
@@ -380,7 +381,7 @@ json PersonaManager::remove(const std::string& name, bool force) {
     must(zero_counters(rec->id));
     must(txn->commit());
     spdlog::info("removed persona '{}' (id {}){}", name, rec->id,
-                 binds.empty() ? "" : fmt::format(", unbound {} workloads", binds.size()));
+                 bound == 0 ? "" : fmt::format(", unbound {} workloads", bound));
     return {{"removed", name}, {"id", rec->id}, {"unbound", unbound}};
 }
 
@@ -388,6 +389,7 @@ json PersonaManager::list() {
     json arr = json::array();
     std::map<std::string, size_t> counts;
     for (const auto& b : must(store_.bindings())) counts[b.persona]++;
+    for (const auto& b : must(store_.if_bindings())) counts[b.persona]++;
     for (const auto& p : must(store_.personas())) arr.push_back(summary(p, counts[p.name]));
     return arr;
 }
@@ -396,7 +398,8 @@ json PersonaManager::show(const std::string& name) {
     auto rec = must(store_.persona(name));
     if (!rec) throw ApiError(404, "no persona '" + name + "'");
     auto binds = must(store_.bindings_of(name));
-    json j = summary(*rec, binds.size());
+    auto if_binds = must(store_.if_bindings_of(name));
+    json j = summary(*rec, binds.size() + if_binds.size());
     j["rule_count"] = rec->rule_count;
     j["rules"] = json::parse(rec->rules_json);
     j["source"] = rec->source;
@@ -404,6 +407,9 @@ json PersonaManager::show(const std::string& name) {
     json cg = json::array();
     for (const auto& b : binds) cg.push_back(b.cgroup_path);
     j["bound_cgroups"] = cg;
+    json ifs = json::array();
+    for (const auto& b : if_binds) ifs.push_back({{"ifname", b.ifname}, {"netns", b.netns}});
+    j["bound_interfaces"] = ifs;
     auto slot = must(slot_map_id(rec->id));
     j["enforced"] = slot.has_value();
     return j;

@@ -23,6 +23,7 @@
 /* vmlinux.h carries types, not the uapi macros. */
 #define ETH_P_IP 0x0800
 #define ETH_P_IPV6 0x86DD
+#define ETH_P_ARP 0x0806
 
 #define IPPROTO_HOPOPTS_ 0
 #define IPPROTO_ICMP_ 1
@@ -110,6 +111,13 @@ struct {
 	__type(key, struct pbpf_ct_key);
 	__type(value, struct pbpf_ct_value);
 } pbpf_conntrack SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, PBPF_FRAG_ENTRIES);
+	__type(key, struct pbpf_frag_key);
+	__type(value, struct pbpf_frag_value);
+} pbpf_fragments SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -261,7 +269,10 @@ struct pkt {
 	__u8 icmp_type;
 	__u8 icmp_code;
 	__u8 later_fragment; /* no L4 header in this packet */
-	__u8 pad0;
+	__u8 first_fragment; /* offset 0 and more fragments follow */
+	__u8 ttl;            /* TTL / hop limit */
+	__u8 pad0[3];
+	__u32 frag_id;       /* IPv4 identification / IPv6 fragment id, if fragmented */
 	__be16 sport;        /* TCP/UDP ports; ICMP echo: the identifier in both */
 	__be16 dport;
 	__u32 l4_off;        /* offset of the L4 header from the start of the data */
@@ -368,6 +379,9 @@ static __always_inline int parse_ipv4(struct __sk_buff *skb, __u32 l3, struct pk
 	p->family = PBPF_FAMILY_IPV4;
 	p->ipproto = ip.protocol;
 	p->later_fragment = (ip.frag_off & bpf_htons(0x1fff)) != 0;
+	p->first_fragment = !p->later_fragment && (ip.frag_off & bpf_htons(0x2000)) != 0;
+	p->frag_id = bpf_ntohs(ip.id);
+	p->ttl = ip.ttl;
 	p->l4_off = l3 + ip.ihl * 4;
 	__builtin_memcpy(p->saddr, &ip.saddr, 4);
 	__builtin_memcpy(p->daddr, &ip.daddr, 4);
@@ -379,8 +393,8 @@ static __always_inline int parse_ipv6(struct __sk_buff *skb, __u32 l3, struct pk
 	/* First 8 bytes of the fixed header: version, payload length, next header. */
 	__u8 fixed[8];
 	/* Generic extension header start: next header, length; for a fragment header
-	 * also the offset field (bytes 2..3). */
-	__u8 ext[4];
+	 * also the offset and M flag (bytes 2..3) and the identification (4..7). */
+	__u8 ext[8];
 	__u32 off = 40;
 	__u8 nexthdr;
 	int i;
@@ -394,6 +408,7 @@ static __always_inline int parse_ipv6(struct __sk_buff *skb, __u32 l3, struct pk
 	    bpf_skb_load_bytes(skb, l3 + 24, p->daddr, 16))
 		return PARSE_MALFORMED;
 	p->family = PBPF_FAMILY_IPV6;
+	p->ttl = fixed[7];
 	nexthdr = fixed[6];
 
 	for (i = 0; i < PBPF_MAX_IPV6_EXT_HEADERS; i++) {
@@ -407,12 +422,15 @@ static __always_inline int parse_ipv6(struct __sk_buff *skb, __u32 l3, struct pk
 			off += ((__u32)ext[1] + 1) * 8;
 			break;
 		case IPPROTO_FRAGMENT_:
-			if (bpf_skb_load_bytes(skb, l3 + off, ext, 4))
+			if (bpf_skb_load_bytes(skb, l3 + off, ext, 8))
 				return PARSE_MALFORMED;
 			nexthdr = ext[0];
-			/* Offset in the top 13 bits of bytes 2..3. */
+			/* Offset in the top 13 bits of bytes 2..3, M in the lowest. */
 			if ((((__u16)ext[2] << 8 | ext[3]) & 0xfff8) != 0)
 				p->later_fragment = 1;
+			else if (ext[3] & 1)
+				p->first_fragment = 1;
+			p->frag_id = (__u32)ext[4] << 24 | (__u32)ext[5] << 16 | (__u32)ext[6] << 8 | ext[7];
 			off += 8;
 			break;
 		case IPPROTO_AH_:
@@ -732,6 +750,34 @@ static __always_inline __u64 policy_epoch(void)
 	return g ? g->policy_epoch : 0;
 }
 
+static __always_inline int is_echo_request(const struct pkt *p)
+{
+	return (p->bucket == PBPF_PROTO_ICMP && p->icmp_type == 8) ||
+	       (p->bucket == PBPF_PROTO_ICMPV6 && p->icmp_type == 128);
+}
+
+/* Neighbour discovery (router/neighbour solicitation and advertisement, redirect) with
+ * hop limit 255, which no router forwards: IPv6 does not work without it, and its
+ * answers come from other addresses than the questions went to, so no flow covers them. */
+static __always_inline int is_neighbour_discovery(const struct pkt *p)
+{
+	return p->bucket == PBPF_PROTO_ICMPV6 && p->icmp_type >= 133 && p->icmp_type <= 137 &&
+	       p->ttl == 255;
+}
+
+static __always_inline void frag_key(const struct pkt *p, const struct workload *w,
+				     struct pbpf_frag_key *k)
+{
+	__builtin_memset(k, 0, sizeof(*k));
+	k->workload = w->id;
+	k->ifindex = w->ifindex;
+	k->id = p->frag_id;
+	k->family = p->family;
+	k->proto = p->ipproto;
+	__builtin_memcpy(k->saddr, p->saddr, 16);
+	__builtin_memcpy(k->daddr, p->daddr, 16);
+}
+
 /* The verdict of a packet of workload w (w->persona != 0).
  * Decisions beyond the contract (docs/architecture.md):
  *  - not IPv4/IPv6 (cannot reach cgroup_skb of inet sockets): passed, not counted;
@@ -740,38 +786,38 @@ static __always_inline __u64 policy_epoch(void)
  *  - a tracked flow passes with its cached verdict while persona and policy epoch are
  *    those it was decided under; else it is decided again as if new (from its origin's
  *    side) and dropped, its entry removed, if the new rules deny it. */
-static __always_inline int evaluate(struct __sk_buff *skb, int dir, struct workload *w)
+static __always_inline int decide(struct __sk_buff *skb, int dir, struct workload *w,
+				  const struct pkt *p)
 {
 	struct pbpf_ct_key key;
 	struct pbpf_ct_value *ct, fresh;
 	struct pbpf_policy_value pv;
-	struct pkt p;
 	__u64 bytes = skb->len;
 	__u64 now, epoch;
-	__u8 reason = PBPF_REASON_MALFORMED;
+	__u8 reason = PBPF_REASON_NO_POLICY;
 	void *trie;
-	int rc;
 
-	__builtin_memset(&p, 0, sizeof(p));
-	rc = parse(skb, w->l3, &p);
-	if (rc == PARSE_NOT_IP)
+	if (is_neighbour_discovery(p)) {
+		count(w->persona, dir, COUNT_ALLOWED, bytes);
 		return PBPF_PASS;
-	if (rc != PARSE_OK)
-		goto deny;
+	}
 
-	flow_key(&p, dir, w->id, w->ifindex, &key);
+	flow_key(p, dir, w->id, w->ifindex, &key);
 	now = bpf_ktime_get_ns();
 	epoch = policy_epoch();
 	ct = bpf_map_lookup_elem(&pbpf_conntrack, &key);
-	/* Written as a sum: another CPU may have stamped a later last_seen meanwhile. */
+	/* Written as a sum: another CPU may have stamped a later last_seen meanwhile. A new
+	 * SYN on a closed flow starts a new one; an echo request against the direction of
+	 * the flow is the peer's own ping, not a reply. */
 	if (ct && now <= ct->last_seen_ns + ct_timeout(&key, ct) &&
-	    !(ct->state == PBPF_CT_CLOSED && (p.tcp_flags & (TCP_SYN_ | TCP_ACK_)) == TCP_SYN_)) {
+	    !(ct->state == PBPF_CT_CLOSED && (p->tcp_flags & (TCP_SYN_ | TCP_ACK_)) == TCP_SYN_) &&
+	    !(is_echo_request(p) && dir != ct->origin)) {
 		if (ct->persona_id != w->persona || ct->policy_epoch != epoch) {
 			/* Decided under other rules: decide again from the origin's side. */
 			trie = bpf_map_lookup_elem(&pbpf_policies, &w->persona);
 			if (!trie ||
-			    policy_decide(trie, ct->origin, key.family, key.remote, p.bucket,
-					  flow_port(&key, p.bucket, ct->origin), &pv)) {
+			    policy_decide(trie, ct->origin, key.family, key.remote, p->bucket,
+					  flow_port(&key, p->bucket, ct->origin), &pv)) {
 				bpf_map_delete_elem(&pbpf_conntrack, &key);
 				reason = PBPF_REASON_NO_POLICY;
 				goto deny;
@@ -780,19 +826,24 @@ static __always_inline int evaluate(struct __sk_buff *skb, int dir, struct workl
 			if (pv.verdict != PBPF_VERDICT_ALLOW && !w->audit_mode) {
 				bpf_map_delete_elem(&pbpf_conntrack, &key);
 				count(w->persona, dir, COUNT_DENIED, bytes);
-				emit(w, &p, dir, PBPF_EV_DROPPED, PBPF_REASON_REEVALUATED, pv.rule_id,
+				emit(w, p, dir, PBPF_EV_DROPPED, PBPF_REASON_REEVALUATED, pv.rule_id,
 				     skb->len);
 				return PBPF_DROP;
 			}
 			ct->persona_id = w->persona;
 			ct->policy_epoch = epoch;
 			ct->rule_id = pv.rule_id;
-			if (pv.verdict == PBPF_VERDICT_ALLOW)
+			if (pv.verdict == PBPF_VERDICT_ALLOW) {
 				ct->flags &= ~PBPF_CT_F_AUDIT;
-			else
+			} else {
+				/* A dry run of new rules reports the tracked flows they would cut. */
+				if (!(ct->flags & PBPF_CT_F_AUDIT))
+					emit(w, p, dir, PBPF_EV_AUDIT, PBPF_REASON_REEVALUATED,
+					     pv.rule_id, skb->len);
 				ct->flags |= PBPF_CT_F_AUDIT;
+			}
 		}
-		ct_advance(ct, &p, dir);
+		ct_advance(ct, p, dir);
 		ct->last_seen_ns = now;
 		ct->packets[dir & 1]++;
 		ct->bytes[dir & 1] += bytes;
@@ -802,25 +853,27 @@ static __always_inline int evaluate(struct __sk_buff *skb, int dir, struct workl
 	}
 
 	/* An ICMP error about a tracked flow is part of it. */
-	if (is_icmp_error(&p)) {
+	if (is_icmp_error(p)) {
 		struct pbpf_ct_key rkey;
 		struct pbpf_ct_value *rel;
 
-		if (related_key(skb, &p, dir, w->id, w->ifindex, &rkey) == 0) {
+		if (related_key(skb, p, dir, w->id, w->ifindex, &rkey) == 0) {
 			rel = bpf_map_lookup_elem(&pbpf_conntrack, &rkey);
 			if (rel && rel->persona_id == w->persona && rel->policy_epoch == epoch &&
 			    now <= rel->last_seen_ns + ct_timeout(&rkey, rel)) {
-				count(w->persona, dir, COUNT_ALLOWED, bytes);
-				emit(w, &p, dir, PBPF_EV_ALLOWED, PBPF_REASON_RELATED, rel->rule_id,
-				     skb->len);
+				int audited = (rel->flags & PBPF_CT_F_AUDIT) != 0;
+
+				count(w->persona, dir, audited ? COUNT_AUDITED : COUNT_ALLOWED, bytes);
+				emit(w, p, dir, audited ? PBPF_EV_AUDIT : PBPF_EV_ALLOWED,
+				     PBPF_REASON_RELATED, rel->rule_id, skb->len);
 				return PBPF_PASS;
 			}
 		}
 	}
 
 	trie = bpf_map_lookup_elem(&pbpf_policies, &w->persona);
-	if (!trie || policy_decide(trie, dir, key.family, key.remote, p.bucket,
-				   flow_port(&key, p.bucket, dir), &pv)) {
+	if (!trie || policy_decide(trie, dir, key.family, key.remote, p->bucket,
+				   flow_port(&key, p->bucket, dir), &pv)) {
 		reason = PBPF_REASON_NO_POLICY;
 		goto deny;
 	}
@@ -828,7 +881,7 @@ static __always_inline int evaluate(struct __sk_buff *skb, int dir, struct workl
 	reason = pv.rule_id ? PBPF_REASON_RULE : PBPF_REASON_DEFAULT;
 	if (pv.verdict != PBPF_VERDICT_ALLOW && !w->audit_mode) {
 		count(w->persona, dir, COUNT_DENIED, bytes);
-		emit(w, &p, dir, PBPF_EV_DROPPED, reason, pv.rule_id, skb->len);
+		emit(w, p, dir, PBPF_EV_DROPPED, reason, pv.rule_id, skb->len);
 		return PBPF_DROP;
 	}
 
@@ -841,7 +894,7 @@ static __always_inline int evaluate(struct __sk_buff *skb, int dir, struct workl
 	fresh.persona_id = w->persona;
 	fresh.rule_id = pv.rule_id;
 	fresh.origin = dir;
-	fresh.state = ct_initial_state(&p);
+	fresh.state = ct_initial_state(p);
 	if (pv.verdict != PBPF_VERDICT_ALLOW)
 		fresh.flags |= PBPF_CT_F_AUDIT;
 	/* A full LRU evicts its oldest flow; a failed insert only costs the next packet
@@ -850,15 +903,72 @@ static __always_inline int evaluate(struct __sk_buff *skb, int dir, struct workl
 
 	if (pv.verdict == PBPF_VERDICT_ALLOW) {
 		count(w->persona, dir, COUNT_ALLOWED, bytes);
-		emit(w, &p, dir, PBPF_EV_ALLOWED, reason, pv.rule_id, skb->len);
+		emit(w, p, dir, PBPF_EV_ALLOWED, reason, pv.rule_id, skb->len);
 	} else {
 		count(w->persona, dir, COUNT_AUDITED, bytes);
-		emit(w, &p, dir, PBPF_EV_AUDIT, reason, pv.rule_id, skb->len);
+		emit(w, p, dir, PBPF_EV_AUDIT, reason, pv.rule_id, skb->len);
 	}
 	return PBPF_PASS;
 
 deny:
 	count(w->persona, dir, COUNT_DENIED, bytes);
+	emit(w, p, dir, PBPF_EV_DROPPED, reason, 0, skb->len);
+	return PBPF_DROP;
+}
+
+/* Parses, handles what is not a plain packet (not IP, malformed, later fragments), then
+ * decide(); remembers the verdict of a first fragment for the later ones. */
+static __always_inline int evaluate(struct __sk_buff *skb, int dir, struct workload *w)
+{
+	struct pbpf_frag_key fk;
+	struct pbpf_frag_value *fv;
+	struct pkt p;
+	__u64 now;
+	__u8 reason = PBPF_REASON_MALFORMED;
+	int rc;
+
+	__builtin_memset(&p, 0, sizeof(p));
+	rc = parse(skb, w->l3, &p);
+	if (rc == PARSE_NOT_IP) {
+		/* cgroup_skb of inet sockets sees only IP. An interface carries anything: ARP
+		 * passes (nothing works without it), the rest is not judged and fails closed. */
+		if (!w->ifindex || skb->protocol == bpf_htons(ETH_P_ARP))
+			return PBPF_PASS;
+		reason = PBPF_REASON_NOT_IP;
+		goto deny;
+	}
+	if (rc != PARSE_OK)
+		goto deny;
+
+	if (p.later_fragment) {
+		frag_key(&p, w, &fk);
+		fv = bpf_map_lookup_elem(&pbpf_fragments, &fk);
+		now = bpf_ktime_get_ns();
+		if (fv && fv->persona_id == w->persona &&
+		    now <= fv->created_ns + PBPF_FRAG_TIMEOUT * NSEC_PER_SEC) {
+			count(w->persona, dir, (fv->flags & PBPF_CT_F_AUDIT) ? COUNT_AUDITED : COUNT_ALLOWED,
+			      skb->len);
+			return PBPF_PASS;
+		}
+		reason = PBPF_REASON_FRAGMENT;
+		goto deny;
+	}
+
+	rc = decide(skb, dir, w, &p);
+	if (rc == PBPF_PASS && p.first_fragment) {
+		struct pbpf_frag_value fnew;
+
+		frag_key(&p, w, &fk);
+		__builtin_memset(&fnew, 0, sizeof(fnew));
+		fnew.created_ns = bpf_ktime_get_ns();
+		fnew.persona_id = w->persona;
+		fnew.flags = w->audit_mode ? PBPF_CT_F_AUDIT : 0;
+		bpf_map_update_elem(&pbpf_fragments, &fk, &fnew, BPF_ANY);
+	}
+	return rc;
+
+deny:
+	count(w->persona, dir, COUNT_DENIED, skb->len);
 	emit(w, &p, dir, PBPF_EV_DROPPED, reason, 0, skb->len);
 	return PBPF_DROP;
 }

@@ -65,6 +65,11 @@ static_assert(offsetof(pbpf_ct_value, bytes) == 40);
 static_assert(offsetof(pbpf_ct_value, persona_id) == 56);
 static_assert(offsetof(pbpf_ct_value, origin) == 64);
 
+static_assert(sizeof(pbpf_frag_key) == 56);
+static_assert(offsetof(pbpf_frag_key, id) == 12);
+static_assert(offsetof(pbpf_frag_key, saddr) == 24);
+static_assert(sizeof(pbpf_frag_value) == 16);
+
 static_assert(sizeof(pbpf_flow_event) == 80);
 static_assert(offsetof(pbpf_flow_event, verdict) == 32);
 static_assert(offsetof(pbpf_flow_event, sport) == 38);

@@ -60,3 +60,29 @@ struct pbpf_ct_value {
 	__u8 pad0;
 	__u32 pad1;
 };
+
+/* Fragments: the first fragment of a datagram carries the ports and is judged like any
+ * packet; the later ones (no L4 header) follow its verdict through pbpf_fragments (LRU),
+ * keyed by the datagram's identification. A later fragment without a recorded first one
+ * is dropped (fail closed). cgroup_skb sees whole datagrams (egress before fragmentation,
+ * ingress after reassembly); tc on an interface sees fragments. */
+#define PBPF_FRAG_TIMEOUT 30 /* seconds, the kernel's reassembly timeout */
+
+struct pbpf_frag_key {
+	__u64 workload; /* as in pbpf_ct_key */
+	__u32 ifindex;
+	__u32 id;       /* IPv4 identification or IPv6 fragment identification */
+	__u8 family;
+	__u8 proto;
+	__u16 pad0;
+	__u32 pad1;
+	__u8 saddr[16]; /* as on the wire */
+	__u8 daddr[16];
+};
+
+struct pbpf_frag_value {
+	__u64 created_ns;
+	__u32 persona_id;
+	__u8 flags;     /* PBPF_CT_F_AUDIT: counted as audited */
+	__u8 pad0[3];
+};

@@ -18,7 +18,9 @@ enum pbpf_event_reason {
 	PBPF_REASON_RELATED = 3,     /* ICMP error about a tracked flow */
 	PBPF_REASON_MALFORMED = 4,   /* truncated or inconsistent headers */
 	PBPF_REASON_NO_POLICY = 5,   /* persona bound but its policy incomplete: fail closed */
-	PBPF_REASON_REEVALUATED = 6, /* tracked flow denied by the persona's new rules */
+	PBPF_REASON_REEVALUATED = 6, /* tracked flow judged again by the persona's new rules */
+	PBPF_REASON_NOT_IP = 7,      /* interface-bound: neither IP nor ARP */
+	PBPF_REASON_FRAGMENT = 8,    /* a later fragment whose first fragment did not pass */
 };
 
 /* pbpf_flow_event.flags */

@@ -10,6 +10,8 @@
 #define PBPF_MAX_IF_BINDINGS 4096
 /* Tracked flows (LRU). */
 #define PBPF_CT_ENTRIES 262144
+/* Fragmented datagrams in flight whose first fragment passed (LRU). */
+#define PBPF_FRAG_ENTRIES 16384
 /* Ring buffer of flow events, bytes (a power of two, page multiple). */
 #define PBPF_EVENT_RING_BYTES (1024 * 1024)
 /* Entries (address + port) in one persona version's policy trie. Tries are not

@@ -6,11 +6,14 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <gtest/gtest.h>
+#include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <cstring>
 #include <vector>
 
+#include "maps/abi/binding.h"
 #include "maps/abi/conntrack.h"
 #include "maps/abi/events.h"
 #include "pdl-compiler/compiler.h"
@@ -290,6 +293,101 @@ TEST_F(Conntrack, AuditedFlowsAreTrackedAndCountedAsAudited) {
     EXPECT_EQ(c->dir[PBPF_DIR_EGRESS].audited_packets, 1u);
     EXPECT_EQ(c->dir[PBPF_DIR_INGRESS].audited_packets, 1u);
     EXPECT_EQ(c->dir[PBPF_DIR_EGRESS].denied_packets, 0u);
+}
+
+TEST_F(Conntrack, LaterFragmentsFollowTheirFirstFragment) {
+    auto first = [](uint16_t dport, uint16_t id) {
+        return Packet()
+            .ipv4(kMe, kPeer)
+            .udp(5353, dport)
+            .ipv4_fragment(0, true)
+            .mutate("ip id", [id](Bytes& b) { b[18] = id >> 8, b[19] = id & 0xff; });
+    };
+    auto later = [](uint16_t id) {
+        return Packet()
+            .ipv4(kMe, kPeer)
+            .l4_proto(17)
+            .payload(64)
+            .ipv4_fragment(8, false)
+            .mutate("ip id", [id](Bytes& b) { b[18] = id >> 8, b[19] = id & 0xff; });
+    };
+    EXPECT_EQ(egress(later(0x1111)), kDrop) << "no first fragment yet";
+    EXPECT_EQ(egress(first(53, 0x1111)), kPass);
+    EXPECT_EQ(egress(later(0x1111)), kPass) << "follows its first fragment";
+    EXPECT_EQ(egress(later(0x2222)), kDrop) << "another datagram";
+    EXPECT_EQ(egress(first(54, 0x2222)), kDrop) << "udp 54 is denied";
+    EXPECT_EQ(egress(later(0x2222)), kDrop) << "so are the rest of its fragments";
+
+    // IPv6: the identification is in the fragment header.
+    auto first6 = [](uint16_t dport) {
+        return Packet().ipv6(kMe6, kPeer6).ipv6_fragment(0, true, 0xabcd).tcp(40000, dport);
+    };
+    auto later6 = [](uint32_t id) {
+        return Packet().ipv6(kMe6, kPeer6).ipv6_fragment(100, false, id).l4_proto(6).payload(64);
+    };
+    EXPECT_EQ(egress(later6(0xabcd)), kDrop);
+    EXPECT_EQ(egress(first6(80)), kPass);
+    EXPECT_EQ(egress(later6(0xabcd)), kPass);
+    EXPECT_EQ(egress(later6(0xabce)), kDrop);
+}
+
+TEST_F(Conntrack, NeighbourDiscoveryPassesAndPeersPingsAreNotReplies) {
+    // A neighbour advertisement (136) from another address than the solicitation went to:
+    // no flow covers it; with hop limit 255 it passes, forwarded (hop limit < 255) not.
+    auto na = [](uint8_t hop_limit) {
+        return Packet()
+            .ipv6("fe80::1", kMe6, hop_limit)
+            .icmpv6_echo()
+            .mutate("type 136", [](Bytes& b) { b[14 + 40] = 136; });
+    };
+    EXPECT_EQ(ingress(na(255)), kPass);
+    EXPECT_EQ(ingress(na(64)), kDrop);
+
+    // Our ping with id 7 lets its replies in, not the peer's own echo requests with id 7.
+    ASSERT_EQ(egress(Packet().ipv4(kMe, kPeer).icmp_echo(7)), kPass);
+    EXPECT_EQ(ingress(Packet().ipv4(kPeer, kMe).icmp_echo(7)), kDrop);
+    EXPECT_EQ(ingress(Packet()
+                          .ipv4(kPeer, kMe)
+                          .icmp_echo(7)
+                          .mutate("echo reply", [](Bytes& b) { b[14 + 20] = 0; })),
+              kPass);
+}
+
+// The tc programs: bound by (netns cookie, ifindex); under bpf_prog_test_run the skb's
+// device is the loopback of the caller's netns.
+TEST_F(Conntrack, InterfaceProgramsJudgeIpPassArpAndDropOtherFrames) {
+    int s = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    ASSERT_GE(s, 0);
+    uint64_t cookie = 0;
+    socklen_t len = sizeof cookie;
+    const int got = ::getsockopt(s, SOL_SOCKET, 71 /* SO_NETNS_COOKIE */, &cookie, &len);
+    ::close(s);
+    ASSERT_EQ(got, 0);
+    pbpf_if_key k{};
+    k.netns_cookie = cookie;
+    k.ifindex = 1;  // lo
+    pbpf_binding b{};
+    b.persona_id = kPersona;
+    ASSERT_EQ(bpf_map_update_elem(bpf_map__fd(skel_->maps.pbpf_if_bindings), &k, &b, BPF_ANY), 0);
+
+    // tc ingress is the workload's egress.
+    auto run_tc = [&](const Packet& p) {
+        Bytes frame = p.bytes();
+        LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = frame.data(),
+                    .data_size_in = static_cast<__u32>(frame.size()), .repeat = 1);
+        EXPECT_EQ(bpf_prog_test_run_opts(bpf_program__fd(skel_->progs.pbpf_tc_ingress), &opts), 0);
+        return opts.retval;
+    };
+    constexpr uint32_t kTcOk = 0, kTcShot = 2;
+    EXPECT_EQ(run_tc(Packet().ipv4(kMe, kPeer).tcp(40000, 80)), kTcOk);
+    EXPECT_EQ(run_tc(Packet().ipv4(kMe, kPeer).tcp(40000, 22)), kTcShot);
+    EXPECT_EQ(run_tc(Packet().eth().ethertype(0x0806).payload(28)), kTcOk) << "ARP";
+    EXPECT_EQ(run_tc(Packet().eth().ethertype(0x88cc).payload(46)), kTcShot) << "LLDP";
+    EXPECT_EQ(run_tc(Packet().eth().ethertype(0x8100).payload(46)), kTcShot) << "VLAN tag";
+    auto f = flows();
+    ASSERT_EQ(f.size(), 1u);
+    EXPECT_EQ(f.front().first.ifindex, 1u);
+    EXPECT_EQ(f.front().first.workload, cookie);
 }
 
 // Events ------------------------------------------------------------------------------

@@ -189,11 +189,15 @@ std::vector<Row> rows() {
          C::Denied},
         {"egress_gre_to_10_8_other_denied", kWeb, E,
          Packet().ipv4(kMe4, "10.0.0.1").l4_proto(47).payload(8), kDrop, C::Denied},
-        // IPv4 fragments: the first carries ports; a later one is looked up with port 0.
+        // IPv4 fragments: the first carries ports; a later one follows the verdict of its
+        // datagram's first fragment (conntrack_test.cpp) and without one fails closed.
         {"egress_ipv4_first_fragment_uses_port", kWeb, E,
          tcp4(kMe4, "10.2.3.4", 443).ipv4_fragment(0, true), kPass, C::Allowed},
-        {"egress_ipv4_later_fragment_port_0", kWeb, E,
-         tcp4(kMe4, "10.2.3.4", 443).ipv4_fragment(185, false), kDrop, C::Denied},
+        {"egress_ipv4_later_fragment_without_first_dropped", kWeb, E,
+         tcp4(kMe4, "10.2.3.4", 443)
+             .ipv4_fragment(185, false)
+             .mutate("ip id 0x7777", [](Bytes& b) { b[18] = 0x77, b[19] = 0x77; }),
+         kDrop, C::Denied},
         // Egress, IPv6.
         {"egress_v6_tcp_22_to_db8_allowed", kWeb, E, tcp6(kMe6, "2001:db8::1", 22), kPass,
          C::Allowed},
@@ -231,8 +235,8 @@ std::vector<Row> rows() {
              .ipv6_fragment(0, true)
              .udp(1, 54),
          kDrop, C::Denied},
-        {"egress_v6_later_fragment_port_0", kWeb, E,
-         Packet().ipv6(kMe6, "2001:db9::1").ipv6_fragment(100, false).tcp(1, 443), kDrop,
+        {"egress_v6_later_fragment_without_first_dropped", kWeb, E,
+         Packet().ipv6(kMe6, "2001:db9::1").ipv6_fragment(100, false, 0x9999).tcp(1, 443), kDrop,
          C::Denied},
         {"egress_icmpv6_to_db8_allowed", kWeb, E, Packet().ipv6(kMe6, "2001:db8::1").icmpv6_echo(),
          kPass, C::Allowed},

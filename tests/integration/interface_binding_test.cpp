@@ -129,6 +129,12 @@ TEST_F(InterfaceBinding, InterfaceInANamedNetns) {
     p = tcp_probe(Where{}, v.peer4, kPortB);
     EXPECT_TRUE(p.blocked()) << "tcp 9090: " << p;
 
+    // The same interface under another spelling of its netns is the same binding.
+    r = agent_->cli(
+        {"bind", "--persona", "it-nsif", "--ifname", v.peer_if(), "--netns", net_->path()});
+    EXPECT_NE(r.exit_code, 0);
+    EXPECT_NE(r.err.find("already bound"), std::string::npos) << r.describe();
+
     // Wrong names are clear errors.
     r = agent_->cli({"bind", "--persona", "it-nsif", "--ifname", "pbpf-nosuch0"});
     EXPECT_NE(r.exit_code, 0);
