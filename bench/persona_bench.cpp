@@ -20,8 +20,10 @@
 
 #include "bench/bench_cgroup.h"
 #include "maps/abi/binding.h"
+#include "maps/abi/conntrack.h"
 #include "maps/policy_trie.h"
 #include "noop.skel.h"
+#include "parse_only.skel.h"
 #include "pdl-compiler/compiler.h"
 #include "persona.skel.h"
 #include "tests/bpf/packet_builder.h"
@@ -36,6 +38,9 @@ using test::Packet;
 // iteration count is fixed so that one repetition is one whole trial (setup included).
 constexpr int kRepeat = 20000;
 constexpr int kCalls = 250;
+// Single-packet calls (repeat = 1) of the "new flow, allowed" benchmarks: the conntrack
+// entry the packet creates is deleted between calls, outside the kernel's timed region.
+constexpr int kSingleCalls = 20000;
 
 constexpr uint32_t kPass = 1;
 constexpr uint32_t kDrop = 0;
@@ -67,11 +72,13 @@ Skel* load(Skel* (*open_and_load)(), const char* what) {
 struct Env {
     persona* skel = nullptr;
     noop* baseline = nullptr;
+    parse_only* parse_baseline = nullptr;
     std::unique_ptr<CgroupTree> tree;
 
     ~Env() {
         if (skel) persona__destroy(skel);
         if (baseline) noop__destroy(baseline);
+        if (parse_baseline) parse_only__destroy(parse_baseline);
     }
 };
 Env* g_env = nullptr;
@@ -94,6 +101,33 @@ Result<Run> test_run(int prog_fd, const Bytes& frame, int repeat) {
 
 int egress_fd() { return bpf_program__fd(g_env->skel->progs.pbpf_cgroup_egress); }
 int noop_fd() { return bpf_program__fd(g_env->baseline->progs.pbpf_bench_noop); }
+int parse_only_fd() { return bpf_program__fd(g_env->parse_baseline->progs.pbpf_bench_parse_only); }
+
+// Number of entries in pbpf_conntrack (walks the keys).
+int conntrack_entries() {
+    const int fd = bpf_map__fd(g_env->skel->maps.pbpf_conntrack);
+    pbpf_ct_key key{}, next{};
+    int n = 0;
+    const void* prev = nullptr;
+    while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+        ++n;
+        key = next;
+        prev = &key;
+    }
+    return n;
+}
+
+// Deletes every entry of pbpf_conntrack; returns how many it deleted, -1 on error.
+int flush_conntrack() {
+    const int fd = bpf_map__fd(g_env->skel->maps.pbpf_conntrack);
+    pbpf_ct_key key{};
+    int n = 0;
+    while (bpf_map_get_next_key(fd, nullptr, &key) == 0) {
+        if (bpf_map_delete_elem(fd, &key) != 0) return -1;
+        ++n;
+    }
+    return n;
+}
 
 Result<void> set_binding(uint64_t cgroup_id, uint32_t persona_id) {
     bpf_map* m = g_env->skel->maps.pbpf_bindings;
@@ -205,6 +239,45 @@ void BM_Baseline_NoopProgram(benchmark::State& state) {
     measure(state, noop_fd(), tcp4("198.18.2.3", 443).bytes(), kPass);
 }
 
+// The same headers read as persona.bpf.c's parse(), nothing else (bench/parse_only.bpf.c).
+void BM_Baseline_ParseOnlyProgram(benchmark::State& state) {
+    measure(state, parse_only_fd(), tcp4("198.18.2.3", 443).bytes(), kPass);
+}
+
+// Runs `frame` once per iteration (repeat = 1), calling `between` after each call, outside
+// the kernel's timed region. ns_per_pkt is the kernel's duration of single runs: one run
+// plus the timer's own overhead (one ktime read and the loop around the program), which
+// Single/noop_program measures alone.
+template <typename Between>
+void measure_single(benchmark::State& state, int prog_fd, const Bytes& frame, uint32_t want,
+                    Between between) {
+    double sum_ns = 0;
+    for (auto _ : state) {
+        auto r = test_run(prog_fd, frame, 1);
+        if (!r || r->retval != want) {
+            state.SkipWithError(r ? "unexpected verdict" : r.error().what().c_str());
+            break;
+        }
+        sum_ns += r->duration_ns;
+        state.SetIterationTime(double(r->duration_ns) * 1e-9);
+        if (!between()) {
+            state.SkipWithError("between calls: conntrack delete failed");
+            break;
+        }
+    }
+    state.counters["ns_per_pkt"] = benchmark::Counter(sum_ns, benchmark::Counter::kAvgIterations);
+    state.counters["frame_B"] = double(frame.size());
+    state.SetItemsProcessed(state.iterations());
+}
+
+void BM_Single_NoopProgram(benchmark::State& state) {
+    measure_single(state, noop_fd(), tcp4("198.18.2.3", 443).bytes(), kPass, [] { return true; });
+}
+void BM_Single_ParseOnlyProgram(benchmark::State& state) {
+    measure_single(state, parse_only_fd(), tcp4("198.18.2.3", 443).bytes(), kPass,
+                   [] { return true; });
+}
+
 void path_case(benchmark::State& state, uint32_t a_persona, uint32_t b_persona,
                const Packet& packet, uint32_t want) {
     if (auto r = bind_tree(a_persona, b_persona); !r) {
@@ -296,9 +369,33 @@ double ms_since(std::chrono::steady_clock::time_point t0) {
     return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
 }
 
+// How a Rules benchmark sends its packet (see docs/benchmarks.md, "Firewall: per-packet
+// cost with connection tracking").
+enum class Flow {
+    // The deep allow, sent once first (that creates its conntrack entry), then repeated:
+    // every measured packet is a conntrack hit. Checked: one entry after the run.
+    kEstablished,
+    // The last deny rule: a denied flow gets no conntrack entry, so every repetition misses
+    // conntrack and walks the whole new-flow path (parse, conntrack miss, ADDR and PORT
+    // lookups, counter, event attempt). Checked: no entry after the run.
+    kNewDenied,
+    // A port no rule names: the same path, decided by the default (deny).
+    kNewDefaultDeny,
+    // The deep allow, one packet per call (repeat = 1), its conntrack entry deleted after
+    // every call outside the timed region: every measured packet is a new allowed flow
+    // (miss, both lookups, LRU insert). Includes the single-call timer overhead.
+    kNewAllowedSingle,
+    // The last deny rule, one packet per call: the new-flow path without the insert,
+    // under the same single-call timer.
+    kNewDeniedSingle,
+    // The deep allow, one packet per call, entry kept: the established path under the
+    // same single-call timer, to subtract from kNewAllowedSingle.
+    kEstablishedSingle,
+};
+
 // One repetition: compile, lower, write a fresh trie (each timed once), bind b, check the
-// verdicts of the probes, measure the deep allow.
-void BM_Rules_DeepAllow(benchmark::State& state) {
+// verdicts of the probes, measure.
+void BM_Rules(benchmark::State& state, Flow flow) {
     const int n = static_cast<int>(state.range(0));
     const uint32_t persona_id = 100 + static_cast<uint32_t>(std::log10(double(n)));
     const Generated& g = generated(n);
@@ -318,17 +415,63 @@ void BM_Rules_DeepAllow(benchmark::State& state) {
     const double write_ms = ms_since(t0);
 
     if (auto r = bind_tree(0, persona_id); !r) return state.SkipWithError(r.error().what().c_str());
+    auto fail = [&](const std::string& what) {
+        (void)bind_tree(0, 0);
+        uninstall(persona_id);
+        (void)flush_conntrack();
+        state.SkipWithError(what.c_str());
+    };
+    if (flush_conntrack() < 0) return fail("flush conntrack");
     for (auto [packet, want, what] :
          {std::tuple{&g.deny, kDrop, "deny rule"}, std::tuple{&g.miss, kDrop, "default deny"}}) {
         auto r = test_run(egress_fd(), packet->bytes(), 1);
         if (!r || r->retval != want) {
-            uninstall(persona_id);
-            return state.SkipWithError((std::string("probe ") + what + " " + packet->summary() +
-                                        ": wrong verdict or run failed")
-                                           .c_str());
+            return fail(std::string("probe ") + what + " " + packet->summary() +
+                        ": wrong verdict or run failed");
         }
     }
-    measure(state, egress_fd(), g.allow.bytes(), kPass);
+    if (conntrack_entries() != 0) return fail("a denied probe left a conntrack entry");
+
+    int want_entries = 0;
+    switch (flow) {
+        case Flow::kEstablished:
+            measure(state, egress_fd(), g.allow.bytes(), kPass);
+            want_entries = 1;
+            break;
+        case Flow::kNewDenied:
+            measure(state, egress_fd(), g.deny.bytes(), kDrop);
+            break;
+        case Flow::kNewDefaultDeny:
+            measure(state, egress_fd(), g.miss.bytes(), kDrop);
+            break;
+        case Flow::kNewAllowedSingle: {
+            // The entry's key, from one untimed packet; deleting it by key after every
+            // call is one syscall (walking the LRU map to find it would cost far more).
+            auto first = test_run(egress_fd(), g.allow.bytes(), 1);
+            if (!first || first->retval != kPass) return fail("first allowed packet");
+            const int fd = bpf_map__fd(g_env->skel->maps.pbpf_conntrack);
+            pbpf_ct_key key{};
+            if (bpf_map_get_next_key(fd, nullptr, &key) != 0 || bpf_map_delete_elem(fd, &key) != 0)
+                return fail("conntrack entry of the allowed packet not found");
+            measure_single(state, egress_fd(), g.allow.bytes(), kPass,
+                           [fd, &key] { return bpf_map_delete_elem(fd, &key) == 0; });
+            break;
+        }
+        case Flow::kNewDeniedSingle:
+            measure_single(state, egress_fd(), g.deny.bytes(), kDrop, [] { return true; });
+            break;
+        case Flow::kEstablishedSingle: {
+            auto first = test_run(egress_fd(), g.allow.bytes(), 1);  // creates the entry
+            if (!first || first->retval != kPass) return fail("first allowed packet");
+            measure_single(state, egress_fd(), g.allow.bytes(), kPass, [] { return true; });
+            want_entries = 1;
+            break;
+        }
+    }
+    if (!state.error_occurred() && conntrack_entries() != want_entries) {
+        return fail("conntrack holds " + std::to_string(conntrack_entries()) +
+                    " entries after the run, expected " + std::to_string(want_entries));
+    }
 
     state.counters["rules"] = double(image.rule_count);
     state.counters["entries"] = double(image.entries.size());
@@ -338,6 +481,7 @@ void BM_Rules_DeepAllow(benchmark::State& state) {
     state.counters["write_ms"] = write_ms;
     (void)bind_tree(0, 0);
     uninstall(persona_id);
+    (void)flush_conntrack();
 }
 
 template <typename Fn>
@@ -358,7 +502,8 @@ int run_main(int argc, char** argv) {
     g_env = &env;
     env.skel = load(persona__open_and_load, "persona.bpf.o");
     env.baseline = load(noop__open_and_load, "noop.bpf.o");
-    if (!env.skel || !env.baseline) return 1;
+    env.parse_baseline = load(parse_only__open_and_load, "parse_only.bpf.o");
+    if (!env.skel || !env.baseline || !env.parse_baseline) return 1;
     auto tree = CgroupTree::create_and_enter();
     if (!tree) {
         std::fprintf(stderr, "persona_bench: cgroup tree: %s\n", tree.error().what().c_str());
@@ -385,14 +530,42 @@ int run_main(int argc, char** argv) {
     add("Persona/bound_missing_policy_no_trie_lookups", BM_Persona_BoundMissingPolicy);
     add("Persona/inherited_allow_cache_hit", BM_Persona_InheritedAllow);
     add("Persona/bound_allow_ipv6_2_ext_headers", BM_Persona_BoundAllowIpv6TwoExtHeaders);
-    benchmark::RegisterBenchmark("Rules/deep_allow", BM_Rules_DeepAllow)
-        ->Arg(10)
-        ->Arg(1000)
-        ->Arg(10000)
-        ->Arg(100000)
-        ->Iterations(kCalls)
-        ->UseManualTime()
-        ->Unit(benchmark::kMicrosecond);
+    add("Baseline/parse_only_program", BM_Baseline_ParseOnlyProgram);
+    for (auto [name, flow] : {std::pair{"Rules/established", Flow::kEstablished},
+                              std::pair{"Rules/new_flow_denied", Flow::kNewDenied},
+                              std::pair{"Rules/new_flow_default_deny", Flow::kNewDefaultDeny}}) {
+        benchmark::RegisterBenchmark(name, BM_Rules, flow)
+            ->Arg(10)
+            ->Arg(1000)
+            ->Arg(10000)
+            ->Arg(100000)
+            ->Iterations(kCalls)
+            ->UseManualTime()
+            ->Unit(benchmark::kMicrosecond);
+    }
+    using BenchFn = void (*)(benchmark::State&);
+    for (auto [name, fn] :
+         {std::pair<const char*, BenchFn>{"Single/noop_program", BM_Single_NoopProgram},
+          std::pair<const char*, BenchFn>{"Single/parse_only_program",
+                                          BM_Single_ParseOnlyProgram}}) {
+        benchmark::RegisterBenchmark(name, fn)
+            ->Iterations(kSingleCalls)
+            ->UseManualTime()
+            ->Unit(benchmark::kNanosecond);
+    }
+    for (auto [name, flow] :
+         {std::pair{"Single/established", Flow::kEstablishedSingle},
+          std::pair{"Single/new_flow_denied", Flow::kNewDeniedSingle},
+          std::pair{"Single/new_flow_allowed_insert", Flow::kNewAllowedSingle}}) {
+        benchmark::RegisterBenchmark(name, BM_Rules, flow)
+            ->Arg(10)
+            ->Arg(1000)
+            ->Arg(10000)
+            ->Arg(100000)
+            ->Iterations(kSingleCalls)
+            ->UseManualTime()
+            ->Unit(benchmark::kNanosecond);
+    }
 
     benchmark::RunSpecifiedBenchmarks();
     benchmark::Shutdown();
