@@ -74,28 +74,8 @@ const char* state_text(uint8_t s) {
 
 const char* dir_text(uint8_t d) { return d == PBPF_DIR_EGRESS ? "egress" : "ingress"; }
 
-// Seconds a flow in this state lives after its last packet (mirrors ct_timeout in BPF).
 uint64_t timeout_s(const pbpf_ct_key& k, const pbpf_ct_value& v) {
-    switch (k.proto) {
-        case IPPROTO_TCP:
-            switch (v.state) {
-                case PBPF_CT_NEW:
-                    return PBPF_CT_TCP_SYN_TIMEOUT;
-                case PBPF_CT_CLOSING:
-                    return PBPF_CT_TCP_CLOSING_TIMEOUT;
-                case PBPF_CT_CLOSED:
-                    return PBPF_CT_TCP_CLOSED_TIMEOUT;
-                default:
-                    return PBPF_CT_TCP_ESTABLISHED_TIMEOUT;
-            }
-        case IPPROTO_UDP:
-            return v.state == PBPF_CT_NEW ? PBPF_CT_UDP_TIMEOUT : PBPF_CT_UDP_REPLIED_TIMEOUT;
-        case IPPROTO_ICMP:
-        case IPPROTO_ICMPV6:
-            return PBPF_CT_ICMP_TIMEOUT;
-        default:
-            return PBPF_CT_OTHER_TIMEOUT;
-    }
+    return pbpf_ct_timeout_s(k.proto, v.state);
 }
 
 bool expired(const pbpf_ct_key& k, const pbpf_ct_value& v, uint64_t now) {

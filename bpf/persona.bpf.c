@@ -310,37 +310,7 @@ static __always_inline int related_key(struct __sk_buff *skb, const struct pkt *
 /* Nanoseconds a flow lives after its last packet. */
 static __always_inline __u64 ct_timeout(const struct pbpf_ct_key *k, const struct pbpf_ct_value *v)
 {
-	__u64 s;
-
-	switch (k->proto) {
-	case IPPROTO_TCP_:
-		switch (v->state) {
-		case PBPF_CT_NEW:
-			s = PBPF_CT_TCP_SYN_TIMEOUT;
-			break;
-		case PBPF_CT_CLOSING:
-			s = PBPF_CT_TCP_CLOSING_TIMEOUT;
-			break;
-		case PBPF_CT_CLOSED:
-			s = PBPF_CT_TCP_CLOSED_TIMEOUT;
-			break;
-		default:
-			s = PBPF_CT_TCP_ESTABLISHED_TIMEOUT;
-			break;
-		}
-		break;
-	case IPPROTO_UDP_:
-		s = v->state == PBPF_CT_NEW ? PBPF_CT_UDP_TIMEOUT : PBPF_CT_UDP_REPLIED_TIMEOUT;
-		break;
-	case IPPROTO_ICMP_:
-	case IPPROTO_ICMPV6_:
-		s = PBPF_CT_ICMP_TIMEOUT;
-		break;
-	default:
-		s = PBPF_CT_OTHER_TIMEOUT;
-		break;
-	}
-	return s * NSEC_PER_SEC;
+	return pbpf_ct_timeout_s(k->proto, v->state) * NSEC_PER_SEC;
 }
 
 /* State of a new flow from its first packet. TCP without a SYN is picked up mid-stream

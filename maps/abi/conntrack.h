@@ -61,6 +61,32 @@ struct pbpf_ct_value {
 	__u32 pad1;
 };
 
+/* Seconds a flow lives after its last packet, by IP protocol and state: the one
+ * definition the programs and the agent (`conntrack ls`) both use. */
+static inline __u64 pbpf_ct_timeout_s(__u8 proto, __u8 state)
+{
+	switch (proto) {
+	case 6: /* TCP */
+		switch (state) {
+		case PBPF_CT_NEW:
+			return PBPF_CT_TCP_SYN_TIMEOUT;
+		case PBPF_CT_CLOSING:
+			return PBPF_CT_TCP_CLOSING_TIMEOUT;
+		case PBPF_CT_CLOSED:
+			return PBPF_CT_TCP_CLOSED_TIMEOUT;
+		default:
+			return PBPF_CT_TCP_ESTABLISHED_TIMEOUT;
+		}
+	case 17: /* UDP */
+		return state == PBPF_CT_NEW ? PBPF_CT_UDP_TIMEOUT : PBPF_CT_UDP_REPLIED_TIMEOUT;
+	case 1:  /* ICMP */
+	case 58: /* ICMPv6 */
+		return PBPF_CT_ICMP_TIMEOUT;
+	default:
+		return PBPF_CT_OTHER_TIMEOUT;
+	}
+}
+
 /* Fragments: the first fragment of a datagram carries the ports and is judged like any
  * packet; the later ones (no L4 header) follow its verdict through pbpf_fragments (LRU),
  * keyed by the datagram's identification. A later fragment without a recorded first one
