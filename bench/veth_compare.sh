@@ -1,8 +1,4 @@
 #!/usr/bin/env bash
-# STATUS: unfinished. Only the "no rules" configuration has been measured; stopping
-# trafgen from the script is not solved yet (see docs/benchmarks.md, "Real traffic over
-# veth vs iptables and nftables", for the problem and the next step).
-#
 # bench/veth_compare.sh: real traffic over a veth pair between two network namespaces,
 # 64-byte UDP frames from trafgen, filtered in the receiving namespace by
 #   none         no rules at all
@@ -50,7 +46,7 @@ while (($#)); do
         --counts) counts=$2; shift 2 ;;
         --rounds) rounds=$2; shift 2 ;;
         --sender-cpu) sender_cpu=$2; shift 2 ;;
-        -h | --help) sed -n '2,33p' "$0"; exit 0 ;;
+        -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d'; exit 0 ;;
         *) echo "veth_compare: unknown argument $1" >&2; exit 2 ;;
     esac
 done
@@ -58,6 +54,8 @@ done
 die() { echo "veth_compare: error: $*" >&2; exit 1; }
 log() { echo "veth_compare: $*" >&2; }
 
+[[ $duration =~ ^[0-9]+$ ]] && ((duration >= 3)) || die "--duration must be a whole number of seconds, at least 3"
+[[ $rounds =~ ^[1-9][0-9]*$ ]] || die "--rounds must be a positive number"
 [[ $EUID -eq 0 ]] || die "run as root"
 agentd=$build/agent/personabpfd
 cli_bin=$build/tools/personabpf
@@ -95,7 +93,7 @@ cleanup() {
     local rc=$?
     set +e
     trap - EXIT INT TERM
-    [[ -n $trafgen_pid ]] && { kill -INT -- "-$trafgen_pid" 2>/dev/null; wait "$trafgen_pid" 2>/dev/null; }
+    [[ -n $trafgen_pid ]] && { kill -INT "$trafgen_pid" 2>/dev/null; wait "$trafgen_pid" 2>/dev/null; }
     if [[ -n $agent_pid ]]; then
         kill -TERM "$agent_pid" 2>/dev/null
         for _ in $(seq 50); do kill -0 "$agent_pid" 2>/dev/null || break; sleep 0.1; done
@@ -149,27 +147,27 @@ cat >"$work/udp64.cfg" <<EOF
 EOF
 
 # ---- rule sets ---------------------------------------------------------------------------
-# Address k of the N-1 non-matching rules: 10.64.0.0 + k + 1 (inside 10.64.0.0/10).
-other_addr() { local k=$(($1 + 1)); echo "10.$((64 + (k >> 16))).$(((k >> 8) & 255)).$((k & 255))"; }
+# Address k (0-based) of the N-1 non-matching rules: 10.64.0.0 + k + 1 (inside 10.64.0.0/10).
+# Written with awk: a shell loop forking per rule takes minutes at 10,000.
+other_addrs() { # N -> the N-1 addresses, one per line
+    awk -v n="$1" 'BEGIN { for (k = 1; k < n; k++)
+        printf "10.%d.%d.%d\n", 64 + int(k / 65536), int(k / 256) % 256, k % 256 }'
+}
 
 gen_iptables() { # N -> iptables-restore input
-    local n=$1 k
     echo "*filter"
     echo ":INPUT ACCEPT [0:0]"
-    for ((k = 0; k < n - 1; k++)); do
-        echo "-A INPUT -d $(other_addr $k)/32 -p udp -m udp --dport $dport -j DROP"
-    done
+    other_addrs "$1" | awk -v p="$dport" '{ print "-A INPUT -d " $1 "/32 -p udp -m udp --dport " p " -j DROP" }'
     echo "-A INPUT -d $rx_addr/32 -p udp -m udp --dport $dport -j DROP"
     echo "COMMIT"
 }
 
 gen_nft() { # N -> nft -f input
-    local n=$1 k
     echo "table ip pbvc {"
     echo "  set dsts {"
     echo "    type ipv4_addr"
     printf '    elements = { '
-    for ((k = 0; k < n - 1; k++)); do printf '%s, ' "$(other_addr $k)"; done
+    other_addrs "$1" | awk '{ printf "%s, ", $1 }'
     echo "$rx_addr }"
     echo "  }"
     echo "  chain input {"
@@ -180,15 +178,12 @@ gen_nft() { # N -> nft -f input
 }
 
 gen_pdl() { # N -> a persona file; rules of the sender's egress (the veth faces the sender)
-    local n=$1 k
-    echo "persona pbvc-$n {"
+    echo "persona pbvc-$1 {"
     echo "  security {"
     echo "    mode enforce"
     echo "    default ingress allow"
     echo "    default egress allow"
-    for ((k = 0; k < n - 1; k++)); do
-        echo "    deny egress udp port $dport to $(other_addr $k)"
-    done
+    other_addrs "$1" | awk -v p="$dport" '{ print "    deny egress udp port " p " to " $1 }'
     echo "    deny egress udp port $dport to $rx_addr"
     echo "  }"
     echo "}"
@@ -202,25 +197,27 @@ udp_seen() { # InDatagrams + NoPorts of the receiver's UDP stack
     in_rx awk '$1 == "Udp:" && $2 ~ /^[0-9]+$/ { print $2 + $3; exit }' /proc/net/snmp
 }
 
-# measure LABEL -> prints pps; fails if the traffic reached the UDP stack under a filter.
+# measure LABEL EXPECT_DROP -> prints pps; fails if the traffic reached the receiver's UDP
+# stack under a filter, or did not reach it without one.
 measure() {
     local label=$1 expect_drop=$2 r0 r1 t0 t1 u0 u1 pps
     u0=$(udp_seen)
-    # Own session, stopped through its process group (trafgen forks a worker); and its
-    # parent, this subshell, ignores SIGTERM: trafgen sends one to its parent when it stops.
-    trap '' TERM
-    in_tx setsid taskset -c "$sender_cpu" trafgen --dev "$veth_tx" --conf "$work/udp64.cfg" \
-        --cpus 1 --no-sock-mem --notouch-irq --num 0 --no-cpu-stats >"$work/trafgen.log" 2>&1 &
+    # trafgen ends on its own: `timeout` sends SIGINT to its process group (trafgen and the
+    # worker it forks) after $duration seconds. The rate is read over the middle of that.
+    in_tx timeout -s INT "$duration" taskset -c "$sender_cpu" trafgen --dev "$veth_tx" \
+        --conf "$work/udp64.cfg" --cpus 1 --no-sock-mem --notouch-irq --num 0 --no-cpu-stats \
+        >"$work/trafgen.log" 2>&1 &
     trafgen_pid=$!
     sleep 1
     kill -0 "$trafgen_pid" 2>/dev/null || { cat "$work/trafgen.log" >&2; die "trafgen exited"; }
     r0=$(rx_packets); t0=$(date +%s%N)
-    sleep "$(echo "$duration - 1.5" | bc)"
+    sleep "$(awk -v d="$duration" 'BEGIN { print d - 1.5 }')"
     r1=$(rx_packets); t1=$(date +%s%N)
-    kill -INT -- "-$trafgen_pid" 2>/dev/null
-    wait "$trafgen_pid" 2>/dev/null || true
+    local rc=0
+    wait "$trafgen_pid" || rc=$?
     trafgen_pid=
-    trap 'exit 143' TERM
+    # 124: stopped by timeout, the normal end.
+    [[ $rc == 124 || $rc == 0 ]] || { cat "$work/trafgen.log" >&2; die "$label: trafgen failed ($rc)"; }
     u1=$(udp_seen)
     pps=$(((r1 - r0) * 1000000000 / (t1 - t0)))
     if [[ $expect_drop == 1 && $((u1 - u0)) -gt 100 ]]; then

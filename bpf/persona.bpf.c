@@ -399,6 +399,7 @@ struct workload {
 	__u32 persona;
 	__u32 l3;        /* offset of the IP header */
 	__u8 audit_mode; /* set once the persona's policy says so (event flag) */
+	__u64 now;       /* CLOCK_MONOTONIC, tick-coarse, read once per packet */
 };
 
 /* Token bucket per CPU: refill by elapsed time, spend one token per event. */
@@ -438,7 +439,7 @@ static __always_inline void emit(const struct workload *w, const struct pkt *p, 
 	struct pbpf_event_state *st;
 	struct pbpf_flow_event *e;
 	__u32 zero = 0;
-	__u64 now = bpf_ktime_get_ns();
+	__u64 now = w->now;
 
 	st = bpf_map_lookup_elem(&pbpf_event_state, &zero);
 	if (!st || !event_budget(st, now))
@@ -449,7 +450,7 @@ static __always_inline void emit(const struct workload *w, const struct pkt *p, 
 		return;
 	}
 	__builtin_memset(e, 0, sizeof(*e));
-	e->ts_ns = now;
+	e->ts_ns = bpf_ktime_get_ns();
 	e->workload = w->id;
 	e->ifindex = w->ifindex;
 	e->persona_id = w->persona;
@@ -540,7 +541,7 @@ static __always_inline int decide(struct __sk_buff *skb, int dir, struct workloa
 	}
 
 	flow_key(p, dir, w->id, w->ifindex, &key);
-	now = bpf_ktime_get_ns();
+	now = w->now;
 	epoch = policy_epoch();
 	ct = bpf_map_lookup_elem(&pbpf_conntrack, &key);
 	/* Written as a sum: another CPU may have stamped a later last_seen meanwhile. A new
@@ -665,6 +666,9 @@ static __always_inline int evaluate(struct __sk_buff *skb, int dir, struct workl
 	int rc;
 
 	__builtin_memset(&p, 0, sizeof(p));
+	/* Timeouts are seconds and the event budget refills per tick, so the coarse clock
+	 * (no clock-source read, which is slow on a VM's kvm-clock) is precise enough. */
+	w->now = bpf_ktime_get_coarse_ns();
 	rc = parse(skb, w->l3, &p);
 	if (rc == PARSE_NOT_IP) {
 		/* cgroup_skb of inet sockets sees only IP. An interface carries anything: ARP
@@ -680,7 +684,7 @@ static __always_inline int evaluate(struct __sk_buff *skb, int dir, struct workl
 	if (p.later_fragment) {
 		frag_key(&p, w, &fk);
 		fv = bpf_map_lookup_elem(&pbpf_fragments, &fk);
-		now = bpf_ktime_get_ns();
+		now = w->now;
 		if (fv && fv->persona_id == w->persona &&
 		    now <= fv->created_ns + PBPF_FRAG_TIMEOUT * NSEC_PER_SEC) {
 			count(w->persona, dir, (fv->flags & PBPF_CT_F_AUDIT) ? COUNT_AUDITED : COUNT_ALLOWED,
@@ -697,7 +701,7 @@ static __always_inline int evaluate(struct __sk_buff *skb, int dir, struct workl
 
 		frag_key(&p, w, &fk);
 		__builtin_memset(&fnew, 0, sizeof(fnew));
-		fnew.created_ns = bpf_ktime_get_ns();
+		fnew.created_ns = w->now;
 		fnew.persona_id = w->persona;
 		fnew.flags = w->audit_mode ? PBPF_CT_F_AUDIT : 0;
 		bpf_map_update_elem(&pbpf_fragments, &fk, &fnew, BPF_ANY);
@@ -734,9 +738,10 @@ extern void *bpf_cast_to_kern_ctx(void *obj) __ksym;
 static __always_inline __u64 interface_netns_cookie(struct __sk_buff *skb)
 {
 	struct sk_buff *kskb = bpf_cast_to_kern_ctx(skb);
-	struct net_device *dev = BPF_CORE_READ(kskb, dev);
 
-	return BPF_CORE_READ(dev, nd_net.net, net_cookie);
+	/* Plain loads through BTF pointers (the verifier turns them into fault-safe loads),
+	 * cheaper than bpf_probe_read_kernel() calls on every packet. */
+	return kskb->dev->nd_net.net->net_cookie;
 }
 
 /* An interface-bound workload: the host's side of its veth or tap. What the workload
