@@ -12,6 +12,7 @@
 #include <spdlog/spdlog.h>
 
 #include "agent/api_error.h"
+#include "agent/auto_binder.h"
 #include "maps/abi/limits.h"
 
 namespace pbpf::agent {
@@ -125,7 +126,7 @@ json ApiServer::status() {
               {"cgroup_root_id", info_.cgroup_root_id},
               {"personas", personas ? json(personas->size()) : json(nullptr)},
               {"bindings", bindings ? json(bindings->size()) : json(nullptr)},
-              {"max_personas", PBPF_MAX_PERSONAS - 1},
+              {"max_personas", PBPF_PERSONA_FAIL_CLOSED - 1},
               {"programs_attached", loader_.programs_attached()},
               {"start", info_.adopted ? "adopted" : "fresh"},
               {"uptime_seconds", up.count()}};
@@ -141,6 +142,7 @@ json ApiServer::status() {
         j["binding_epoch"] = globals->binding_epoch;
         j["schema_version"] = globals->schema_version;
     }
+    if (auto_) j["binding"] = auto_->status();
     return j;
 }
 
@@ -271,37 +273,62 @@ void ApiServer::routes() {
                    auto compiled = PersonaManager::compile_file(body["source"].get<std::string>(),
                                                                 filename, std::move(imports));
                    std::lock_guard<std::mutex> lock(mu_);
-                   return personas_.apply(compiled);
+                   json res = personas_.apply(compiled);
+                   if (auto_) auto_->reevaluate();
+                   return res;
                },
                false));
     s.Get(R"(/v1/personas/([^/]+))",
           wrap([this](const Request& req) { return personas_.show(req.matches[1].str()); }));
     s.Delete(R"(/v1/personas/([^/]+))", wrap([this](const Request& req) {
-                 return personas_.remove(req.matches[1].str(), truthy(query(req, "force")));
+                 json res = personas_.remove(req.matches[1].str(), truthy(query(req, "force")));
+                 if (auto_) auto_->reevaluate();
+                 return res;
              }));
     // Cgroup bindings first, then interface bindings (the objects with "ifname").
     s.Get("/v1/bindings", wrap([this](const Request&) {
               json all = binder_.list();
               for (auto& b : if_binder_.list()) all.push_back(std::move(b));
+              if (auto_)
+                  for (auto& b : auto_->user_bindings()) all.push_back(std::move(b));
               return all;
           }));
     s.Post("/v1/bindings", wrap([this](const Request& req) {
                json body = parse_body(req);
-               if (body.is_object() && body.contains("ifname")) {
-                   if (body.contains("cgroup") || body.contains("pid"))
+               if (body.is_object()) {
+                   int n = 0;
+                   for (const char* k : {"cgroup", "pid", "ifname", "user"}) n += body.contains(k);
+                   if (n > 1)
                        throw ApiError(400,
-                                      "binding needs one of \"cgroup\", \"pid\" or "
-                                      "\"ifname\", not several");
-                   return if_binder_.bind(body);
+                                      "binding needs one of \"cgroup\", \"pid\", \"ifname\" or "
+                                      "\"user\", not several");
                }
-               if (body.is_object() && body.contains("netns"))
-                   throw ApiError(400, "\"netns\" goes with \"ifname\" only");
-               return binder_.bind(body);
+               if (body.is_object() && body.contains("user")) {
+                   if (!auto_) throw ApiError(503, "automatic binding is not running");
+                   return auto_->bind_user(body);
+               }
+               json res;
+               if (body.is_object() && body.contains("ifname")) {
+                   res = if_binder_.bind(body);
+               } else {
+                   if (body.is_object() && body.contains("netns"))
+                       throw ApiError(400, "\"netns\" goes with \"ifname\" only");
+                   res = binder_.bind(body);
+               }
+               return res;
            }));
     s.Delete("/v1/bindings", wrap([this](const Request& req) {
-                 if (auto ifname = query(req, "ifname"))
-                     return if_binder_.unbind(*ifname, query(req, "netns").value_or(""));
-                 return binder_.unbind(query(req, "cgroup"), query(req, "pid"));
+                 if (auto user = query(req, "user")) {
+                     if (!auto_) throw ApiError(503, "automatic binding is not running");
+                     return auto_->unbind_user(*user);
+                 }
+                 // A rule may apply to the workload once its explicit binding is gone.
+                 json res = query(req, "ifname")
+                                ? if_binder_.unbind(*query(req, "ifname"),
+                                                    query(req, "netns").value_or(""))
+                                : binder_.unbind(query(req, "cgroup"), query(req, "pid"));
+                 if (auto_) auto_->reevaluate();
+                 return res;
              }));
     s.Get("/v1/stats",
           wrap([this](const Request& req) { return personas_.stats(query(req, "persona")); }));

@@ -27,6 +27,8 @@ struct Request;
 
 namespace pbpf::agent {
 
+class AutoBinder;
+
 inline constexpr size_t kMaxRequestBody = 4 * 1024 * 1024;
 
 // What GET /v1/status reports besides live counts.
@@ -69,6 +71,8 @@ class ApiServer {
     void add_route(const std::string& method, const std::string& pattern, Handler handler,
                    bool locked = true);
     std::mutex& mutex() { return mu_; }
+    // Automatic binding: rules re-evaluated after every change, user bindings, status.
+    void set_auto_binder(AutoBinder* a) { auto_ = a; }
 
   private:
     void routes();
@@ -78,6 +82,7 @@ class ApiServer {
     PersonaManager& personas_;
     Binder& binder_;
     IfBinder& if_binder_;
+    AutoBinder* auto_ = nullptr;
     InstanceInfo info_;
     std::unique_ptr<httplib::Server> server_;
     std::mutex mu_;  // serialises every request that touches the store or the maps

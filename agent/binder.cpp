@@ -11,6 +11,8 @@
 
 #include "agent/api_error.h"
 #include "maps/abi/binding.h"
+#include "maps/abi/events.h"
+#include "maps/abi/limits.h"
 
 namespace pbpf::agent {
 namespace {
@@ -51,10 +53,13 @@ pid_t parse_pid(const std::string& text) {
 }
 
 json binding_json(const BindingRecord& b) {
-    return {{"cgroup", b.cgroup_path},
-            {"cgroup_id", b.cgroup_id},
-            {"persona", b.persona},
-            {"bound_at", b.bound_at}};
+    json j = {{"cgroup", b.cgroup_path},
+              {"cgroup_id", b.cgroup_id},
+              {"persona", b.persona},
+              {"bound_at", b.bound_at},
+              {"origin", b.origin}};
+    if (b.origin == "rule") j["rule"] = b.rule_id;
+    return j;
 }
 
 }  // namespace
@@ -93,15 +98,23 @@ json Binder::bind(const json& body) {
         ref = cgroup_of_pid(text);
     }
 
-    auto rec = must(store_.persona(persona));
-    if (!rec) throw ApiError(404, "no persona '" + persona + "'");
     auto id = cgroup_id_of(ref.fs_path);
     if (!id) throw_ref_error(id.error());
+    auto previous = bind_cgroup(ref, *id, persona, "api", 0);
+    json j = binding_json(must(store_.binding(*id)).value());
+    j["replaced"] = previous ? json(previous->persona) : json(nullptr);
+    return j;
+}
 
-    auto previous = must(store_.binding(*id));
+std::optional<BindingRecord> Binder::bind_cgroup(const CgroupRef& ref, uint64_t cgroup_id,
+                                                 const std::string& persona,
+                                                 const std::string& origin, int64_t rule_id) {
+    auto rec = must(store_.persona(persona));
+    if (!rec) throw ApiError(404, "no persona '" + persona + "'");
+    auto previous = must(store_.binding(cgroup_id));
     // A new binding must fit the kernel map: refused before anything changes.
     if (!previous) {
-        const size_t used = must(store_.bindings()).size();
+        const size_t used = must(store_.bindings()).size() + fail_closed_.size();
         const uint32_t limit = loader_.limits().bindings;
         if (used >= limit)
             throw ApiError(507, "binding table full: " + std::to_string(used) + " of " +
@@ -109,7 +122,8 @@ json Binder::bind(const json& body) {
                                     " cgroup bindings in use ([limits] bindings in the agent "
                                     "config; takes effect when the maps are created anew)");
     }
-    BindingRecord b{*id, ref.rel_path, persona, static_cast<int64_t>(std::time(nullptr))};
+    BindingRecord b{cgroup_id, ref.rel_path, persona, static_cast<int64_t>(std::time(nullptr)),
+                    origin,    rule_id};
     auto txn = must(store_.begin());
     must(store_.upsert_binding(b));
     must(write_kernel_binding(loader_.bindings_fd(), b.cgroup_id, rec->id));
@@ -119,7 +133,7 @@ json Binder::bind(const json& body) {
             if (old && old->has_value())
                 (void)write_kernel_binding(loader_.bindings_fd(), b.cgroup_id, (*old)->id);
         } else {
-            (void)delete_kernel_binding(loader_.bindings_fd(), b.cgroup_id);
+            (void)restore_uncovered(b.cgroup_id);
         }
     };
     if (auto e = loader_.bump_epoch(); !e) {
@@ -131,11 +145,69 @@ json Binder::bind(const json& body) {
         (void)loader_.bump_epoch();
         throw ApiError(500, c.error().what());
     }
-    spdlog::info("bound cgroup {} (id {}) to persona '{}'{}", b.cgroup_path, b.cgroup_id, persona,
+    spdlog::info("bound cgroup {} (id {}) to persona '{}' ({}){}", b.cgroup_path, b.cgroup_id,
+                 persona, origin == "rule" ? "rule " + std::to_string(rule_id) : origin,
                  previous ? " (was '" + previous->persona + "')" : std::string());
-    json j = binding_json(b);
-    j["replaced"] = previous ? json(previous->persona) : json(nullptr);
-    return j;
+    if (on_event_)
+        on_event_(PBPF_EV_BIND, origin == "rule" ? PBPF_BIND_RULE : PBPF_BIND_API, b.cgroup_id,
+                  b.cgroup_path, rec->id, rule_id);
+    return previous;
+}
+
+void Binder::unbind_record(const BindingRecord& found, uint8_t trigger) {
+    auto txn = must(store_.begin());
+    must(store_.delete_binding(found.cgroup_id));
+    must(restore_uncovered(found.cgroup_id));
+    must(loader_.bump_epoch());
+    if (auto c = txn->commit(); !c) {
+        auto rec = store_.persona(found.persona);
+        if (rec && rec->has_value())
+            (void)write_kernel_binding(loader_.bindings_fd(), found.cgroup_id, (*rec)->id);
+        (void)loader_.bump_epoch();
+        throw ApiError(500, c.error().what());
+    }
+    spdlog::info("unbound cgroup {} (id {}) from persona '{}'", found.cgroup_path, found.cgroup_id,
+                 found.persona);
+    if (on_event_) {
+        auto rec = store_.persona(found.persona);
+        uint32_t pid = rec && rec->has_value() ? (*rec)->id : 0;
+        on_event_(PBPF_EV_UNBIND, trigger, found.cgroup_id, found.cgroup_path, pid, found.rule_id);
+    }
+}
+
+// A cgroup without a binding of its own: nothing in the kernel, or the fail-closed
+// persona when it is the root of a fail-closed subtree.
+Result<void> Binder::restore_uncovered(uint64_t cgroup_id) {
+    if (fail_closed_.count(cgroup_id))
+        return write_kernel_binding(loader_.bindings_fd(), cgroup_id, PBPF_PERSONA_FAIL_CLOSED);
+    return delete_kernel_binding(loader_.bindings_fd(), cgroup_id);
+}
+
+Result<void> Binder::set_fail_closed(const std::set<uint64_t>& roots) {
+    std::set<uint64_t> old = fail_closed_;
+    fail_closed_ = roots;
+    bool changed = false;
+    for (uint64_t id : roots) {
+        if (old.count(id)) continue;
+        auto b = store_.binding(id);
+        if (!b) return b.error();
+        if (b->has_value()) continue;  // its own binding stays in force
+        if (auto r = write_kernel_binding(loader_.bindings_fd(), id, PBPF_PERSONA_FAIL_CLOSED); !r)
+            return r;
+        changed = true;
+    }
+    for (uint64_t id : old) {
+        if (roots.count(id)) continue;
+        auto b = store_.binding(id);
+        if (!b) return b.error();
+        if (b->has_value()) continue;
+        if (auto r = delete_kernel_binding(loader_.bindings_fd(), id); !r) return r;
+        changed = true;
+    }
+    if (changed) {
+        if (auto e = loader_.bump_epoch(); !e) return e.error();
+    }
+    return {};
 }
 
 json Binder::unbind(const std::optional<std::string>& cgroup,
@@ -159,20 +231,12 @@ json Binder::unbind(const std::optional<std::string>& cgroup,
         found = must(store_.binding(*id));
     }
     if (!found) throw ApiError(404, "no binding for " + what);
-
-    auto txn = must(store_.begin());
-    must(store_.delete_binding(found->cgroup_id));
-    must(delete_kernel_binding(loader_.bindings_fd(), found->cgroup_id));
-    must(loader_.bump_epoch());
-    if (auto c = txn->commit(); !c) {
-        auto rec = store_.persona(found->persona);
-        if (rec && rec->has_value())
-            (void)write_kernel_binding(loader_.bindings_fd(), found->cgroup_id, (*rec)->id);
-        (void)loader_.bump_epoch();
-        throw ApiError(500, c.error().what());
-    }
-    spdlog::info("unbound cgroup {} (id {}) from persona '{}'", found->cgroup_path,
-                 found->cgroup_id, found->persona);
+    if (found->origin == "rule")
+        throw ApiError(409, found->cgroup_path + " is bound to persona '" + found->persona +
+                                "' by binding rule " + std::to_string(found->rule_id) +
+                                "; remove the rule (personabpf rules rm " +
+                                std::to_string(found->rule_id) + ") or bind it explicitly");
+    unbind_record(*found, PBPF_BIND_API);
     return {{"unbound", binding_json(*found)}};
 }
 
@@ -217,6 +281,12 @@ Result<void> Binder::reconcile() {
     std::vector<uint64_t> stale;
     __u64 key = 0, next = 0;
     __u64* prev = nullptr;
+    for (uint64_t id : fail_closed_) {
+        if (keep.count(id)) continue;
+        if (auto r = write_kernel_binding(loader_.bindings_fd(), id, PBPF_PERSONA_FAIL_CLOSED); !r)
+            return r;
+        keep.insert(id);
+    }
     while (bpf_map_get_next_key(loader_.bindings_fd(), prev, &next) == 0) {
         if (!keep.count(next)) stale.push_back(next);
         key = next;

@@ -2,7 +2,9 @@
 // start-up reconciliation with the store.
 #pragma once
 
+#include <functional>
 #include <optional>
+#include <set>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -29,15 +31,40 @@ class Binder {
     nlohmann::json list();
 
     // Start-up: write every stored binding whose cgroup still exists (drop the others with
-    // a warning), remove kernel bindings the store does not have, bump the epoch.
+    // a warning), write the fail-closed roots (set_fail_closed() first), remove kernel
+    // bindings neither has, bump the epoch.
     Result<void> reconcile();
+
+    // Binds one cgroup (API or rule): stores the record, writes the kernel entry, bumps the
+    // binding epoch; all or nothing. Returns the binding it replaced. Throws ApiError (404
+    // unknown persona, 507 table full, 500).
+    std::optional<BindingRecord> bind_cgroup(const CgroupRef& ref, uint64_t cgroup_id,
+                                             const std::string& persona, const std::string& origin,
+                                             int64_t rule_id);
+    // Removes a stored binding (store and kernel); a fail-closed root falls back to the
+    // fail-closed persona. `trigger`: enum pbpf_bind_trigger, for the event.
+    void unbind_record(const BindingRecord& b, uint8_t trigger);
+
+    // The roots of the fail-closed subtrees, by cgroup id: each one without a binding of
+    // its own gets PBPF_PERSONA_FAIL_CLOSED in the kernel (roots no longer listed lose it).
+    Result<void> set_fail_closed(const std::set<uint64_t>& roots);
+    const std::set<uint64_t>& fail_closed() const { return fail_closed_; }
+
+    // Called after every change: (PBPF_EV_BIND|UNBIND, trigger, cgroup id, cgroup path,
+    // persona id, binding rule id).
+    using EventHook =
+        std::function<void(uint8_t, uint8_t, uint64_t, const std::string&, uint32_t, int64_t)>;
+    void set_event_hook(EventHook hook) { on_event_ = std::move(hook); }
 
   private:
     CgroupRef cgroup_of_pid(const std::string& pid_text);
+    Result<void> restore_uncovered(uint64_t cgroup_id);
 
     Store& store_;
     Loader& loader_;
     const CgroupTree& tree_;
+    std::set<uint64_t> fail_closed_;
+    EventHook on_event_;
 };
 
 }  // namespace pbpf::agent

@@ -80,6 +80,16 @@ class StrictTable {
         return {};
     }
 
+    // A boolean key.
+    Result<void> boolean(const toml::table& t, const char* key, bool* dest) const {
+        const toml::node* node = t.get(key);
+        if (node == nullptr) return {};
+        const auto* b = node->as_boolean();
+        if (b == nullptr) return fail(*node, label(key) + " must be true or false");
+        *dest = b->get();
+        return {};
+    }
+
     // An array of strings, each passed to `check` (which may rewrite it); nullptr when
     // the key is absent.
     template <typename Check>
@@ -241,6 +251,36 @@ Result<void> parse_xdp(const toml::table& root, const std::string& origin, XdpCo
     return {};
 }
 
+Result<void> parse_binding(const toml::table& root, const std::string& origin, BindingConfig& b) {
+    StrictTable spec(origin, "binding", {"fail_closed", "watch_interfaces"});
+    auto t = spec.find(root);
+    if (!t) return t.error();
+    if (*t == nullptr) return {};
+    const toml::table& tab = **t;
+    std::vector<std::string> seen;
+    auto fc = spec.strings(tab, "fail_closed", &b.fail_closed, [&](std::string& path) {
+        if (path.empty() || path[0] != '/')
+            return "fail_closed path '" + path +
+                   "' must be absolute (relative to the cgroup2 mount)";
+        for (size_t i = 0; i < path.size();) {
+            size_t j = path.find('/', i + 1);
+            std::string seg = path.substr(i + 1, j == std::string::npos ? j : j - i - 1);
+            if (seg == "." || seg == ".." || (seg.empty() && j != std::string::npos))
+                return "fail_closed path '" + path + "' has an empty, '.' or '..' component";
+            if (j == std::string::npos) break;
+            i = j;
+        }
+        while (path.size() > 1 && path.back() == '/') path.pop_back();
+        if (std::find(seen.begin(), seen.end(), path) != seen.end())
+            return "fail_closed path '" + path + "' is listed twice";
+        seen.push_back(path);
+        return std::string();
+    });
+    if (!fc) return fc.error();
+    if (auto r = spec.boolean(tab, "watch_interfaces", &b.watch_interfaces); !r) return r;
+    return {};
+}
+
 }  // namespace
 
 Result<Config> parse_config(std::string_view text, const std::string& origin, Config base) {
@@ -255,6 +295,7 @@ Result<Config> parse_config(std::string_view text, const std::string& origin, Co
     if (auto r = parse_limits(root, origin, cfg.limits); !r) return r.error();
     if (auto r = parse_events(root, origin, cfg.events); !r) return r.error();
     if (auto r = parse_xdp(root, origin, cfg.xdp); !r) return r.error();
+    if (auto r = parse_binding(root, origin, cfg.binding); !r) return r.error();
     return cfg;
 }
 

@@ -37,6 +37,14 @@ struct XdpConfig {
     uint32_t max_entries = 65536;         // deny-list capacity (1..1048576)
 };
 
+// [binding]: automatic binding.
+struct BindingConfig {
+    // cgroup subtrees (paths relative to the cgroup2 mount, inside the managed subtree)
+    // whose workloads are denied everything until their own binding lands.
+    std::vector<std::string> fail_closed;
+    bool watch_interfaces = true;  // bind interfaces of the agent's netns by rule
+};
+
 struct Config {
     std::string socket = "/run/personabpf/agent.sock";
     std::string state_dir = "/var/lib/personabpf";
@@ -46,6 +54,7 @@ struct Config {
     Limits limits;
     EventsConfig events;
     XdpConfig xdp;
+    BindingConfig binding;
 };
 
 // Parses TOML text into `base` (keys it does not set keep base's values). `origin` names

@@ -107,6 +107,41 @@ std::string workload_text(uint64_t workload, uint32_t ifindex, Names& names) {
     return names.cgroup(workload);
 }
 
+// A workload bound or unbound: who did it (the API, a rule, the workload's removal).
+json binding_event_json(const pbpf_flow_event& e, uint64_t seq, int64_t wall_offset_ns,
+                        Names& names) {
+    const char* trigger = "?";
+    switch (e.reason) {
+        case PBPF_BIND_API:
+            trigger = "api";
+            break;
+        case PBPF_BIND_RULE:
+            trigger = "rule";
+            break;
+        case PBPF_BIND_FAIL_CLOSED:
+            trigger = "fail-closed";
+            break;
+        case PBPF_BIND_GONE:
+            trigger = "workload-gone";
+            break;
+        case PBPF_BIND_PERSONA_REMOVED:
+            trigger = "persona-removed";
+            break;
+    }
+    json j = {{"seq", seq},
+              {"type", e.verdict == PBPF_EV_BIND ? "bind" : "unbind"},
+              {"time_ns", static_cast<int64_t>(e.ts_ns) + wall_offset_ns},
+              {"workload", workload_text(e.workload, e.ifindex, names)},
+              {"persona", names.persona(e.persona_id)},
+              {"trigger", trigger}};
+    if (e.rule_id != 0) {
+        j["rule"] = e.rule_id;
+        j["rule_text"] = names.bind_rule(e.rule_id);
+    }
+    if (e.ifindex != 0) j["ifindex"] = e.ifindex;
+    return j;
+}
+
 }  // namespace
 
 int64_t wall_clock_offset_ns() {
@@ -138,6 +173,15 @@ void Names::refresh() {
             interfaces_[{b.netns_cookie, b.ifindex}] =
                 "if:" + b.ifname + (b.netns.empty() ? "" : "@" + b.netns);
     }
+    if (auto rules = store_.bind_rules()) {
+        for (const auto& r : *rules)
+            bind_rules_[r.id] = std::string(to_string(r.kind)) + " \"" + r.pattern + "\"";
+    }
+}
+
+std::string Names::bind_rule(int64_t id) const {
+    auto it = bind_rules_.find(id);
+    return it == bind_rules_.end() ? "" : it->second;
 }
 
 std::string Names::interface(uint64_t netns_cookie, uint32_t ifindex) const {
@@ -228,6 +272,8 @@ json flow_json(const pbpf_ct_key& k, const pbpf_ct_value& v, uint64_t now_ns, Na
 }
 
 json event_json(const pbpf_flow_event& e, uint64_t seq, int64_t wall_offset_ns, Names& names) {
+    if (e.verdict == PBPF_EV_BIND || e.verdict == PBPF_EV_UNBIND)
+        return binding_event_json(e, seq, wall_offset_ns, names);
     const char* verdict = e.verdict == PBPF_EV_ALLOWED ? "allowed"
                           : e.verdict == PBPF_EV_AUDIT ? "audit"
                                                        : "dropped";
@@ -257,9 +303,13 @@ json event_json(const pbpf_flow_event& e, uint64_t seq, int64_t wall_offset_ns, 
         case PBPF_REASON_FRAGMENT:
             reason = "fragment";
             break;
+        case PBPF_REASON_FAIL_CLOSED:
+            reason = "fail-closed";
+            break;
     }
     int64_t wall = static_cast<int64_t>(e.ts_ns) + wall_offset_ns;
     json j = {{"seq", seq},
+              {"type", "flow"},
               {"time_ns", wall},
               {"workload", workload_text(e.workload, e.ifindex, names)},
               {"persona", names.persona(e.persona_id)},
@@ -355,6 +405,20 @@ EventStream::EventStream(Loader& loader, size_t history)
     : loader_(loader), capacity_(history == 0 ? 1 : history) {}
 
 EventStream::~EventStream() { stop(); }
+
+void EventStream::publish(pbpf_flow_event e) {
+    e.ts_ns = monotonic_ns();
+    {
+        std::lock_guard<std::mutex> lock(mu_);
+        history_.push_back(e);
+        ++received_;
+        if (history_.size() > capacity_) {
+            history_.pop_front();
+            ++first_seq_;
+        }
+    }
+    arrived_.notify_all();
+}
 
 int EventStream::on_event(void* ctx, void* data, size_t size) {
     auto* self = static_cast<EventStream*>(ctx);

@@ -41,6 +41,13 @@ class Names {
     std::string cgroup(uint64_t id);
     // "if:veth1" or "if:tap0@vmns" for a bound interface, "if:<ifindex>" otherwise.
     std::string interface(uint64_t netns_cookie, uint32_t ifindex) const;
+    // Names learnt as workloads are bound (they may be gone when their events are read).
+    void remember_cgroup(uint64_t id, const std::string& rel_path) { cgroups_[id] = rel_path; }
+    void remember_interface(uint64_t netns_cookie, uint32_t ifindex, const std::string& name) {
+        interfaces_[{netns_cookie, ifindex}] = "if:" + name;
+    }
+    // `kind "pattern"` of a binding rule, "" if unknown.
+    std::string bind_rule(int64_t id) const;
 
   private:
     Store& store_;
@@ -50,6 +57,7 @@ class Names {
     std::map<uint64_t, std::string> cgroups_;
     std::map<uint64_t, std::chrono::steady_clock::time_point> misses_;
     std::map<std::pair<uint64_t, uint32_t>, std::string> interfaces_;
+    std::map<int64_t, std::string> bind_rules_;
 };
 
 // One conntrack entry, decoded; see maps/abi/conntrack.h.
@@ -96,6 +104,9 @@ class EventStream {
     // one to arrive.
     Batch read(uint64_t since, std::optional<uint32_t> persona, size_t limit, bool tail,
                int wait_ms);
+    // Adds an event the agent made (PBPF_EV_BIND / PBPF_EV_UNBIND) to the history,
+    // stamped now.
+    void publish(pbpf_flow_event e);
     // Sums of the kernel's per-CPU counters: emitted, rate_limited, ring_full.
     nlohmann::json kernel_counters() const;
 

@@ -25,6 +25,7 @@
 
 #include "agent/api_error.h"
 #include "maps/abi/binding.h"
+#include "maps/abi/events.h"
 #include "maps/fd.h"
 
 #ifndef SO_NETNS_COOKIE
@@ -208,7 +209,11 @@ json IfBinder::bind(const json& body) {
     if (netns.find('/') != std::string::npos && netns[0] != '/')
         throw ApiError(
             400, "netns must be a name under /run/netns or an absolute path: '" + netns + "'");
+    return bind_as(persona, ifname, netns, "api", 0);
+}
 
+json IfBinder::bind_as(const std::string& persona, const std::string& ifname,
+                       const std::string& netns, const std::string& origin, int64_t rule_id) {
     auto rec = must(store_.persona(persona));
     if (!rec) throw ApiError(404, "no persona '" + persona + "'");
 
@@ -244,7 +249,8 @@ json IfBinder::bind(const json& body) {
         must(release_interface(loader_, previous->netns_cookie, previous->ifindex));
 
     IfBindingRecord b{netns,    ifname,  i.ifindex,
-                      i.cookie, persona, static_cast<int64_t>(std::time(nullptr))};
+                      i.cookie, persona, static_cast<int64_t>(std::time(nullptr)),
+                      origin,   rule_id};
     // On failure: an interface bound before keeps its previous persona, a new one is
     // released again.
     const bool same_interface =
@@ -271,9 +277,12 @@ json IfBinder::bind(const json& body) {
         undo();
         throw ApiError(500, c.error().what());
     }
-    spdlog::info("bound interface {} (ifindex {}) to persona '{}'{}", describe(ifname, netns),
-                 i.ifindex, persona,
+    spdlog::info("bound interface {} (ifindex {}) to persona '{}' ({}){}", describe(ifname, netns),
+                 i.ifindex, persona, origin == "rule" ? "rule " + std::to_string(rule_id) : origin,
                  previous ? " (was '" + previous->persona + "')" : std::string());
+    if (on_event_)
+        on_event_(PBPF_EV_BIND, origin == "rule" ? PBPF_BIND_RULE : PBPF_BIND_API, i.cookie,
+                  i.ifindex, netns.empty() ? ifname : ifname + "@" + netns, rec->id, rule_id);
     return {
         {"ifname", ifname},       {"netns", netns},
         {"ifindex", i.ifindex},   {"persona", persona},
@@ -283,6 +292,25 @@ json IfBinder::bind(const json& body) {
 json IfBinder::unbind(const std::string& ifname, const std::string& netns) {
     auto found = must(store_.if_binding(netns, ifname));
     if (!found) throw ApiError(404, "no binding for interface " + describe(ifname, netns));
+    if (found->origin == "rule")
+        throw ApiError(409, "interface " + describe(ifname, netns) + " is bound to persona '" +
+                                found->persona + "' by binding rule " +
+                                std::to_string(found->rule_id) +
+                                "; remove the rule (personabpf "
+                                "rules rm " +
+                                std::to_string(found->rule_id) + ") or bind it explicitly");
+    unbind_record(*found, PBPF_BIND_API);
+    return {{"unbound",
+             {{"ifname", ifname},
+              {"netns", netns},
+              {"ifindex", found->ifindex},
+              {"persona", found->persona}}}};
+}
+
+void IfBinder::unbind_record(const IfBindingRecord& b, uint8_t trigger) {
+    const std::string& netns = b.netns;
+    const std::string& ifname = b.ifname;
+    const auto* found = &b;
     // Store first: if the kernel part fails, the next start's reconcile removes what no
     // stored binding accounts for; the other order could leave a stored binding unenforced.
     must(store_.delete_if_binding(netns, ifname));
@@ -290,11 +318,12 @@ json IfBinder::unbind(const std::string& ifname, const std::string& netns) {
         spdlog::error("unbind {}: {} (removed at the next start)", describe(ifname, netns),
                       r.error().what());
     spdlog::info("unbound interface {} (was '{}')", describe(ifname, netns), found->persona);
-    return {{"unbound",
-             {{"ifname", ifname},
-              {"netns", netns},
-              {"ifindex", found->ifindex},
-              {"persona", found->persona}}}};
+    if (on_event_) {
+        auto rec = store_.persona(found->persona);
+        uint32_t pid = rec && rec->has_value() ? (*rec)->id : 0;
+        on_event_(PBPF_EV_UNBIND, trigger, found->netns_cookie, found->ifindex,
+                  netns.empty() ? ifname : ifname + "@" + netns, pid, found->rule_id);
+    }
 }
 
 json IfBinder::list() {
@@ -304,7 +333,9 @@ json IfBinder::list() {
                        {"netns", b.netns},
                        {"ifindex", b.ifindex},
                        {"persona", b.persona},
-                       {"bound_at", b.bound_at}});
+                       {"bound_at", b.bound_at},
+                       {"origin", b.origin},
+                       {"rule", b.origin == "rule" ? json(b.rule_id) : json(nullptr)}});
     return arr;
 }
 

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 
@@ -28,6 +29,18 @@ class IfBinder {
     // Rows for GET /v1/bindings.
     nlohmann::json list();
 
+    // bind() for a parsed request or a binding rule (origin "api" | "rule").
+    nlohmann::json bind_as(const std::string& persona, const std::string& ifname,
+                           const std::string& netns, const std::string& origin, int64_t rule_id);
+    // Removes a stored binding (store, map entry, links). `trigger`: enum pbpf_bind_trigger.
+    void unbind_record(const IfBindingRecord& b, uint8_t trigger);
+
+    // Called after every change: (PBPF_EV_BIND|UNBIND, trigger, netns cookie, ifindex,
+    // interface name, persona id, binding rule id).
+    using EventHook = std::function<void(uint8_t, uint8_t, uint64_t, uint32_t, const std::string&,
+                                         uint32_t, int64_t)>;
+    void set_event_hook(EventHook hook) { on_event_ = std::move(hook); }
+
     // Start-up: stored bindings whose interface is gone (or is another one now) are
     // dropped with a warning; the others get their map entry and links (pinned links are
     // swapped to this agent's programs); map entries and links nobody stored are removed.
@@ -36,6 +49,7 @@ class IfBinder {
   private:
     Store& store_;
     Loader& loader_;
+    EventHook on_event_;
 };
 
 // Detaches and unpins the links of one interface binding and deletes its map entry

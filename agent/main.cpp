@@ -17,6 +17,7 @@
 #include <CLI/CLI.hpp>
 
 #include "agent/api_server.h"
+#include "agent/auto_binder.h"
 #include "agent/binder.h"
 #include "agent/cgroup.h"
 #include "agent/config.h"
@@ -178,9 +179,21 @@ int main(int argc, char** argv) {
 
     PersonaManager personas(**store, **loader);
     Binder binder(**store, **loader, *tree);
-    if (auto r = personas.reconcile(); !r) return fail(r.error());
-    if (auto r = binder.reconcile(); !r) return fail(r.error());
     IfBinder if_binder(**store, **loader);
+    InstanceInfo info;
+    info.config = cfg;
+    info.cgroup_mount = *mount;
+    info.cgroup_root = tree->root();
+    info.cgroup_root_id = *root_id;
+    info.adopted = (*loader)->adopted();
+    // Serves nothing before bind() and run(); built first for its mutex, which the
+    // automatic binder's watcher threads take too.
+    ApiServer server(**store, **loader, personas, binder, if_binder, info);
+    AutoBinder auto_binder(**store, binder, if_binder, *tree, server.mutex());
+    if (auto r = personas.reconcile(); !r) return fail(r.error());
+    // Fail-closed roots go in with the stored bindings: no window in which they are open.
+    if (auto r = auto_binder.set_fail_closed(cfg.binding.fail_closed); !r) return fail(r.error());
+    if (auto r = binder.reconcile(); !r) return fail(r.error());
     if (auto r = if_binder.reconcile(); !r) return fail(r.error());
 
     // Signals are taken synchronously by this thread; every other thread blocks them.
@@ -191,19 +204,42 @@ int main(int argc, char** argv) {
     pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
     ::signal(SIGPIPE, SIG_IGN);
 
-    InstanceInfo info;
-    info.config = cfg;
-    info.cgroup_mount = *mount;
-    info.cgroup_root = tree->root();
-    info.cgroup_root_id = *root_id;
-    info.adopted = (*loader)->adopted();
-    ApiServer server(**store, **loader, personas, binder, if_binder, info);
     (*xdp)->add_routes(server);
     Names names(**store, *tree);
     ConntrackTable conntrack(**loader, names);
     EventStream events(**loader, cfg.events.history);
     if (auto r = events.start(); !r) return fail(r.error());
     add_flow_routes(server, conntrack, events, names);
+    // Bind and unbind events join the flow events (names kept: the workload may be gone
+    // when they are read).
+    binder.set_event_hook([&](uint8_t verdict, uint8_t trigger, uint64_t cgroup_id,
+                              const std::string& path, uint32_t persona_id, int64_t rule_id) {
+        names.remember_cgroup(cgroup_id, path);
+        pbpf_flow_event e{};
+        e.workload = cgroup_id;
+        e.persona_id = persona_id;
+        e.rule_id = static_cast<uint32_t>(rule_id);
+        e.verdict = verdict;
+        e.reason = trigger;
+        events.publish(e);
+    });
+    if_binder.set_event_hook([&](uint8_t verdict, uint8_t trigger, uint64_t cookie,
+                                 uint32_t ifindex, const std::string& name, uint32_t persona_id,
+                                 int64_t rule_id) {
+        names.remember_interface(cookie, ifindex, name);
+        pbpf_flow_event e{};
+        e.workload = cookie;
+        e.ifindex = ifindex;
+        e.persona_id = persona_id;
+        e.rule_id = static_cast<uint32_t>(rule_id);
+        e.verdict = verdict;
+        e.reason = trigger;
+        e.flags = PBPF_EV_F_INTERFACE;
+        events.publish(e);
+    });
+    add_rule_routes(server, auto_binder);
+    server.set_auto_binder(&auto_binder);
+    if (auto r = auto_binder.start(cfg.binding.watch_interfaces); !r) return fail(r.error());
     if (auto r = server.bind(cfg.socket); !r) return fail(r.error());
     bool listen_failed = false;
     std::thread serve([&] {
@@ -219,6 +255,7 @@ int main(int argc, char** argv) {
     sigwait(&sigs, &sig);
     if (!listen_failed)
         spdlog::info("{}: stopping; pinned programs keep enforcing", strsignal(sig));
+    auto_binder.stop();
     events.stop();  // wakes `events --follow` long polls, so the server can stop
     server.stop();
     serve.join();

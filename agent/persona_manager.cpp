@@ -155,7 +155,7 @@ CompiledFile PersonaManager::compile_file(const std::string& source, const std::
     f.personas = std::move(out.personas);
     f.diagnostics = std::move(out.diagnostics);
     f.warnings = out.warnings;
-    f.binds = out.binds.size();
+    f.binds = std::move(out.binds);
     for (const auto& p : f.personas) f.images.push_back(pdl::lower(p));
     return f;
 }
@@ -179,6 +179,38 @@ json PersonaManager::apply(const CompiledFile& file) {
     std::vector<Pending> pending;
     std::set<std::string> seen;
     int64_t now = static_cast<int64_t>(std::time(nullptr));
+
+    // 0. The file's bind blocks become the binding rules (origin "pdl") of the personas
+    // they name, replacing the rules earlier applies stored for those personas and for
+    // every persona the file defines (a bind block deleted from the file goes away).
+    std::map<std::string, std::vector<BindRule>> pdl_rules;
+    for (const auto& p : file.personas) pdl_rules[p.name];
+    for (const auto& b : file.binds) {
+        auto where = [&]() {
+            return b.loc.file + ":" + std::to_string(b.loc.line) + ":" + std::to_string(b.loc.col);
+        };
+        if (!pdl_rules.count(b.persona) && !must(store_.persona(b.persona)))
+            throw ApiError(400, where() + ": bind " + b.persona + ": no persona '" + b.persona +
+                                    "' in this file or the repository");
+        auto add = [&](RuleKind kind, const std::vector<std::string>& patterns) {
+            for (const auto& pattern : patterns) {
+                BindRule r;
+                r.persona = b.persona;
+                r.kind = kind;
+                r.pattern = pattern;
+                r.origin = "pdl";
+                r.created_by = "pdl " + filename;
+                r.created_at = static_cast<int64_t>(std::time(nullptr));
+                if (auto why = validate_rule(r))
+                    throw ApiError(400, where() + ": bind " + b.persona + ": " + *why);
+                pdl_rules[b.persona].push_back(std::move(r));
+            }
+        };
+        add(RuleKind::Cgroup, b.cgroups);
+        add(RuleKind::User, b.users);
+        add(RuleKind::Group, b.groups);
+        add(RuleKind::Interface, b.interfaces);
+    }
 
     // 1. Build everything that can fail before touching anything enforced.
     for (size_t i = 0; i < file.personas.size(); ++i) {
@@ -246,9 +278,10 @@ json PersonaManager::apply(const CompiledFile& file) {
         uint32_t next = 1;
         for (auto& pd : pending) {
             if (!pd.is_new) continue;
-            while (next < PBPF_MAX_PERSONAS && used.count(next)) ++next;
-            if (next >= PBPF_MAX_PERSONAS)
-                throw ApiError(507, "persona table full (" + std::to_string(PBPF_MAX_PERSONAS - 1) +
+            while (next < PBPF_PERSONA_FAIL_CLOSED && used.count(next)) ++next;
+            if (next >= PBPF_PERSONA_FAIL_CLOSED)
+                throw ApiError(507, "persona table full (" +
+                                        std::to_string(PBPF_PERSONA_FAIL_CLOSED - 1) +
                                         " personas)");
             pd.rec.id = next;
             used.insert(next);
@@ -256,6 +289,7 @@ json PersonaManager::apply(const CompiledFile& file) {
     }
 
     // 3. Store and flip in one transaction; undo the flips if anything fails.
+    bool rules_changed = false;
     auto txn = must(store_.begin());
     auto unflip = [&]() {
         for (auto& pd : pending) {
@@ -279,6 +313,8 @@ json PersonaManager::apply(const CompiledFile& file) {
     };
     try {
         for (auto& pd : pending) must(store_.upsert_persona(pd.rec));
+        for (const auto& [persona, rules] : pdl_rules)
+            rules_changed = must(store_.replace_bind_rules(persona, "pdl", rules)) || rules_changed;
         for (auto& pd : pending) {
             if (!pd.trie.valid()) continue;
             pd.old_inner_id = must(slot_map_id(pd.rec.id));
@@ -323,8 +359,9 @@ json PersonaManager::apply(const CompiledFile& file) {
         applied.push_back(std::move(entry));
     }
     json res = {{"applied", applied}};
-    // Said plainly in every answer, so that nobody believes a bind block binds anything yet.
-    if (file.binds > 0) res["binds_not_enforced"] = file.binds;
+    size_t bind_rules = 0;
+    for (const auto& [persona, rules] : pdl_rules) bind_rules += rules.size();
+    if (bind_rules > 0 || rules_changed) res["bind_rules"] = bind_rules;
     if (file.warnings > 0) res["diagnostics"] = file.diagnostics;
     return res;
 }
@@ -357,6 +394,12 @@ json PersonaManager::remove(const std::string& name, bool force) {
     auto txn = must(store_.begin());
     for (const auto& b : binds) must(store_.delete_binding(b.cgroup_id));
     for (const auto& b : if_binds) must(store_.delete_if_binding(b.netns, b.ifname));
+    size_t rules_removed = 0;
+    for (const auto& r : must(store_.bind_rules())) {
+        if (r.persona != name) continue;
+        must(store_.delete_bind_rule(r.id));
+        ++rules_removed;
+    }
     must(store_.delete_persona(name));
 
     // Kernel: bindings first and the epoch bump (no cached resolution keeps pointing at
@@ -382,7 +425,8 @@ json PersonaManager::remove(const std::string& name, bool force) {
     must(txn->commit());
     spdlog::info("removed persona '{}' (id {}){}", name, rec->id,
                  bound == 0 ? "" : fmt::format(", unbound {} workloads", bound));
-    return {{"removed", name}, {"id", rec->id}, {"unbound", unbound}};
+    return {
+        {"removed", name}, {"id", rec->id}, {"unbound", unbound}, {"rules_removed", rules_removed}};
 }
 
 json PersonaManager::list() {

@@ -27,7 +27,7 @@ struct CompiledFile {
     std::vector<PersonaImage> images;  // images[i] = lower(personas[i])
     std::string diagnostics;
     size_t warnings = 0;
-    size_t binds = 0;  // `bind` blocks in the file (compiled; automatic binding comes later)
+    std::vector<pdl::ir::BindRule> binds;  // the file's `bind` blocks, in source order
 };
 
 // The sections of `p` that this agent compiles and stores but does not enforce yet

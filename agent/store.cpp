@@ -74,7 +74,23 @@ BindingRecord binding_from(const Stmt& s) {
     b.cgroup_path = s.text(1);
     b.persona = s.text(2);
     b.bound_at = s.i64(3);
+    b.origin = s.text(4);
+    b.rule_id = s.i64(5);
     return b;
+}
+
+constexpr const char* kRuleCols = "id, persona, kind, pattern, origin, created_by, created_at";
+
+BindRule rule_from(const Stmt& s) {
+    BindRule r;
+    r.id = s.i64(0);
+    r.persona = s.text(1);
+    r.kind = rule_kind_from(s.text(2)).value_or(RuleKind::Cgroup);
+    r.pattern = s.text(3);
+    r.origin = s.text(4);
+    r.created_by = s.text(5);
+    r.created_at = s.i64(6);
+    return r;
 }
 
 }  // namespace
@@ -182,6 +198,27 @@ Result<std::unique_ptr<Store>> Store::open(const std::string& state_dir) {
         if (!r) return fail(r.error());
         version = 3;
     }
+    if (version == 3) {
+        auto r = s->exec(R"sql(
+            ALTER TABLE bindings ADD COLUMN origin TEXT NOT NULL DEFAULT 'api';
+            ALTER TABLE bindings ADD COLUMN rule_id INTEGER NOT NULL DEFAULT 0;
+            ALTER TABLE if_bindings ADD COLUMN origin TEXT NOT NULL DEFAULT 'api';
+            ALTER TABLE if_bindings ADD COLUMN rule_id INTEGER NOT NULL DEFAULT 0;
+            CREATE TABLE bind_rules (
+                id INTEGER PRIMARY KEY AUTOINCREMENT,
+                persona TEXT NOT NULL REFERENCES personas(name),
+                kind TEXT NOT NULL,
+                pattern TEXT NOT NULL,
+                origin TEXT NOT NULL,
+                created_by TEXT NOT NULL,
+                created_at INTEGER NOT NULL,
+                UNIQUE (persona, kind, pattern, origin));
+            CREATE INDEX bind_rules_persona ON bind_rules(persona);
+            UPDATE schema_version SET version = 4;
+        )sql");
+        if (!r) return fail(r.error());
+        version = 4;
+    }
     if (auto r = s->exec("COMMIT;"); !r) return fail(r.error());
     // WAL only once the schema is known to be ours: switching the journal mode rewrites the
     // file header, and a database we refuse must be left exactly as it was.
@@ -264,7 +301,8 @@ Result<void> Store::delete_persona(const std::string& name) {
 
 Result<std::vector<BindingRecord>> Store::bindings() {
     Stmt q(db_,
-           "SELECT cgroup_id, cgroup_path, persona, bound_at FROM bindings ORDER BY cgroup_path;");
+           "SELECT cgroup_id, cgroup_path, persona, bound_at, origin, rule_id FROM bindings ORDER "
+           "BY cgroup_path;");
     if (!q.ok()) return db_error("list bindings");
     std::vector<BindingRecord> out;
     int rc;
@@ -275,7 +313,8 @@ Result<std::vector<BindingRecord>> Store::bindings() {
 
 Result<std::vector<BindingRecord>> Store::bindings_of(const std::string& persona) {
     Stmt q(db_,
-           "SELECT cgroup_id, cgroup_path, persona, bound_at FROM bindings WHERE persona = ?1 "
+           "SELECT cgroup_id, cgroup_path, persona, bound_at, origin, rule_id FROM bindings WHERE "
+           "persona = ?1 "
            "ORDER BY cgroup_path;");
     if (!q.ok()) return db_error("list bindings");
     q.bind(1, persona);
@@ -288,7 +327,8 @@ Result<std::vector<BindingRecord>> Store::bindings_of(const std::string& persona
 
 Result<std::optional<BindingRecord>> Store::binding(uint64_t cgroup_id) {
     Stmt q(db_,
-           "SELECT cgroup_id, cgroup_path, persona, bound_at FROM bindings WHERE cgroup_id = ?1;");
+           "SELECT cgroup_id, cgroup_path, persona, bound_at, origin, rule_id FROM bindings WHERE "
+           "cgroup_id = ?1;");
     if (!q.ok()) return db_error("read binding");
     q.bind(1, static_cast<int64_t>(cgroup_id));
     int rc = q.step();
@@ -298,9 +338,9 @@ Result<std::optional<BindingRecord>> Store::binding(uint64_t cgroup_id) {
 }
 
 Result<std::optional<BindingRecord>> Store::binding_by_path(const std::string& rel_path) {
-    Stmt q(
-        db_,
-        "SELECT cgroup_id, cgroup_path, persona, bound_at FROM bindings WHERE cgroup_path = ?1;");
+    Stmt q(db_,
+           "SELECT cgroup_id, cgroup_path, persona, bound_at, origin, rule_id FROM bindings WHERE "
+           "cgroup_path = ?1;");
     if (!q.ok()) return db_error("read binding");
     q.bind(1, rel_path);
     int rc = q.step();
@@ -326,13 +366,13 @@ Result<void> Store::upsert_binding(const BindingRecord& b) {
     }
     {
         Stmt q(db_,
-               "INSERT INTO bindings (cgroup_id, cgroup_path, persona, bound_at) "
-               "VALUES (?1,?2,?3,?4) ON CONFLICT(cgroup_id) DO UPDATE SET "
+               "INSERT INTO bindings (cgroup_id, cgroup_path, persona, bound_at, origin, rule_id) "
+               "VALUES (?1,?2,?3,?4,?5,?6) ON CONFLICT(cgroup_id) DO UPDATE SET "
                "cgroup_path=excluded.cgroup_path, persona=excluded.persona, "
-               "bound_at=excluded.bound_at;");
+               "bound_at=excluded.bound_at, origin=excluded.origin, rule_id=excluded.rule_id;");
         if (!q.ok()) return fail(db_error("store binding"));
         q.bind(1, static_cast<int64_t>(b.cgroup_id)).bind(2, b.cgroup_path).bind(3, b.persona);
-        q.bind(4, b.bound_at);
+        q.bind(4, b.bound_at).bind(5, b.origin).bind(6, b.rule_id);
         if (q.step() != SQLITE_DONE) return fail(db_error("store binding " + b.cgroup_path));
     }
     return exec("RELEASE upsert_binding;");
@@ -347,7 +387,8 @@ Result<void> Store::delete_binding(uint64_t cgroup_id) {
 }
 
 namespace {
-constexpr const char* kIfCols = "netns, ifname, ifindex, netns_cookie, persona, bound_at";
+constexpr const char* kIfCols =
+    "netns, ifname, ifindex, netns_cookie, persona, bound_at, origin, rule_id";
 }
 
 static IfBindingRecord if_binding_from(Stmt& q) {
@@ -358,6 +399,8 @@ static IfBindingRecord if_binding_from(Stmt& q) {
     b.netns_cookie = static_cast<uint64_t>(q.i64(3));
     b.persona = q.text(4);
     b.bound_at = q.i64(5);
+    b.origin = q.text(6);
+    b.rule_id = q.i64(7);
     return b;
 }
 
@@ -401,13 +444,15 @@ Result<std::optional<IfBindingRecord>> Store::if_binding(const std::string& netn
 
 Result<void> Store::upsert_if_binding(const IfBindingRecord& b) {
     Stmt q(db_,
-           "INSERT INTO if_bindings (netns, ifname, ifindex, netns_cookie, persona, bound_at) "
-           "VALUES (?1,?2,?3,?4,?5,?6) ON CONFLICT(netns, ifname) DO UPDATE SET "
-           "ifindex=excluded.ifindex, netns_cookie=excluded.netns_cookie, "
-           "persona=excluded.persona, bound_at=excluded.bound_at;");
+           "INSERT INTO if_bindings (netns, ifname, ifindex, netns_cookie, persona, bound_at, "
+           "origin, rule_id) VALUES (?1,?2,?3,?4,?5,?6,?7,?8) ON CONFLICT(netns, ifname) DO "
+           "UPDATE SET ifindex=excluded.ifindex, netns_cookie=excluded.netns_cookie, "
+           "persona=excluded.persona, bound_at=excluded.bound_at, origin=excluded.origin, "
+           "rule_id=excluded.rule_id;");
     if (!q.ok()) return db_error("store interface binding");
     q.bind(1, b.netns).bind(2, b.ifname).bind(3, static_cast<int64_t>(b.ifindex));
     q.bind(4, static_cast<int64_t>(b.netns_cookie)).bind(5, b.persona).bind(6, b.bound_at);
+    q.bind(7, b.origin).bind(8, b.rule_id);
     if (q.step() != SQLITE_DONE) return db_error("store interface binding " + b.ifname);
     return {};
 }
@@ -418,6 +463,80 @@ Result<void> Store::delete_if_binding(const std::string& netns, const std::strin
     q.bind(1, netns).bind(2, ifname);
     if (q.step() != SQLITE_DONE) return db_error("delete interface binding");
     return {};
+}
+
+Result<std::vector<BindRule>> Store::bind_rules() {
+    Stmt q(db_, (std::string("SELECT ") + kRuleCols + " FROM bind_rules ORDER BY id;").c_str());
+    if (!q.ok()) return db_error("list binding rules");
+    std::vector<BindRule> out;
+    int rc;
+    while ((rc = q.step()) == SQLITE_ROW) out.push_back(rule_from(q));
+    if (rc != SQLITE_DONE) return db_error("list binding rules");
+    return out;
+}
+
+Result<std::optional<BindRule>> Store::bind_rule(int64_t id) {
+    Stmt q(db_, (std::string("SELECT ") + kRuleCols + " FROM bind_rules WHERE id = ?1;").c_str());
+    if (!q.ok()) return db_error("read binding rule");
+    q.bind(1, id);
+    int rc = q.step();
+    if (rc == SQLITE_ROW) return std::optional<BindRule>(rule_from(q));
+    if (rc != SQLITE_DONE) return db_error("read binding rule");
+    return std::optional<BindRule>();
+}
+
+Result<int64_t> Store::insert_bind_rule(const BindRule& r) {
+    Stmt q(db_,
+           "INSERT INTO bind_rules (persona, kind, pattern, origin, created_by, created_at) "
+           "VALUES (?1,?2,?3,?4,?5,?6);");
+    if (!q.ok()) return db_error("store binding rule");
+    q.bind(1, r.persona).bind(2, std::string(to_string(r.kind))).bind(3, r.pattern);
+    q.bind(4, r.origin).bind(5, r.created_by).bind(6, r.created_at);
+    int rc = q.step();
+    if (rc == SQLITE_CONSTRAINT)
+        return Error{EEXIST, "the same rule exists already: " + std::string(to_string(r.kind)) +
+                                 " \"" + r.pattern + "\" -> " + r.persona};
+    if (rc != SQLITE_DONE) return db_error("store binding rule");
+    return static_cast<int64_t>(sqlite3_last_insert_rowid(db_));
+}
+
+Result<void> Store::delete_bind_rule(int64_t id) {
+    Stmt q(db_, "DELETE FROM bind_rules WHERE id = ?1;");
+    if (!q.ok()) return db_error("delete binding rule");
+    q.bind(1, id);
+    if (q.step() != SQLITE_DONE) return db_error("delete binding rule");
+    return {};
+}
+
+Result<bool> Store::replace_bind_rules(const std::string& persona, const std::string& origin,
+                                       const std::vector<BindRule>& rules) {
+    auto existing = bind_rules();
+    if (!existing) return existing.error();
+    auto same = [](const BindRule& a, const BindRule& b) {
+        return a.kind == b.kind && a.pattern == b.pattern;
+    };
+    bool changed = false;
+    for (const auto& old : *existing) {
+        if (old.persona != persona || old.origin != origin) continue;
+        bool kept = false;
+        for (const auto& r : rules) kept = kept || same(old, r);
+        if (kept) continue;
+        if (auto d = delete_bind_rule(old.id); !d) return d.error();
+        changed = true;
+    }
+    for (const auto& r : rules) {
+        bool present = false;
+        for (const auto& old : *existing)
+            present = present || (old.persona == persona && old.origin == origin && same(old, r));
+        if (present) continue;
+        BindRule n = r;
+        n.persona = persona;
+        n.origin = origin;
+        auto id = insert_bind_rule(n);
+        if (!id && id.error().err != EEXIST) return id.error();  // listed twice: one row
+        changed = true;
+    }
+    return changed;
 }
 
 Result<std::optional<std::string>> Store::meta(const std::string& key) {

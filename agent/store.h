@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "agent/bind_rules.h"
 #include "maps/result.h"
 
 struct sqlite3;
@@ -15,7 +16,8 @@ struct sqlite3;
 namespace pbpf::agent {
 
 // 1: first release. 2: personas.imports_json (the files a persona's source imports).
-inline constexpr int kStoreSchemaVersion = 3;
+// 3: if_bindings. 4: bind_rules; bindings and if_bindings say who made them (origin).
+inline constexpr int kStoreSchemaVersion = 4;
 
 struct PersonaRecord {
     std::string name;
@@ -36,11 +38,15 @@ struct PersonaRecord {
     int64_t updated_at = 0;  // last apply of any kind
 };
 
+// Who made a binding: "api" (`personabpf bind`, explicit, beats every rule) or "rule"
+// (a binding rule, `rule_id`, made and removed by the agent as workloads come and go).
 struct BindingRecord {
     uint64_t cgroup_id = 0;
     std::string cgroup_path;  // relative to the cgroup2 mount
     std::string persona;
     int64_t bound_at = 0;
+    std::string origin = "api";
+    int64_t rule_id = 0;
 };
 
 // An interface-bound workload: the interface (in the agent's netns, or a named one) that
@@ -52,6 +58,8 @@ struct IfBindingRecord {
     uint64_t netns_cookie = 0;
     std::string persona;
     int64_t bound_at = 0;
+    std::string origin = "api";  // as BindingRecord::origin
+    int64_t rule_id = 0;
 };
 
 class Store {
@@ -97,6 +105,17 @@ class Store {
                                                       const std::string& ifname);
     Result<void> upsert_if_binding(const IfBindingRecord& b);
     Result<void> delete_if_binding(const std::string& netns, const std::string& ifname);
+
+    // Binding rules (agent/bind_rules.h), ordered by id.
+    Result<std::vector<BindRule>> bind_rules();
+    Result<std::optional<BindRule>> bind_rule(int64_t id);
+    // The new rule's id; EEXIST when the same (persona, kind, pattern, origin) is stored.
+    Result<int64_t> insert_bind_rule(const BindRule& rule);
+    Result<void> delete_bind_rule(int64_t id);
+    // Makes the rules of (persona, origin) exactly `rules` (their persona and origin are
+    // overwritten), keeping the rows (and ids) of rules that stay. True if anything changed.
+    Result<bool> replace_bind_rules(const std::string& persona, const std::string& origin,
+                                    const std::vector<BindRule>& rules);
 
     Result<std::optional<std::string>> meta(const std::string& key);
     Result<void> set_meta(const std::string& key, const std::string& value);

@@ -612,7 +612,8 @@ static __always_inline int decide(struct __sk_buff *skb, int dir, struct workloa
 	trie = bpf_map_lookup_elem(&pbpf_policies, &w->persona);
 	if (!trie || policy_decide(trie, dir, key.family, key.remote, p->bucket,
 				   flow_port(&key, p->bucket, dir), &pv)) {
-		reason = PBPF_REASON_NO_POLICY;
+		reason = w->persona == PBPF_PERSONA_FAIL_CLOSED ? PBPF_REASON_FAIL_CLOSED
+								: PBPF_REASON_NO_POLICY;
 		goto deny;
 	}
 	w->audit_mode = (pv.flags & PBPF_POLICY_F_AUDIT) != 0;

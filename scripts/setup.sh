@@ -12,6 +12,8 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev libclang-rt-14-dev clang-format git
   # demo and integration tests: netns, veth, traffic
   iproute2 iputils-ping netcat-openbsd procps util-linux sqlite3 curl
+  # automatic binding tests: a real user (useradd, userdel)
+  passwd
   # bench/veth_compare.sh: trafgen, and the firewalls it compares against
   netsniff-ng nftables iptables
 )

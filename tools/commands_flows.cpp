@@ -83,6 +83,18 @@ std::string clock_text(int64_t ns) {
 }
 
 void print_event(const json& e) {
+    if (const std::string type = e.value("type", "flow"); type == "bind" || type == "unbind") {
+        std::string why = field(e, "trigger");
+        if (e.contains("rule")) {
+            why += " " + field(e, "rule");
+            if (std::string text = field(e, "rule_text"); text != "-" && !text.empty())
+                why += ": " + text;
+        }
+        std::cout << clock_text(e.value("time_ns", int64_t{0})) << "  " << field(e, "persona")
+                  << " (" << field(e, "workload") << ")  " << (type == "bind" ? "BOUND" : "UNBOUND")
+                  << " (" << why << ")\n";
+        return;
+    }
     std::string verdict = field(e, "verdict");
     for (auto& c : verdict) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
     std::string why = field(e, "reason");

@@ -55,7 +55,6 @@ int run_apply(const Context& ctx, const ApplyOptions& opt) {
     auto api = ctx.client();
     int status = 0;
     nlohmann::json applied = nlohmann::json::array();
-    size_t binds_ignored = 0;
     for (const auto& path : opt.files) {
         const std::string name = path == "-" ? "<stdin>" : path;
         std::string source = read_source(path);
@@ -87,8 +86,9 @@ int run_apply(const Context& ctx, const ApplyOptions& opt) {
             opt.lint && it != answer.end() && it->is_string() && !it->get<std::string>().empty()) {
             std::cerr << it->get<std::string>();
         }
-        if (auto it = answer.find("binds_not_enforced"); it != answer.end() && it->is_number())
-            binds_ignored += it->get<size_t>();
+        if (auto it = answer.find("bind_rules"); !ctx.json && it != answer.end() && it->is_number())
+            std::cout << name << ": " << it->get<size_t>()
+                      << " binding rule(s) from bind blocks (personabpf rules ls)\n";
         for (const auto& p : answer.value("applied", nlohmann::json::array())) {
             applied.push_back(p);
             if (ctx.json) continue;
@@ -105,10 +105,6 @@ int run_apply(const Context& ctx, const ApplyOptions& opt) {
             }
         }
     }
-    if (binds_ignored > 0)
-        std::cerr << "personabpf: note: " << binds_ignored
-                  << " bind block(s) compiled, not enforced by this release; bind workloads "
-                     "with 'personabpf bind'\n";
     if (ctx.json) print_json({{"applied", applied}});
     return status;
 }

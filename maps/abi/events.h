@@ -10,6 +10,19 @@ enum pbpf_event_verdict {
 	PBPF_EV_ALLOWED = 1, /* new flow allowed */
 	PBPF_EV_DROPPED = 2,
 	PBPF_EV_AUDIT = 3,   /* denied by the rules, passed because of audit mode */
+	/* Made by the agent, never by the programs: a workload bound to a persona (or to
+	 * another one), or unbound. reason is an enum pbpf_bind_trigger, rule_id the binding
+	 * rule's id when a rule made the change. */
+	PBPF_EV_BIND = 16,
+	PBPF_EV_UNBIND = 17,
+};
+
+enum pbpf_bind_trigger {
+	PBPF_BIND_API = 1,             /* personabpf bind / unbind */
+	PBPF_BIND_RULE = 2,            /* a binding rule matched (or stopped matching) */
+	PBPF_BIND_FAIL_CLOSED = 3,     /* a fail-closed subtree's root ([binding] fail_closed) */
+	PBPF_BIND_GONE = 4,            /* the cgroup or interface disappeared */
+	PBPF_BIND_PERSONA_REMOVED = 5, /* persona rm --force */
 };
 
 enum pbpf_event_reason {
@@ -21,6 +34,7 @@ enum pbpf_event_reason {
 	PBPF_REASON_REEVALUATED = 6, /* tracked flow judged again by the persona's new rules */
 	PBPF_REASON_NOT_IP = 7,      /* interface-bound: neither IP nor ARP */
 	PBPF_REASON_FRAGMENT = 8,    /* a later fragment whose first fragment did not pass */
+	PBPF_REASON_FAIL_CLOSED = 9, /* workload in a fail-closed subtree, not bound yet */
 };
 
 /* pbpf_flow_event.flags */

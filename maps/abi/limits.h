@@ -2,8 +2,11 @@
  * which the agent sets from its [limits] config when it creates the maps. */
 #pragma once
 
-/* Persona ids index arrays: 0 means "no persona", usable ids are 1..MAX-1. */
+/* Persona ids index arrays: 0 means "no persona", personas get ids 1..MAX-2. */
 #define PBPF_MAX_PERSONAS 4096
+/* The id bound to the root of a fail-closed subtree: it has no policy, so every packet of
+ * a workload that inherits it is dropped (reason fail-closed) until its own binding lands. */
+#define PBPF_PERSONA_FAIL_CLOSED (PBPF_MAX_PERSONAS - 1)
 /* cgroup id -> persona bindings. */
 #define PBPF_MAX_BINDINGS 65536
 /* (netns, ifindex) -> persona bindings. */

@@ -4,6 +4,7 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <netinet/icmp6.h>
 #include <netinet/in.h>
 #include <netinet/ip.h>
@@ -54,6 +55,11 @@ std::string enter(const Where& where) {
         int e = errno;
         ::close(fd);
         if (r != 0) return errstr("setns", e);
+    }
+    if (where.uid != 0) {
+        if (::setgroups(0, nullptr) != 0) return errstr("setgroups", errno);
+        if (::setresgid(where.gid, where.gid, where.gid) != 0) return errstr("setresgid", errno);
+        if (::setresuid(where.uid, where.uid, where.uid) != 0) return errstr("setresuid", errno);
     }
     return "";
 }

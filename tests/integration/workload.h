@@ -16,6 +16,8 @@ namespace pbpf::it {
 struct Where {
     std::string cgroup;
     std::string netns;
+    uid_t uid = 0;  // not 0: drop to this uid (and gid) after joining cgroup and netns
+    gid_t gid = 0;
 };
 
 enum class Outcome { kOk, kRefused, kTimeout, kEperm, kError };

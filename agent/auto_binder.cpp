@@ -1,0 +1,493 @@
+// Automatic binding: rules and watchers (see auto_binder.h).
+#include "agent/auto_binder.h"
+
+#include <dirent.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <ctime>
+
+#include <spdlog/spdlog.h>
+
+#include <httplib.h>
+
+#include "agent/api_error.h"
+#include "agent/api_server.h"
+#include "maps/abi/events.h"
+
+namespace pbpf::agent {
+namespace {
+
+using nlohmann::json;
+
+constexpr int kMaxWalkDepth = 64;
+
+json rule_json(const BindRule& r) {
+    return {{"id", r.id},
+            {"persona", r.persona},
+            {"kind", std::string(to_string(r.kind))},
+            {"pattern", r.pattern},
+            {"origin", r.origin},
+            {"created_by", r.created_by},
+            {"created_at", r.created_at}};
+}
+
+std::string str_field(const json& body, const char* key, bool required) {
+    if (!body.contains(key)) {
+        if (required) throw ApiError(400, std::string("request needs \"") + key + "\"");
+        return "";
+    }
+    if (!body[key].is_string())
+        throw ApiError(400, std::string("\"") + key + "\" must be a string");
+    return body[key].get<std::string>();
+}
+
+// Subdirectories of a cgroup directory (its control files are regular files).
+std::vector<std::string> subdirs(const std::string& dir) {
+    std::vector<std::string> out;
+    DIR* d = ::opendir(dir.c_str());
+    if (d == nullptr) return out;
+    while (dirent* e = ::readdir(d)) {
+        std::string name = e->d_name;
+        if (name == "." || name == "..") continue;
+        if (e->d_type == DT_DIR) {
+            out.push_back(name);
+        } else if (e->d_type == DT_UNKNOWN) {
+            struct stat st {};
+            if (::stat((dir + "/" + name).c_str(), &st) == 0 && S_ISDIR(st.st_mode))
+                out.push_back(name);
+        }
+    }
+    ::closedir(d);
+    std::sort(out.begin(), out.end());
+    return out;
+}
+
+CgroupRef child_of(const CgroupRef& parent, const std::string& name) {
+    return {parent.fs_path + "/" + name,
+            (parent.rel_path == "/" ? "" : parent.rel_path) + "/" + name};
+}
+
+}  // namespace
+
+AutoBinder::~AutoBinder() { stop(); }
+
+Result<void> AutoBinder::set_fail_closed(const std::vector<std::string>& paths) {
+    std::vector<std::string> rels;
+    for (const auto& p : paths) {
+        auto ref = tree_.resolve(p);
+        if (!ref) return Error{EINVAL, "[binding] fail_closed: " + p + ": " + ref.error().message};
+        rels.push_back(ref->rel_path);
+    }
+    fail_closed_paths_ = std::move(rels);
+    std::set<uint64_t> ids;
+    for (const auto& rel : fail_closed_paths_) {
+        auto ref = tree_.resolve(rel);
+        if (!ref) continue;
+        if (auto id = cgroup_id_of(ref->fs_path)) {
+            ids.insert(*id);
+        } else {
+            spdlog::warn("fail-closed subtree {} does not exist yet; protected once it appears",
+                         rel);
+        }
+    }
+    return binder_.set_fail_closed(ids);
+}
+
+void AutoBinder::update_fail_closed() {
+    if (fail_closed_paths_.empty()) return;
+    std::set<uint64_t> ids;
+    for (const auto& rel : fail_closed_paths_) {
+        auto ref = tree_.resolve(rel);
+        if (!ref) continue;
+        if (auto id = cgroup_id_of(ref->fs_path)) ids.insert(*id);
+    }
+    if (ids == binder_.fail_closed()) return;
+    if (auto r = binder_.set_fail_closed(ids); !r) {
+        ++errors_;
+        spdlog::error("fail-closed roots: {}", r.error().what());
+    }
+}
+
+Result<void> AutoBinder::start(bool watch_interfaces) {
+    {
+        std::lock_guard<std::mutex> lock(mu_);
+        refresh_rules();
+    }
+    CgroupWatcher::Callbacks cc;
+    cc.created = [this](const std::string& rel) { on_created(rel); };
+    cc.removed = [this](const std::string& rel) { on_removed(rel); };
+    cc.overflow = [this]() {
+        std::lock_guard<std::mutex> lock(mu_);
+        spdlog::warn("cgroup events were lost (inotify queue overflow); evaluating everything");
+        reevaluate();
+    };
+    auto cw = CgroupWatcher::start(tree_, std::move(cc));
+    if (!cw) return cw.error();
+    cgroups_ = std::move(*cw);
+    if (watch_interfaces) {
+        LinkWatcher::Callbacks lc;
+        lc.added = [this](const LinkInfo& l) { on_link_added(l); };
+        lc.removed = [this](const LinkInfo& l) { on_link_removed(l); };
+        lc.overflow = [this]() {
+            std::lock_guard<std::mutex> lock(mu_);
+            spdlog::warn("interface events were lost (netlink overflow); evaluating everything");
+            reevaluate();
+        };
+        auto lw = LinkWatcher::start(std::move(lc));
+        if (!lw) return lw.error();
+        links_ = std::move(*lw);
+    }
+    std::lock_guard<std::mutex> lock(mu_);
+    reevaluate();
+    return {};
+}
+
+void AutoBinder::stop() {
+    if (cgroups_) cgroups_->stop();
+    if (links_) links_->stop();
+}
+
+void AutoBinder::refresh_rules() {
+    explicit_.clear();
+    rules_.clear();
+    auto all = store_.bind_rules();
+    if (!all) {
+        ++errors_;
+        spdlog::error("read binding rules: {}", all.error().what());
+        return;
+    }
+    for (auto& r : *all) (r.origin == "bind" ? explicit_ : rules_).push_back(std::move(r));
+}
+
+void AutoBinder::evaluate_cgroup(const CgroupRef& ref) {
+    auto id = cgroup_id_of(ref.fs_path);
+    if (!id) return;  // gone already
+    auto current = store_.binding(*id);
+    if (!current) {
+        ++errors_;
+        spdlog::error("read binding of {}: {}", ref.rel_path, current.error().what());
+        return;
+    }
+    if (*current && (*current)->origin == "api") return;  // explicit: never overridden
+    std::optional<RuleMatch> m = best_cgroup_rule(explicit_, ref.rel_path, users_);
+    if (!m) m = best_cgroup_rule(rules_, ref.rel_path, users_);
+    try {
+        if (m) {
+            const BindRule& r = *m->rule;
+            if (*current && (*current)->rule_id == r.id && (*current)->persona == r.persona) return;
+            binder_.bind_cgroup(ref, *id, r.persona, "rule", r.id);
+            ++bound_by_rule_;
+        } else if (*current) {
+            binder_.unbind_record(**current, PBPF_BIND_RULE);
+            ++unbound_by_rule_;
+        }
+    } catch (const std::exception& e) {
+        ++errors_;
+        spdlog::warn("automatic binding of {} failed: {}", ref.rel_path, e.what());
+    }
+}
+
+void AutoBinder::evaluate_interface(const LinkInfo& link) {
+    auto current = store_.if_binding("", link.ifname);
+    if (!current) {
+        ++errors_;
+        spdlog::error("read binding of {}: {}", link.ifname, current.error().what());
+        return;
+    }
+    if (*current && (*current)->origin == "api") return;
+    auto m = best_interface_rule(rules_, link.ifname);
+    try {
+        if (m) {
+            const BindRule& r = *m->rule;
+            if (*current && (*current)->rule_id == r.id && (*current)->persona == r.persona &&
+                (*current)->ifindex == link.ifindex)
+                return;
+            if_binder_.bind_as(r.persona, link.ifname, "", "rule", r.id);
+            ++bound_by_rule_;
+        } else if (*current) {
+            if_binder_.unbind_record(**current, PBPF_BIND_RULE);
+            ++unbound_by_rule_;
+        }
+    } catch (const std::exception& e) {
+        ++errors_;
+        spdlog::warn("automatic binding of interface {} failed: {}", link.ifname, e.what());
+    }
+}
+
+void AutoBinder::walk(const CgroupRef& ref, int depth) {
+    evaluate_cgroup(ref);
+    if (depth >= kMaxWalkDepth) return;
+    for (const auto& name : subdirs(ref.fs_path)) walk(child_of(ref, name), depth + 1);
+}
+
+void AutoBinder::reevaluate() {
+    refresh_rules();
+    update_fail_closed();
+    // Bindings whose workload is gone (events lost, or removed while nobody watched).
+    if (auto binds = store_.bindings()) {
+        for (const auto& b : *binds) {
+            auto ref = tree_.resolve(b.cgroup_path);
+            auto id = ref ? cgroup_id_of(ref->fs_path) : Result<uint64_t>(ref.error());
+            if (id && *id == b.cgroup_id) continue;
+            try {
+                binder_.unbind_record(b, PBPF_BIND_GONE);
+                ++gone_;
+            } catch (const std::exception& e) {
+                ++errors_;
+                spdlog::warn("unbind {}: {}", b.cgroup_path, e.what());
+            }
+        }
+    }
+    walk(tree_.root(), 0);
+    if (!links_) return;
+    auto links = LinkWatcher::list_links();
+    if (!links) {
+        ++errors_;
+        spdlog::warn("list interfaces: {}", links.error().what());
+        return;
+    }
+    if (auto ifb = store_.if_bindings()) {
+        for (const auto& b : *ifb) {
+            if (!b.netns.empty()) continue;
+            bool present = std::any_of(links->begin(), links->end(), [&](const LinkInfo& l) {
+                return l.ifname == b.ifname && l.ifindex == b.ifindex;
+            });
+            if (present || b.origin != "rule") continue;
+            try {
+                if_binder_.unbind_record(b, PBPF_BIND_GONE);
+                ++gone_;
+            } catch (const std::exception& e) {
+                ++errors_;
+                spdlog::warn("unbind interface {}: {}", b.ifname, e.what());
+            }
+        }
+    }
+    for (const auto& l : *links) evaluate_interface(l);
+}
+
+void AutoBinder::on_created(const std::string& rel) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (std::find(fail_closed_paths_.begin(), fail_closed_paths_.end(), rel) !=
+        fail_closed_paths_.end())
+        update_fail_closed();
+    auto ref = tree_.resolve(rel);
+    if (ref) evaluate_cgroup(*ref);
+}
+
+void AutoBinder::on_removed(const std::string& rel) {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto b = store_.binding_by_path(rel);
+    if (b && *b) {
+        auto ref = tree_.resolve(rel);
+        auto id = ref ? cgroup_id_of(ref->fs_path) : Result<uint64_t>(ref.error());
+        if (!id || *id != (*b)->cgroup_id) {
+            try {
+                binder_.unbind_record(**b, PBPF_BIND_GONE);
+                ++gone_;
+            } catch (const std::exception& e) {
+                ++errors_;
+                spdlog::warn("unbind removed cgroup {}: {}", rel, e.what());
+            }
+        }
+    }
+    if (std::find(fail_closed_paths_.begin(), fail_closed_paths_.end(), rel) !=
+        fail_closed_paths_.end())
+        update_fail_closed();
+}
+
+void AutoBinder::on_link_added(const LinkInfo& link) {
+    std::lock_guard<std::mutex> lock(mu_);
+    evaluate_interface(link);
+}
+
+void AutoBinder::on_link_removed(const LinkInfo& link) {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto b = store_.if_binding("", link.ifname);
+    if (!b || !*b || (*b)->ifindex != link.ifindex) return;
+    try {
+        if_binder_.unbind_record(**b, PBPF_BIND_GONE);
+        ++gone_;
+    } catch (const std::exception& e) {
+        ++errors_;
+        spdlog::warn("unbind removed interface {}: {}", link.ifname, e.what());
+    }
+}
+
+std::vector<CgroupRef> AutoBinder::user_slices(uint32_t uid) {
+    std::vector<CgroupRef> out;
+    std::vector<std::pair<CgroupRef, int>> todo{{tree_.root(), 0}};
+    while (!todo.empty()) {
+        auto [ref, depth] = todo.back();
+        todo.pop_back();
+        if (user_slice_uid(ref.rel_path) == uid) out.push_back(ref);
+        if (depth >= kMaxWalkDepth) continue;
+        for (const auto& name : subdirs(ref.fs_path))
+            todo.emplace_back(child_of(ref, name), depth + 1);
+    }
+    return out;
+}
+
+json AutoBinder::list_rules() {
+    refresh_rules();
+    std::map<int64_t, size_t> made;
+    for (const auto& b : must(store_.bindings()))
+        if (b.origin == "rule") made[b.rule_id]++;
+    for (const auto& b : must(store_.if_bindings()))
+        if (b.origin == "rule") made[b.rule_id]++;
+    json arr = json::array();
+    for (const auto& r : rules_) {
+        json j = rule_json(r);
+        j["bindings"] = made[r.id];
+        arr.push_back(std::move(j));
+    }
+    return arr;
+}
+
+json AutoBinder::add_rule(const json& body) {
+    if (!body.is_object()) throw ApiError(400, "rule must be a JSON object");
+    BindRule r;
+    r.persona = str_field(body, "persona", true);
+    const std::string kind = str_field(body, "kind", true);
+    auto k = rule_kind_from(kind);
+    if (!k)
+        throw ApiError(400,
+                       "rule kind '" + kind + "' is not one of cgroup, user, group, interface");
+    r.kind = *k;
+    r.pattern = str_field(body, "pattern", true);
+    r.origin = "api";
+    r.created_by = "api";
+    r.created_at = static_cast<int64_t>(std::time(nullptr));
+    if (auto why = validate_rule(r)) throw ApiError(400, *why);
+    if (!must(store_.persona(r.persona))) throw ApiError(404, "no persona '" + r.persona + "'");
+    auto id = store_.insert_bind_rule(r);
+    if (!id) throw ApiError(id.error().err == EEXIST ? 409 : 500, id.error().message);
+    r.id = *id;
+    spdlog::info("binding rule {} added: {} \"{}\" -> '{}'", r.id, to_string(r.kind), r.pattern,
+                 r.persona);
+    reevaluate();
+    json j = rule_json(r);
+    size_t made = 0;
+    for (const auto& b : must(store_.bindings())) made += b.origin == "rule" && b.rule_id == r.id;
+    for (const auto& b : must(store_.if_bindings()))
+        made += b.origin == "rule" && b.rule_id == r.id;
+    j["bindings"] = made;
+    return j;
+}
+
+json AutoBinder::remove_rule(const std::string& id_text) {
+    int64_t id = 0;
+    try {
+        size_t used = 0;
+        id = std::stoll(id_text, &used);
+        if (used != id_text.size() || id <= 0) throw std::invalid_argument("id");
+    } catch (...) {
+        throw ApiError(400, "bad rule id '" + id_text + "'");
+    }
+    auto r = must(store_.bind_rule(id));
+    if (!r || r->origin == "bind") throw ApiError(404, "no binding rule " + id_text);
+    if (r->origin == "pdl")
+        throw ApiError(409, "rule " + id_text + " comes from a bind block for persona '" +
+                                r->persona +
+                                "'; remove it from the PDL file and apply the file again");
+    must(store_.delete_bind_rule(id));
+    spdlog::info("binding rule {} removed", id);
+    reevaluate();
+    return {{"removed", rule_json(*r)}};
+}
+
+json AutoBinder::bind_user(const json& body) {
+    if (!body.is_object()) throw ApiError(400, "binding must be a JSON object");
+    const std::string user = str_field(body, "user", true);
+    const std::string persona = str_field(body, "persona", false);
+    auto uid = users_.uid_of(user);
+    if (!uid) throw ApiError(404, "no user '" + user + "'");
+    if (!persona.empty()) {
+        BindRule r;
+        r.persona = persona;
+        r.kind = RuleKind::User;
+        r.pattern = user;
+        r.origin = "bind";
+        r.created_by = "api";
+        r.created_at = static_cast<int64_t>(std::time(nullptr));
+        if (auto why = validate_rule(r)) throw ApiError(400, *why);
+        if (!must(store_.persona(persona))) throw ApiError(404, "no persona '" + persona + "'");
+        auto txn = must(store_.begin());
+        for (const auto& old : explicit_)
+            if (old.kind == RuleKind::User && old.pattern == user)
+                must(store_.delete_bind_rule(old.id));
+        must(store_.insert_bind_rule(r));
+        must(txn->commit());
+        refresh_rules();
+    }
+    json bound = json::array();
+    for (const auto& ref : user_slices(*uid)) {
+        evaluate_cgroup(ref);
+        auto id = cgroup_id_of(ref.fs_path);
+        if (!id) continue;
+        if (auto b = must(store_.binding(*id)))
+            bound.push_back({{"cgroup", b->cgroup_path}, {"persona", b->persona}});
+    }
+    json j = {{"user", user}, {"uid", *uid}, {"bound", bound}};
+    if (!persona.empty()) j["persona"] = persona;
+    return j;
+}
+
+json AutoBinder::unbind_user(const std::string& user) {
+    std::vector<BindRule> found;
+    for (const auto& r : explicit_)
+        if (r.kind == RuleKind::User && r.pattern == user) found.push_back(r);
+    if (found.empty()) throw ApiError(404, "no binding for user '" + user + "'");
+    auto txn = must(store_.begin());
+    for (const auto& r : found) must(store_.delete_bind_rule(r.id));
+    must(txn->commit());
+    reevaluate();
+    return {{"unbound", {{"user", user}, {"persona", found.front().persona}}}};
+}
+
+json AutoBinder::user_bindings() {
+    json arr = json::array();
+    for (const auto& r : explicit_)
+        arr.push_back({{"user", r.pattern},
+                       {"persona", r.persona},
+                       {"bound_at", r.created_at},
+                       {"origin", "api"}});
+    return arr;
+}
+
+json AutoBinder::status() {
+    json fc = json::array();
+    for (const auto& rel : fail_closed_paths_) {
+        auto ref = tree_.resolve(rel);
+        bool present = ref && static_cast<bool>(cgroup_id_of(ref->fs_path));
+        fc.push_back({{"cgroup", rel}, {"present", present}});
+    }
+    return {{"rules", rules_.size()},
+            {"user_bindings", explicit_.size()},
+            {"watched_cgroups", cgroups_ ? cgroups_->watched() : 0},
+            {"watching_interfaces", links_ != nullptr},
+            {"fail_closed", fc},
+            {"bound_by_rule", bound_by_rule_},
+            {"unbound_by_rule", unbound_by_rule_},
+            {"unbound_gone", gone_},
+            {"errors", errors_}};
+}
+
+void add_rule_routes(ApiServer& server, AutoBinder& auto_binder) {
+    server.add_route("GET", "/v1/rules",
+                     [&auto_binder](const httplib::Request&) { return auto_binder.list_rules(); });
+    server.add_route("POST", "/v1/rules", [&auto_binder](const httplib::Request& req) {
+        json body;
+        try {
+            body = json::parse(req.body);
+        } catch (const json::parse_error& e) {
+            throw ApiError(400, std::string("request body is not JSON: ") + e.what());
+        }
+        return auto_binder.add_rule(body);
+    });
+    server.add_route("DELETE", R"(/v1/rules/([^/]+))", [&auto_binder](const httplib::Request& req) {
+        return auto_binder.remove_rule(req.matches[1].str());
+    });
+}
+
+}  // namespace pbpf::agent
