@@ -68,6 +68,21 @@ CgroupRef child_of(const CgroupRef& parent, const std::string& name) {
             (parent.rel_path == "/" ? "" : parent.rel_path) + "/" + name};
 }
 
+// Watcher callbacks run on the watchers' threads: nothing may escape them (it would end
+// the agent); a failure is logged and counted, and the next event or change retries.
+template <typename F>
+void guarded(const char* what, std::atomic<uint64_t>& errors, F&& f) {
+    try {
+        f();
+    } catch (const std::exception& e) {
+        ++errors;
+        spdlog::error("{}: {}", what, e.what());
+    } catch (...) {
+        ++errors;
+        spdlog::error("{}: unknown error", what);
+    }
+}
+
 }  // namespace
 
 AutoBinder::~AutoBinder() { stop(); }
@@ -102,7 +117,6 @@ void AutoBinder::update_fail_closed() {
         if (!ref) continue;
         if (auto id = cgroup_id_of(ref->fs_path)) ids.insert(*id);
     }
-    if (ids == binder_.fail_closed()) return;
     if (auto r = binder_.set_fail_closed(ids); !r) {
         ++errors_;
         spdlog::error("fail-closed roots: {}", r.error().what());
@@ -115,24 +129,36 @@ Result<void> AutoBinder::start(bool watch_interfaces) {
         refresh_rules();
     }
     CgroupWatcher::Callbacks cc;
-    cc.created = [this](const std::string& rel) { on_created(rel); };
-    cc.removed = [this](const std::string& rel) { on_removed(rel); };
+    cc.created = [this](const std::string& rel) {
+        guarded("new cgroup", errors_, [&] { on_created(rel); });
+    };
+    cc.removed = [this](const std::string& rel) {
+        guarded("removed cgroup", errors_, [&] { on_removed(rel); });
+    };
     cc.overflow = [this]() {
-        std::lock_guard<std::mutex> lock(mu_);
-        spdlog::warn("cgroup events were lost (inotify queue overflow); evaluating everything");
-        reevaluate();
+        guarded("cgroup event overflow", errors_, [&] {
+            std::lock_guard<std::mutex> lock(mu_);
+            spdlog::warn("cgroup events were lost (inotify queue overflow); evaluating all");
+            reevaluate();
+        });
     };
     auto cw = CgroupWatcher::start(tree_, std::move(cc));
     if (!cw) return cw.error();
     cgroups_ = std::move(*cw);
     if (watch_interfaces) {
         LinkWatcher::Callbacks lc;
-        lc.added = [this](const LinkInfo& l) { on_link_added(l); };
-        lc.removed = [this](const LinkInfo& l) { on_link_removed(l); };
+        lc.added = [this](const LinkInfo& l) {
+            guarded("new interface", errors_, [&] { on_link_added(l); });
+        };
+        lc.removed = [this](const LinkInfo& l) {
+            guarded("removed interface", errors_, [&] { on_link_removed(l); });
+        };
         lc.overflow = [this]() {
-            std::lock_guard<std::mutex> lock(mu_);
-            spdlog::warn("interface events were lost (netlink overflow); evaluating everything");
-            reevaluate();
+            guarded("interface event overflow", errors_, [&] {
+                std::lock_guard<std::mutex> lock(mu_);
+                spdlog::warn("interface events were lost (netlink overflow); evaluating all");
+                reevaluate();
+            });
         };
         auto lw = LinkWatcher::start(std::move(lc));
         if (!lw) return lw.error();
@@ -158,27 +184,70 @@ void AutoBinder::refresh_rules() {
         return;
     }
     for (auto& r : *all) (r.origin == "bind" ? explicit_ : rules_).push_back(std::move(r));
+    cgroup_rules_.clear();
+    for (const auto& r : rules_)
+        if (r.kind == RuleKind::Cgroup) cgroup_rules_.push_back(r);
 }
 
-void AutoBinder::evaluate_cgroup(const CgroupRef& ref) {
+bool AutoBinder::is_explicit(const BindingRecord& b) const {
+    if (b.origin == "api") return true;
+    return std::any_of(explicit_.begin(), explicit_.end(),
+                       [&](const BindRule& r) { return r.id == b.rule_id; });
+}
+
+bool AutoBinder::explicit_above(const std::string& rel) {
+    const std::string& root = tree_.root().rel_path;
+    std::string p = rel;
+    while (p != root && p.size() > 1) {
+        size_t slash = p.rfind('/');
+        p = slash == 0 ? "/" : p.substr(0, slash);
+        auto b = store_.binding_by_path(p);
+        if (b && *b && is_explicit(**b)) return true;
+        if (p.size() <= root.size()) break;
+    }
+    return false;
+}
+
+// logind's user slices are root's and sit in user.slice; a user-UID.slice that a user
+// made in a cgroup delegated to them must not carry another user's persona.
+bool AutoBinder::trusted_user_slice(const CgroupRef& ref) const {
+    const std::string& rel = ref.rel_path;
+    size_t slash = rel.rfind('/');
+    if (slash == std::string::npos || slash == 0) return false;
+    size_t prev = rel.rfind('/', slash - 1);
+    if (rel.substr(prev + 1, slash - prev - 1) != "user.slice") return false;
+    struct stat st {};
+    return ::stat(ref.fs_path.c_str(), &st) == 0 && st.st_uid == 0;
+}
+
+bool AutoBinder::evaluate_cgroup(const CgroupRef& ref, std::optional<bool> covered) {
     auto id = cgroup_id_of(ref.fs_path);
-    if (!id) return;  // gone already
+    if (!id) return false;  // gone already
     auto current = store_.binding(*id);
     if (!current) {
         ++errors_;
         spdlog::error("read binding of {}: {}", ref.rel_path, current.error().what());
-        return;
+        return false;
     }
-    if (*current && (*current)->origin == "api") return;  // explicit: never overridden
-    std::optional<RuleMatch> m = best_cgroup_rule(explicit_, ref.rel_path, users_);
-    if (!m) m = best_cgroup_rule(rules_, ref.rel_path, users_);
+    if (*current && (*current)->origin == "api") return true;  // explicit: never overridden
+    // Below an explicit binding only explicit user bindings apply: the rules do not
+    // reach into a workload someone bound by hand.
+    if (!covered) covered = explicit_above(ref.rel_path);
+    const bool user_ok = !user_slice_uid(ref.rel_path) || trusted_user_slice(ref);
+    std::optional<RuleMatch> m;
+    if (user_ok) m = best_cgroup_rule(explicit_, ref.rel_path, users_);
+    if (!m && !*covered)
+        m = best_cgroup_rule(user_ok ? rules_ : cgroup_rules_, ref.rel_path, users_);
     try {
         if (m) {
             const BindRule& r = *m->rule;
-            if (*current && (*current)->rule_id == r.id && (*current)->persona == r.persona) return;
+            if (*current && (*current)->rule_id == r.id && (*current)->persona == r.persona)
+                return r.origin == "bind";
             binder_.bind_cgroup(ref, *id, r.persona, "rule", r.id);
             ++bound_by_rule_;
-        } else if (*current) {
+            return r.origin == "bind";
+        }
+        if (*current) {
             binder_.unbind_record(**current, PBPF_BIND_RULE);
             ++unbound_by_rule_;
         }
@@ -186,6 +255,7 @@ void AutoBinder::evaluate_cgroup(const CgroupRef& ref) {
         ++errors_;
         spdlog::warn("automatic binding of {} failed: {}", ref.rel_path, e.what());
     }
+    return false;
 }
 
 void AutoBinder::evaluate_interface(const LinkInfo& link) {
@@ -215,10 +285,10 @@ void AutoBinder::evaluate_interface(const LinkInfo& link) {
     }
 }
 
-void AutoBinder::walk(const CgroupRef& ref, int depth) {
-    evaluate_cgroup(ref);
+void AutoBinder::walk(const CgroupRef& ref, int depth, bool covered) {
+    covered = evaluate_cgroup(ref, covered) || covered;
     if (depth >= kMaxWalkDepth) return;
-    for (const auto& name : subdirs(ref.fs_path)) walk(child_of(ref, name), depth + 1);
+    for (const auto& name : subdirs(ref.fs_path)) walk(child_of(ref, name), depth + 1, covered);
 }
 
 void AutoBinder::reevaluate() {
@@ -239,7 +309,7 @@ void AutoBinder::reevaluate() {
             }
         }
     }
-    walk(tree_.root(), 0);
+    walk(tree_.root(), 0, explicit_above(tree_.root().rel_path));
     if (!links_) return;
     auto links = LinkWatcher::list_links();
     if (!links) {
@@ -412,9 +482,11 @@ json AutoBinder::bind_user(const json& body) {
         r.created_at = static_cast<int64_t>(std::time(nullptr));
         if (auto why = validate_rule(r)) throw ApiError(400, *why);
         if (!must(store_.persona(persona))) throw ApiError(404, "no persona '" + persona + "'");
+        // One explicit binding per user, however it was named ("alice" or "1000").
         auto txn = must(store_.begin());
         for (const auto& old : explicit_)
-            if (old.kind == RuleKind::User && old.pattern == user)
+            if (old.kind == RuleKind::User &&
+                (old.pattern == user || users_.uid_of(old.pattern) == uid))
                 must(store_.delete_bind_rule(old.id));
         must(store_.insert_bind_rule(r));
         must(txn->commit());
@@ -435,8 +507,11 @@ json AutoBinder::bind_user(const json& body) {
 
 json AutoBinder::unbind_user(const std::string& user) {
     std::vector<BindRule> found;
+    const auto uid = users_.uid_of(user);
     for (const auto& r : explicit_)
-        if (r.kind == RuleKind::User && r.pattern == user) found.push_back(r);
+        if (r.kind == RuleKind::User &&
+            (r.pattern == user || (uid && users_.uid_of(r.pattern) == uid)))
+            found.push_back(r);
     if (found.empty()) throw ApiError(404, "no binding for user '" + user + "'");
     auto txn = must(store_.begin());
     for (const auto& r : found) must(store_.delete_bind_rule(r.id));
@@ -467,10 +542,10 @@ json AutoBinder::status() {
             {"watched_cgroups", cgroups_ ? cgroups_->watched() : 0},
             {"watching_interfaces", links_ != nullptr},
             {"fail_closed", fc},
-            {"bound_by_rule", bound_by_rule_},
-            {"unbound_by_rule", unbound_by_rule_},
-            {"unbound_gone", gone_},
-            {"errors", errors_}};
+            {"bound_by_rule", bound_by_rule_.load()},
+            {"unbound_by_rule", unbound_by_rule_.load()},
+            {"unbound_gone", gone_.load()},
+            {"errors", errors_.load()}};
 }
 
 void add_rule_routes(ApiServer& server, AutoBinder& auto_binder) {

@@ -6,6 +6,7 @@
 // gone.
 #pragma once
 
+#include <atomic>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -65,9 +66,15 @@ class AutoBinder {
 
   private:
     void refresh_rules();
-    void evaluate_cgroup(const CgroupRef& ref);
+    // Binds or unbinds one cgroup by the rules; true when it ends up explicitly bound (by
+    // the API or an explicit user binding). `covered`: an ancestor is explicitly bound
+    // (looked up when not given).
+    bool evaluate_cgroup(const CgroupRef& ref, std::optional<bool> covered = std::nullopt);
     void evaluate_interface(const LinkInfo& link);
-    void walk(const CgroupRef& ref, int depth);
+    void walk(const CgroupRef& ref, int depth, bool covered);
+    bool is_explicit(const BindingRecord& b) const;
+    bool explicit_above(const std::string& rel);
+    bool trusted_user_slice(const CgroupRef& ref) const;
     void on_created(const std::string& rel);
     void on_removed(const std::string& rel);
     void on_link_added(const LinkInfo& link);
@@ -81,12 +88,14 @@ class AutoBinder {
     const CgroupTree& tree_;
     std::mutex& mu_;
     const UserDb& users_;
-    std::vector<BindRule> explicit_;  // origin "bind": explicit user bindings
-    std::vector<BindRule> rules_;     // origin "pdl" / "api"
+    std::vector<BindRule> explicit_;      // origin "bind": explicit user bindings
+    std::vector<BindRule> rules_;         // origin "pdl" / "api"
+    std::vector<BindRule> cgroup_rules_;  // rules_ of kind Cgroup
     std::vector<std::string> fail_closed_paths_;
     std::unique_ptr<CgroupWatcher> cgroups_;
     std::unique_ptr<LinkWatcher> links_;
-    uint64_t bound_by_rule_ = 0, unbound_by_rule_ = 0, gone_ = 0, errors_ = 0;
+    // Counters for status; errors_ is also counted outside the API mutex.
+    std::atomic<uint64_t> bound_by_rule_{0}, unbound_by_rule_{0}, gone_{0}, errors_{0};
 };
 
 class ApiServer;

@@ -134,9 +134,15 @@ std::optional<RuleMatch> cgroup_match(const BindRule& rule, const std::string& r
                                       std::optional<uint32_t> slice_uid, const UserDb& users) {
     switch (rule.kind) {
         case RuleKind::Cgroup:
+            // A path without wildcards is compared as it is: systemd's unit names carry
+            // backslashes ("system-openvpn\\x2dclient.slice") that fnmatch would take as
+            // escapes.
+            if (is_literal_pattern(rule.pattern)) {
+                if (rule.pattern != rel_path) return std::nullopt;
+                return RuleMatch{&rule, 4, static_cast<int>(rule.pattern.size())};
+            }
             if (!glob_match_path(rule.pattern, rel_path)) return std::nullopt;
-            return RuleMatch{&rule, is_literal_pattern(rule.pattern) ? 4 : 1,
-                             literal_chars(rule.pattern)};
+            return RuleMatch{&rule, 1, literal_chars(rule.pattern)};
         case RuleKind::User: {
             if (!slice_uid) return std::nullopt;
             const auto uid = users.uid_of(rule.pattern);

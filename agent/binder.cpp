@@ -114,7 +114,7 @@ std::optional<BindingRecord> Binder::bind_cgroup(const CgroupRef& ref, uint64_t 
     auto previous = must(store_.binding(cgroup_id));
     // A new binding must fit the kernel map: refused before anything changes.
     if (!previous) {
-        const size_t used = must(store_.bindings()).size() + fail_closed_.size();
+        const size_t used = must(store_.binding_count()) + fail_closed_.size();
         const uint32_t limit = loader_.limits().bindings;
         if (used >= limit)
             throw ApiError(507, "binding table full: " + std::to_string(used) + " of " +
@@ -183,15 +183,22 @@ Result<void> Binder::restore_uncovered(uint64_t cgroup_id) {
     return delete_kernel_binding(loader_.bindings_fd(), cgroup_id);
 }
 
+// Idempotent: every root without a binding of its own is checked in the kernel and
+// written if it is not closed (an entry something else removed, or a write that failed
+// last time, is repaired by the next call).
 Result<void> Binder::set_fail_closed(const std::set<uint64_t>& roots) {
     std::set<uint64_t> old = fail_closed_;
     fail_closed_ = roots;
     bool changed = false;
     for (uint64_t id : roots) {
-        if (old.count(id)) continue;
         auto b = store_.binding(id);
         if (!b) return b.error();
         if (b->has_value()) continue;  // its own binding stays in force
+        __u64 key = id;
+        pbpf_binding cur{};
+        if (bpf_map_lookup_elem(loader_.bindings_fd(), &key, &cur) == 0 &&
+            cur.persona_id == PBPF_PERSONA_FAIL_CLOSED)
+            continue;
         if (auto r = write_kernel_binding(loader_.bindings_fd(), id, PBPF_PERSONA_FAIL_CLOSED); !r)
             return r;
         changed = true;
@@ -231,11 +238,17 @@ json Binder::unbind(const std::optional<std::string>& cgroup,
         found = must(store_.binding(*id));
     }
     if (!found) throw ApiError(404, "no binding for " + what);
-    if (found->origin == "rule")
+    if (found->origin == "rule") {
+        auto rule = must(store_.bind_rule(found->rule_id));
+        if (rule && rule->origin == "bind")
+            throw ApiError(409, found->cgroup_path + " is bound to persona '" + found->persona +
+                                    "' by the user binding of '" + rule->pattern +
+                                    "'; remove it with personabpf unbind --user " + rule->pattern);
         throw ApiError(409, found->cgroup_path + " is bound to persona '" + found->persona +
                                 "' by binding rule " + std::to_string(found->rule_id) +
                                 "; remove the rule (personabpf rules rm " +
                                 std::to_string(found->rule_id) + ") or bind it explicitly");
+    }
     unbind_record(*found, PBPF_BIND_API);
     return {{"unbound", binding_json(*found)}};
 }

@@ -18,6 +18,7 @@
 
 #include "agent/api_error.h"
 #include "agent/api_server.h"
+#include "maps/abi/limits.h"
 
 namespace pbpf::agent {
 namespace {
@@ -190,6 +191,7 @@ std::string Names::interface(uint64_t netns_cookie, uint32_t ifindex) const {
 }
 
 std::string Names::persona(uint32_t id) const {
+    if (id == PBPF_PERSONA_FAIL_CLOSED) return "(fail-closed)";
     auto it = personas_.find(id);
     return it == personas_.end() ? "#" + std::to_string(id) : it->second;
 }

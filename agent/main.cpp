@@ -239,8 +239,14 @@ int main(int argc, char** argv) {
     });
     add_rule_routes(server, auto_binder);
     server.set_auto_binder(&auto_binder);
-    if (auto r = auto_binder.start(cfg.binding.watch_interfaces); !r) return fail(r.error());
     if (auto r = server.bind(cfg.socket); !r) return fail(r.error());
+    // Watcher threads call into names and events: they stop before those go, on every
+    // way out of here.
+    struct StopWatchers {
+        AutoBinder& a;
+        ~StopWatchers() { a.stop(); }
+    } stop_watchers{auto_binder};
+    if (auto r = auto_binder.start(cfg.binding.watch_interfaces); !r) return fail(r.error());
     bool listen_failed = false;
     std::thread serve([&] {
         if (!server.run()) {

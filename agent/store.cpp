@@ -311,6 +311,12 @@ Result<std::vector<BindingRecord>> Store::bindings() {
     return out;
 }
 
+Result<size_t> Store::binding_count() {
+    Stmt q(db_, "SELECT COUNT(*) FROM bindings;");
+    if (!q.ok() || q.step() != SQLITE_ROW) return db_error("count bindings");
+    return static_cast<size_t>(q.i64(0));
+}
+
 Result<std::vector<BindingRecord>> Store::bindings_of(const std::string& persona) {
     Stmt q(db_,
            "SELECT cgroup_id, cgroup_path, persona, bound_at, origin, rule_id FROM bindings WHERE "

@@ -93,6 +93,7 @@ class Store {
     Result<void> delete_persona(const std::string& name);
 
     Result<std::vector<BindingRecord>> bindings();
+    Result<size_t> binding_count();
     Result<std::vector<BindingRecord>> bindings_of(const std::string& persona);
     Result<std::optional<BindingRecord>> binding(uint64_t cgroup_id);
     Result<std::optional<BindingRecord>> binding_by_path(const std::string& rel_path);

@@ -422,7 +422,9 @@ static __always_inline int event_budget(struct pbpf_event_state *st, __u64 now)
 		add = elapsed * rate / NSEC_PER_SEC;
 		if (add > 0) {
 			st->tokens = st->tokens + add > burst ? burst : st->tokens + add;
-			st->last_ns = now;
+			/* Advance by what was added only: the clock moves in ticks, and dropping
+			 * the remainder would lose up to one token per tick. */
+			st->last_ns += add * NSEC_PER_SEC / rate;
 		}
 	}
 	if (st->tokens == 0) {

@@ -207,9 +207,22 @@ TEST_F(AutoBinding, UserLoginBindsTheUsersSessions) {
     Probe p = tcp_probe(session, v.peer4, kPortB);
     EXPECT_TRUE(p.blocked()) << "the user's process: " << p;
     EXPECT_TRUE(tcp_probe(session, v.peer4, kPortA).ok());
-    // Another user's slice is not bound.
+    // Another user's slice is not bound: the watcher takes cgroups in order, so once a
+    // later matching cgroup is bound the other one has been judged.
     cg_->create("user.slice/user-4000000.slice");
+    r = agent_->cli({"rules", "add", "--persona", "it-user", "--cgroup", cg_->rel("marker")});
+    ASSERT_EQ(r.exit_code, 0) << r.describe();
+    cg_->create("marker");
+    ASSERT_TRUE(wait_bound(cg_->rel("marker"), "it-user"));
     EXPECT_EQ(bound_to(cg_->rel("user.slice/user-4000000.slice")), "");
+    // A user-UID.slice outside user.slice (one a user could make in a cgroup delegated
+    // to them) does not get the user's persona.
+    const std::string fake = "delegated/user-" + std::to_string(user.uid()) + ".slice";
+    cg_->create(fake);
+    cg_->create("marker2");
+    r = agent_->cli({"rules", "add", "--persona", "it-user", "--cgroup", cg_->rel("marker2")});
+    ASSERT_EQ(r.exit_code, 0) << r.describe();
+    EXPECT_EQ(bound_to(cg_->rel(fake)), "");
 
     // The PAM hook's call: no persona, the rules applied now; answers what is bound.
     r = agent_->cli({"-j", "bind", "--user", user.name()});
@@ -224,6 +237,14 @@ TEST_F(AutoBinding, UserLoginBindsTheUsersSessions) {
     ASSERT_EQ(r.exit_code, 0) << r.describe();
     EXPECT_EQ(bound_to(cg_->rel(slice)), "it-user-explicit");
     EXPECT_TRUE(tcp_probe(session, v.peer4, kPortA).blocked());
+    // Named by uid, it is the same user: one explicit binding, replaced.
+    r = agent_->cli({"bind", "--user", std::to_string(user.uid()), "--persona", "it-user-explicit"});
+    ASSERT_EQ(r.exit_code, 0) << r.describe();
+    json all;
+    ASSERT_TRUE(cli_json(*agent_, {"bindings", "ls"}, &all));
+    size_t user_rows = 0;
+    for (const auto& b : all) user_rows += b.contains("user");
+    EXPECT_EQ(user_rows, 1u) << all.dump(2);
     r = agent_->cli({"unbind", "--user", user.name()});
     ASSERT_EQ(r.exit_code, 0) << r.describe();
     EXPECT_EQ(bound_to(cg_->rel(slice)), "it-user");
@@ -285,6 +306,29 @@ TEST_F(AutoBinding, InterfaceRuleBindsAVmLikeWorkload) {
         },
         5s))
         << second_if << " still bound after it was removed: " << list.dump(2);
+}
+
+TEST_F(AutoBinding, ContainerInItsOwnNetnsBoundByRuleAsItStarts) {
+    const auto& v = *veth_;
+    EchoServer host_server(Where{},
+                           {{Proto::kTcp, v.host4, kPortA}, {Proto::kTcp, v.host4, kPortB}});
+    ASSERT_TRUE(host_server.ok()) << host_server.error();
+    // As podman names them: machine.slice/libpod-<id>.scope.
+    apply(*agent_, persona_pdl("it-ctr", {"default ingress deny", "default egress deny",
+                                          "allow egress tcp port 8080 to " + v.host4}) +
+                       "\nbind it-ctr {\n  cgroup \"" + cg_->rel() +
+                       "/machine.slice/libpod-*.scope\"\n}\n");
+    const std::string scope = "machine.slice/libpod-4f1c2a.scope";
+    const Where ctr{cg_->create(scope), net_->path()};
+    ASSERT_TRUE(wait_bound(cg_->rel(scope), "it-ctr"));
+    Probe p = tcp_probe(ctr, v.host4, kPortA);
+    EXPECT_TRUE(p.ok()) << "container -> host tcp 8080: " << p;
+    p = tcp_probe(ctr, v.host4, kPortB);
+    EXPECT_TRUE(p.blocked()) << "container -> host tcp 9090: " << p;
+    p = tcp_probe(from_netns(), v.host4, kPortB);
+    EXPECT_TRUE(p.ok()) << "control: another process of that netns -> host tcp 9090: " << p;
+    // The slice itself matches nothing: not bound.
+    EXPECT_EQ(bound_to(cg_->rel("machine.slice")), "");
 }
 
 // UDP datagrams the netns received (its UDP stack's InDatagrams + NoPorts), read through
@@ -366,6 +410,16 @@ TEST_F(AutoBinding, FailClosedSubtreeLetsNothingOutOf1000NewWorkloads) {
     // ... and not one datagram reached the netns, neither before the binding (fail-closed)
     // nor after it (the final persona).
     EXPECT_EQ(netns_udp_in(server), before);
+    // The window was real: datagrams were sent before their binding landed and dropped
+    // as fail-closed.
+    CommandResult ev = agent_->cli({"-j", "events", "-n", "100000"});
+    ASSERT_EQ(ev.exit_code, 0) << ev.describe();
+    size_t fail_closed_drops = 0;
+    std::istringstream lines(ev.out);
+    for (std::string line; std::getline(lines, line);)
+        if (!line.empty() && json::parse(line).value("reason", "") == "fail-closed")
+            ++fail_closed_drops;
+    EXPECT_GT(fail_closed_drops, 0u);
     // The final persona, not deny-all, is what they have now.
     const Where w0{cg_->abs("fc/w-0"), ""};
     EXPECT_TRUE(udp_probe(w0, v.peer4, kPortA).ok());
@@ -373,6 +427,49 @@ TEST_F(AutoBinding, FailClosedSubtreeLetsNothingOutOf1000NewWorkloads) {
     // A cgroup no rule matches stays closed.
     const Where stray{cg_->create("fc/stray"), ""};
     EXPECT_TRUE(udp_probe(stray, v.peer4, kPortA).blocked());
+
+    // The root bound explicitly, then its persona removed by force: the root is closed
+    // again, not open.
+    apply(*agent_, persona_pdl("it-open", {"default egress allow"}), "open.pdl");
+    CommandResult r = agent_->cli({"bind", "--persona", "it-open", "--cgroup", fc});
+    ASSERT_EQ(r.exit_code, 0) << r.describe();
+    EXPECT_TRUE(udp_probe(stray, v.peer4, kPortA).ok());
+    r = agent_->cli({"persona", "rm", "--force", "it-open"});
+    ASSERT_EQ(r.exit_code, 0) << r.describe();
+    EXPECT_TRUE(udp_probe(stray, v.peer4, kPortA).blocked());
+
+    // While the agent is down the kernel keeps the subtree closed; the next agent binds
+    // what appeared meanwhile.
+    agent_->stop(SIGKILL);
+    const Where late{cg_->create("fc/w-late"), ""};
+    EXPECT_TRUE(udp_probe(late, v.peer4, kPortA).blocked());
+    ASSERT_TRUE(agent_->start());
+    ASSERT_TRUE(wait_bound(cg_->rel("fc/w-late"), "it-final"));
+    EXPECT_TRUE(udp_probe(late, v.peer4, kPortA).ok());
+    EXPECT_TRUE(udp_probe(stray, v.peer4, kPortA).blocked());
+}
+
+TEST_F(AutoBinding, RulesDoNotReachBelowAnExplicitBinding) {
+    const auto& v = *veth_;
+    apply(*agent_, deny_port("it-rule", v.peer4, kPortB));
+    apply(*agent_, persona_pdl("it-hand", {"default egress allow"}), "hand.pdl");
+    CommandResult r =
+        agent_->cli({"bind", "--persona", "it-hand", "--cgroup", cg_->create("ctr")});
+    ASSERT_EQ(r.exit_code, 0) << r.describe();
+    // A rule for every second-level cgroup: the container's inner cgroup matches it, but
+    // the explicit binding of the container covers it.
+    r = agent_->cli({"rules", "add", "--persona", "it-rule", "--cgroup", cg_->rel() + "/*/*"});
+    ASSERT_EQ(r.exit_code, 0) << r.describe();
+    const Where inner{cg_->create("ctr/inner"), ""};
+    const Where other{cg_->create("svc/inner"), ""};
+    ASSERT_TRUE(wait_bound(cg_->rel("svc/inner"), "it-rule"));
+    EXPECT_EQ(bound_to(cg_->rel("ctr/inner")), "");
+    EXPECT_TRUE(tcp_probe(inner, v.peer4, kPortB).ok());
+    EXPECT_TRUE(tcp_probe(other, v.peer4, kPortB).blocked());
+    // Unbinding the container hands its inner cgroup to the rule.
+    r = agent_->cli({"unbind", "--cgroup", cg_->rel("ctr")});
+    ASSERT_EQ(r.exit_code, 0) << r.describe();
+    EXPECT_EQ(bound_to(cg_->rel("ctr/inner")), "it-rule");
 }
 
 }  // namespace

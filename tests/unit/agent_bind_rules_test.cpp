@@ -305,6 +305,18 @@ TEST(BindRulesCgroup, LiteralCounts) {
     EXPECT_EQ(user->literal, 0);
 }
 
+// systemd escapes unit names with backslashes; an exact path is compared as it is, not
+// as an fnmatch pattern (where "\\x2d" would mean "x2d").
+TEST(BindRulesCgroup, ExactPathsWithBackslashesMatchThemselves) {
+    const std::string path = "/system.slice/system-openvpn\\x2dclient.slice";
+    const std::vector<BindRule> rules = {rule(1, RuleKind::Cgroup, path)};
+    auto m = best_cgroup_rule(rules, path, people());
+    ASSERT_TRUE(m.has_value());
+    EXPECT_EQ(m->rank, 4);
+    EXPECT_FALSE(best_cgroup_rule(rules, "/system.slice/system-openvpnx2dclient.slice", people())
+                     .has_value());
+}
+
 TEST(BindRulesCgroup, LongerLiteralGlobBeatsShorter) {
     const std::vector<BindRule> rules = {
         rule(1, RuleKind::Cgroup, "/machine.slice/*"),

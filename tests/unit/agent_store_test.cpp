@@ -241,6 +241,7 @@ TEST_F(AgentStore, SchemaOneIsMigratedForward) {
         CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
         INSERT INTO personas VALUES ('old', 7, 'old.pdl', 'persona old {}', '', 'enforce',
             'allow', 'allow', '[]', '{}', 0, 0, 1, 2, 3);
+        INSERT INTO bindings VALUES (5, '/old', 'old', 4);
     )sql",
                            nullptr, nullptr, nullptr),
               SQLITE_OK);
@@ -254,6 +255,14 @@ TEST_F(AgentStore, SchemaOneIsMigratedForward) {
     EXPECT_EQ((*p)->id, 7u);
     EXPECT_EQ((*p)->source, "persona old {}");
     EXPECT_EQ((*p)->imports_json, "[]");
+    // Bindings made before automatic binding existed were all explicit.
+    auto b = (*s)->binding(5);
+    ASSERT_TRUE(b.ok() && b->has_value());
+    EXPECT_EQ((*b)->origin, "api");
+    EXPECT_EQ((*b)->rule_id, 0);
+    auto rules = (*s)->bind_rules();
+    ASSERT_TRUE(rules.ok()) << rules.error().what();
+    EXPECT_TRUE(rules->empty());
     s->reset();
     EXPECT_EQ(raw_query("SELECT version FROM schema_version;"),
               std::to_string(kStoreSchemaVersion));
@@ -656,5 +665,106 @@ TEST_F(AgentStore, ReopenKeepsEverything) {
     EXPECT_EQ(raw_query("SELECT count(*) FROM schema_version;"), "1");
 }
 
+
+// ---- binding rules (schema 4) -------------------------------------------------------------
+
+namespace {
+BindRule make_rule(const std::string& persona, RuleKind kind, const std::string& pattern,
+                   const std::string& origin) {
+    BindRule r;
+    r.persona = persona;
+    r.kind = kind;
+    r.pattern = pattern;
+    r.origin = origin;
+    r.created_by = "test";
+    r.created_at = 42;
+    return r;
+}
+}  // namespace
+
+TEST_F(AgentStore, BindRulesRoundTripAndRefuseDuplicates) {
+    open_store();
+    ASSERT_TRUE(store_->upsert_persona(make_persona("web", 1)).ok());
+    auto id = store_->insert_bind_rule(make_rule("web", RuleKind::Cgroup, "/a/*", "api"));
+    ASSERT_TRUE(id.ok()) << id.error().what();
+    auto dup = store_->insert_bind_rule(make_rule("web", RuleKind::Cgroup, "/a/*", "api"));
+    ASSERT_FALSE(dup.ok());
+    EXPECT_EQ(dup.error().err, EEXIST);
+    EXPECT_NE(dup.error().message.find("/a/*"), std::string::npos) << dup.error().message;
+    // The same pattern from another origin is another rule.
+    ASSERT_TRUE(store_->insert_bind_rule(make_rule("web", RuleKind::Cgroup, "/a/*", "pdl")).ok());
+    // A rule must name a stored persona.
+    EXPECT_FALSE(store_->insert_bind_rule(make_rule("nope", RuleKind::User, "alice", "api")).ok());
+
+    auto got = store_->bind_rule(*id);
+    ASSERT_TRUE(got.ok() && got->has_value());
+    EXPECT_EQ((*got)->persona, "web");
+    EXPECT_EQ((*got)->kind, RuleKind::Cgroup);
+    EXPECT_EQ((*got)->pattern, "/a/*");
+    EXPECT_EQ((*got)->origin, "api");
+    EXPECT_EQ((*got)->created_at, 42);
+    ASSERT_TRUE(store_->delete_bind_rule(*id).ok());
+    got = store_->bind_rule(*id);
+    ASSERT_TRUE(got.ok());
+    EXPECT_FALSE(got->has_value());
+}
+
+TEST_F(AgentStore, ReplaceBindRulesKeepsTheRowsThatStay) {
+    open_store();
+    ASSERT_TRUE(store_->upsert_persona(make_persona("web", 1)).ok());
+    ASSERT_TRUE(store_->upsert_persona(make_persona("db", 2)).ok());
+    ASSERT_TRUE(store_->insert_bind_rule(make_rule("db", RuleKind::User, "bob", "pdl")).ok());
+    std::vector<BindRule> v1 = {make_rule("", RuleKind::Cgroup, "/web/*", ""),
+                                make_rule("", RuleKind::Interface, "tap-*", "")};
+    auto changed = store_->replace_bind_rules("web", "pdl", v1);
+    ASSERT_TRUE(changed.ok()) << changed.error().what();
+    EXPECT_TRUE(*changed);
+    auto all = store_->bind_rules();
+    ASSERT_TRUE(all.ok());
+    ASSERT_EQ(all->size(), 3u);
+    int64_t kept_id = 0;
+    for (const auto& r : *all)
+        if (r.pattern == "/web/*") kept_id = r.id;
+    ASSERT_NE(kept_id, 0);
+
+    // Same set again: nothing changes.
+    changed = store_->replace_bind_rules("web", "pdl", v1);
+    ASSERT_TRUE(changed.ok());
+    EXPECT_FALSE(*changed);
+    // One stays (same id), one goes, one comes; the other persona's rule is untouched.
+    std::vector<BindRule> v2 = {make_rule("", RuleKind::Cgroup, "/web/*", ""),
+                                make_rule("", RuleKind::Group, "webops", "")};
+    changed = store_->replace_bind_rules("web", "pdl", v2);
+    ASSERT_TRUE(changed.ok());
+    EXPECT_TRUE(*changed);
+    all = store_->bind_rules();
+    ASSERT_TRUE(all.ok());
+    std::string summary;
+    for (const auto& r : *all)
+        summary += r.persona + ":" + std::string(to_string(r.kind)) + ":" + r.pattern + ";";
+    EXPECT_EQ(summary, "db:user:bob;web:cgroup:/web/*;web:group:webops;");
+    for (const auto& r : *all) {
+        if (r.pattern == "/web/*") {
+            EXPECT_EQ(r.id, kept_id);
+        }
+    }
+}
+
+TEST_F(AgentStore, BindingsRecordWhoMadeThem) {
+    open_store();
+    ASSERT_TRUE(store_->upsert_persona(make_persona("web", 1)).ok());
+    BindingRecord b{11, "/w/a", "web", 5, "rule", 3};
+    ASSERT_TRUE(store_->upsert_binding(b).ok());
+    auto got = store_->binding(11);
+    ASSERT_TRUE(got.ok() && got->has_value());
+    EXPECT_EQ((*got)->origin, "rule");
+    EXPECT_EQ((*got)->rule_id, 3);
+    IfBindingRecord ib{"", "tap0", 4, 99, "web", 5, "rule", 3};
+    ASSERT_TRUE(store_->upsert_if_binding(ib).ok());
+    auto igot = store_->if_binding("", "tap0");
+    ASSERT_TRUE(igot.ok() && igot->has_value());
+    EXPECT_EQ((*igot)->origin, "rule");
+    EXPECT_EQ((*igot)->rule_id, 3);
+}
 }  // namespace
 }  // namespace pbpf::agent
