@@ -1,9 +1,9 @@
 // persona_bench: per-packet cost of persona.bpf.o's egress program, measured by the kernel
 // under bpf_prog_test_run_opts (repeat = kRepeat, duration = average ns per run), next to
-// a no-op cgroup_skb program; and the cost of compiling, lowering and writing personas of
-// 10 to 100,000 rules. Nothing is attached anywhere; the only system change is a private
-// cgroup tree the process sits in during the run (see bench_cgroup.h). docs/benchmarks.md
-// has the commands and results.
+// a no-op cgroup_skb program, with 10 or 10,000 bound cgroups (Bindings/*); and the cost of
+// compiling, lowering and writing personas of 10 to 100,000 rules. Nothing is attached
+// anywhere; the only system change is a private cgroup tree the process sits in during the
+// run (see bench_cgroup.h). docs/benchmarks.md has the commands and results.
 #include <benchmark/benchmark.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
@@ -484,6 +484,126 @@ void BM_Rules(benchmark::State& state, Flow flow) {
     (void)flush_conntrack();
 }
 
+// --- many bound cgroups ----------------------------------------------------------------
+
+// The Bindings rows fill pbpf_bindings with N entries: the benchmark cgroup b (bound to the
+// 10-rule generated persona) and N - 1 dummy cgroup ids, far above any id kernfs hands out.
+constexpr uint64_t kDummyCgroupBase = 1ULL << 48;
+constexpr uint32_t kBindingsPersona = 150;
+
+int binding_entries() {
+    const int fd = bpf_map__fd(g_env->skel->maps.pbpf_bindings);
+    uint64_t key = 0, next = 0;
+    int n = 0;
+    const void* prev = nullptr;
+    while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+        ++n;
+        key = next;
+        prev = &key;
+    }
+    return n;
+}
+
+// "memlock:" of a map fd from /proc/self/fdinfo: the kernel's own figure of its memory.
+double fd_memlock(int fd) {
+    char path[64];
+    std::snprintf(path, sizeof path, "/proc/self/fdinfo/%d", fd);
+    FILE* f = std::fopen(path, "r");
+    if (!f) return -1;
+    char line[256];
+    double v = -1;
+    while (std::fgets(line, sizeof line, f)) {
+        unsigned long long x = 0;
+        if (std::sscanf(line, "memlock: %llu", &x) == 1) v = double(x);
+    }
+    std::fclose(f);
+    return v;
+}
+
+// memlock of a fresh hash map shaped like pbpf_bindings (u64 -> pbpf_binding) with
+// max_entries and flags, holding `fill` entries; -1 on error.
+double hash_memlock(uint32_t max_entries, uint32_t flags, int fill) {
+    LIBBPF_OPTS(bpf_map_create_opts, o, .map_flags = flags);
+    const int fd = bpf_map_create(BPF_MAP_TYPE_HASH, "pbpf_bench_mem", sizeof(uint64_t),
+                                  sizeof(pbpf_binding), max_entries, &o);
+    if (fd < 0) return -1;
+    pbpf_binding b{};
+    b.persona_id = 1;
+    for (int k = 0; k < fill; ++k) {
+        const uint64_t id = kDummyCgroupBase + uint64_t(k);
+        if (bpf_map_update_elem(fd, &id, &b, BPF_ANY) != 0) {
+            ::close(fd);
+            return -1;
+        }
+    }
+    const double v = fd_memlock(fd);
+    ::close(fd);
+    return v;
+}
+
+Result<void> set_dummy_bindings(int count, bool add) {
+    const int fd = bpf_map__fd(g_env->skel->maps.pbpf_bindings);
+    pbpf_binding b{};
+    b.persona_id = kBindingsPersona;
+    for (int k = 0; k < count; ++k) {
+        const uint64_t id = kDummyCgroupBase + uint64_t(k);
+        const int err =
+            add ? bpf_map_update_elem(fd, &id, &b, BPF_ANY) : bpf_map_delete_elem(fd, &id);
+        if (err != 0) return sys_error(add ? "add dummy binding" : "delete dummy binding");
+    }
+    return {};
+}
+
+// Bindings/*/N: the 10-rule generated persona of Rules/*/10, with pbpf_bindings holding N
+// entries, so that the rows differ from Rules/*/10 only in the bindings map's fill.
+// Established: the deep allow, a conntrack hit after the first packet. New flow: the last
+// deny rule (no conntrack entry, every packet takes the new-flow path). Counters: the
+// memory of the loaded map (sized by PBPF_MAX_BINDINGS, preallocated), of one preallocated
+// for exactly N entries, and of a BPF_F_NO_PREALLOC one holding N entries.
+void BM_Bindings(benchmark::State& state, Flow flow) {
+    const int n = static_cast<int>(state.range(0));
+    const Generated& g = generated(10);
+    auto image = compile_one("bench-10.pdl", g.text);
+    if (!image) return state.SkipWithError(image.error().what().c_str());
+    if (auto r = install(kBindingsPersona, *image); !r)
+        return state.SkipWithError(r.error().what().c_str());
+    auto done = [&] {
+        (void)set_dummy_bindings(n - 1, false);
+        (void)bind_tree(0, 0);
+        uninstall(kBindingsPersona);
+        (void)flush_conntrack();
+    };
+    auto fail = [&](const std::string& what) {
+        done();
+        state.SkipWithError(what.c_str());
+    };
+    if (auto r = set_dummy_bindings(n - 1, true); !r) return fail(r.error().what());
+    if (auto r = bind_tree(0, kBindingsPersona); !r) return fail(r.error().what());
+    if (binding_entries() != n)
+        return fail("pbpf_bindings holds " + std::to_string(binding_entries()) +
+                    " entries, expected " + std::to_string(n));
+    if (flush_conntrack() < 0) return fail("flush conntrack");
+
+    int want_entries = 0;
+    if (flow == Flow::kEstablished) {
+        measure(state, egress_fd(), g.allow.bytes(), kPass);
+        want_entries = 1;
+    } else {
+        measure(state, egress_fd(), g.deny.bytes(), kDrop);
+    }
+    if (!state.error_occurred() && conntrack_entries() != want_entries)
+        return fail("conntrack holds " + std::to_string(conntrack_entries()) + " entries");
+
+    const int map_fd = bpf_map__fd(g_env->skel->maps.pbpf_bindings);
+    state.counters["bindings"] = double(binding_entries());
+    state.counters["max_entries"] = double(bpf_map__max_entries(g_env->skel->maps.pbpf_bindings));
+    state.counters["memlock_B"] = fd_memlock(map_fd);
+    state.counters["prealloc_N_B"] = hash_memlock(uint32_t(n), 0, n);
+    state.counters["noprealloc_N_B"] =
+        hash_memlock(bpf_map__max_entries(g_env->skel->maps.pbpf_bindings), BPF_F_NO_PREALLOC, n);
+    done();
+}
+
 template <typename Fn>
 void add(const char* name, Fn fn) {
     benchmark::RegisterBenchmark(name, fn)->Iterations(kCalls)->UseManualTime()->Unit(
@@ -539,6 +659,15 @@ int run_main(int argc, char** argv) {
             ->Arg(1000)
             ->Arg(10000)
             ->Arg(100000)
+            ->Iterations(kCalls)
+            ->UseManualTime()
+            ->Unit(benchmark::kMicrosecond);
+    }
+    for (auto [name, flow] : {std::pair{"Bindings/established", Flow::kEstablished},
+                              std::pair{"Bindings/new_flow_denied", Flow::kNewDenied}}) {
+        benchmark::RegisterBenchmark(name, BM_Bindings, flow)
+            ->Arg(10)
+            ->Arg(10000)
             ->Iterations(kCalls)
             ->UseManualTime()
             ->Unit(benchmark::kMicrosecond);
