@@ -238,7 +238,8 @@ TEST_F(AutoBinding, UserLoginBindsTheUsersSessions) {
     EXPECT_EQ(bound_to(cg_->rel(slice)), "it-user-explicit");
     EXPECT_TRUE(tcp_probe(session, v.peer4, kPortA).blocked());
     // Named by uid, it is the same user: one explicit binding, replaced.
-    r = agent_->cli({"bind", "--user", std::to_string(user.uid()), "--persona", "it-user-explicit"});
+    r = agent_->cli(
+        {"bind", "--user", std::to_string(user.uid()), "--persona", "it-user-explicit"});
     ASSERT_EQ(r.exit_code, 0) << r.describe();
     json all;
     ASSERT_TRUE(cli_json(*agent_, {"bindings", "ls"}, &all));
@@ -453,8 +454,7 @@ TEST_F(AutoBinding, RulesDoNotReachBelowAnExplicitBinding) {
     const auto& v = *veth_;
     apply(*agent_, deny_port("it-rule", v.peer4, kPortB));
     apply(*agent_, persona_pdl("it-hand", {"default egress allow"}), "hand.pdl");
-    CommandResult r =
-        agent_->cli({"bind", "--persona", "it-hand", "--cgroup", cg_->create("ctr")});
+    CommandResult r = agent_->cli({"bind", "--persona", "it-hand", "--cgroup", cg_->create("ctr")});
     ASSERT_EQ(r.exit_code, 0) << r.describe();
     // A rule for every second-level cgroup: the container's inner cgroup matches it, but
     // the explicit binding of the container covers it.

@@ -665,7 +665,6 @@ TEST_F(AgentStore, ReopenKeepsEverything) {
     EXPECT_EQ(raw_query("SELECT count(*) FROM schema_version;"), "1");
 }
 
-
 // ---- binding rules (schema 4) -------------------------------------------------------------
 
 namespace {
