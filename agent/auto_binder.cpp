@@ -130,10 +130,10 @@ Result<void> AutoBinder::start(bool watch_interfaces) {
     }
     CgroupWatcher::Callbacks cc;
     cc.created = [this](const std::string& rel) {
-        guarded("new cgroup", errors_, [&] { on_created(rel); });
+        guarded("new cgroup", errors_, [&] { enqueue(true, rel); });
     };
     cc.removed = [this](const std::string& rel) {
-        guarded("removed cgroup", errors_, [&] { on_removed(rel); });
+        guarded("removed cgroup", errors_, [&] { enqueue(false, rel); });
     };
     cc.overflow = [this]() {
         guarded("cgroup event overflow", errors_, [&] {
@@ -142,6 +142,7 @@ Result<void> AutoBinder::start(bool watch_interfaces) {
             reevaluate();
         });
     };
+    worker_ = std::thread([this] { run_worker(); });
     auto cw = CgroupWatcher::start(tree_, std::move(cc));
     if (!cw) return cw.error();
     cgroups_ = std::move(*cw);
@@ -172,6 +173,12 @@ Result<void> AutoBinder::start(bool watch_interfaces) {
 void AutoBinder::stop() {
     if (cgroups_) cgroups_->stop();
     if (links_) links_->stop();
+    {
+        std::lock_guard<std::mutex> lock(q_mu_);
+        q_stop_ = true;
+    }
+    q_cv_.notify_one();
+    if (worker_.joinable()) worker_.join();
 }
 
 void AutoBinder::refresh_rules() {
@@ -201,6 +208,7 @@ bool AutoBinder::explicit_above(const std::string& rel) {
     while (p != root && p.size() > 1) {
         size_t slash = p.rfind('/');
         p = slash == 0 ? "/" : p.substr(0, slash);
+        if (batch_explicit_.count(p)) return true;
         auto b = store_.binding_by_path(p);
         if (b && *b && is_explicit(**b)) return true;
         if (p.size() <= root.size()) break;
@@ -243,6 +251,14 @@ bool AutoBinder::evaluate_cgroup(const CgroupRef& ref, std::optional<bool> cover
             const BindRule& r = *m->rule;
             if (*current && (*current)->rule_id == r.id && (*current)->persona == r.persona)
                 return r.origin == "bind";
+            if (batch_ != nullptr) {  // the worker binds its new cgroups together
+                const bool queued =
+                    std::any_of(batch_->begin(), batch_->end(),
+                                [&](const Binder::BindIntent& t) { return t.cgroup_id == *id; });
+                if (!queued) batch_->push_back({ref, *id, r.persona, "rule", r.id});
+                if (r.origin == "bind") batch_explicit_.insert(ref.rel_path);
+                return r.origin == "bind";
+            }
             binder_.bind_cgroup(ref, *id, r.persona, "rule", r.id);
             ++bound_by_rule_;
             return r.origin == "bind";
@@ -336,8 +352,70 @@ void AutoBinder::reevaluate() {
     for (const auto& l : *links) evaluate_interface(l);
 }
 
+void AutoBinder::enqueue(bool created, const std::string& rel) {
+    {
+        std::lock_guard<std::mutex> lock(q_mu_);
+        queue_.emplace_back(created, rel);
+    }
+    q_cv_.notify_one();
+}
+
+// The binding worker: takes every queued cgroup event at once and handles them in order
+// under the API mutex, the bindings of consecutive new cgroups in one batch (kernel
+// entries first, one store transaction): a burst of new workloads is bound in one pass
+// instead of a transaction each.
+void AutoBinder::run_worker() {
+    for (;;) {
+        std::deque<std::pair<bool, std::string>> events;
+        {
+            std::unique_lock<std::mutex> lock(q_mu_);
+            q_cv_.wait(lock, [&] { return q_stop_ || !queue_.empty(); });
+            if (queue_.empty()) return;  // stopping, nothing left
+            events.swap(queue_);
+        }
+        guarded("cgroup events", errors_, [&] {
+            std::lock_guard<std::mutex> lock(mu_);
+            std::vector<Binder::BindIntent> batch;
+            batch_ = &batch;
+            for (const auto& [created, rel] : events) {
+                if (created) {
+                    on_created(rel);
+                } else {
+                    flush_batch();
+                    on_removed(rel);
+                }
+            }
+            flush_batch();
+            batch_ = nullptr;
+        });
+    }
+}
+
+void AutoBinder::flush_batch() {
+    if (batch_ == nullptr || batch_->empty()) return;
+    std::vector<Binder::BindIntent> todo;
+    todo.swap(*batch_);
+    batch_explicit_.clear();
+    try {
+        binder_.bind_many(todo);
+        bound_by_rule_ += todo.size();
+        return;
+    } catch (const std::exception& e) {
+        spdlog::warn("binding {} new cgroups at once failed ({}); one at a time", todo.size(),
+                     e.what());
+    }
+    for (const auto& t : todo) {
+        try {
+            binder_.bind_cgroup(t.ref, t.cgroup_id, t.persona, t.origin, t.rule_id);
+            ++bound_by_rule_;
+        } catch (const std::exception& e) {
+            ++errors_;
+            spdlog::warn("automatic binding of {} failed: {}", t.ref.rel_path, e.what());
+        }
+    }
+}
+
 void AutoBinder::on_created(const std::string& rel) {
-    std::lock_guard<std::mutex> lock(mu_);
     if (std::find(fail_closed_paths_.begin(), fail_closed_paths_.end(), rel) !=
         fail_closed_paths_.end())
         update_fail_closed();
@@ -346,7 +424,6 @@ void AutoBinder::on_created(const std::string& rel) {
 }
 
 void AutoBinder::on_removed(const std::string& rel) {
-    std::lock_guard<std::mutex> lock(mu_);
     auto b = store_.binding_by_path(rel);
     if (b && *b) {
         auto ref = tree_.resolve(rel);

@@ -7,11 +7,14 @@
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
+#include <deque>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -75,6 +78,10 @@ class AutoBinder {
     bool is_explicit(const BindingRecord& b) const;
     bool explicit_above(const std::string& rel);
     bool trusted_user_slice(const CgroupRef& ref) const;
+    // Watcher callbacks only queue; the worker thread binds (see run_worker()).
+    void enqueue(bool created, const std::string& rel);
+    void run_worker();
+    void flush_batch();
     void on_created(const std::string& rel);
     void on_removed(const std::string& rel);
     void on_link_added(const LinkInfo& link);
@@ -92,6 +99,13 @@ class AutoBinder {
     std::vector<BindRule> rules_;         // origin "pdl" / "api"
     std::vector<BindRule> cgroup_rules_;  // rules_ of kind Cgroup
     std::vector<std::string> fail_closed_paths_;
+    std::mutex q_mu_;
+    std::condition_variable q_cv_;
+    std::deque<std::pair<bool, std::string>> queue_;  // (created, rel path), in order
+    bool q_stop_ = false;
+    std::thread worker_;
+    std::vector<Binder::BindIntent>* batch_ = nullptr;  // set while the worker runs
+    std::set<std::string> batch_explicit_;              // explicitly bound in the current batch
     std::unique_ptr<CgroupWatcher> cgroups_;
     std::unique_ptr<LinkWatcher> links_;
     // Counters for status; errors_ is also counted outside the API mutex.

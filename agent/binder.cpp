@@ -5,6 +5,7 @@
 
 #include <cstring>
 #include <ctime>
+#include <map>
 #include <set>
 
 #include <spdlog/spdlog.h>
@@ -109,48 +110,74 @@ json Binder::bind(const json& body) {
 std::optional<BindingRecord> Binder::bind_cgroup(const CgroupRef& ref, uint64_t cgroup_id,
                                                  const std::string& persona,
                                                  const std::string& origin, int64_t rule_id) {
-    auto rec = must(store_.persona(persona));
-    if (!rec) throw ApiError(404, "no persona '" + persona + "'");
-    auto previous = must(store_.binding(cgroup_id));
-    // A new binding must fit the kernel map: refused before anything changes.
-    if (!previous) {
+    return bind_many({{ref, cgroup_id, persona, origin, rule_id}}).front();
+}
+
+std::vector<std::optional<BindingRecord>> Binder::bind_many(const std::vector<BindIntent>& todo) {
+    // 1. Everything that can refuse, before anything changes.
+    std::map<std::string, uint32_t> persona_ids;
+    std::vector<std::optional<BindingRecord>> previous;
+    size_t added = 0;
+    for (const auto& t : todo) {
+        if (!persona_ids.count(t.persona)) {
+            auto rec = must(store_.persona(t.persona));
+            if (!rec) throw ApiError(404, "no persona '" + t.persona + "'");
+            persona_ids[t.persona] = rec->id;
+        }
+        previous.push_back(must(store_.binding(t.cgroup_id)));
+        added += previous.back() ? 0 : 1;
+    }
+    if (added > 0) {
         const size_t used = must(store_.binding_count()) + fail_closed_.size();
         const uint32_t limit = loader_.limits().bindings;
-        if (used >= limit)
+        if (used + added > limit)
             throw ApiError(507, "binding table full: " + std::to_string(used) + " of " +
                                     std::to_string(limit) +
                                     " cgroup bindings in use ([limits] bindings in the agent "
                                     "config; takes effect when the maps are created anew)");
     }
-    BindingRecord b{cgroup_id, ref.rel_path, persona, static_cast<int64_t>(std::time(nullptr)),
-                    origin,    rule_id};
-    auto txn = must(store_.begin());
-    must(store_.upsert_binding(b));
-    must(write_kernel_binding(loader_.bindings_fd(), b.cgroup_id, rec->id));
+    // 2. The kernel first (what enforcement needs, as early as possible), one epoch bump,
+    // then the store in one transaction; any failure puts the kernel back.
+    size_t written = 0;
     auto restore = [&]() {
-        if (previous) {
-            auto old = store_.persona(previous->persona);
-            if (old && old->has_value())
-                (void)write_kernel_binding(loader_.bindings_fd(), b.cgroup_id, (*old)->id);
-        } else {
-            (void)restore_uncovered(b.cgroup_id);
+        for (size_t i = 0; i < written; ++i) {
+            const auto& prev = previous[i];
+            if (prev) {
+                auto old = store_.persona(prev->persona);
+                if (old && old->has_value())
+                    (void)write_kernel_binding(loader_.bindings_fd(), todo[i].cgroup_id,
+                                               (*old)->id);
+            } else {
+                (void)restore_uncovered(todo[i].cgroup_id);
+            }
         }
-    };
-    if (auto e = loader_.bump_epoch(); !e) {
-        restore();
-        throw ApiError(500, e.error().what());
-    }
-    if (auto c = txn->commit(); !c) {
-        restore();
         (void)loader_.bump_epoch();
-        throw ApiError(500, c.error().what());
+    };
+    try {
+        for (const auto& t : todo) {
+            must(write_kernel_binding(loader_.bindings_fd(), t.cgroup_id, persona_ids[t.persona]));
+            ++written;
+        }
+        must(loader_.bump_epoch());
+        const auto now = static_cast<int64_t>(std::time(nullptr));
+        auto txn = must(store_.begin());
+        for (const auto& t : todo)
+            must(store_.upsert_binding(
+                {t.cgroup_id, t.ref.rel_path, t.persona, now, t.origin, t.rule_id}));
+        must(txn->commit());
+    } catch (...) {
+        restore();
+        throw;
     }
-    spdlog::info("bound cgroup {} (id {}) to persona '{}' ({}){}", b.cgroup_path, b.cgroup_id,
-                 persona, origin == "rule" ? "rule " + std::to_string(rule_id) : origin,
-                 previous ? " (was '" + previous->persona + "')" : std::string());
-    if (on_event_)
-        on_event_(PBPF_EV_BIND, origin == "rule" ? PBPF_BIND_RULE : PBPF_BIND_API, b.cgroup_id,
-                  b.cgroup_path, rec->id, rule_id);
+    for (size_t i = 0; i < todo.size(); ++i) {
+        const auto& t = todo[i];
+        spdlog::info("bound cgroup {} (id {}) to persona '{}' ({}){}", t.ref.rel_path, t.cgroup_id,
+                     t.persona, t.origin == "rule" ? "rule " + std::to_string(t.rule_id) : t.origin,
+                     previous[i] ? " (was '" + previous[i]->persona + "')" : std::string());
+        if (on_event_)
+            on_event_(PBPF_EV_BIND, t.origin == "rule" ? PBPF_BIND_RULE : PBPF_BIND_API,
+                      t.cgroup_id, t.ref.rel_path, persona_ids[t.persona], t.rule_id);
+    }
     return previous;
 }
 

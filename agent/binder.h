@@ -6,6 +6,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -41,6 +42,16 @@ class Binder {
     std::optional<BindingRecord> bind_cgroup(const CgroupRef& ref, uint64_t cgroup_id,
                                              const std::string& persona, const std::string& origin,
                                              int64_t rule_id);
+    // bind_cgroup() for many cgroups at once: all or nothing, the kernel entries written
+    // first, one epoch bump, one store transaction. Returns the bindings they replaced.
+    struct BindIntent {
+        CgroupRef ref;
+        uint64_t cgroup_id = 0;
+        std::string persona;
+        std::string origin;
+        int64_t rule_id = 0;
+    };
+    std::vector<std::optional<BindingRecord>> bind_many(const std::vector<BindIntent>& todo);
     // Removes a stored binding (store and kernel); a fail-closed root falls back to the
     // fail-closed persona. `trigger`: enum pbpf_bind_trigger, for the event.
     void unbind_record(const BindingRecord& b, uint8_t trigger);
