@@ -231,7 +231,13 @@ bool AutoBinder::trusted_user_slice(const CgroupRef& ref) const {
 bool AutoBinder::evaluate_cgroup(const CgroupRef& ref, std::optional<bool> covered) {
     auto id = cgroup_id_of(ref.fs_path);
     if (!id) return false;  // gone already
-    auto current = store_.binding(*id);
+    Result<std::optional<BindingRecord>> current = std::optional<BindingRecord>();
+    if (walk_bindings_ != nullptr) {  // a full walk read them all at once
+        if (auto it = walk_bindings_->find(*id); it != walk_bindings_->end())
+            current = std::optional<BindingRecord>(it->second);
+    } else {
+        current = store_.binding(*id);
+    }
     if (!current) {
         ++errors_;
         spdlog::error("read binding of {}: {}", ref.rel_path, current.error().what());
@@ -275,6 +281,7 @@ bool AutoBinder::evaluate_cgroup(const CgroupRef& ref, std::optional<bool> cover
 }
 
 void AutoBinder::evaluate_interface(const LinkInfo& link) {
+    if (link.ifname == "lo") return;  // never a workload's
     auto current = store_.if_binding("", link.ifname);
     if (!current) {
         ++errors_;
@@ -325,7 +332,18 @@ void AutoBinder::reevaluate() {
             }
         }
     }
-    walk(tree_.root(), 0, explicit_above(tree_.root().rel_path));
+    // One read of every binding instead of a query per cgroup: a walk evaluates each
+    // cgroup once, so the snapshot is current for every cgroup when it is evaluated.
+    if (auto all = store_.bindings()) {
+        std::unordered_map<uint64_t, BindingRecord> by_id;
+        for (auto& b : *all) by_id.emplace(b.cgroup_id, std::move(b));
+        walk_bindings_ = &by_id;
+        walk(tree_.root(), 0, explicit_above(tree_.root().rel_path));
+        walk_bindings_ = nullptr;
+    } else {
+        ++errors_;
+        spdlog::error("read bindings: {}", all.error().what());
+    }
     if (!links_) return;
     auto links = LinkWatcher::list_links();
     if (!links) {

@@ -15,6 +15,7 @@
 #include <set>
 #include <string>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -106,6 +107,7 @@ class AutoBinder {
     std::thread worker_;
     std::vector<Binder::BindIntent>* batch_ = nullptr;  // set while the worker runs
     std::set<std::string> batch_explicit_;              // explicitly bound in the current batch
+    const std::unordered_map<uint64_t, BindingRecord>* walk_bindings_ = nullptr;
     std::unique_ptr<CgroupWatcher> cgroups_;
     std::unique_ptr<LinkWatcher> links_;
     // Counters for status; errors_ is also counted outside the API mutex.

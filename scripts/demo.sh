@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The main job's demo, as root after a build: run personabpfd on a cgroup subtree and a
-# throwaway netns of its own, bind a persona to a workload cgroup, and show one allowed
-# and one denied connection. Usage: scripts/demo.sh [BUILD_DIR]  (or BUILD_DIR=...; ./build)
+# throwaway netns of its own, bind a persona to a workload cgroup, show one allowed and
+# one denied connection, and a binding rule binding a cgroup as it appears. Usage: scripts/demo.sh [BUILD_DIR]  (or BUILD_DIR=...; ./build)
 #
 # Safety: programs attach only to the subtree /personabpf-demo this script creates, never
 # to the cgroup2 root or an interface of the root netns; traffic goes only to an address
@@ -45,6 +45,8 @@ cg_mount=$(awk '{ for (i = 7; i <= NF; i++) if ($i == "-") { if ($(i + 1) == "cg
 cg_root=$cg_mount$cg_rel
 workload_rel=$cg_rel/web
 workload=$cg_mount$workload_rel
+auto_rel=$cg_rel/auto-1 # made after a binding rule for $cg_rel/auto-*: bound by the agent
+auto=$cg_mount$auto_rel
 
 ns=pbpf-demo-$$
 veth_host=pbd$$h # IFNAMSIZ: at most 15 bytes, pid_max is 7 digits
@@ -88,6 +90,7 @@ cleanup() {
     fi
     # The client processes have exited, so the cgroups are empty and rmdir suffices.
     [[ -d $workload ]] && rmdir "$workload"
+    [[ -d $auto ]] && rmdir "$auto"
     [[ $created_cg_root == 1 && -d $cg_root ]] && rmdir "$cg_root"
     ip netns pids "$ns" 2>/dev/null | xargs -r kill 2>/dev/null
     ip link del "$veth_host" 2>/dev/null
@@ -222,6 +225,22 @@ probe "$allowed_port" allowed
 probe "$denied_port" denied
 printf '%s\n' "${results[@]}"
 
+step "automatic binding: a rule for $cg_rel/auto-*, then a new cgroup $auto_rel"
+cli rules add --persona "$persona" --cgroup "$cg_rel/auto-*"
+mkdir "$auto"
+for _ in $(seq 50); do
+    cli bindings ls | grep -q -- "$auto_rel " && break
+    sleep 0.1
+done
+if cli bindings ls | grep -q -- "$auto_rel "; then
+    results+=("$(printf '%-4s  %s bound by the rule as it appeared' PASS "$auto_rel")")
+else
+    failures=$((failures + 1))
+    results+=("$(printf '%-4s  %s not bound by the rule within 5 s' FAIL "$auto_rel")")
+fi
+cli rules ls
+printf '%s\n' "${results[-1]}"
+
 step "personabpf stats $persona"
 cli stats "$persona"
 step "personabpf bindings ls"
@@ -233,10 +252,10 @@ cli events -n 10 --persona "$persona"
 
 if ((failures > 0)); then
     echo
-    echo "demo: FAILED: $failures of ${#results[@]} connections did not behave as the persona says"
+    echo "demo: FAILED: $failures of ${#results[@]} checks did not behave as the persona and its rule say"
     echo "--- agent log ($run_dir/agent.log)"
     tail -n 40 "$run_dir/agent.log"
     exit 1
 fi
 echo
-echo "demo: OK: the persona allowed tcp/$allowed_port and denied tcp/$denied_port"
+echo "demo: OK: the persona allowed tcp/$allowed_port and denied tcp/$denied_port; a rule bound $auto_rel as it appeared"
