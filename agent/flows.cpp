@@ -155,7 +155,8 @@ int64_t wall_clock_offset_ns() {
 
 void Names::refresh() {
     if (auto recs = store_.personas()) {
-        personas_.clear();
+        // Names of removed personas stay (until their id is reused): their last events
+        // still name them.
         rules_.clear();
         for (const auto& r : *recs) {
             personas_[r.id] = r.name;

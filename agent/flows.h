@@ -43,6 +43,7 @@ class Names {
     std::string interface(uint64_t netns_cookie, uint32_t ifindex) const;
     // Names learnt as workloads are bound (they may be gone when their events are read).
     void remember_cgroup(uint64_t id, const std::string& rel_path) { cgroups_[id] = rel_path; }
+    void remember_persona(uint32_t id, const std::string& name) { personas_[id] = name; }
     void remember_interface(uint64_t netns_cookie, uint32_t ifindex, const std::string& name) {
         interfaces_[{netns_cookie, ifindex}] = "if:" + name;
     }

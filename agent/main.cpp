@@ -237,6 +237,22 @@ int main(int argc, char** argv) {
         e.flags = PBPF_EV_F_INTERFACE;
         events.publish(e);
     });
+    personas.set_unbound_hook([&](uint64_t workload, uint32_t ifindex, const std::string& name,
+                                  uint32_t persona_id, const std::string& persona) {
+        names.remember_persona(persona_id, persona);
+        if (ifindex != 0)
+            names.remember_interface(workload, ifindex, name);
+        else
+            names.remember_cgroup(workload, name);
+        pbpf_flow_event e{};
+        e.workload = workload;
+        e.ifindex = ifindex;
+        e.persona_id = persona_id;
+        e.verdict = PBPF_EV_UNBIND;
+        e.reason = PBPF_BIND_PERSONA_REMOVED;
+        if (ifindex != 0) e.flags = PBPF_EV_F_INTERFACE;
+        events.publish(e);
+    });
     add_rule_routes(server, auto_binder);
     server.set_auto_binder(&auto_binder);
     if (auto r = server.bind(cfg.socket); !r) return fail(r.error());

@@ -425,6 +425,12 @@ json PersonaManager::remove(const std::string& name, bool force) {
     must(txn->commit());
     spdlog::info("removed persona '{}' (id {}){}", name, rec->id,
                  bound == 0 ? "" : fmt::format(", unbound {} workloads", bound));
+    if (on_unbound_) {
+        for (const auto& b : binds) on_unbound_(b.cgroup_id, 0, b.cgroup_path, rec->id, name);
+        for (const auto& b : if_binds)
+            on_unbound_(b.netns_cookie, b.ifindex,
+                        b.netns.empty() ? b.ifname : b.ifname + "@" + b.netns, rec->id, name);
+    }
     return {
         {"removed", name}, {"id", rec->id}, {"unbound", unbound}, {"rules_removed", rules_removed}};
 }

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -63,6 +64,12 @@ class PersonaManager {
     // Sets every CPU's counters of `id` to zero (a reused or removed persona id).
     Result<void> zero_counters(uint32_t id);
 
+    // Called for every workload a forced removal unbinds: (cgroup id or netns cookie,
+    // ifindex or 0, its name, the removed persona's id and name).
+    using UnboundHook =
+        std::function<void(uint64_t, uint32_t, const std::string&, uint32_t, const std::string&)>;
+    void set_unbound_hook(UnboundHook hook) { on_unbound_ = std::move(hook); }
+
   private:
     // Inner map id in pbpf_policies[id], nullopt if the slot is empty.
     Result<std::optional<uint32_t>> slot_map_id(uint32_t id);
@@ -72,6 +79,7 @@ class PersonaManager {
 
     Store& store_;
     Loader& loader_;
+    UnboundHook on_unbound_;
 };
 
 }  // namespace pbpf::agent

@@ -438,6 +438,9 @@ TEST_F(AutoBinding, FailClosedSubtreeLetsNothingOutOf1000NewWorkloads) {
     r = agent_->cli({"persona", "rm", "--force", "it-open"});
     ASSERT_EQ(r.exit_code, 0) << r.describe();
     EXPECT_TRUE(udp_probe(stray, v.peer4, kPortA).blocked());
+    ev = agent_->cli({"events", "-n", "20"});
+    EXPECT_NE(ev.out.find("it-open (" + fc + ")  UNBOUND (persona-removed)"), std::string::npos)
+        << ev.out;
 
     // While the agent is down the kernel keeps the subtree closed; the next agent binds
     // what appeared meanwhile.
