@@ -103,10 +103,10 @@ int egress_fd() { return bpf_program__fd(g_env->skel->progs.pbpf_cgroup_egress);
 int noop_fd() { return bpf_program__fd(g_env->baseline->progs.pbpf_bench_noop); }
 int parse_only_fd() { return bpf_program__fd(g_env->parse_baseline->progs.pbpf_bench_parse_only); }
 
-// Number of entries in pbpf_conntrack (walks the keys).
-int conntrack_entries() {
-    const int fd = bpf_map__fd(g_env->skel->maps.pbpf_conntrack);
-    pbpf_ct_key key{}, next{};
+// Number of entries of a hash map with keys of type Key (walks the keys).
+template <typename Key>
+int map_entries(int fd) {
+    Key key{}, next{};
     int n = 0;
     const void* prev = nullptr;
     while (bpf_map_get_next_key(fd, prev, &next) == 0) {
@@ -115,6 +115,10 @@ int conntrack_entries() {
         prev = &key;
     }
     return n;
+}
+
+int conntrack_entries() {
+    return map_entries<pbpf_ct_key>(bpf_map__fd(g_env->skel->maps.pbpf_conntrack));
 }
 
 // Deletes every entry of pbpf_conntrack; returns how many it deleted, -1 on error.
@@ -492,16 +496,7 @@ constexpr uint64_t kDummyCgroupBase = 1ULL << 48;
 constexpr uint32_t kBindingsPersona = 150;
 
 int binding_entries() {
-    const int fd = bpf_map__fd(g_env->skel->maps.pbpf_bindings);
-    uint64_t key = 0, next = 0;
-    int n = 0;
-    const void* prev = nullptr;
-    while (bpf_map_get_next_key(fd, prev, &next) == 0) {
-        ++n;
-        key = next;
-        prev = &key;
-    }
-    return n;
+    return map_entries<uint64_t>(bpf_map__fd(g_env->skel->maps.pbpf_bindings));
 }
 
 // "memlock:" of a map fd from /proc/self/fdinfo: the kernel's own figure of its memory.
