@@ -662,5 +662,47 @@ TEST_F(AgentConfigFile, AgentRefusesMalformedConfigWithLine) {
 }
 #endif
 
+// ---- [binding] ------------------------------------------------------------------------
+
+TEST(AgentConfigBinding, FailClosedPathsAndWatchInterfaces) {
+    auto cfg = parse_config(
+        "[binding]\nfail_closed = [\"/machine.slice/\", \"/user.slice\"]\nwatch_interfaces = "
+        "false\n",
+        "agent.toml");
+    ASSERT_TRUE(cfg.ok()) << cfg.error().what();
+    // A trailing slash is dropped: one spelling per subtree.
+    EXPECT_EQ(cfg->binding.fail_closed,
+              (std::vector<std::string>{"/machine.slice", "/user.slice"}));
+    EXPECT_FALSE(cfg->binding.watch_interfaces);
+    auto defaults = parse_config("", "agent.toml");
+    ASSERT_TRUE(defaults.ok());
+    EXPECT_TRUE(defaults->binding.fail_closed.empty());
+    EXPECT_TRUE(defaults->binding.watch_interfaces);
+}
+
+TEST(AgentConfigBinding, BadValuesNameTheKeyAndWhy) {
+    struct Case {
+        const char* toml;
+        const char* expect;
+    };
+    const Case cases[] = {
+        {"[binding]\nfail_closed = [\"machine.slice\"]\n", "must be absolute"},
+        {"[binding]\nfail_closed = [\"/a/../b\"]\n", "'..'"},
+        {"[binding]\nfail_closed = [\"/a//b\"]\n", "empty"},
+        {"[binding]\nfail_closed = [\"/a\", \"/a/\"]\n", "listed twice"},
+        {"[binding]\nfail_closed = \"/a\"\n", "array of strings"},
+        {"[binding]\nwatch_interfaces = 1\n", "true or false"},
+        {"[binding]\nfail_open = []\n", "fail_open"},
+    };
+    for (const auto& c : cases) {
+        auto cfg = parse_config(c.toml, "agent.toml");
+        ASSERT_FALSE(cfg.ok()) << c.toml;
+        EXPECT_NE(cfg.error().message.find(c.expect), std::string::npos)
+            << c.toml << " -> " << cfg.error().message;
+        EXPECT_NE(cfg.error().message.find("agent.toml:"), std::string::npos)
+            << cfg.error().message;
+    }
+}
+
 }  // namespace
 }  // namespace pbpf::agent
