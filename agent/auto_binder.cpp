@@ -531,13 +531,9 @@ json AutoBinder::add_rule(const json& body) {
     spdlog::info("binding rule {} added: {} \"{}\" -> '{}'", r.id, to_string(r.kind), r.pattern,
                  r.persona);
     reevaluate();
-    json j = rule_json(r);
-    size_t made = 0;
-    for (const auto& b : must(store_.bindings())) made += b.origin == "rule" && b.rule_id == r.id;
-    for (const auto& b : must(store_.if_bindings()))
-        made += b.origin == "rule" && b.rule_id == r.id;
-    j["bindings"] = made;
-    return j;
+    for (auto& j : list_rules())  // the new rule with the number of bindings it made
+        if (j.value("id", int64_t{0}) == r.id) return j;
+    return rule_json(r);
 }
 
 json AutoBinder::remove_rule(const std::string& id_text) {

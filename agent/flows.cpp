@@ -409,8 +409,7 @@ EventStream::EventStream(Loader& loader, size_t history)
 
 EventStream::~EventStream() { stop(); }
 
-void EventStream::publish(pbpf_flow_event e) {
-    e.ts_ns = monotonic_ns();
+void EventStream::push(const pbpf_flow_event& e) {
     {
         std::lock_guard<std::mutex> lock(mu_);
         history_.push_back(e);
@@ -423,21 +422,25 @@ void EventStream::publish(pbpf_flow_event e) {
     arrived_.notify_all();
 }
 
+void EventStream::publish_binding(uint8_t verdict, uint8_t trigger, uint64_t workload,
+                                  uint32_t ifindex, uint32_t persona_id, int64_t rule_id) {
+    pbpf_flow_event e{};
+    e.ts_ns = monotonic_ns();
+    e.workload = workload;
+    e.ifindex = ifindex;
+    e.persona_id = persona_id;
+    e.rule_id = static_cast<uint32_t>(rule_id);
+    e.verdict = verdict;
+    e.reason = trigger;
+    if (ifindex != 0) e.flags = PBPF_EV_F_INTERFACE;
+    push(e);
+}
+
 int EventStream::on_event(void* ctx, void* data, size_t size) {
-    auto* self = static_cast<EventStream*>(ctx);
     if (size < sizeof(pbpf_flow_event)) return 0;
     pbpf_flow_event e;
     std::memcpy(&e, data, sizeof e);
-    {
-        std::lock_guard<std::mutex> lock(self->mu_);
-        self->history_.push_back(e);
-        ++self->received_;
-        if (self->history_.size() > self->capacity_) {
-            self->history_.pop_front();
-            ++self->first_seq_;
-        }
-    }
-    self->arrived_.notify_all();
+    static_cast<EventStream*>(ctx)->push(e);
     return 0;
 }
 

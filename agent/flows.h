@@ -105,14 +105,17 @@ class EventStream {
     // one to arrive.
     Batch read(uint64_t since, std::optional<uint32_t> persona, size_t limit, bool tail,
                int wait_ms);
-    // Adds an event the agent made (PBPF_EV_BIND / PBPF_EV_UNBIND) to the history,
-    // stamped now.
-    void publish(pbpf_flow_event e);
+    // Adds a binding event the agent made to the history, stamped now: verdict
+    // PBPF_EV_BIND / PBPF_EV_UNBIND, an enum pbpf_bind_trigger, the workload (cgroup id, or
+    // netns cookie with an ifindex), the persona, the binding rule (0: none).
+    void publish_binding(uint8_t verdict, uint8_t trigger, uint64_t workload, uint32_t ifindex,
+                         uint32_t persona_id, int64_t rule_id);
     // Sums of the kernel's per-CPU counters: emitted, rate_limited, ring_full.
     nlohmann::json kernel_counters() const;
 
   private:
     static int on_event(void* ctx, void* data, size_t size);
+    void push(const pbpf_flow_event& e);
     void run();
 
     Loader& loader_;

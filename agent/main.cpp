@@ -215,27 +215,13 @@ int main(int argc, char** argv) {
     binder.set_event_hook([&](uint8_t verdict, uint8_t trigger, uint64_t cgroup_id,
                               const std::string& path, uint32_t persona_id, int64_t rule_id) {
         names.remember_cgroup(cgroup_id, path);
-        pbpf_flow_event e{};
-        e.workload = cgroup_id;
-        e.persona_id = persona_id;
-        e.rule_id = static_cast<uint32_t>(rule_id);
-        e.verdict = verdict;
-        e.reason = trigger;
-        events.publish(e);
+        events.publish_binding(verdict, trigger, cgroup_id, 0, persona_id, rule_id);
     });
     if_binder.set_event_hook([&](uint8_t verdict, uint8_t trigger, uint64_t cookie,
                                  uint32_t ifindex, const std::string& name, uint32_t persona_id,
                                  int64_t rule_id) {
         names.remember_interface(cookie, ifindex, name);
-        pbpf_flow_event e{};
-        e.workload = cookie;
-        e.ifindex = ifindex;
-        e.persona_id = persona_id;
-        e.rule_id = static_cast<uint32_t>(rule_id);
-        e.verdict = verdict;
-        e.reason = trigger;
-        e.flags = PBPF_EV_F_INTERFACE;
-        events.publish(e);
+        events.publish_binding(verdict, trigger, cookie, ifindex, persona_id, rule_id);
     });
     personas.set_unbound_hook([&](uint64_t workload, uint32_t ifindex, const std::string& name,
                                   uint32_t persona_id, const std::string& persona) {
@@ -244,14 +230,8 @@ int main(int argc, char** argv) {
             names.remember_interface(workload, ifindex, name);
         else
             names.remember_cgroup(workload, name);
-        pbpf_flow_event e{};
-        e.workload = workload;
-        e.ifindex = ifindex;
-        e.persona_id = persona_id;
-        e.verdict = PBPF_EV_UNBIND;
-        e.reason = PBPF_BIND_PERSONA_REMOVED;
-        if (ifindex != 0) e.flags = PBPF_EV_F_INTERFACE;
-        events.publish(e);
+        events.publish_binding(PBPF_EV_UNBIND, PBPF_BIND_PERSONA_REMOVED, workload, ifindex,
+                               persona_id, 0);
     });
     add_rule_routes(server, auto_binder);
     server.set_auto_binder(&auto_binder);
