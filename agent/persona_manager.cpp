@@ -473,6 +473,8 @@ json PersonaManager::stats(const std::optional<std::string>& persona) {
         rows.emplace_back(rec->name, rec->id);
     } else {
         rows.emplace_back("(unbound)", 0);
+        // What fail-closed subtrees dropped before their workloads' bindings landed.
+        rows.emplace_back("(fail-closed)", PBPF_PERSONA_FAIL_CLOSED);
         for (const auto& p : must(store_.personas())) rows.emplace_back(p.name, p.id);
     }
     json arr = json::array();
