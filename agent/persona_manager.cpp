@@ -16,7 +16,7 @@
 #include "agent/api_error.h"
 #include "agent/if_binder.h"
 #include "maps/abi/limits.h"
-#include "maps/policy_trie.h"
+#include "maps/policy_map.h"
 #include "pdl-compiler/compiler.h"
 
 namespace pbpf::agent {
@@ -26,7 +26,7 @@ using nlohmann::json;
 
 const char* action_name(pdl::ir::Action a) { return a == pdl::ir::Action::Deny ? "deny" : "allow"; }
 
-std::string trie_name(const std::string& persona) {
+std::string map_name(const std::string& persona) {
     // BPF object names: at most 15 chars of [A-Za-z0-9_.].
     std::string n = "pp_";
     for (char c : persona) {
@@ -36,20 +36,17 @@ std::string trie_name(const std::string& persona) {
     return n;
 }
 
-// A complete, not yet enforced trie holding `image`, of at most `limit` entries.
-Result<Fd> build_trie(const PersonaImage& image, uint32_t limit) {
+// A complete, not yet enforced policy map holding `image`, of at most `limit` entries.
+Result<Fd> build_map(const PersonaImage& image, uint32_t limit) {
     if (auto r = check_policy_fits(image, limit); !r)
         return Error{E2BIG, r.error().message + " ([limits] policy_entries in the agent config)"};
-    auto trie = create_policy_trie(limit, trie_name(image.name).c_str());
-    if (!trie) return trie.error();
-    if (auto r = write_policy(trie->get(), image); !r) return r.error();
-    return std::move(*trie);
+    return build_policy_map(image, limit, map_name(image.name).c_str());
 }
 
 int status_for(const Error& e) {
     switch (e.err) {
         case E2BIG:
-            return 422;  // the persona needs more entries than one trie holds
+            return 422;  // the persona needs more entries than one policy map holds
         case ENOSPC:
             return 507;  // Insufficient Storage: the kernel could not take it
         case EINVAL:
@@ -171,7 +168,7 @@ json PersonaManager::apply(const CompiledFile& file) {
         PersonaRecord rec;
         bool is_new = false;
         bool changed = false;
-        Fd trie;  // set when the slot must be flipped
+        Fd map;  // set when the slot must be flipped
         std::optional<uint32_t> old_inner_id;
         Fd old_inner;  // keeps the previous generation alive until the apply ends
         bool flipped = false;
@@ -260,13 +257,13 @@ json PersonaManager::apply(const CompiledFile& file) {
         }
         bool slot_empty = old && !must(slot_map_id(old->id)).has_value();
         if (image_changed || slot_empty) {
-            auto trie = build_trie(image, loader_.limits().policy_entries);
-            if (!trie) {
-                const Error& e = trie.error();
+            auto map = build_map(image, loader_.limits().policy_entries);
+            if (!map) {
+                const Error& e = map.error();
                 if (e.err == E2BIG) throw ApiError(422, e.message);  // names the persona
                 throw ApiError(status_for(e), "persona '" + p.name + "': " + e.what());
             }
-            pd.trie = std::move(*trie);
+            pd.map = std::move(*map);
         }
         pending.push_back(std::move(pd));
     }
@@ -307,7 +304,7 @@ json PersonaManager::apply(const CompiledFile& file) {
                               pd.rec.id, pd.rec.name, std::strerror(errno));
             pd.flipped = false;
         }
-        // Flows decided while the new tries were in place decide again.
+        // Flows decided while the new maps were in place decide again.
         if (auto e = loader_.bump_policy_epoch(); !e)
             spdlog::error("apply rollback: bump policy epoch: {}", e.error().what());
     };
@@ -316,7 +313,7 @@ json PersonaManager::apply(const CompiledFile& file) {
         for (const auto& [persona, rules] : pdl_rules)
             rules_changed = must(store_.replace_bind_rules(persona, "pdl", rules)) || rules_changed;
         for (auto& pd : pending) {
-            if (!pd.trie.valid()) continue;
+            if (!pd.map.valid()) continue;
             pd.old_inner_id = must(slot_map_id(pd.rec.id));
             if (pd.old_inner_id) {
                 int fd = bpf_map_get_fd_by_id(*pd.old_inner_id);
@@ -327,13 +324,13 @@ json PersonaManager::apply(const CompiledFile& file) {
             }
             if (pd.is_new) must(zero_counters(pd.rec.id));
             __u32 key = pd.rec.id;
-            int fd = pd.trie.get();
+            int fd = pd.map.get();
             if (bpf_map_update_elem(loader_.policies_fd(), &key, &fd, BPF_ANY) != 0)
                 throw ApiError(500, "flip pbpf_policies[" + std::to_string(pd.rec.id) + "] to '" +
                                         pd.rec.name + "': " + std::strerror(errno));
             pd.flipped = true;
         }
-        // Tracked flows decide again under the new tries (after the flips: a flow decided
+        // Tracked flows decide again under the new maps (after the flips: a flow decided
         // between flip and bump by the old rules is decided again too).
         bool any_flipped = false;
         for (const auto& pd : pending) any_flipped = any_flipped || pd.flipped;
@@ -512,13 +509,13 @@ Result<void> PersonaManager::reconcile() {
         if (to_json(*image).dump() != rec.image_json)
             spdlog::warn("persona '{}': this agent lowers it differently than when it was applied",
                          rec.name);
-        auto trie = build_trie(*image, loader_.limits().policy_entries);
-        if (!trie) {
-            spdlog::error("persona '{}' cannot be restored: {}", rec.name, trie.error().what());
+        auto map = build_map(*image, loader_.limits().policy_entries);
+        if (!map) {
+            spdlog::error("persona '{}' cannot be restored: {}", rec.name, map.error().what());
             continue;
         }
         __u32 key = rec.id;
-        int fd = trie->get();
+        int fd = map->get();
         if (bpf_map_update_elem(loader_.policies_fd(), &key, &fd, BPF_ANY) != 0)
             return sys_error("restore pbpf_policies[" + std::to_string(rec.id) + "] ('" + rec.name +
                              "')");

@@ -1,4 +1,4 @@
-// Persona manager: apply (compile, lower, build fresh tries, flip), remove, describe,
+// Persona manager: apply (compile, lower, build fresh policy maps, flip), remove, describe,
 // and the start-up reconciliation of pbpf_policies with the store.
 #pragma once
 
@@ -74,7 +74,7 @@ class PersonaManager {
     // Inner map id in pbpf_policies[id], nullopt if the slot is empty.
     Result<std::optional<uint32_t>> slot_map_id(uint32_t id);
     Result<PersonaImage> image_of(const PersonaRecord& rec);
-    // Does the trie in the slot hold exactly the stored image's entries?
+    // Does the policy map in the slot hold exactly the stored image's entries?
     bool slot_matches_store(const PersonaRecord& rec, uint32_t inner_map_id);
 
     Store& store_;

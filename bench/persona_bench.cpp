@@ -21,7 +21,7 @@
 #include "bench/bench_cgroup.h"
 #include "maps/abi/binding.h"
 #include "maps/abi/conntrack.h"
-#include "maps/policy_trie.h"
+#include "maps/policy_map.h"
 #include "noop.skel.h"
 #include "parse_only.skel.h"
 #include "pdl-compiler/compiler.h"
@@ -174,12 +174,11 @@ Result<PersonaImage> compile_one(const std::string& filename, const std::string&
     return pdl::lower(out.personas[0]);
 }
 
-// A fresh trie with the image, then one write into pbpf_policies (the agent's apply).
+// A fresh policy map with the image, then one write into pbpf_policies (the agent's apply).
 Result<void> install(uint32_t persona_id, const PersonaImage& image) {
-    auto trie = create_policy_trie();
-    if (!trie) return trie.error();
-    if (auto w = write_policy(trie->get(), image); !w) return w.error();
-    const uint32_t fd = static_cast<uint32_t>(trie->get());
+    auto map = build_policy_map(image);
+    if (!map) return map.error();
+    const uint32_t fd = static_cast<uint32_t>(map->get());
     if (bpf_map__update_elem(g_env->skel->maps.pbpf_policies, &persona_id, sizeof persona_id, &fd,
                              sizeof fd, BPF_ANY) != 0) {
         return sys_error("install policy of persona id " + std::to_string(persona_id));
@@ -300,7 +299,7 @@ void BM_Persona_BoundAllow(benchmark::State& state) {
 void BM_Persona_BoundDeny(benchmark::State& state) {
     path_case(state, 0, kWebPersona, tcp4("198.18.10.7", 443), kDrop);
 }
-// Everything but the two trie lookups: binding, parse, pbpf_policies miss, fail closed.
+// Everything but the policy lookups: binding, parse, pbpf_policies miss, fail closed.
 // bound_deny minus this is roughly the cost of the ADDR and PORT lookups.
 void BM_Persona_BoundMissingPolicy(benchmark::State& state) {
     path_case(state, 0, kNoTrie, tcp4("198.18.2.3", 443), kDrop);
@@ -397,7 +396,7 @@ enum class Flow {
     kEstablishedSingle,
 };
 
-// One repetition: compile, lower, write a fresh trie (each timed once), bind b, check the
+// One repetition: compile, lower, write a fresh policy map (each timed once), bind b, check the
 // verdicts of the probes, measure.
 void BM_Rules(benchmark::State& state, Flow flow) {
     const int n = static_cast<int>(state.range(0));

@@ -2,7 +2,7 @@
 /* persona.bpf.c: enforcement of personas, per cgroup (cgroup_skb ingress/egress) and per
  * interface (tc ingress/egress). Per packet: workload -> persona (cgroup: nearest bound
  * ancestor, cached; interface: (netns, ifindex)) -> conntrack; a tracked flow costs that
- * one lookup; a new flow: policy trie, ADDR then PORT lookup -> verdict, a conntrack
+ * one lookup; a new flow: policy map, ADDR then PORT lookup -> verdict, a conntrack
  * entry when it passes, a flow event. Contract: docs/architecture.md; layouts: maps/abi/. */
 
 #include "vmlinux.h"
@@ -21,6 +21,11 @@
 #include "maps/abi/events.h"
 
 #include "bpf/parse.h"
+
+/* Open-coded numeric iterator (kernel 6.4+; libbpf 1.1's headers predate bpf_for). */
+extern int bpf_iter_num_new(struct bpf_iter_num *it, int start, int end) __ksym;
+extern int *bpf_iter_num_next(struct bpf_iter_num *it) __ksym;
+extern void bpf_iter_num_destroy(struct bpf_iter_num *it) __ksym;
 
 #define ETH_P_ARP 0x0806
 
@@ -41,17 +46,18 @@
 #define PBPF_DROP 0
 #define PBPF_PASS 1
 
-/* Inner map template: every trie the agent writes into pbpf_policies must match it
- * (type, key/value size, flags, max_entries); maps/policy_trie.cpp creates them so. */
-struct pbpf_policy_trie {
-	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+/* Inner map template: every policy map the agent writes into pbpf_policies must match
+ * its type, key/value size and flags (not max_entries: maps/policy_map.cpp sizes each to
+ * its persona). */
+struct pbpf_policy_map {
+	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__uint(max_entries, PBPF_MAX_POLICY_ENTRIES);
+	__uint(max_entries, 1);
 	__type(key, struct pbpf_policy_key);
 	__type(value, struct pbpf_policy_value);
 };
 
-/* clang emits the trie's key and value types only as forward declarations (they are
+/* clang emits the map's key and value types only as forward declarations (they are
  * reached through the template's pointers), and libbpf then cannot size the inner map.
  * A read-only variable holding both makes their full definitions part of the BTF. It is
  * static so that the generated skeleton does not expose it (its users would otherwise
@@ -59,6 +65,7 @@ struct pbpf_policy_trie {
 static const volatile struct {
 	struct pbpf_policy_key key;
 	struct pbpf_policy_value value;
+	struct pbpf_policy_lengths lengths;
 } pbpf_btf_anchor_policy __attribute__((used));
 
 /* No program reads a persona's settings slot or forward map yet; anchoring their structs
@@ -73,7 +80,7 @@ struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
 	__uint(max_entries, PBPF_MAX_PERSONAS);
 	__type(key, __u32);
-	__array(values, struct pbpf_policy_trie);
+	__array(values, struct pbpf_policy_map);
 } pbpf_policies SEC(".maps");
 
 struct {
@@ -346,42 +353,122 @@ static __always_inline void ct_advance(struct pbpf_ct_value *v, const struct pkt
 		v->state = PBPF_CT_ESTABLISHED;
 }
 
-/* The policy's decision for a flow's first packet: dir is the flow's origin, peer its
- * remote address, port its destination port (host order). 0 when the trie answered. */
-static __always_inline int policy_decide(void *trie, int dir, __u8 family, const __u8 *peer,
-					 __u8 bucket, __u16 port, struct pbpf_policy_value *out)
+/* prefix_masks[len]: the network-order masks of a /len prefix over the four 32-bit
+ * words of an address. A table, not arithmetic: computing a mask takes branches per
+ * word, and every branch multiplies the states the verifier walks in the loop below. */
+#define CLAMP32(b) ((b) < 0 ? 0 : (b) > 32 ? 32 : (b))
+#define M32(bits) ((__u32)(0xffffffff00000000ULL >> CLAMP32(bits)))
+#define BE32(x) ((((x) & 0xffU) << 24) | (((x) & 0xff00U) << 8) | (((x) >> 8) & 0xff00U) | ((x) >> 24))
+#define MASK4(len) { BE32(M32(len)), BE32(M32((len) - 32)), BE32(M32((len) - 64)), BE32(M32((len) - 96)) }
+#define MASK4x8(l) MASK4(l), MASK4(l + 1), MASK4(l + 2), MASK4(l + 3), MASK4(l + 4), MASK4(l + 5), \
+	MASK4(l + 6), MASK4(l + 7)
+static const __u32 prefix_masks[129][4] = {
+	MASK4x8(0),  MASK4x8(8),  MASK4x8(16), MASK4x8(24), MASK4x8(32),  MASK4x8(40),
+	MASK4x8(48), MASK4x8(56), MASK4x8(64), MASK4x8(72), MASK4x8(80),  MASK4x8(88),
+	MASK4x8(96), MASK4x8(104), MASK4x8(112), MASK4x8(120), MASK4(128),
+};
+
+/* Longest-prefix match in one address table (kind, dir, family) of a policy map, by
+ * tuple-space search: the table's LENGTHS entries list the prefix lengths its entries
+ * use, longest first; each costs one exact lookup of the address masked to it, so the
+ * cost follows the number of distinct lengths, not of entries. `a`: the address as four
+ * network-order words (IPv4 in a[0], the rest zero). NULL: no entry matches. */
+static __always_inline struct pbpf_policy_value *lookup_address(void *map, __u8 kind, __u8 dir,
+								__u8 family, const __u32 *a)
 {
+	struct pbpf_policy_value *v, *found = NULL;
+	struct pbpf_policy_lengths *lens;
 	struct pbpf_policy_key key;
-	struct pbpf_policy_value *v;
-	__u32 class_id;
+	__u32 *kw = (__u32 *)key.data;
+	struct bpf_iter_num chunks, slots;
+	int *c, *i, len, ended = 0;
+
+	/* An open-coded iterator over the chunks: the verifier checks its body until the
+	 * states repeat instead of once per chunk, as it would a bounded loop. */
+	bpf_iter_num_new(&chunks, 0, PBPF_POLICY_LENGTH_CHUNKS);
+	while ((c = bpf_iter_num_next(&chunks))) {
+		/* One key buffer: the chunk's LENGTHS key, then the probes (which overwrite the
+		 * chunk byte in data[0]). */
+		__builtin_memset(&key, 0, sizeof(key));
+		key.kind = PBPF_ENTRY_LENGTHS;
+		key.dir = dir;
+		key.family_or_proto = family;
+		key.table = kind;
+		key.data[0] = *c;
+		lens = bpf_map_lookup_elem(map, &key);
+		if (!lens)
+			break;
+		key.kind = kind;
+		key.table = 0;
+		bpf_iter_num_new(&slots, 0, PBPF_POLICY_LENGTHS_PER_ENTRY);
+		while ((i = bpf_iter_num_next(&slots))) {
+			if (*i < 0 || *i >= PBPF_POLICY_LENGTHS_PER_ENTRY)
+				break;
+			len = lens->len[*i];
+			if (len > 128) { /* PBPF_POLICY_LENGTHS_END */
+				ended = 1;
+				break;
+			}
+			key.prefixlen = PBPF_POLICY_HEADER_BITS + len;
+			kw[0] = a[0] & prefix_masks[len][0];
+			kw[1] = a[1] & prefix_masks[len][1];
+			kw[2] = a[2] & prefix_masks[len][2];
+			kw[3] = a[3] & prefix_masks[len][3];
+			v = bpf_map_lookup_elem(map, &key);
+			if (v) {
+				found = v;
+				break;
+			}
+		}
+		bpf_iter_num_destroy(&slots);
+		if (found || ended)
+			break;
+	}
+	bpf_iter_num_destroy(&chunks);
+	return found;
+}
+
+/* Longest-prefix match in a port table (kind, bucket) for one class: the lengths 16..1
+ * the class's ADDR entry lists in port_lengths, then the class's catch-all (length 0). */
+static __always_inline struct pbpf_policy_value *lookup_port(void *map, __u8 kind, __u8 bucket,
+							     __u32 class_id, __u32 lengths,
+							     __u16 port)
+{
+	struct pbpf_policy_value *v = NULL;
+	struct pbpf_policy_key key;
+	struct bpf_iter_num it;
+	__u32 len, bit, masked;
+	int *i;
 
 	__builtin_memset(&key, 0, sizeof(key));
-	key.prefixlen = PBPF_POLICY_HEADER_BITS + (family == PBPF_FAMILY_IPV4 ? 32 : 128);
-	key.kind = PBPF_ENTRY_ADDR;
-	key.dir = dir;
-	key.family_or_proto = family;
-	__builtin_memcpy(key.data, peer, 16);
-	v = bpf_map_lookup_elem(trie, &key);
-	if (!v)
-		return -1;
-	class_id = v->class_id;
-
-	/* Same key buffer, rezeroed so no address byte leaks into it. */
-	__builtin_memset(&key, 0, sizeof(key));
-	key.prefixlen = PBPF_POLICY_HEADER_BITS + PBPF_POLICY_CLASS_BITS + 16;
-	key.kind = PBPF_ENTRY_PORT;
+	key.kind = kind;
 	key.family_or_proto = bucket;
 	key.data[0] = class_id >> 24;
 	key.data[1] = class_id >> 16;
 	key.data[2] = class_id >> 8;
 	key.data[3] = class_id;
-	key.data[4] = port >> 8;
-	key.data[5] = port;
-	v = bpf_map_lookup_elem(trie, &key);
-	if (!v)
-		return -1;
-	*out = *v;
-	return 0;
+	bpf_iter_num_new(&it, 0, 16);
+	while (lengths && (i = bpf_iter_num_next(&it))) {
+		len = 16 - (*i & 15); /* 16, 15, ..., 1 */
+		bit = 1U << (len - 1);
+		if (!(lengths & bit))
+			continue;
+		lengths &= ~bit;
+		masked = port & (0xffffU << (16 - len));
+		key.prefixlen = PBPF_POLICY_HEADER_BITS + PBPF_POLICY_CLASS_BITS + len;
+		key.data[4] = masked >> 8;
+		key.data[5] = masked;
+		v = bpf_map_lookup_elem(map, &key);
+		if (v)
+			break;
+	}
+	bpf_iter_num_destroy(&it);
+	if (v)
+		return v;
+	key.prefixlen = PBPF_POLICY_HEADER_BITS + PBPF_POLICY_CLASS_BITS;
+	key.data[4] = 0;
+	key.data[5] = 0;
+	return bpf_map_lookup_elem(map, &key);
 }
 
 /* Destination port of a flow's first packet, host order; 0 without ports. */
@@ -390,6 +477,26 @@ static __always_inline __u16 flow_port(const struct pbpf_ct_key *k, __u8 bucket,
 	if (bucket != PBPF_PROTO_TCP && bucket != PBPF_PROTO_UDP)
 		return 0;
 	return bpf_ntohs(origin == PBPF_DIR_EGRESS ? k->remote_port : k->local_port);
+}
+
+/* The policy's decision for a flow's first packet: origin is the direction of the flow's
+ * first packet; the flow's remote address and destination port are looked up. 0 when
+ * the map answered. */
+static __always_inline int policy_decide(void *map, const struct pbpf_ct_key *flow,
+					 int origin, __u8 bucket, struct pbpf_policy_value *out)
+{
+	struct pbpf_policy_value *v;
+
+	v = lookup_address(map, PBPF_ENTRY_ADDR, origin, flow->family,
+			   (const __u32 *)flow->remote);
+	if (!v)
+		return -1;
+	v = lookup_port(map, PBPF_ENTRY_PORT, bucket, v->class_id, v->port_lengths,
+			flow_port(flow, bucket, origin));
+	if (!v)
+		return -1;
+	*out = *v;
+	return 0;
 }
 
 /* Who the packet belongs to, for counters, conntrack and events. */
@@ -521,7 +628,7 @@ static __always_inline void frag_key(const struct pkt *p, const struct workload 
 /* The verdict of a packet of workload w (w->persona != 0).
  * Decisions beyond the contract (docs/architecture.md):
  *  - not IPv4/IPv6 (cannot reach cgroup_skb of inet sockets): passed, not counted;
- *  - a truncated/malformed packet, a missing policy trie, or a trie lookup miss (an
+ *  - a truncated/malformed packet, a missing policy map, or a policy lookup miss (an
  *    incomplete image): fail closed, dropped and counted as denied;
  *  - a tracked flow passes with its cached verdict while persona and policy epoch are
  *    those it was decided under; else it is decided again as if new (from its origin's
@@ -535,7 +642,7 @@ static __always_inline int decide(struct __sk_buff *skb, int dir, struct workloa
 	__u64 bytes = skb->len;
 	__u64 now, epoch;
 	__u8 reason = PBPF_REASON_NO_POLICY;
-	void *trie;
+	void *policy;
 
 	if (is_neighbour_discovery(p)) {
 		count(w->persona, dir, COUNT_ALLOWED, bytes);
@@ -554,10 +661,9 @@ static __always_inline int decide(struct __sk_buff *skb, int dir, struct workloa
 	    !(is_echo_request(p) && dir != ct->origin)) {
 		if (ct->persona_id != w->persona || ct->policy_epoch != epoch) {
 			/* Decided under other rules: decide again from the origin's side. */
-			trie = bpf_map_lookup_elem(&pbpf_policies, &w->persona);
-			if (!trie ||
-			    policy_decide(trie, ct->origin, key.family, key.remote, p->bucket,
-					  flow_port(&key, p->bucket, ct->origin), &pv)) {
+			policy = bpf_map_lookup_elem(&pbpf_policies, &w->persona);
+			if (!policy ||
+			    policy_decide(policy, &key, ct->origin, p->bucket, &pv)) {
 				bpf_map_delete_elem(&pbpf_conntrack, &key);
 				reason = PBPF_REASON_NO_POLICY;
 				goto deny;
@@ -611,9 +717,8 @@ static __always_inline int decide(struct __sk_buff *skb, int dir, struct workloa
 		}
 	}
 
-	trie = bpf_map_lookup_elem(&pbpf_policies, &w->persona);
-	if (!trie || policy_decide(trie, dir, key.family, key.remote, p->bucket,
-				   flow_port(&key, p->bucket, dir), &pv)) {
+	policy = bpf_map_lookup_elem(&pbpf_policies, &w->persona);
+	if (!policy || policy_decide(policy, &key, dir, p->bucket, &pv)) {
 		reason = w->persona == PBPF_PERSONA_FAIL_CLOSED ? PBPF_REASON_FAIL_CLOSED
 								: PBPF_REASON_NO_POLICY;
 		goto deny;

@@ -20,7 +20,7 @@ static_assert(offsetof(pbpf_policy_key, prefixlen) == 0);
 static_assert(offsetof(pbpf_policy_key, kind) == 4);
 static_assert(offsetof(pbpf_policy_key, dir) == 5);
 static_assert(offsetof(pbpf_policy_key, family_or_proto) == 6);
-static_assert(offsetof(pbpf_policy_key, pad0) == 7);
+static_assert(offsetof(pbpf_policy_key, table) == 7);
 static_assert(offsetof(pbpf_policy_key, data) == 8);
 
 static_assert(sizeof(pbpf_policy_value) == 12);
@@ -28,7 +28,8 @@ static_assert(offsetof(pbpf_policy_value, class_id) == 0);
 static_assert(offsetof(pbpf_policy_value, rule_id) == 4);
 static_assert(offsetof(pbpf_policy_value, verdict) == 8);
 static_assert(offsetof(pbpf_policy_value, flags) == 9);
-static_assert(offsetof(pbpf_policy_value, pad0) == 10);
+static_assert(offsetof(pbpf_policy_value, port_lengths) == 10);
+static_assert(sizeof(pbpf_policy_lengths) == sizeof(pbpf_policy_value));
 
 static_assert(sizeof(pbpf_binding) == 8);
 static_assert(offsetof(pbpf_binding, persona_id) == 0);

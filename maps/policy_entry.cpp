@@ -50,12 +50,12 @@ int compare_keys(const pbpf_policy_key& a, const pbpf_policy_key& b) {
         if (wa != wb) return wa < wb ? -1 : 1;
     }
     if (a.prefixlen != b.prefixlen) return a.prefixlen < b.prefixlen ? -1 : 1;
-    if (a.pad0 != b.pad0) return a.pad0 < b.pad0 ? -1 : 1;
+    if (a.table != b.table) return a.table < b.table ? -1 : 1;
     return 0;
 }
 
 auto value_tuple(const pbpf_policy_value& v) {
-    return std::tie(v.class_id, v.rule_id, v.verdict, v.flags, v.pad0);
+    return std::tie(v.class_id, v.rule_id, v.verdict, v.flags, v.port_lengths);
 }
 
 // kind, dir, family, address: the layout of ADDR, ENC_ADDR and SOV_EXEMPT keys.

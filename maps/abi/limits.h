@@ -17,8 +17,8 @@
 #define PBPF_FRAG_ENTRIES 16384
 /* Ring buffer of flow events, bytes (a power of two, page multiple). */
 #define PBPF_EVENT_RING_BYTES (1024 * 1024)
-/* Entries (address + port) in one persona version's policy trie. Tries are not
- * preallocated, so this is a cap, not memory reserved. */
+/* Entries (address + port + prefix-length lists) in one persona version's policy map.
+ * The agent sizes each map to its persona, so this is a cap, not memory reserved. */
 #define PBPF_MAX_POLICY_ENTRIES 262144
 /* Deepest cgroup level the ancestor walk looks at. */
 #define PBPF_MAX_CGROUP_DEPTH 32
@@ -33,4 +33,4 @@
 #define PBPF_COUNTRY_BITS (26 * 26)
 #define PBPF_COUNTRY_WORDS ((PBPF_COUNTRY_BITS + 63) / 64)
 /* Layout version of every pinned map; bump on any change to a struct below. */
-#define PBPF_MAP_SCHEMA_VERSION 2
+#define PBPF_MAP_SCHEMA_VERSION 3

@@ -1,10 +1,10 @@
 // Binding inheritance through real cgroups (nearest bound ancestor, resolve cache and its
-// epoch) and the atomic flip of a persona's policy trie, on the real skeleton.
+// epoch) and the atomic flip of a persona's policy map, on the real skeleton.
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <gtest/gtest.h>
 
-#include "maps/policy_trie.h"
+#include "maps/policy_map.h"
 #include "tests/bpf/cgroup_util.h"
 #include "tests/bpf/persona_fixture.h"
 #include "tests/common/kernel_required.h"
@@ -135,22 +135,20 @@ TEST_F(PolicyFlip, ReplacingTheInnerTrieSwitchesVerdicts) {
     ASSERT_TRUE(bind_cgroup(skel_.get(), *id, kFlipped));
 
     // Generation 1: allow all.
-    auto gen1 = create_policy_trie();
-    ASSERT_TRUE(gen1) << gen1.error().what();
     PersonaImage allow{.name = "flip"};
     allow.entries = uniform_policy(PBPF_VERDICT_ALLOW, 1);
-    ASSERT_TRUE(write_policy(gen1->get(), allow));
+    auto gen1 = build_policy_map(allow);
+    ASSERT_TRUE(gen1) << gen1.error().what();
     const int outer = bpf_map__fd(skel_->maps.pbpf_policies);
     uint32_t fd = static_cast<uint32_t>(gen1->get());
     ASSERT_EQ(bpf_map_update_elem(outer, &kFlipped, &fd, BPF_ANY), 0);
     EXPECT_EQ(egress(packet_), kPass);
 
     // Generation 2, built completely before the one update that flips to it.
-    auto gen2 = create_policy_trie();
-    ASSERT_TRUE(gen2);
     PersonaImage deny{.name = "flip"};
     deny.entries = uniform_policy(PBPF_VERDICT_DENY, 1);
-    ASSERT_TRUE(write_policy(gen2->get(), deny));
+    auto gen2 = build_policy_map(deny);
+    ASSERT_TRUE(gen2);
     fd = static_cast<uint32_t>(gen2->get());
     ASSERT_EQ(bpf_map_update_elem(outer, &kFlipped, &fd, BPF_ANY), 0);
     // The flow passed under generation 1 is tracked: it keeps its verdict until the
@@ -165,9 +163,9 @@ TEST_F(PolicyFlip, ReplacingTheInnerTrieSwitchesVerdicts) {
     ASSERT_TRUE(bump_policy_epoch(skel_.get()));
     EXPECT_EQ(egress(packet_), kPass);
 
-    // A smaller trie is accepted (since 5.10 the kernel compares only type, key/value
-    // size and flags of LPM inner maps), so personas can get tries sized to them.
-    auto small = create_policy_trie(64, "pbpf_small");
+    // A map of another size is accepted (since 5.10 the kernel compares only type,
+    // key/value size and flags of hash inner maps), so personas get maps sized to them.
+    auto small = create_policy_map(64, "pbpf_small");
     ASSERT_TRUE(small);
     ASSERT_TRUE(write_policy(small->get(), deny));
     fd = static_cast<uint32_t>(small->get());
@@ -175,7 +173,8 @@ TEST_F(PolicyFlip, ReplacingTheInnerTrieSwitchesVerdicts) {
     ASSERT_TRUE(bump_policy_epoch(skel_.get()));
     EXPECT_EQ(egress(packet_), kDrop);
 
-    // A map not shaped like the template is refused: nothing enforced changes.
+    // A map not shaped like the template (here: a preallocated hash) is refused: nothing
+    // enforced changes.
     const int hash = bpf_map_create(BPF_MAP_TYPE_HASH, "pbpf_wrong", sizeof(pbpf_policy_key),
                                     sizeof(pbpf_policy_value), 16, nullptr);
     ASSERT_GE(hash, 0);

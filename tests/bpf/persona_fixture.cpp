@@ -11,7 +11,7 @@
 #include <cstdio>
 #include <stdexcept>
 
-#include "maps/policy_trie.h"
+#include "maps/policy_map.h"
 
 namespace pbpf::test {
 
@@ -98,13 +98,12 @@ Result<uint64_t> bump_policy_epoch(const persona* skel) {
 
 Result<void> install_policy(const persona* skel, uint32_t persona_id,
                             const std::vector<PolicyEntry>& entries, const std::string& name) {
-    auto trie = create_policy_trie();
-    if (!trie) return trie.error();
     PersonaImage image;
     image.name = name;
     image.entries = entries;
-    if (auto w = write_policy(trie->get(), image); !w) return w.error();
-    const uint32_t fd = static_cast<uint32_t>(trie->get());
+    auto map = build_policy_map(image);
+    if (!map) return map.error();
+    const uint32_t fd = static_cast<uint32_t>(map->get());
     if (bpf_map__update_elem(skel->maps.pbpf_policies, &persona_id, sizeof persona_id, &fd,
                              sizeof fd, BPF_ANY) != 0) {
         return sys_error("install policy of persona id " + std::to_string(persona_id));

@@ -38,9 +38,9 @@ Result<void> unbind_cgroup(const persona* skel, uint64_t cgroup_id);
 // Increments pbpf_globals.binding_epoch, as the binder does after every binding change.
 Result<uint64_t> bump_binding_epoch(const persona* skel);
 // Increments pbpf_globals.policy_epoch, as the persona manager does after every flip:
-// tracked flows decide again under the persona's current trie.
+// tracked flows decide again under the persona's current policy map.
 Result<uint64_t> bump_policy_epoch(const persona* skel);
-// Fresh trie holding `entries`, then one update of pbpf_policies[persona_id] (the flip).
+// Fresh policy map holding `entries`, then one update of pbpf_policies[persona_id] (the flip).
 Result<void> install_policy(const persona* skel, uint32_t persona_id,
                             const std::vector<PolicyEntry>& entries,
                             const std::string& name = "test");

@@ -8,7 +8,7 @@
 #include <iostream>
 #include <optional>
 
-#include "maps/policy_trie.h"
+#include "maps/policy_map.h"
 #include "tests/bpf/cgroup_util.h"
 #include "tests/bpf/persona_fixture.h"
 #include "tests/common/kernel_required.h"

@@ -73,7 +73,9 @@ Verdict eval_ir(const ir::Persona& p, const Packet& pk) {
     return {d == ir::Action::Deny ? PBPF_VERDICT_DENY : PBPF_VERDICT_ALLOW, 0};
 }
 
-// ---- (a) the kernel's view: an LPM trie over the key bits from `kind` on ----
+// ---- (a) the kernel's view: longest prefix over the key bits from `kind` on ----
+// (the program's tuple-space search finds exactly that; tests/bpf/policy_lookup_test.cpp
+// checks it against the real program)
 
 const pbpf::PolicyEntry* lpm_lookup(const std::vector<pbpf::PolicyEntry>& entries,
                                     const pbpf_policy_key& key) {
@@ -451,7 +453,7 @@ TEST(LowerProperty, DeterministicAndRoundTrips) {
         ASSERT_EQ(a.entries, b.entries);
         nlohmann::json j = to_json(a);
         ASSERT_EQ(to_json(pbpf::persona_image_from_json(j)), j);
-        // No two entries share a key: the trie would silently keep only one.
+        // No two entries share a key: the policy map would refuse the second.
         for (size_t k = 1; k < a.entries.size(); ++k)
             ASSERT_NE(
                 std::memcmp(&a.entries[k - 1].key, &a.entries[k].key, sizeof(pbpf_policy_key)), 0);

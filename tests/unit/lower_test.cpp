@@ -395,7 +395,7 @@ TEST(LowerSettings, SovereigntyExemptEntries) {
     for (const auto& e : img.entries) {
         if (e.key.kind != PBPF_ENTRY_SOV_EXEMPT) continue;
         EXPECT_EQ(e.key.dir, 0);
-        EXPECT_EQ(e.key.pad0, 0);
+        EXPECT_EQ(e.key.table, 0);
         EXPECT_EQ(e.value.verdict, PBPF_VERDICT_ALLOW);
         EXPECT_EQ(e.value.class_id, 0u);
         EXPECT_EQ(e.value.rule_id, 0u);
