@@ -102,6 +102,9 @@ Result<Run> test_run(int prog_fd, const Bytes& frame, int repeat) {
 int egress_fd() { return bpf_program__fd(g_env->skel->progs.pbpf_cgroup_egress); }
 int noop_fd() { return bpf_program__fd(g_env->baseline->progs.pbpf_bench_noop); }
 int parse_only_fd() { return bpf_program__fd(g_env->parse_baseline->progs.pbpf_bench_parse_only); }
+int parse_flow_lookup_fd() {
+    return bpf_program__fd(g_env->parse_baseline->progs.pbpf_bench_parse_flow_lookup);
+}
 
 // Number of entries of a hash map with keys of type Key (walks the keys).
 template <typename Key>
@@ -245,6 +248,12 @@ void BM_Baseline_NoopProgram(benchmark::State& state) {
 // The same headers read as persona.bpf.c's parse(), nothing else (bench/parse_only.bpf.c).
 void BM_Baseline_ParseOnlyProgram(benchmark::State& state) {
     measure(state, parse_only_fd(), tcp4("198.18.2.3", 443).bytes(), kPass);
+}
+
+// The same parse plus one hit in a flow table (bench/parse_only.bpf.c): the least any
+// design that looks a flow up per packet can cost.
+void BM_Baseline_ParseFlowLookupProgram(benchmark::State& state) {
+    measure(state, parse_flow_lookup_fd(), tcp4("198.18.2.3", 443).bytes(), kPass);
 }
 
 // Runs `frame` once per iteration (repeat = 1), calling `between` after each call, outside
@@ -645,6 +654,7 @@ int run_main(int argc, char** argv) {
     add("Persona/inherited_allow_cache_hit", BM_Persona_InheritedAllow);
     add("Persona/bound_allow_ipv6_2_ext_headers", BM_Persona_BoundAllowIpv6TwoExtHeaders);
     add("Baseline/parse_only_program", BM_Baseline_ParseOnlyProgram);
+    add("Baseline/parse_flow_lookup_program", BM_Baseline_ParseFlowLookupProgram);
     for (auto [name, flow] : {std::pair{"Rules/established", Flow::kEstablished},
                               std::pair{"Rules/new_flow_denied", Flow::kNewDenied},
                               std::pair{"Rules/new_flow_default_deny", Flow::kNewDefaultDeny}}) {
