@@ -5,6 +5,8 @@
 
 #include <sqlite3.h>
 
+#include <algorithm>
+
 namespace pbpf::agent {
 namespace {
 
@@ -47,6 +49,12 @@ constexpr const char* kPersonaCols =
     "rules_json, image_json, entries, rule_count, created_at, applied_at, updated_at, "
     "imports_json";
 
+// kPersonaCols plus the read-only columns persona_from reads at 16 and 17.
+const std::string kPersonaSelect =
+    std::string(kPersonaCols) +
+    ", owner_uid, (SELECT COALESCE(MAX(v.version), 0) FROM persona_versions v WHERE v.persona = "
+    "personas.name)";
+
 PersonaRecord persona_from(const Stmt& s) {
     PersonaRecord p;
     p.name = s.text(0);
@@ -65,7 +73,49 @@ PersonaRecord persona_from(const Stmt& s) {
     p.created_at = s.i64(12);
     p.applied_at = s.i64(13);
     p.updated_at = s.i64(14);
+    p.owner_uid = s.i64(16);
+    p.version = s.i64(17);
     return p;
+}
+
+constexpr const char* kVersionCols =
+    "persona, version, filename, source, imports_json, image_json, rules_json, description, "
+    "mode, default_ingress, default_egress, author_uid, created_at, message";
+
+PersonaVersion version_from(const Stmt& s) {
+    PersonaVersion v;
+    v.persona = s.text(0);
+    v.version = s.i64(1);
+    v.filename = s.text(2);
+    v.source = s.text(3);
+    v.imports_json = s.text(4);
+    v.image_json = s.text(5);
+    v.rules_json = s.text(6);
+    v.description = s.text(7);
+    v.mode = s.text(8);
+    v.default_ingress = s.text(9);
+    v.default_egress = s.text(10);
+    v.author_uid = s.i64(11);
+    v.created_at = s.i64(12);
+    v.message = s.text(13);
+    return v;
+}
+
+constexpr const char* kAuditCols = "id, at_ms, uid, pid, action, persona, target, outcome, status, detail";
+
+AuditRecord audit_from(const Stmt& s) {
+    AuditRecord a;
+    a.id = s.i64(0);
+    a.at_ms = s.i64(1);
+    a.uid = s.i64(2);
+    a.pid = s.i64(3);
+    a.action = s.text(4);
+    a.persona = s.text(5);
+    a.target = s.text(6);
+    a.outcome = s.text(7);
+    a.status = static_cast<int>(s.i64(8));
+    a.detail = s.text(9);
+    return a;
 }
 
 BindingRecord binding_from(const Stmt& s) {
@@ -219,6 +269,49 @@ Result<std::unique_ptr<Store>> Store::open(const std::string& state_dir) {
         if (!r) return fail(r.error());
         version = 4;
     }
+    if (version == 4) {
+        // Personas applied before versions existed get their current state as version 1.
+        auto r = s->exec(R"sql(
+            ALTER TABLE personas ADD COLUMN owner_uid INTEGER NOT NULL DEFAULT 0;
+            CREATE TABLE persona_versions (
+                persona TEXT NOT NULL,
+                version INTEGER NOT NULL,
+                filename TEXT NOT NULL,
+                source TEXT NOT NULL,
+                imports_json TEXT NOT NULL,
+                image_json TEXT NOT NULL,
+                rules_json TEXT NOT NULL,
+                description TEXT NOT NULL,
+                mode TEXT NOT NULL,
+                default_ingress TEXT NOT NULL,
+                default_egress TEXT NOT NULL,
+                author_uid INTEGER NOT NULL,
+                created_at INTEGER NOT NULL,
+                message TEXT NOT NULL,
+                PRIMARY KEY (persona, version));
+            INSERT INTO persona_versions
+                SELECT name, 1, filename, source, imports_json, image_json, rules_json,
+                       description, mode, default_ingress, default_egress, 0, applied_at,
+                       'as found when versions were introduced'
+                FROM personas;
+            CREATE TABLE audit (
+                id INTEGER PRIMARY KEY AUTOINCREMENT,
+                at_ms INTEGER NOT NULL,
+                uid INTEGER NOT NULL,
+                pid INTEGER NOT NULL,
+                action TEXT NOT NULL,
+                persona TEXT NOT NULL,
+                target TEXT NOT NULL,
+                outcome TEXT NOT NULL,
+                status INTEGER NOT NULL,
+                detail TEXT NOT NULL);
+            CREATE INDEX audit_persona ON audit(persona, at_ms);
+            CREATE INDEX audit_at ON audit(at_ms);
+            UPDATE schema_version SET version = 5;
+        )sql");
+        if (!r) return fail(r.error());
+        version = 5;
+    }
     if (auto r = s->exec("COMMIT;"); !r) return fail(r.error());
     // WAL only once the schema is known to be ours: switching the journal mode rewrites the
     // file header, and a database we refuse must be left exactly as it was.
@@ -249,7 +342,7 @@ Result<std::unique_ptr<Store::Transaction>> Store::begin() {
 }
 
 Result<std::vector<PersonaRecord>> Store::personas() {
-    Stmt q(db_, (std::string("SELECT ") + kPersonaCols + " FROM personas ORDER BY name;").c_str());
+    Stmt q(db_, ("SELECT " + kPersonaSelect + " FROM personas ORDER BY name;").c_str());
     if (!q.ok()) return db_error("list personas");
     std::vector<PersonaRecord> out;
     int rc;
@@ -259,8 +352,7 @@ Result<std::vector<PersonaRecord>> Store::personas() {
 }
 
 Result<std::optional<PersonaRecord>> Store::persona(const std::string& name) {
-    Stmt q(db_,
-           (std::string("SELECT ") + kPersonaCols + " FROM personas WHERE name = ?1;").c_str());
+    Stmt q(db_, ("SELECT " + kPersonaSelect + " FROM personas WHERE name = ?1;").c_str());
     if (!q.ok()) return db_error("read persona");
     q.bind(1, name);
     int rc = q.step();
@@ -272,7 +364,7 @@ Result<std::optional<PersonaRecord>> Store::persona(const std::string& name) {
 Result<void> Store::upsert_persona(const PersonaRecord& p) {
     Stmt q(db_,
            (std::string("INSERT INTO personas (") + kPersonaCols +
-            ") VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16) "
+            ", owner_uid) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17) "
             "ON CONFLICT(name) DO UPDATE SET id=excluded.id, filename=excluded.filename, "
             "source=excluded.source, description=excluded.description, mode=excluded.mode, "
             "default_ingress=excluded.default_ingress, default_egress=excluded.default_egress, "
@@ -286,9 +378,85 @@ Result<void> Store::upsert_persona(const PersonaRecord& p) {
     q.bind(5, p.description).bind(6, p.mode).bind(7, p.default_ingress).bind(8, p.default_egress);
     q.bind(9, p.rules_json).bind(10, p.image_json).bind(11, int64_t{p.entries});
     q.bind(12, int64_t{p.rule_count}).bind(13, p.created_at).bind(14, p.applied_at);
-    q.bind(15, p.updated_at).bind(16, p.imports_json);
+    q.bind(15, p.updated_at).bind(16, p.imports_json).bind(17, p.owner_uid);
     if (q.step() != SQLITE_DONE) return db_error("store persona " + p.name);
     return {};
+}
+
+Result<void> Store::set_owner(const std::string& name, int64_t uid) {
+    Stmt q(db_, "UPDATE personas SET owner_uid = ?2 WHERE name = ?1;");
+    if (!q.ok()) return db_error("set owner of " + name);
+    q.bind(1, name).bind(2, uid);
+    if (q.step() != SQLITE_DONE) return db_error("set owner of " + name);
+    return {};
+}
+
+Result<int64_t> Store::add_version(const PersonaVersion& v) {
+    Stmt q(db_, (std::string("INSERT INTO persona_versions (") + kVersionCols +
+                 ") VALUES (?1, (SELECT COALESCE(MAX(version), 0) + 1 FROM persona_versions "
+                 "WHERE persona = ?1), ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) "
+                 "RETURNING version;")
+                    .c_str());
+    if (!q.ok()) return db_error("store a version of " + v.persona);
+    q.bind(1, v.persona).bind(2, v.filename).bind(3, v.source).bind(4, v.imports_json);
+    q.bind(5, v.image_json).bind(6, v.rules_json).bind(7, v.description).bind(8, v.mode);
+    q.bind(9, v.default_ingress).bind(10, v.default_egress).bind(11, v.author_uid);
+    q.bind(12, v.created_at).bind(13, v.message);
+    if (q.step() != SQLITE_ROW) return db_error("store a version of " + v.persona);
+    return q.i64(0);
+}
+
+Result<std::vector<PersonaVersion>> Store::versions(const std::string& persona) {
+    Stmt q(db_, (std::string("SELECT ") + kVersionCols +
+                 " FROM persona_versions WHERE persona = ?1 ORDER BY version;")
+                    .c_str());
+    if (!q.ok()) return db_error("list versions of " + persona);
+    q.bind(1, persona);
+    std::vector<PersonaVersion> out;
+    int rc;
+    while ((rc = q.step()) == SQLITE_ROW) out.push_back(version_from(q));
+    if (rc != SQLITE_DONE) return db_error("list versions of " + persona);
+    return out;
+}
+
+Result<std::optional<PersonaVersion>> Store::version(const std::string& persona, int64_t n) {
+    Stmt q(db_, (std::string("SELECT ") + kVersionCols +
+                 " FROM persona_versions WHERE persona = ?1 AND version = ?2;")
+                    .c_str());
+    if (!q.ok()) return db_error("read version of " + persona);
+    q.bind(1, persona).bind(2, n);
+    int rc = q.step();
+    if (rc == SQLITE_ROW) return std::optional<PersonaVersion>(version_from(q));
+    if (rc != SQLITE_DONE) return db_error("read version of " + persona);
+    return std::optional<PersonaVersion>();
+}
+
+Result<void> Store::add_audit(const AuditRecord& a) {
+    Stmt q(db_,
+           "INSERT INTO audit (at_ms, uid, pid, action, persona, target, outcome, status, "
+           "detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9);");
+    if (!q.ok()) return db_error("write audit record");
+    q.bind(1, a.at_ms).bind(2, a.uid).bind(3, a.pid).bind(4, a.action).bind(5, a.persona);
+    q.bind(6, a.target).bind(7, a.outcome).bind(8, int64_t{a.status}).bind(9, a.detail);
+    if (q.step() != SQLITE_DONE) return db_error("write audit record");
+    return {};
+}
+
+Result<std::vector<AuditRecord>> Store::audit(int64_t since_ms,
+                                              const std::optional<std::string>& persona,
+                                              size_t limit) {
+    std::string sql = std::string("SELECT ") + kAuditCols + " FROM audit WHERE at_ms >= ?1" +
+                      (persona ? " AND persona = ?2" : "") + " ORDER BY id DESC LIMIT ?3;";
+    Stmt q(db_, sql.c_str());
+    if (!q.ok()) return db_error("read audit trail");
+    q.bind(1, since_ms).bind(3, static_cast<int64_t>(limit));
+    if (persona) q.bind(2, *persona);
+    std::vector<AuditRecord> out;
+    int rc;
+    while ((rc = q.step()) == SQLITE_ROW) out.push_back(audit_from(q));
+    if (rc != SQLITE_DONE) return db_error("read audit trail");
+    std::reverse(out.begin(), out.end());
+    return out;
 }
 
 Result<void> Store::delete_persona(const std::string& name) {

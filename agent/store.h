@@ -17,7 +17,8 @@ namespace pbpf::agent {
 
 // 1: first release. 2: personas.imports_json (the files a persona's source imports).
 // 3: if_bindings. 4: bind_rules; bindings and if_bindings say who made them (origin).
-inline constexpr int kStoreSchemaVersion = 4;
+// 5: persona_versions (every applied version), personas.owner_uid, audit.
+inline constexpr int kStoreSchemaVersion = 5;
 
 struct PersonaRecord {
     std::string name;
@@ -36,6 +37,41 @@ struct PersonaRecord {
     int64_t created_at = 0;  // unix seconds
     int64_t applied_at = 0;  // last apply that changed the image
     int64_t updated_at = 0;  // last apply of any kind
+    int64_t owner_uid = 0;   // set at creation (the creator), changed by admins only
+    int64_t version = 0;     // read only: the latest of persona_versions, 0 if none
+};
+
+// One applied version of a persona, as it was applied: what `persona show --version`,
+// `diff` and `rollback` work from. Versions are numbered 1, 2, ... per persona name and
+// outlive the persona (a persona removed and created again continues the numbering).
+struct PersonaVersion {
+    std::string persona;
+    int64_t version = 0;
+    std::string filename;
+    std::string source;  // the whole file
+    std::string imports_json = "[]";
+    std::string image_json;
+    std::string rules_json;
+    std::string description;
+    std::string mode;
+    std::string default_ingress, default_egress;
+    int64_t author_uid = 0;
+    int64_t created_at = 0;  // unix seconds
+    std::string message;     // `apply -m`, or what a rollback restored
+};
+
+// One change attempted through the API, whatever its outcome.
+struct AuditRecord {
+    int64_t id = 0;
+    int64_t at_ms = 0;  // unix milliseconds
+    int64_t uid = -1;   // the caller (SO_PEERCRED); -1 unknown
+    int64_t pid = 0;
+    std::string action;   // "apply", "rollback", "persona-rm", "bind", "unbind", ...
+    std::string persona;  // the persona concerned, "" if none or several (see target)
+    std::string target;   // what else the change names: a cgroup, interface, rule, ...
+    std::string outcome;  // "ok", "refused" (403), "failed" (any other error)
+    int status = 0;       // the HTTP status answered
+    std::string detail;   // the error message, or a summary of what changed
 };
 
 // Who made a binding: "api" (`personabpf bind`, explicit, beats every rule) or "rule"
@@ -89,8 +125,21 @@ class Store {
 
     Result<std::vector<PersonaRecord>> personas();
     Result<std::optional<PersonaRecord>> persona(const std::string& name);
+    // Inserts or updates; owner_uid is written at insert only (see set_owner).
     Result<void> upsert_persona(const PersonaRecord& p);
     Result<void> delete_persona(const std::string& name);
+    Result<void> set_owner(const std::string& name, int64_t uid);
+
+    // Stores `v` as the persona's next version (v.version is ignored); returns its number.
+    Result<int64_t> add_version(const PersonaVersion& v);
+    Result<std::vector<PersonaVersion>> versions(const std::string& persona);
+    Result<std::optional<PersonaVersion>> version(const std::string& persona, int64_t n);
+
+    Result<void> add_audit(const AuditRecord& a);
+    // Oldest first, at_ms >= since_ms, of one persona (the persona column) if given; the
+    // newest `limit` of them.
+    Result<std::vector<AuditRecord>> audit(int64_t since_ms, const std::optional<std::string>& persona,
+                                           size_t limit);
 
     Result<std::vector<BindingRecord>> bindings();
     Result<size_t> binding_count();
