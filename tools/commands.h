@@ -21,12 +21,14 @@ struct Context {
     ApiClient client() const { return ApiClient(socket); }
 };
 
-void add_pdl_commands(CLI::App& app, Context& ctx);      // pdl check|fmt|compile
-void add_persona_commands(CLI::App& app, Context& ctx);  // persona apply|ls|show|rm
+void add_pdl_commands(CLI::App& app, Context& ctx);  // pdl check|fmt|compile
+// persona apply|ls|show|history|diff|rollback|chown|rm
+void add_persona_commands(CLI::App& app, Context& ctx);
 void add_binding_commands(CLI::App& app, Context& ctx);  // bind, unbind, bindings ls
 void add_status_commands(CLI::App& app, Context& ctx);   // stats, status
 void add_xdp_commands(CLI::App& app, Context& ctx);      // xdp ls, xdp deny add|rm
 void add_flow_commands(CLI::App& app, Context& ctx);     // conntrack ls|flush, events
+void add_audit_commands(CLI::App& app, Context& ctx);    // audit
 
 // Shared helpers (commands_common.cpp).
 void print_json(const nlohmann::json& j);          // pretty, keys sorted, trailing newline
@@ -35,5 +37,7 @@ std::string read_source(const std::string& path);  // "-" reads stdin; throws Cl
 std::string text_of(const nlohmann::json& j);
 // j[key] as display text, or "-" when absent.
 std::string field(const nlohmann::json& j, const std::string& key);
+// A time the agent sends as Unix seconds, in local time; other shapes as they came.
+std::string time_text(const nlohmann::json& t);
 
 }  // namespace pbpf::cli

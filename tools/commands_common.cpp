@@ -4,6 +4,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <ctime>
 #include <iostream>
 #include <sstream>
 
@@ -63,6 +64,16 @@ std::string field(const nlohmann::json& j, const std::string& key) {
     if (!j.is_object()) return "-";
     auto it = j.find(key);
     return it == j.end() ? "-" : text_of(*it);
+}
+
+std::string time_text(const nlohmann::json& t) {
+    if (!t.is_number_integer()) return text_of(t);
+    std::time_t secs = t.get<std::time_t>();
+    std::tm tm{};
+    char buf[64];
+    if (!localtime_r(&secs, &tm) || !std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S %Z", &tm))
+        return text_of(t);
+    return buf;
 }
 
 }  // namespace pbpf::cli

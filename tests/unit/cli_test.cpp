@@ -1,6 +1,7 @@
 // The `personabpf` CLI's offline commands (pdl check|fmt|compile), its usage errors and
 // its message when the agent is unreachable, run as a real process: exact stdout, stderr
-// and exit status. No agent and no root needed; every file lives in a fresh temp dir.
+// and exit status. No agent and no root needed; every file lives in a fresh temp dir. The
+// agent commands run against FakeAgent: canned answers on a unix socket, requests recorded.
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -19,8 +20,12 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
+#include <map>
+#include <mutex>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -789,6 +794,11 @@ TEST_F(Cli, AgentCommandsWithoutAnAgent) {
                                           {"persona", "show", "web"},
                                           {"persona", "rm", "web"},
                                           {"persona", "apply", f},
+                                          {"persona", "history", "web"},
+                                          {"persona", "diff", "web", "1", "2"},
+                                          {"persona", "rollback", "web", "--to", "1"},
+                                          {"persona", "chown", "web", "alice"},
+                                          {"audit"},
                                           {"bind", "--persona", "web", "--cgroup", "/x"},
                                           {"unbind", "--cgroup", "/x"},
                                           {"bindings", "ls"},
@@ -894,6 +904,438 @@ TEST_F(Cli, AgentSocketNobodyListensOn) {
     close(fd);
     EXPECT_EQ(r.status, 1) << describe(r);
     EXPECT_EQ(r.err, unreachable(socket, "Connection refused"));
+}
+
+// ---- agent commands against a fake agent ----
+
+struct HttpRequest {
+    std::string method;
+    std::string target;  // path and query, as sent
+    std::string body;
+    nlohmann::json json() const { return nlohmann::json::parse(body, nullptr, false); }
+};
+
+struct HttpReply {
+    int status = 200;
+    std::string body;
+};
+
+// A one-request-per-connection HTTP/1.1 server on a unix socket, answering from a table of
+// "METHOD target" -> reply (404 for anything else) and recording every request.
+class FakeAgent {
+  public:
+    FakeAgent(std::string path, std::map<std::string, HttpReply> routes)
+        : path_(std::move(path)), routes_(std::move(routes)) {
+        fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        sockaddr_un addr{};
+        addr.sun_family = AF_UNIX;
+        if (fd_ < 0 || path_.size() >= sizeof(addr.sun_path) || pipe2(stop_, O_CLOEXEC) != 0) {
+            ADD_FAILURE() << "fake agent: socket/pipe: " << std::strerror(errno);
+            return;
+        }
+        std::memcpy(addr.sun_path, path_.data(), path_.size());
+        if (::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
+            ::listen(fd_, 16) != 0) {
+            ADD_FAILURE() << "fake agent: bind/listen " << path_ << ": " << std::strerror(errno);
+            return;
+        }
+        thread_ = std::thread([this] { serve(); });
+    }
+    ~FakeAgent() {
+        if (thread_.joinable()) {
+            (void)!::write(stop_[1], "x", 1);
+            thread_.join();
+        }
+        for (int fd : {fd_, stop_[0], stop_[1]})
+            if (fd >= 0) ::close(fd);
+    }
+    FakeAgent(const FakeAgent&) = delete;
+    FakeAgent& operator=(const FakeAgent&) = delete;
+
+    std::vector<HttpRequest> requests() const {
+        std::lock_guard<std::mutex> lock(mu_);
+        return requests_;
+    }
+
+  private:
+    void serve() {
+        for (;;) {
+            pollfd fds[2] = {{fd_, POLLIN, 0}, {stop_[0], POLLIN, 0}};
+            if (poll(fds, 2, -1) < 0) {
+                if (errno == EINTR) continue;
+                return;
+            }
+            if (fds[1].revents) return;
+            int conn = accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
+            if (conn < 0) continue;
+            timeval tv{5, 0};
+            setsockopt(conn, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+            handle(conn);
+            ::close(conn);
+        }
+    }
+
+    void handle(int conn) {
+        std::string data;
+        char buf[4096];
+        size_t head_end;
+        while ((head_end = data.find("\r\n\r\n")) == std::string::npos) {
+            ssize_t n = ::read(conn, buf, sizeof buf);
+            if (n <= 0) return;
+            data.append(buf, static_cast<size_t>(n));
+        }
+        HttpRequest req;
+        std::istringstream head(data.substr(0, head_end));
+        head >> req.method >> req.target;
+        size_t length = 0;
+        for (std::string line; std::getline(head, line);) {
+            for (auto& c : line) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+            if (line.rfind("content-length:", 0) == 0) length = std::stoul(line.substr(15));
+        }
+        req.body = data.substr(head_end + 4);
+        while (req.body.size() < length) {
+            ssize_t n = ::read(conn, buf, sizeof buf);
+            if (n <= 0) break;
+            req.body.append(buf, static_cast<size_t>(n));
+        }
+        HttpReply reply{404, nlohmann::json{{"error", "fake agent: no route for " + req.method +
+                                                          " " + req.target}}
+                                 .dump()};
+        if (auto it = routes_.find(req.method + " " + req.target); it != routes_.end())
+            reply = it->second;
+        {
+            std::lock_guard<std::mutex> lock(mu_);
+            requests_.push_back(req);
+        }
+        std::string out = "HTTP/1.1 " + std::to_string(reply.status) +
+                          " Fake\r\nContent-Type: application/json\r\nContent-Length: " +
+                          std::to_string(reply.body.size()) + "\r\nConnection: close\r\n\r\n" +
+                          reply.body;
+        for (size_t sent = 0; sent < out.size();) {
+            ssize_t n = ::send(conn, out.data() + sent, out.size() - sent, MSG_NOSIGNAL);
+            if (n <= 0) return;
+            sent += static_cast<size_t>(n);
+        }
+    }
+
+    std::string path_;
+    std::map<std::string, HttpReply> routes_;
+    int fd_ = -1;
+    int stop_[2] = {-1, -1};
+    std::thread thread_;
+    mutable std::mutex mu_;
+    std::vector<HttpRequest> requests_;
+};
+
+// Agent commands in UTC, so that printed local times are fixed.
+class CliAgent : public Cli {
+  protected:
+    std::string socket() const { return (dir_ / "agent.sock").string(); }
+    Result run_cli(std::vector<std::string> args, const std::string& input = "") {
+        args.insert(args.begin(), {"--socket", socket()});
+        return run(args, input, {"TZ=UTC"});
+    }
+};
+
+TEST_F(CliAgent, ApplyPrintsVersionsAndSendsOwner) {
+    std::string f = write("good.pdl", kGood);
+    FakeAgent agent(socket(), {{"POST /v1/personas", {200, R"J({"applied": [
+        {"name": "web", "id": 1, "entries": 4, "changed": true, "version": 3},
+        {"name": "batch", "id": 2, "entries": 1, "changed": false, "version": 2}]})J"}}});
+    Result r = run_cli({"persona", "apply", "-m", "open 443", "--owner", "alice", f});
+    EXPECT_EQ(r.status, 0) << describe(r);
+    EXPECT_EQ(r.out, "applied persona 'web' (version 3)\npersona 'batch' unchanged (version 2)\n");
+    EXPECT_EQ(r.err, "");
+    r = run_cli({"persona", "apply", f});
+    EXPECT_EQ(r.status, 0) << describe(r);
+
+    auto reqs = agent.requests();
+    ASSERT_EQ(reqs.size(), 2u);
+    EXPECT_EQ(reqs[0].method, "POST");
+    EXPECT_EQ(reqs[0].target, "/v1/personas");
+    auto body = reqs[0].json();
+    EXPECT_EQ(body["owner"], "alice") << reqs[0].body;
+    EXPECT_EQ(body["message"], "open 443") << reqs[0].body;
+    EXPECT_EQ(body["filename"], f) << reqs[0].body;
+    EXPECT_EQ(body["source"], kGood) << reqs[0].body;
+    body = reqs[1].json();
+    EXPECT_FALSE(body.contains("owner")) << reqs[1].body;
+    EXPECT_FALSE(body.contains("message")) << reqs[1].body;
+}
+
+TEST_F(CliAgent, ApplyRefusedWithForbidden) {
+    std::string f = write("good.pdl", kGood);
+    const std::string why =
+        "alice (uid 1001) may not apply persona 'web': persona 'web' is owned by bob (uid "
+        "1002); only its owner and admins (root) may change it";
+    FakeAgent agent(socket(),
+                    {{"POST /v1/personas", {403, nlohmann::json{{"error", why}}.dump()}}});
+    Result r = run_cli({"persona", "apply", f});
+    EXPECT_EQ(r.status, 1) << describe(r);
+    EXPECT_EQ(r.out, "");
+    EXPECT_EQ(r.err, "personabpf: error: " + f + ": " + why + "\n");
+}
+
+TEST_F(CliAgent, LsShowsVersionAndOwner) {
+    FakeAgent agent(socket(), {{"GET /v1/personas", {200, R"J([
+        {"name": "web", "id": 1, "version": 12, "mode": "enforce", "rules": 3, "entries": 7,
+         "bindings": 2, "owner_uid": 1001, "owner": "alice (uid 1001)"},
+        {"name": "batch", "id": 2, "version": 1, "mode": "audit", "rules": 1, "entries": 1,
+         "bindings": 0, "owner_uid": 0}])J"}}});
+    Result r = run_cli({"persona", "ls"});
+    EXPECT_EQ(r.status, 0) << describe(r);
+    EXPECT_EQ(r.out,
+              "NAME   ID  VERSION  MODE     RULES  ENTRIES  BINDINGS  OWNER\n"
+              "web     1       12  enforce      3        7         2  alice (uid 1001)\n"
+              "batch   2        1  audit        1        1         0  uid 0\n");
+}
+
+const char* kWebV2 = R"J({"name": "web", "version": 2, "filename": "web.pdl",
+    "source": "persona web {\n  security {\n    default ingress deny\n  }\n}\n",
+    "description": "web tier", "mode": "enforce",
+    "defaults": {"ingress": "deny", "egress": "allow"},
+    "rules": ["allow ingress tcp port 443 from any", "deny egress udp port 53 to any"],
+    "image": {"entries": 2}, "author_uid": 1001, "author": "alice (uid 1001)",
+    "created_at": 1764470000, "message": "close dns"})J";
+
+TEST_F(CliAgent, ShowCurrentPrintsVersionAndOwner) {
+    FakeAgent agent(socket(), {{"GET /v1/personas/web", {200, R"J({"name": "web", "id": 1,
+        "version": 4, "owner_uid": 1001, "owner": "alice (uid 1001)", "description": "web tier",
+        "mode": "enforce", "defaults": {"ingress": "deny", "egress": "allow"}, "entries": 2,
+        "rules": ["allow ingress tcp port 443 from any"], "bound_cgroups": ["/demo/web"]})J"}}});
+    Result r = run_cli({"persona", "show", "web"});
+    EXPECT_EQ(r.status, 0) << describe(r);
+    EXPECT_EQ(r.out,
+              "persona:      web (id 1)\n"
+              "version:      4\n"
+              "owner:        alice (uid 1001)\n"
+              "description:  web tier\n"
+              "mode:         enforce\n"
+              "defaults:     ingress deny, egress allow\n"
+              "entries:      2\n"
+              "rules:\n"
+              "    1  allow ingress tcp port 443 from any\n"
+              "bindings:\n"
+              "  /demo/web\n");
+}
+
+TEST_F(CliAgent, ShowVersion) {
+    FakeAgent agent(socket(), {{"GET /v1/personas/web?version=2", {200, kWebV2}}});
+    Result r = run_cli({"persona", "show", "web", "--version", "2"});
+    EXPECT_EQ(r.status, 0) << describe(r);
+    EXPECT_EQ(r.out,
+              "persona:      web\n"
+              "version:      2\n"
+              "description:  web tier\n"
+              "author:       alice (uid 1001)\n"
+              "created:      2025-11-30 02:33:20 UTC\n"
+              "message:      close dns\n"
+              "mode:         enforce\n"
+              "defaults:     ingress deny, egress allow\n"
+              "source:       web.pdl\n"
+              "rules:\n"
+              "    1  allow ingress tcp port 443 from any\n"
+              "    2  deny egress udp port 53 to any\n");
+    ASSERT_EQ(agent.requests().size(), 1u);
+
+    r = run_cli({"persona", "show", "web", "--version", "2", "-j"});
+    EXPECT_EQ(r.status, 0) << describe(r);
+    EXPECT_EQ(nlohmann::json::parse(r.out, nullptr, false), nlohmann::json::parse(kWebV2));
+}
+
+TEST_F(CliAgent, ShowSource) {
+    const std::string source = "persona web {\n  security {\n    default ingress deny\n  }\n}\n";
+    FakeAgent agent(
+        socket(), {{"GET /v1/personas/web?version=2", {200, kWebV2}},
+                   // The current answer carries no source: it comes from its version.
+                   {"GET /v1/personas/web", {200, R"J({"name": "web", "id": 1, "version": 2})J"}}});
+    Result r = run_cli({"persona", "show", "web", "--version", "2", "--source"});
+    EXPECT_EQ(r.status, 0) << describe(r);
+    EXPECT_EQ(r.out, source);
+    r = run_cli({"persona", "show", "--source", "web"});
+    EXPECT_EQ(r.status, 0) << describe(r);
+    EXPECT_EQ(r.out, source);
+    auto reqs = agent.requests();
+    ASSERT_EQ(reqs.size(), 3u);
+    EXPECT_EQ(reqs[0].target, "/v1/personas/web?version=2");
+    EXPECT_EQ(reqs[1].target, "/v1/personas/web");
+    EXPECT_EQ(reqs[2].target, "/v1/personas/web?version=2");
+}
+
+TEST_F(CliAgent, History) {
+    FakeAgent agent(socket(), {{"GET /v1/personas/web/versions", {200, R"J([
+        {"version": 1, "author_uid": 0, "author": "root (uid 0)", "created_at": 1764470000,
+         "message": "first", "filename": "web.pdl", "mode": "enforce", "rules": 3,
+         "current": false},
+        {"version": 2, "author_uid": 1001, "author": "alice (uid 1001)",
+         "created_at": 1764473600, "message": "close dns\nand more", "filename": "web.pdl",
+         "mode": "audit", "rules": 12, "current": true},
+        {"version": 3, "author_uid": 0, "created_at": 1764473601, "message": "",
+         "rules": 3, "current": false}])J"}},
+                               {"GET /v1/personas/new/versions", {200, "[]"}}});
+    Result r = run_cli({"persona", "history", "web"});
+    EXPECT_EQ(r.status, 0) << describe(r);
+    EXPECT_EQ(r.out,
+              "VERSION  CREATED                  AUTHOR            RULES  MESSAGE\n"
+              "1        2025-11-30 02:33:20 UTC  root (uid 0)          3  first\n"
+              "2*       2025-11-30 03:33:20 UTC  alice (uid 1001)     12  close dns "
+              "and more\n"
+              "3        2025-11-30 03:33:21 UTC  uid 0                 3  -\n");
+    r = run_cli({"persona", "history", "new"});
+    EXPECT_EQ(r.status, 0) << describe(r);
+    EXPECT_EQ(r.out, "no versions of persona 'new'\n");
+    ASSERT_EQ(agent.requests().size(), 2u);
+    EXPECT_EQ(agent.requests()[0].method, "GET");
+}
+
+TEST_F(CliAgent, Diff) {
+    FakeAgent agent(
+        socket(),
+        {{"GET /v1/personas/web/diff?from=1&to=2", {200, R"J({"name": "web", "from": 1, "to": 2,
+        "changes": ["rule added: allow egress tcp port 443 to 10.0.0.0/8",
+                    "mode: enforce -> audit"],
+        "source_diff": "--- web v1\n+++ web v2\n@@ -1,2 +1,2 @@\n-a\n+b\n c\n"})J"}},
+         {"GET /v1/personas/web/diff?from=2&to=3",
+          {200, R"J({"name": "web", "from": 2, "to": 3, "changes": [], "source_diff": ""})J"}},
+         {"GET /v1/personas/web/diff?from=3&to=4",
+          {200, R"J({"name": "web", "from": 3, "to": 4, "changes": [],
+                    "source_diff": "--- web v3\n+++ web v4\n-# old\n+# new"})J"}}});
+    Result r = run_cli({"persona", "diff", "web", "1", "2"});
+    EXPECT_EQ(r.status, 0) << describe(r);
+    EXPECT_EQ(r.out,
+              "changes:\n"
+              "  rule added: allow egress tcp port 443 to 10.0.0.0/8\n"
+              "  mode: enforce -> audit\n"
+              "\n"
+              "--- web v1\n+++ web v2\n@@ -1,2 +1,2 @@\n-a\n+b\n c\n");
+    r = run_cli({"persona", "diff", "web", "2", "3"});
+    EXPECT_EQ(r.status, 0) << describe(r);
+    EXPECT_EQ(r.out, "no changes\n");
+    // Only comments changed: the policy did not.
+    r = run_cli({"persona", "diff", "web", "3", "4"});
+    EXPECT_EQ(r.status, 0) << describe(r);
+    EXPECT_EQ(r.out, "changes:  none\n\n--- web v3\n+++ web v4\n-# old\n+# new\n");
+    EXPECT_EQ(agent.requests().size(), 3u);
+}
+
+TEST_F(CliAgent, Rollback) {
+    FakeAgent agent(socket(),
+                    {{"POST /v1/personas/web/rollback", {200, R"J({"rolled_back_to": 2, "applied": [
+        {"name": "web", "id": 1, "entries": 2, "changed": true, "version": 5}]})J"}},
+                     {"POST /v1/personas/db/rollback", {200, R"J({"rolled_back_to": 2, "applied": [
+        {"name": "db", "id": 3, "entries": 2, "changed": false, "version": 4}]})J"}}});
+    Result r = run_cli({"persona", "rollback", "web", "--to", "2", "-m", "undo 443"});
+    EXPECT_EQ(r.status, 0) << describe(r);
+    EXPECT_EQ(r.out, "persona 'web' rolled back to version 2 (now version 5)\n");
+    r = run_cli({"persona", "rollback", "db", "--to", "2"});
+    EXPECT_EQ(r.status, 0) << describe(r);
+    EXPECT_EQ(r.out, "persona 'db' already equals version 2 (version 4, unchanged)\n");
+
+    auto reqs = agent.requests();
+    ASSERT_EQ(reqs.size(), 2u);
+    EXPECT_EQ(reqs[0].method, "POST");
+    EXPECT_EQ(reqs[0].json(), nlohmann::json({{"to", 2}, {"message", "undo 443"}}));
+    EXPECT_EQ(reqs[1].json(), nlohmann::json({{"to", 2}}));
+}
+
+TEST_F(CliAgent, Chown) {
+    FakeAgent agent(
+        socket(),
+        {{"POST /v1/personas/web/owner",
+          {200, R"J({"name": "web", "owner_uid": 1001, "owner": "alice (uid 1001)"})J"}},
+         {"POST /v1/personas/db/owner",
+          {403, R"J({"error": "alice (uid 1001) may not change the owner of persona 'db'"})J"}}});
+    Result r = run_cli({"persona", "chown", "web", "alice"});
+    EXPECT_EQ(r.status, 0) << describe(r);
+    EXPECT_EQ(r.out, "persona 'web' is now owned by alice (uid 1001)\n");
+    r = run_cli({"persona", "chown", "web", "1001"});
+    EXPECT_EQ(r.status, 0) << describe(r);
+    r = run_cli({"persona", "chown", "db", "alice"});
+    EXPECT_EQ(r.status, 1) << describe(r);
+    EXPECT_EQ(r.out, "");
+    EXPECT_EQ(r.err,
+              "personabpf: error: alice (uid 1001) may not change the owner of persona "
+              "'db'\n");
+
+    auto reqs = agent.requests();
+    ASSERT_EQ(reqs.size(), 3u);
+    EXPECT_EQ(reqs[0].json(), nlohmann::json({{"owner", "alice"}}));
+    EXPECT_EQ(reqs[1].json(), nlohmann::json({{"owner", "1001"}}));
+}
+
+const char* kAudit = R"J([
+    {"id": 7, "at": "2025-11-30T02:33:20.123Z", "at_ms": 1764470000123, "uid": 1001,
+     "user": "alice (uid 1001)", "pid": 4242, "action": "apply", "persona": "web",
+     "target": null, "outcome": "ok", "status": 200, "detail": "version 3"},
+    {"id": 8, "at": "2025-11-30T03:33:20.000Z", "at_ms": 1764473600000, "uid": 1002,
+     "user": "bob (uid 1002)", "pid": 4243, "action": "bind", "persona": "web",
+     "target": "/demo/web", "outcome": "refused", "status": 403,
+     "detail": "bob (uid 1002) may not bind persona 'web': persona 'web' is owned by alice"}])J";
+
+TEST_F(CliAgent, Audit) {
+    FakeAgent agent(socket(), {{"GET /v1/audit?limit=100", {200, kAudit}},
+                               {"GET /v1/audit?limit=5&since=2025-11-30T03%3A00%3A00Z&persona=web",
+                                {200, "[]"}},
+                               {"GET /v1/audit?limit=100&since=2h", {200, kAudit}}});
+    Result r = run_cli({"audit"});
+    EXPECT_EQ(r.status, 0) << describe(r);
+    EXPECT_EQ(r.out,
+              "TIME                     USER              ACTION  PERSONA  TARGET     OUTCOME  "
+              "DETAIL\n"
+              "2025-11-30 02:33:20 UTC  alice (uid 1001)  apply   web      -          ok       "
+              "version 3\n"
+              "2025-11-30 03:33:20 UTC  bob (uid 1002)    bind    web      /demo/web  refused  "
+              "bob (uid 1002) may not bind persona 'web': persona 'web' ...\n");
+
+    r = run_cli({"audit", "--since", "2025-11-30T03:00:00Z", "--persona", "web", "-n", "5"});
+    EXPECT_EQ(r.status, 0) << describe(r);
+    EXPECT_EQ(r.out, "no audit records\n");
+
+    // -j keeps every field, the detail in full.
+    r = run_cli({"audit", "--since", "2h", "-j"});
+    EXPECT_EQ(r.status, 0) << describe(r);
+    EXPECT_EQ(nlohmann::json::parse(r.out, nullptr, false), nlohmann::json::parse(kAudit));
+
+    auto reqs = agent.requests();
+    ASSERT_EQ(reqs.size(), 3u);
+    for (const auto& q : reqs) EXPECT_EQ(q.method, "GET");
+}
+
+TEST_F(CliAgent, NewCommandsUsageErrors) {
+    for (std::vector<std::string> args : {std::vector<std::string>{"persona", "history"},
+                                          {"persona", "diff", "web", "1"},
+                                          {"persona", "diff", "web", "0", "2"},
+                                          {"persona", "diff", "web", "one", "2"},
+                                          {"persona", "rollback", "web"},
+                                          {"persona", "rollback", "web", "--to", "0"},
+                                          {"persona", "rollback", "--to", "2"},
+                                          {"persona", "chown", "web"},
+                                          {"persona", "show", "web", "--version"},
+                                          {"persona", "show", "web", "--version", "0"},
+                                          {"audit", "-n", "0"},
+                                          {"audit", "--since"}}) {
+        std::string cmd;
+        for (const auto& a : args) cmd += " " + a;
+        SCOPED_TRACE("personabpf" + cmd);
+        Result r = run_cli(args);  // no agent: a parsed command would exit 1
+        EXPECT_EQ(r.status, 2) << describe(r);
+        EXPECT_EQ(r.out, "");
+        EXPECT_NE(r.err, "");
+    }
+}
+
+TEST_F(CliAgent, HelpListsTheNewCommands) {
+    Result r = run({"--help"});
+    EXPECT_EQ(r.status, 0) << describe(r);
+    EXPECT_NE(r.out.find("\n  audit "), std::string::npos) << r.out;
+    r = run({"persona", "--help"});
+    EXPECT_EQ(r.status, 0) << describe(r);
+    for (const char* cmd : {"history", "diff", "rollback", "chown"})
+        EXPECT_NE(r.out.find(std::string("\n  ") + cmd + " "), std::string::npos) << cmd;
+    r = run({"persona", "apply", "--help"});
+    EXPECT_NE(r.out.find("--owner"), std::string::npos) << r.out;
+    r = run({"persona", "show", "--help"});
+    EXPECT_NE(r.out.find("--source"), std::string::npos) << r.out;
 }
 
 }  // namespace
