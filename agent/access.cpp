@@ -22,8 +22,7 @@ Caller peer_of(int fd) {
     Caller c;
     ucred cred{};
     socklen_t len = sizeof cred;
-    if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 || len != sizeof cred)
-        return c;
+    if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 || len != sizeof cred) return c;
     c.known = true;
     c.uid = cred.uid;
     c.gid = cred.gid;
@@ -73,8 +72,8 @@ bool Access::is_admin(const Caller& c) const {
     if (!c.known) return false;
     if (c.uid == 0) return true;
     if (gid_ < 0) return false;
-    return c.gid == gid_ || std::find(c.groups.begin(), c.groups.end(),
-                                      static_cast<gid_t>(gid_)) != c.groups.end();
+    return c.gid == gid_ ||
+           std::find(c.groups.begin(), c.groups.end(), static_cast<gid_t>(gid_)) != c.groups.end();
 }
 
 std::string Access::admins() const {

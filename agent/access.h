@@ -40,8 +40,12 @@ class Access {
     explicit Access(std::string admin_group = "");
 
     bool is_admin(const Caller& c) const;
-    bool owns(const Caller& c, const PersonaRecord& p) const { return c.known && c.uid == p.owner_uid; }
-    bool may_change(const Caller& c, const PersonaRecord& p) const { return is_admin(c) || owns(c, p); }
+    bool owns(const Caller& c, const PersonaRecord& p) const {
+        return c.known && c.uid == p.owner_uid;
+    }
+    bool may_change(const Caller& c, const PersonaRecord& p) const {
+        return is_admin(c) || owns(c, p);
+    }
 
     // Throw ApiError(403): "<who> may not <what>: <missing right>".
     void require_admin(const Caller& c, const std::string& what) const;

@@ -1,12 +1,17 @@
 // HTTP API of personabpfd on a unix socket.
 #include "agent/api_server.h"
 
+#include <poll.h>
+#include <pwd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <chrono>
+#include <ctime>
 #include <filesystem>
+#include <map>
 
 #include <httplib.h>
 #include <spdlog/spdlog.h>
@@ -19,6 +24,92 @@ namespace pbpf::agent {
 namespace {
 
 using nlohmann::json;
+
+// One connection's bytes, read through a small buffer (httplib reads request lines byte
+// by byte), with httplib's timeouts.
+class ConnStream : public httplib::Stream {
+  public:
+    ConnStream(int fd, time_t read_sec, time_t write_sec)
+        : fd_(fd),
+          read_ms_(static_cast<int>(read_sec * 1000)),
+          write_ms_(static_cast<int>(write_sec * 1000)) {}
+
+    bool is_readable() const override { return pos_ < len_ || wait(POLLIN, read_ms_); }
+    bool is_writable() const override { return wait(POLLOUT, write_ms_); }
+    ssize_t read(char* ptr, size_t size) override {
+        if (pos_ == len_) {
+            if (!wait(POLLIN, read_ms_)) return -1;
+            ssize_t n;
+            do {
+                n = ::recv(fd_, buf_, sizeof buf_, 0);
+            } while (n < 0 && errno == EINTR);
+            if (n <= 0) return n;
+            pos_ = 0;
+            len_ = static_cast<size_t>(n);
+        }
+        size_t n = std::min(size, len_ - pos_);
+        std::memcpy(ptr, buf_ + pos_, n);
+        pos_ += n;
+        return static_cast<ssize_t>(n);
+    }
+    ssize_t write(const char* ptr, size_t size) override {
+        if (!is_writable()) return -1;
+        ssize_t n;
+        do {
+            n = ::send(fd_, ptr, size, MSG_NOSIGNAL);
+        } while (n < 0 && errno == EINTR);
+        return n;
+    }
+    void get_remote_ip_and_port(std::string& ip, int& port) const override {
+        ip.clear();
+        port = 0;
+    }
+    void get_local_ip_and_port(std::string& ip, int& port) const override {
+        ip.clear();
+        port = 0;
+    }
+    socket_t socket() const override { return fd_; }
+
+  private:
+    bool wait(short events, int timeout_ms) const {
+        pollfd p{fd_, events, 0};
+        int rc;
+        do {
+            rc = ::poll(&p, 1, timeout_ms);
+        } while (rc < 0 && errno == EINTR);
+        return rc > 0 && (p.revents & (events | POLLHUP)) != 0;
+    }
+
+    int fd_;
+    int read_ms_, write_ms_;
+    char buf_[4096];
+    size_t pos_ = 0, len_ = 0;
+};
+
+// httplib's server with the caller's credentials: each connection's peer (SO_PEERCRED)
+// is read before its request is parsed and is the current_caller() of the thread that
+// serves it. One request per connection (the CLI makes one per call).
+class PeerServer : public httplib::Server {
+  private:
+    bool process_and_close_socket(socket_t sock) override {
+        set_current_caller(peer_of(sock));
+        bool ok;
+        {
+            ConnStream strm(sock, read_timeout_sec_, write_timeout_sec_);
+            bool closed = false;
+            ok = process_request(strm, true, closed, nullptr);
+        }
+        ::shutdown(sock, SHUT_RDWR);
+        ::close(sock);
+        set_current_caller(Caller{});
+        return ok;
+    }
+};
+
+struct AuditNote {
+    std::string persona, target, detail;
+};
+thread_local AuditNote t_note;
 
 void reply(httplib::Response& res, int status, const json& body) {
     res.status = status;
@@ -54,7 +145,87 @@ json parse_body(const httplib::Request& req) {
     }
 }
 
+// A user name or a numeric uid.
+int64_t uid_of(const json& owner) {
+    if (owner.is_number_integer() && owner.get<int64_t>() >= 0) return owner.get<int64_t>();
+    if (!owner.is_string() || owner.get<std::string>().empty())
+        throw ApiError(400, "\"owner\" must be a user name or a uid");
+    const std::string name = owner.get<std::string>();
+    if (name.find_first_not_of("0123456789") == std::string::npos) return std::stoll(name);
+    std::vector<char> buf(16384);
+    passwd pw{};
+    passwd* out = nullptr;
+    if (::getpwnam_r(name.c_str(), &pw, buf.data(), buf.size(), &out) != 0 || out == nullptr)
+        throw ApiError(400, "no user '" + name + "'");
+    return out->pw_uid;
+}
+
+// ?since=: unix seconds, ISO 8601 UTC (2026-11-30T03:00:00Z), or an age (90s, 30m, 2h,
+// 7d). In unix milliseconds.
+int64_t parse_since(const std::string& text) {
+    const auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                            std::chrono::system_clock::now().time_since_epoch())
+                            .count();
+    if (text.empty()) throw ApiError(400, "empty ?since=");
+    const char unit = text.back();
+    const std::string digits = text.substr(0, text.size() - 1);
+    if ((unit == 's' || unit == 'm' || unit == 'h' || unit == 'd') && !digits.empty() &&
+        digits.find_first_not_of("0123456789") == std::string::npos && digits.size() < 10) {
+        const int64_t n = std::stoll(digits);
+        const int64_t sec = unit == 's' ? 1 : unit == 'm' ? 60 : unit == 'h' ? 3600 : 86400;
+        return now_ms - n * sec * 1000;
+    }
+    if (text.find_first_not_of("0123456789") == std::string::npos && text.size() < 12)
+        return std::stoll(text) * 1000;
+    std::tm tm{};
+    const char* end = ::strptime(text.c_str(), "%Y-%m-%dT%H:%M:%S", &tm);
+    if (end == nullptr) end = ::strptime(text.c_str(), "%Y-%m-%d", &tm);
+    if (end == nullptr || (*end != '\0' && std::string(end) != "Z"))
+        throw ApiError(400, "bad ?since=" + text +
+                                ": give unix seconds, 2026-11-30T03:00:00Z or an age like 2h");
+    return static_cast<int64_t>(::timegm(&tm)) * 1000;
+}
+
+std::string iso_ms(int64_t at_ms) {
+    std::time_t sec = static_cast<std::time_t>(at_ms / 1000);
+    std::tm tm{};
+    ::gmtime_r(&sec, &tm);
+    char buf[40];
+    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
+    char out[48];
+    std::snprintf(out, sizeof out, "%s.%03dZ", buf, static_cast<int>(at_ms % 1000));
+    return out;
+}
+
+int64_t version_param(const httplib::Request& req, const char* key) {
+    auto v = query(req, key);
+    if (!v || v->empty() || v->find_first_not_of("0123456789") != std::string::npos ||
+        v->size() > 12)
+        throw ApiError(400, std::string("?") + key + "= must be a version number");
+    return std::stoll(*v);
+}
+
 }  // namespace
+
+// "add binding rules" for the refusal of an admin-only change.
+static std::string action_text(const std::string& action, const httplib::Request& req) {
+    static const std::map<std::string, std::string> kText = {
+        {"rule-add", "add binding rules"},
+        {"rule-rm", "remove binding rules"},
+        {"xdp-deny-add", "change the XDP deny list"},
+        {"xdp-deny-rm", "change the XDP deny list"},
+        {"conntrack-flush", "flush tracked flows"},
+        {"owner", "change the owner of a persona"},
+    };
+    auto it = kText.find(action);
+    return it != kText.end() ? it->second : req.method + " " + req.path;
+}
+
+void audit_note(const std::string& persona, const std::string& target, const std::string& detail) {
+    if (!persona.empty()) t_note.persona = persona;
+    if (!target.empty()) t_note.target = target;
+    if (!detail.empty()) t_note.detail = detail;
+}
 
 Result<void> check_socket_free(const std::string& socket_path) {
     struct stat st {};
@@ -73,7 +244,8 @@ ApiServer::ApiServer(Store& store, Loader& loader, PersonaManager& personas, Bin
       binder_(binder),
       if_binder_(if_binder),
       info_(std::move(info)),
-      server_(std::make_unique<httplib::Server>()) {
+      server_(std::make_unique<PeerServer>()),
+      access_(info_.config.admin_group) {
     routes();
 }
 
@@ -100,7 +272,9 @@ Result<void> ApiServer::bind(const std::string& socket_path) {
     server_->set_address_family(AF_UNIX);
     if (!server_->bind_to_port(socket_path, 80)) return sys_error("bind API socket " + socket_path);
     socket_path_ = socket_path;
-    if (::chmod(socket_path.c_str(), 0660) != 0) return sys_error("chmod " + socket_path);
+    // Everyone may connect and read; who may change what is decided per request from the
+    // caller's credentials (agent/access.h).
+    if (::chmod(socket_path.c_str(), 0666) != 0) return sys_error("chmod " + socket_path);
     spdlog::info("API listening on unix:{}", socket_path);
     return {};
 }
@@ -146,36 +320,72 @@ json ApiServer::status() {
     return j;
 }
 
-namespace {
+void ApiServer::record_audit(const std::string& action, const httplib::Request& req, int status,
+                             const std::string& detail) {
+    const Caller& c = current_caller();
+    AuditRecord a;
+    a.at_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                  std::chrono::system_clock::now().time_since_epoch())
+                  .count();
+    a.uid = c.known ? c.uid : -1;
+    a.pid = c.pid;
+    a.action = action;
+    a.persona = t_note.persona;
+    a.target =
+        t_note.target.empty() ? req.path + (req.params.empty() ? "" : "?...") : t_note.target;
+    a.status = status;
+    a.outcome = status < 300 ? "ok" : status == 403 ? "refused" : "failed";
+    a.detail = detail.empty() ? t_note.detail : detail;
+    // Under the API mutex: the store is one SQLite connection, and a record written while
+    // another request's transaction is open would become part of it.
+    std::lock_guard<std::mutex> lock(mu_);
+    if (auto r = store_.add_audit(a); !r)
+        spdlog::error("audit trail: {} (the change itself stands as answered)", r.error().what());
+}
 
-using HttpHandler = std::function<void(const httplib::Request&, httplib::Response&)>;
-
-// Every route goes through here: one mutex, every failure a JSON error.
-// `locked`: the handler runs under the mutex; otherwise it takes it itself.
-HttpHandler wrap_with(std::mutex& mu, ApiServer::Handler h, bool locked) {
-    return [&mu, h = std::move(h), locked](const httplib::Request& req, httplib::Response& res) {
-        std::unique_lock<std::mutex> lock(mu, std::defer_lock);
-        if (locked) lock.lock();
-        try {
-            reply(res, 200, h(req));
-        } catch (const ApiError& e) {
-            if (e.status() >= 500) spdlog::error("{} {}: {}", req.method, req.path, e.what());
-            reply(res, e.status(), e.body());
-        } catch (const std::exception& e) {
-            spdlog::error("{} {}: {}", req.method, req.path, e.what());
-            reply(res, 500, {{"error", std::string("internal error: ") + e.what()}});
-        } catch (...) {
-            spdlog::error("{} {}: unknown exception", req.method, req.path);
-            reply(res, 500, {{"error", "internal error"}});
+ApiServer::HttpHandler ApiServer::wrap(Handler h, bool locked, const std::string& action,
+                                       Guard guard) {
+    return [this, h = std::move(h), locked, action, guard](const httplib::Request& req,
+                                                           httplib::Response& res) {
+        t_note = AuditNote{};
+        int status = 200;
+        std::string error;
+        {
+            std::unique_lock<std::mutex> lock(mu_, std::defer_lock);
+            if (locked) lock.lock();
+            try {
+                if (!action.empty() && guard == Guard::Admin)
+                    access_.require_admin(current_caller(), action_text(action, req));
+                reply(res, 200, h(req));
+            } catch (const ApiError& e) {
+                if (e.status() >= 500) spdlog::error("{} {}: {}", req.method, req.path, e.what());
+                status = e.status();
+                error = e.what();
+                reply(res, e.status(), e.body());
+            } catch (const std::exception& e) {
+                spdlog::error("{} {}: {}", req.method, req.path, e.what());
+                status = 500;
+                error = std::string("internal error: ") + e.what();
+                reply(res, 500, {{"error", error}});
+            } catch (...) {
+                spdlog::error("{} {}: unknown exception", req.method, req.path);
+                status = 500;
+                error = "internal error";
+                reply(res, 500, {{"error", error}});
+            }
+        }
+        if (!action.empty()) {
+            if (status == 403) spdlog::warn("refused: {}", error);
+            record_audit(action, req, status, error);
         }
     };
 }
 
-}  // namespace
-
 void ApiServer::add_route(const std::string& method, const std::string& pattern, Handler handler,
-                          bool locked) {
-    auto h = wrap_with(mu_, std::move(handler), locked);
+                          bool locked, const std::string& action, Guard guard) {
+    const bool change = method != "GET";
+    auto h = wrap(std::move(handler), locked,
+                  change ? (action.empty() ? method + " " + pattern : action) : "", guard);
     if (method == "GET")
         server_->Get(pattern, h);
     else if (method == "POST")
@@ -189,9 +399,6 @@ void ApiServer::add_route(const std::string& method, const std::string& pattern,
 void ApiServer::routes() {
     using httplib::Request;
     using httplib::Response;
-    auto wrap = [this](Handler h, bool locked = true) {
-        return wrap_with(mu_, std::move(h), locked);
-    };
 
     auto& s = *server_;
     s.set_payload_max_length(kMaxRequestBody);
@@ -236,102 +443,297 @@ void ApiServer::routes() {
         reply(res, 500, {{"error", what}});
     });
 
-    s.Get("/v1/status", wrap([this](const Request&) { return status(); }));
-    s.Get("/v1/personas", wrap([this](const Request&) { return personas_.list(); }));
-    s.Post("/v1/personas",
-           wrap(
-               [this](const Request& req) {
-                   json body = parse_body(req);
-                   if (!body.is_object() || !body.contains("source") || !body["source"].is_string())
-                       throw ApiError(400, "request needs \"source\" (PDL text)");
-                   std::string filename = "<api>";
-                   if (body.contains("filename")) {
-                       if (!body["filename"].is_string())
-                           throw ApiError(400, "\"filename\" must be a string");
-                       filename = body["filename"].get<std::string>();
-                   }
-                   // Compiling and lowering can take seconds for big personas and touch no
-                   // state: only storing and flipping hold the mutex.
-                   std::vector<pdl::Source> imports;
-                   if (body.contains("imports")) {
-                       const json& list = body["imports"];
-                       if (!list.is_array())
-                           throw ApiError(400,
-                                          "\"imports\" must be an array of "
-                                          "{\"filename\", \"source\"}");
-                       for (const auto& imp : list) {
-                           if (!imp.is_object() || !imp.contains("filename") ||
-                               !imp["filename"].is_string() || !imp.contains("source") ||
-                               !imp["source"].is_string())
-                               throw ApiError(400,
-                                              "each of \"imports\" needs \"filename\" "
-                                              "and \"source\" (strings)");
-                           imports.push_back({imp["filename"].get<std::string>(),
-                                              imp["source"].get<std::string>()});
-                       }
-                   }
-                   auto compiled = PersonaManager::compile_file(body["source"].get<std::string>(),
-                                                                filename, std::move(imports));
-                   std::lock_guard<std::mutex> lock(mu_);
-                   json res = personas_.apply(compiled);
-                   if (auto_) auto_->reevaluate();
-                   return res;
-               },
-               false));
-    s.Get(R"(/v1/personas/([^/]+))",
-          wrap([this](const Request& req) { return personas_.show(req.matches[1].str()); }));
-    s.Delete(R"(/v1/personas/([^/]+))", wrap([this](const Request& req) {
-                 json res = personas_.remove(req.matches[1].str(), truthy(query(req, "force")));
-                 if (auto_) auto_->reevaluate();
-                 return res;
-             }));
+    const auto get = [this](const std::string& pattern, Handler h) {
+        add_route("GET", pattern, std::move(h));
+    };
+    get("/v1/status", [this](const Request&) { return status(); });
+    get("/v1/personas", [this](const Request&) { return personas_.list(); });
+    add_route(
+        "POST", "/v1/personas",
+        [this](const Request& req) {
+            json body = parse_body(req);
+            if (!body.is_object() || !body.contains("source") || !body["source"].is_string())
+                throw ApiError(400, "request needs \"source\" (PDL text)");
+            std::string filename = "<api>";
+            if (body.contains("filename")) {
+                if (!body["filename"].is_string())
+                    throw ApiError(400, "\"filename\" must be a string");
+                filename = body["filename"].get<std::string>();
+            }
+            ApplyOptions opt;
+            opt.author_uid = current_caller().uid;
+            if (body.contains("message")) {
+                if (!body["message"].is_string())
+                    throw ApiError(400, "\"message\" must be a string");
+                opt.message = body["message"].get<std::string>();
+            }
+            if (body.contains("owner")) {
+                access_.require_admin(current_caller(), "set the owner of a persona");
+                opt.owner_uid = uid_of(body["owner"]);
+            }
+            // Compiling and lowering can take seconds for big personas and touch no
+            // state: only storing and flipping hold the mutex.
+            std::vector<pdl::Source> imports;
+            if (body.contains("imports")) {
+                const json& list = body["imports"];
+                if (!list.is_array())
+                    throw ApiError(400,
+                                   "\"imports\" must be an array of "
+                                   "{\"filename\", \"source\"}");
+                for (const auto& imp : list) {
+                    if (!imp.is_object() || !imp.contains("filename") ||
+                        !imp["filename"].is_string() || !imp.contains("source") ||
+                        !imp["source"].is_string())
+                        throw ApiError(400,
+                                       "each of \"imports\" needs \"filename\" "
+                                       "and \"source\" (strings)");
+                    imports.push_back(
+                        {imp["filename"].get<std::string>(), imp["source"].get<std::string>()});
+                }
+            }
+            audit_note("", filename);
+            auto compiled = PersonaManager::compile_file(body["source"].get<std::string>(),
+                                                         filename, std::move(imports));
+            std::string names;
+            for (const auto& p : compiled.personas) names += (names.empty() ? "" : ",") + p.name;
+            audit_note(compiled.personas.size() == 1 ? names : "", filename + ": " + names);
+            std::lock_guard<std::mutex> lock(mu_);
+            check_apply(compiled, std::nullopt, true);
+            opt.replace_rules = access_.is_admin(current_caller());
+            json res = personas_.apply(compiled, opt);
+            if (auto_) auto_->reevaluate();
+            return res;
+        },
+        false, "apply", Guard::Handler);
+    get(R"(/v1/personas/([^/]+))", [this](const Request& req) {
+        if (req.has_param("version"))
+            return personas_.show_version(req.matches[1].str(), version_param(req, "version"));
+        return personas_.show(req.matches[1].str());
+    });
+    get(R"(/v1/personas/([^/]+)/versions)",
+        [this](const Request& req) { return personas_.history(req.matches[1].str()); });
+    get(R"(/v1/personas/([^/]+)/diff)", [this](const Request& req) {
+        return personas_.diff(req.matches[1].str(), version_param(req, "from"),
+                              version_param(req, "to"));
+    });
+    add_route(
+        "POST", R"(/v1/personas/([^/]+)/rollback)",
+        [this](const Request& req) {
+            const std::string name = req.matches[1].str();
+            json body = parse_body(req);
+            if (!body.is_object() || !body.contains("to") || !body["to"].is_number_integer())
+                throw ApiError(400, "rollback needs \"to\" (a version number)");
+            const int64_t to = body["to"].get<int64_t>();
+            audit_note(name, "version " + std::to_string(to));
+            ApplyOptions opt;
+            opt.author_uid = current_caller().uid;
+            opt.only = name;
+            opt.message = "rollback to version " + std::to_string(to);
+            if (body.contains("message")) {
+                if (!body["message"].is_string())
+                    throw ApiError(400, "\"message\" must be a string");
+                opt.message += ": " + body["message"].get<std::string>();
+            }
+            PersonaVersion v;
+            {
+                std::lock_guard<std::mutex> lock(mu_);
+                v = personas_.version_of(name, to);
+            }
+            json imports = json::parse(v.imports_json, nullptr, false);
+            std::vector<pdl::Source> sources;
+            if (imports.is_array())
+                for (const auto& imp : imports)
+                    sources.push_back({imp.value("filename", ""), imp.value("source", "")});
+            auto compiled = PersonaManager::compile_file(v.source, v.filename, std::move(sources));
+            std::lock_guard<std::mutex> lock(mu_);
+            // An owner's rollback restores the persona, not the version's bind blocks
+            // (binding rules are for admins): those stay as they are.
+            check_apply(compiled, name, false);
+            opt.replace_rules = access_.is_admin(current_caller());
+            json res = personas_.apply(compiled, opt);
+            res["rolled_back_to"] = to;
+            if (auto_) auto_->reevaluate();
+            return res;
+        },
+        false, "rollback", Guard::Handler);
+    add_route(
+        "POST", R"(/v1/personas/([^/]+)/owner)",
+        [this](const Request& req) {
+            const std::string name = req.matches[1].str();
+            json body = parse_body(req);
+            if (!body.is_object() || !body.contains("owner"))
+                throw ApiError(400, "request needs \"owner\" (a user name or uid)");
+            const int64_t uid = uid_of(body["owner"]);
+            audit_note(name, describe_uid(uid));
+            return personas_.set_owner(name, uid);
+        },
+        true, "owner", Guard::Admin);
+    add_route(
+        "DELETE", R"(/v1/personas/([^/]+))",
+        [this](const Request& req) {
+            const std::string name = req.matches[1].str();
+            audit_note(name, name);
+            if (auto rec = must(store_.persona(name)))
+                access_.require_change(current_caller(), *rec, "remove persona '" + name + "'");
+            json res = personas_.remove(name, truthy(query(req, "force")));
+            if (auto_) auto_->reevaluate();
+            return res;
+        },
+        true, "persona-rm", Guard::Handler);
     // Cgroup bindings first, then interface bindings (the objects with "ifname").
-    s.Get("/v1/bindings", wrap([this](const Request&) {
-              json all = binder_.list();
-              for (auto& b : if_binder_.list()) all.push_back(std::move(b));
-              if (auto_)
-                  for (auto& b : auto_->user_bindings()) all.push_back(std::move(b));
-              return all;
-          }));
-    s.Post("/v1/bindings", wrap([this](const Request& req) {
-               json body = parse_body(req);
-               if (body.is_object()) {
-                   int n = 0;
-                   for (const char* k : {"cgroup", "pid", "ifname", "user"}) n += body.contains(k);
-                   if (n > 1)
-                       throw ApiError(400,
-                                      "binding needs one of \"cgroup\", \"pid\", \"ifname\" or "
-                                      "\"user\", not several");
-               }
-               if (body.is_object() && body.contains("user")) {
-                   if (!auto_) throw ApiError(503, "automatic binding is not running");
-                   return auto_->bind_user(body);
-               }
-               json res;
-               if (body.is_object() && body.contains("ifname")) {
-                   res = if_binder_.bind(body);
-               } else {
-                   if (body.is_object() && body.contains("netns"))
-                       throw ApiError(400, "\"netns\" goes with \"ifname\" only");
-                   res = binder_.bind(body);
-               }
-               return res;
-           }));
-    s.Delete("/v1/bindings", wrap([this](const Request& req) {
-                 if (auto user = query(req, "user")) {
-                     if (!auto_) throw ApiError(503, "automatic binding is not running");
-                     return auto_->unbind_user(*user);
-                 }
-                 // A rule may apply to the workload once its explicit binding is gone.
-                 json res = query(req, "ifname")
-                                ? if_binder_.unbind(*query(req, "ifname"),
-                                                    query(req, "netns").value_or(""))
-                                : binder_.unbind(query(req, "cgroup"), query(req, "pid"));
-                 if (auto_) auto_->reevaluate();
-                 return res;
-             }));
-    s.Get("/v1/stats",
-          wrap([this](const Request& req) { return personas_.stats(query(req, "persona")); }));
+    get("/v1/bindings", [this](const Request&) {
+        json all = binder_.list();
+        for (auto& b : if_binder_.list()) all.push_back(std::move(b));
+        if (auto_)
+            for (auto& b : auto_->user_bindings()) all.push_back(std::move(b));
+        return all;
+    });
+    add_route(
+        "POST", "/v1/bindings",
+        [this](const Request& req) {
+            json body = parse_body(req);
+            if (body.is_object()) {
+                int n = 0;
+                for (const char* k : {"cgroup", "pid", "ifname", "user"}) n += body.contains(k);
+                if (n > 1)
+                    throw ApiError(400,
+                                   "binding needs one of \"cgroup\", \"pid\", \"ifname\" or "
+                                   "\"user\", not several");
+                if (body.contains("persona") && body["persona"].is_string())
+                    audit_note(body["persona"].get<std::string>());
+                for (const char* k : {"cgroup", "pid", "ifname", "user"})
+                    if (body.contains(k))
+                        audit_note("", std::string(k) + " " +
+                                           (body[k].is_string() ? body[k].get<std::string>()
+                                                                : body[k].dump()));
+            }
+            check_bind(body);
+            if (body.is_object() && body.contains("user")) {
+                if (!auto_) throw ApiError(503, "automatic binding is not running");
+                return auto_->bind_user(body);
+            }
+            json res;
+            if (body.is_object() && body.contains("ifname")) {
+                res = if_binder_.bind(body);
+            } else {
+                if (body.is_object() && body.contains("netns"))
+                    throw ApiError(400, "\"netns\" goes with \"ifname\" only");
+                res = binder_.bind(body);
+            }
+            return res;
+        },
+        true, "bind", Guard::Handler);
+    add_route(
+        "DELETE", "/v1/bindings",
+        [this](const Request& req) {
+            for (const char* k : {"cgroup", "pid", "ifname", "user"})
+                if (auto v = query(req, k)) audit_note("", std::string(k) + " " + *v);
+            check_unbind(req);
+            if (auto user = query(req, "user")) {
+                if (!auto_) throw ApiError(503, "automatic binding is not running");
+                return auto_->unbind_user(*user);
+            }
+            // A rule may apply to the workload once its explicit binding is gone.
+            json res =
+                query(req, "ifname")
+                    ? if_binder_.unbind(*query(req, "ifname"), query(req, "netns").value_or(""))
+                    : binder_.unbind(query(req, "cgroup"), query(req, "pid"));
+            if (auto_) auto_->reevaluate();
+            return res;
+        },
+        true, "unbind", Guard::Handler);
+    get("/v1/stats", [this](const Request& req) { return personas_.stats(query(req, "persona")); });
+    get("/v1/audit", [this](const Request& req) {
+        int64_t since = 0;
+        if (auto t = query(req, "since")) since = parse_since(*t);
+        size_t limit = 1000;
+        if (auto l = query(req, "limit")) {
+            if (l->empty() || l->size() > 7 ||
+                l->find_first_not_of("0123456789") != std::string::npos)
+                throw ApiError(400, "?limit= must be a number up to 9999999");
+            limit = std::stoul(*l);
+        }
+        json arr = json::array();
+        for (const auto& a : must(store_.audit(since, query(req, "persona"), limit)))
+            arr.push_back({{"id", a.id},
+                           {"at", iso_ms(a.at_ms)},
+                           {"at_ms", a.at_ms},
+                           {"uid", a.uid},
+                           {"user", describe_uid(a.uid)},
+                           {"pid", a.pid},
+                           {"action", a.action},
+                           {"persona", a.persona},
+                           {"target", a.target},
+                           {"outcome", a.outcome},
+                           {"status", a.status},
+                           {"detail", a.detail}});
+        return arr;
+    });
+}
+
+void ApiServer::check_apply(const CompiledFile& file, const std::optional<std::string>& only,
+                            bool refuse_binds) {
+    const Caller& c = current_caller();
+    if (access_.is_admin(c)) return;
+    for (const auto& p : file.personas) {
+        if (only && p.name != *only) continue;
+        auto rec = must(store_.persona(p.name));
+        if (!rec)
+            throw ApiError(403, describe(c) + " may not create persona '" + p.name +
+                                    "': only admins may (" + access_.admins() + ")");
+        access_.require_change(c, *rec, "apply persona '" + p.name + "'");
+    }
+    for (const auto& b : file.binds)
+        if (refuse_binds && (!only || b.persona == *only))
+            throw ApiError(403, describe(c) + " may not apply the bind block of persona '" +
+                                    b.persona + "': binding rules are for admins (" +
+                                    access_.admins() + ")");
+}
+
+void ApiServer::check_bind(const json& body) {
+    const Caller& c = current_caller();
+    if (access_.is_admin(c) || !body.is_object()) return;
+    if (!body.contains("persona") || !body["persona"].is_string()) return;  // 400 follows
+    const std::string persona = body["persona"].get<std::string>();
+    auto rec = must(store_.persona(persona));
+    if (!rec) return;  // 404 follows
+    access_.require_change(c, *rec, "bind persona '" + persona + "'");
+    // An owner binds workloads of their own only: a cgroup delegated to them, a process of
+    // theirs, their own user.
+    if (body.contains("ifname"))
+        throw ApiError(403, describe(c) + " may not bind interface " + body["ifname"].dump() +
+                                ": interfaces are for admins (" + access_.admins() + ")");
+    if (body.contains("user")) {
+        if (uid_of(body["user"]) != c.uid)
+            throw ApiError(403, describe(c) + " may not bind user " + body["user"].dump() +
+                                    ": owners bind their own user only");
+        return;
+    }
+    CgroupRef ref = binder_.named_cgroup(body);
+    struct stat st {};
+    if (::stat(ref.fs_path.c_str(), &st) != 0 || static_cast<int64_t>(st.st_uid) != c.uid)
+        throw ApiError(403, describe(c) + " may not bind cgroup " + ref.rel_path +
+                                ": it is not delegated to them (owned by " +
+                                describe_uid(st.st_uid) + "); admins may (" + access_.admins() +
+                                ")");
+}
+
+void ApiServer::check_unbind(const httplib::Request& req) {
+    const Caller& c = current_caller();
+    if (access_.is_admin(c)) return;
+    if (query(req, "ifname"))
+        throw ApiError(403, describe(c) + " may not unbind interfaces: only admins may (" +
+                                access_.admins() + ")");
+    if (auto user = query(req, "user")) {
+        if (uid_of(json(*user)) != c.uid)
+            throw ApiError(403, describe(c) + " may not unbind user " + *user +
+                                    ": owners unbind their own user only");
+        return;
+    }
+    auto found = binder_.find(query(req, "cgroup"), query(req, "pid"));
+    if (!found) return;  // 404 follows
+    auto rec = must(store_.persona(found->persona));
+    if (rec) access_.require_change(c, *rec, "unbind " + found->cgroup_path);
 }
 
 }  // namespace pbpf::agent

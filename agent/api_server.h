@@ -11,6 +11,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "agent/access.h"
 #include "agent/binder.h"
 #include "agent/cgroup.h"
 #include "agent/config.h"
@@ -23,6 +24,7 @@
 namespace httplib {
 class Server;
 struct Request;
+struct Response;
 }  // namespace httplib
 
 namespace pbpf::agent {
@@ -40,6 +42,11 @@ struct InstanceInfo {
     bool adopted = false;
     std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
 };
+
+// What a change handler tells the audit trail about its change (the persona and target
+// it concerns, a summary); the API server records it with the caller and the outcome.
+void audit_note(const std::string& persona, const std::string& target = "",
+                const std::string& detail = "");
 
 // Fails if a live process answers on `socket_path` (or the path is not a socket); run
 // before loading anything so a misconfigured second agent changes nothing.
@@ -67,15 +74,32 @@ class ApiServer {
     // or DELETE; `pattern` a regex as httplib takes it. `locked`: the handler runs under
     // the API mutex (false: it must take `mutex()` itself around shared state). Call
     // before run().
+    // POST and DELETE routes are changes: `action` names them in the audit trail, and
+    // unless `guard` is Guard::Handler (the handler checks the caller itself, see
+    // access()), only admins may call them.
     using Handler = std::function<nlohmann::json(const httplib::Request&)>;
+    enum class Guard { Admin, Handler };
     void add_route(const std::string& method, const std::string& pattern, Handler handler,
-                   bool locked = true);
+                   bool locked = true, const std::string& action = "", Guard guard = Guard::Admin);
+    const Access& access() const { return access_; }
     std::mutex& mutex() { return mu_; }
     // Automatic binding: rules re-evaluated after every change, user bindings, status.
     void set_auto_binder(AutoBinder* a) { auto_ = a; }
 
   private:
     void routes();
+    using HttpHandler = std::function<void(const httplib::Request&, httplib::Response&)>;
+    HttpHandler wrap(Handler h, bool locked, const std::string& action, Guard guard);
+    // Records one change attempt (the handler's audit_note() plus outcome) in the store.
+    void record_audit(const std::string& action, const httplib::Request& req, int status,
+                      const std::string& detail);
+    // Throw ApiError(403) unless the caller may make the change (agent/access.h).
+    // `refuse_binds`: a non-admin's file with bind blocks is refused (an apply), rather
+    // than applied without them (a rollback).
+    void check_apply(const CompiledFile& file, const std::optional<std::string>& only,
+                     bool refuse_binds);
+    void check_bind(const nlohmann::json& body);
+    void check_unbind(const httplib::Request& req);
 
     Store& store_;
     Loader& loader_;
@@ -85,6 +109,7 @@ class ApiServer {
     AutoBinder* auto_ = nullptr;
     InstanceInfo info_;
     std::unique_ptr<httplib::Server> server_;
+    Access access_;
     std::mutex mu_;  // serialises every request that touches the store or the maps
     std::string socket_path_;
 };

@@ -642,18 +642,29 @@ json AutoBinder::status() {
 void add_rule_routes(ApiServer& server, AutoBinder& auto_binder) {
     server.add_route("GET", "/v1/rules",
                      [&auto_binder](const httplib::Request&) { return auto_binder.list_rules(); });
-    server.add_route("POST", "/v1/rules", [&auto_binder](const httplib::Request& req) {
-        json body;
-        try {
-            body = json::parse(req.body);
-        } catch (const json::parse_error& e) {
-            throw ApiError(400, std::string("request body is not JSON: ") + e.what());
-        }
-        return auto_binder.add_rule(body);
-    });
-    server.add_route("DELETE", R"(/v1/rules/([^/]+))", [&auto_binder](const httplib::Request& req) {
-        return auto_binder.remove_rule(req.matches[1].str());
-    });
+    server.add_route(
+        "POST", "/v1/rules",
+        [&auto_binder](const httplib::Request& req) {
+            json body;
+            try {
+                body = json::parse(req.body);
+            } catch (const json::parse_error& e) {
+                throw ApiError(400, std::string("request body is not JSON: ") + e.what());
+            }
+            if (body.is_object() && body.contains("persona") && body["persona"].is_string())
+                audit_note(body["persona"].get<std::string>(),
+                           body.value("kind", std::string("?")) + " " +
+                               body.value("pattern", std::string("?")));
+            return auto_binder.add_rule(body);
+        },
+        true, "rule-add");
+    server.add_route(
+        "DELETE", R"(/v1/rules/([^/]+))",
+        [&auto_binder](const httplib::Request& req) {
+            audit_note("", "rule " + req.matches[1].str());
+            return auto_binder.remove_rule(req.matches[1].str());
+        },
+        true, "rule-rm");
 }
 
 }  // namespace pbpf::agent

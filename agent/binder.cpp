@@ -72,6 +72,25 @@ CgroupRef Binder::cgroup_of_pid(const std::string& pid_text) {
     return *ref;
 }
 
+CgroupRef Binder::named_cgroup(const json& body) {
+    if (body.contains("cgroup")) {
+        if (!body["cgroup"].is_string()) throw ApiError(400, "\"cgroup\" must be a path string");
+        auto r = tree_.resolve_existing(body["cgroup"].get<std::string>());
+        if (!r) throw_ref_error(r.error());
+        return *r;
+    }
+    if (!body.contains("pid")) throw ApiError(400, "binding needs \"cgroup\" or \"pid\"");
+    const json& p = body["pid"];
+    std::string text;
+    if (p.is_number_integer())
+        text = std::to_string(p.get<int64_t>());
+    else if (p.is_string())
+        text = p.get<std::string>();
+    else
+        throw ApiError(400, "\"pid\" must be a process id");
+    return cgroup_of_pid(text);
+}
+
 json Binder::bind(const json& body) {
     if (!body.is_object()) throw ApiError(400, "binding must be a JSON object");
     if (!body.contains("persona") || !body["persona"].is_string())
@@ -81,24 +100,7 @@ json Binder::bind(const json& body) {
         throw ApiError(400, "binding needs exactly one of \"cgroup\" or \"pid\"");
     std::string persona = body["persona"].get<std::string>();
 
-    CgroupRef ref;
-    if (has_cg) {
-        if (!body["cgroup"].is_string()) throw ApiError(400, "\"cgroup\" must be a path string");
-        auto r = tree_.resolve_existing(body["cgroup"].get<std::string>());
-        if (!r) throw_ref_error(r.error());
-        ref = *r;
-    } else {
-        const json& p = body["pid"];
-        std::string text;
-        if (p.is_number_integer())
-            text = std::to_string(p.get<int64_t>());
-        else if (p.is_string())
-            text = p.get<std::string>();
-        else
-            throw ApiError(400, "\"pid\" must be a process id");
-        ref = cgroup_of_pid(text);
-    }
-
+    CgroupRef ref = named_cgroup(body);
     auto id = cgroup_id_of(ref.fs_path);
     if (!id) throw_ref_error(id.error());
     auto previous = bind_cgroup(ref, *id, persona, "api", 0);
@@ -244,26 +246,35 @@ Result<void> Binder::set_fail_closed(const std::set<uint64_t>& roots) {
     return {};
 }
 
-json Binder::unbind(const std::optional<std::string>& cgroup,
-                    const std::optional<std::string>& pid) {
+std::optional<BindingRecord> Binder::find(const std::optional<std::string>& cgroup,
+                                          const std::optional<std::string>& pid,
+                                          std::string* what) {
     if (cgroup.has_value() == pid.has_value())
         throw ApiError(400, "unbind needs exactly one of ?cgroup=PATH or ?pid=PID");
     std::optional<BindingRecord> found;
-    std::string what;
+    std::string named;
     if (cgroup) {
         auto ref = tree_.resolve(*cgroup);
         if (!ref) throw_ref_error(ref.error());
-        what = "cgroup " + ref->rel_path;
+        named = "cgroup " + ref->rel_path;
         auto id = cgroup_id_of(ref->fs_path);
         if (id) found = must(store_.binding(*id));
         if (!found) found = must(store_.binding_by_path(ref->rel_path));
     } else {
         CgroupRef ref = cgroup_of_pid(*pid);
-        what = "cgroup " + ref.rel_path + " (pid " + *pid + ")";
+        named = "cgroup " + ref.rel_path + " (pid " + *pid + ")";
         auto id = cgroup_id_of(ref.fs_path);
         if (!id) throw_ref_error(id.error());
         found = must(store_.binding(*id));
     }
+    if (what) *what = named;
+    return found;
+}
+
+json Binder::unbind(const std::optional<std::string>& cgroup,
+                    const std::optional<std::string>& pid) {
+    std::string what;
+    std::optional<BindingRecord> found = find(cgroup, pid, &what);
     if (!found) throw ApiError(404, "no binding for " + what);
     if (found->origin == "rule") {
         auto rule = must(store_.bind_rule(found->rule_id));

@@ -25,6 +25,14 @@ class Binder {
     // Throws ApiError (400 bad request / missing cgroup / dead pid / outside subtree,
     // 404 unknown persona).
     nlohmann::json bind(const nlohmann::json& body);
+    // The existing cgroup a bind request names by "cgroup" (a path) or "pid"; throws
+    // ApiError as bind() does.
+    CgroupRef named_cgroup(const nlohmann::json& body);
+    // The stored binding an unbind request names (?cgroup= or ?pid=), if any; `what`
+    // receives a readable name of the target ("cgroup /a/b (pid 42)").
+    std::optional<BindingRecord> find(const std::optional<std::string>& cgroup,
+                                      const std::optional<std::string>& pid,
+                                      std::string* what = nullptr);
     // DELETE /v1/bindings?cgroup=P|pid=N.
     nlohmann::json unbind(const std::optional<std::string>& cgroup,
                           const std::optional<std::string>& pid);

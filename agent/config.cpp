@@ -145,17 +145,15 @@ Result<void> parse_agent(const toml::table& root, const std::string& origin, Con
         const char* name;
         std::string* dest;
     };
-    const Key keys[] = {{"socket", &cfg.socket},
-                        {"state_dir", &cfg.state_dir},
-                        {"bpffs_root", &cfg.bpffs_root},
-                        {"cgroup_root", &cfg.cgroup_root},
-                        {"log_level", &cfg.log_level}};
+    const Key keys[] = {{"socket", &cfg.socket},         {"state_dir", &cfg.state_dir},
+                        {"bpffs_root", &cfg.bpffs_root}, {"cgroup_root", &cfg.cgroup_root},
+                        {"log_level", &cfg.log_level},   {"admin_group", &cfg.admin_group}};
     for (auto&& [k, node] : *agent) {
         const Key* key = nullptr;
         for (const Key& candidate : keys)
             if (k.str() == candidate.name) key = &candidate;
         if (key == nullptr) {
-            // Keys of capabilities that land later (host_country, admin_group, ...) are
+            // Keys of capabilities that land later (host_country, ...) are
             // accepted so one config file serves several agent versions.
             spdlog::debug("{}: [agent] key '{}' not used by this agent",
                           where(origin, node.source()), k.str());

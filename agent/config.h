@@ -51,6 +51,8 @@ struct Config {
     std::string bpffs_root = "/sys/fs/bpf/personabpf";
     std::string cgroup_root;  // empty: the cgroup2 mount root
     std::string log_level = "info";
+    // Members of this group (and root) are admins of the API; "" = root only.
+    std::string admin_group;
     Limits limits;
     EventsConfig events;
     XdpConfig xdp;

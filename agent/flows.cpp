@@ -543,9 +543,13 @@ void add_flow_routes(ApiServer& server, ConntrackTable& conntrack, EventStream& 
         return conntrack.list(param(req, "persona"),
                               number_param(req, "limit", 10000, 1, 10000000));
     });
-    server.add_route("DELETE", "/v1/conntrack", [&conntrack](const httplib::Request& req) {
-        return conntrack.flush(param(req, "persona"));
-    });
+    server.add_route(
+        "DELETE", "/v1/conntrack",
+        [&conntrack](const httplib::Request& req) {
+            if (auto p = param(req, "persona")) audit_note(*p);
+            return conntrack.flush(param(req, "persona"));
+        },
+        true, "conntrack-flush");
     // Unlocked: a follower waits here without holding up other requests; names are
     // resolved under the API mutex.
     server.add_route(

@@ -13,8 +13,10 @@
 
 #include <spdlog/spdlog.h>
 
+#include "agent/access.h"
 #include "agent/api_error.h"
 #include "agent/if_binder.h"
+#include "agent/persona_diff.h"
 #include "maps/abi/limits.h"
 #include "maps/policy_map.h"
 #include "pdl-compiler/compiler.h"
@@ -64,6 +66,9 @@ json counters_json(const pbpf_dir_counters& c) {
 
 json summary(const PersonaRecord& p, size_t bindings) {
     return {{"name", p.name},
+            {"version", p.version},
+            {"owner_uid", p.owner_uid},
+            {"owner", describe_uid(p.owner_uid)},
             {"id", p.id},
             {"mode", p.mode},
             {"description", p.description},
@@ -161,13 +166,14 @@ json PersonaManager::apply(const std::string& source, const std::string& filenam
     return apply(compile_file(source, filename));
 }
 
-json PersonaManager::apply(const CompiledFile& file) {
+json PersonaManager::apply(const CompiledFile& file, const ApplyOptions& opt) {
     const std::string& source = file.source;
     const std::string& filename = file.filename;
     struct Pending {
         PersonaRecord rec;
         bool is_new = false;
         bool changed = false;
+        bool new_version = false;
         Fd map;  // set when the slot must be flipped
         std::optional<uint32_t> old_inner_id;
         Fd old_inner;  // keeps the previous generation alive until the apply ends
@@ -180,9 +186,17 @@ json PersonaManager::apply(const CompiledFile& file) {
     // 0. The file's bind blocks become the binding rules (origin "pdl") of the personas
     // they name, replacing the rules earlier applies stored for those personas and for
     // every persona the file defines (a bind block deleted from the file goes away).
+    auto selected = [&](const std::string& name) { return !opt.only || *opt.only == name; };
+    if (opt.only) {
+        bool found = false;
+        for (const auto& p : file.personas) found = found || p.name == *opt.only;
+        if (!found) throw ApiError(400, "no persona '" + *opt.only + "' in " + file.filename);
+    }
     std::map<std::string, std::vector<BindRule>> pdl_rules;
-    for (const auto& p : file.personas) pdl_rules[p.name];
+    for (const auto& p : file.personas)
+        if (selected(p.name)) pdl_rules[p.name];
     for (const auto& b : file.binds) {
+        if (!selected(b.persona)) continue;
         auto where = [&]() {
             return b.loc.file + ":" + std::to_string(b.loc.line) + ":" + std::to_string(b.loc.col);
         };
@@ -214,6 +228,7 @@ json PersonaManager::apply(const CompiledFile& file) {
         const pdl::ir::Persona& p = file.personas[i];
         if (!seen.insert(p.name).second)
             throw ApiError(400, "persona '" + p.name + "' defined twice in " + filename);
+        if (!selected(p.name)) continue;
         const PersonaImage& image = file.images[i];
         // The cheap refusal first: no serialising of an image that cannot be enforced.
         if (auto fits = check_policy_fits(image, loader_.limits().policy_entries); !fits)
@@ -251,10 +266,16 @@ json PersonaManager::apply(const CompiledFile& file) {
             r.id = old->id;
             r.created_at = old->created_at;
             r.applied_at = pd.changed ? now : old->applied_at;
+            r.owner_uid = old->owner_uid;
+            r.version = old->version;
         } else {
             r.created_at = now;
             r.applied_at = now;
+            r.owner_uid = opt.owner_uid.value_or(opt.author_uid);
         }
+        // A version per change of what the persona means; identical content (even from
+        // a reformatted file) is no new version.
+        pd.new_version = pd.changed || r.version == 0;
         bool slot_empty = old && !must(slot_map_id(old->id)).has_value();
         if (image_changed || slot_empty) {
             auto map = build_map(image, loader_.limits().policy_entries);
@@ -309,9 +330,29 @@ json PersonaManager::apply(const CompiledFile& file) {
             spdlog::error("apply rollback: bump policy epoch: {}", e.error().what());
     };
     try {
-        for (auto& pd : pending) must(store_.upsert_persona(pd.rec));
-        for (const auto& [persona, rules] : pdl_rules)
-            rules_changed = must(store_.replace_bind_rules(persona, "pdl", rules)) || rules_changed;
+        for (auto& pd : pending) {
+            must(store_.upsert_persona(pd.rec));
+            if (!pd.new_version) continue;
+            PersonaVersion v;
+            v.persona = pd.rec.name;
+            v.filename = pd.rec.filename;
+            v.source = pd.rec.source;
+            v.imports_json = pd.rec.imports_json;
+            v.image_json = pd.rec.image_json;
+            v.rules_json = pd.rec.rules_json;
+            v.description = pd.rec.description;
+            v.mode = pd.rec.mode;
+            v.default_ingress = pd.rec.default_ingress;
+            v.default_egress = pd.rec.default_egress;
+            v.author_uid = opt.author_uid;
+            v.created_at = now;
+            v.message = opt.message;
+            pd.rec.version = must(store_.add_version(v));
+        }
+        if (opt.replace_rules)
+            for (const auto& [persona, rules] : pdl_rules)
+                rules_changed =
+                    must(store_.replace_bind_rules(persona, "pdl", rules)) || rules_changed;
         for (auto& pd : pending) {
             if (!pd.map.valid()) continue;
             pd.old_inner_id = must(slot_map_id(pd.rec.id));
@@ -344,13 +385,11 @@ json PersonaManager::apply(const CompiledFile& file) {
 
     json applied = json::array();
     for (const auto& pd : pending) {
-        spdlog::info("applied persona '{}' (id {}, {} entries){}", pd.rec.name, pd.rec.id,
-                     pd.rec.entries, pd.changed ? "" : ", unchanged");
-        json entry = {{"name", pd.rec.name},
-                      {"id", pd.rec.id},
-                      {"entries", pd.rec.entries},
-                      {"changed", pd.changed},
-                      {"created", pd.is_new}};
+        spdlog::info("applied persona '{}' (id {}, {} entries, version {}){} by {}", pd.rec.name,
+                     pd.rec.id, pd.rec.entries, pd.rec.version, pd.changed ? "" : ", unchanged",
+                     describe_uid(opt.author_uid));
+        json entry = {{"name", pd.rec.name},   {"id", pd.rec.id},      {"entries", pd.rec.entries},
+                      {"changed", pd.changed}, {"created", pd.is_new}, {"version", pd.rec.version}};
         for (const auto& p : file.personas)
             if (p.name == pd.rec.name) entry["not_enforced"] = unenforced_sections(p);
         applied.push_back(std::move(entry));
@@ -358,7 +397,11 @@ json PersonaManager::apply(const CompiledFile& file) {
     json res = {{"applied", applied}};
     size_t bind_rules = 0;
     for (const auto& [persona, rules] : pdl_rules) bind_rules += rules.size();
-    if (bind_rules > 0 || rules_changed) res["bind_rules"] = bind_rules;
+    if (!opt.replace_rules) {
+        if (bind_rules > 0) res["bind_rules_not_applied"] = bind_rules;
+    } else if (bind_rules > 0 || rules_changed) {
+        res["bind_rules"] = bind_rules;
+    }
     if (file.warnings > 0) res["diagnostics"] = file.diagnostics;
     return res;
 }
@@ -460,6 +503,76 @@ json PersonaManager::show(const std::string& name) {
     auto slot = must(slot_map_id(rec->id));
     j["enforced"] = slot.has_value();
     return j;
+}
+
+PersonaVersion PersonaManager::version_of(const std::string& name, int64_t version) {
+    auto v = must(store_.version(name, version));
+    if (!v) {
+        auto all = must(store_.versions(name));
+        if (all.empty()) throw ApiError(404, "no persona '" + name + "' in the repository");
+        throw ApiError(404, "persona '" + name + "' has no version " + std::to_string(version) +
+                                " (versions 1 to " + std::to_string(all.back().version) + ")");
+    }
+    return *v;
+}
+
+json PersonaManager::history(const std::string& name) {
+    auto all = must(store_.versions(name));
+    if (all.empty()) throw ApiError(404, "no persona '" + name + "' in the repository");
+    auto rec = must(store_.persona(name));
+    json arr = json::array();
+    for (const auto& v : all) {
+        json rules = json::parse(v.rules_json, nullptr, false);
+        arr.push_back({{"version", v.version},
+                       {"author_uid", v.author_uid},
+                       {"author", describe_uid(v.author_uid)},
+                       {"created_at", v.created_at},
+                       {"message", v.message},
+                       {"filename", v.filename},
+                       {"mode", v.mode},
+                       {"rules", rules.is_array() ? rules.size() : 0},
+                       {"current", rec.has_value() && rec->version == v.version}});
+    }
+    return arr;
+}
+
+json PersonaManager::show_version(const std::string& name, int64_t version) {
+    PersonaVersion v = version_of(name, version);
+    json rules = json::parse(v.rules_json, nullptr, false);
+    json image = json::parse(v.image_json, nullptr, false);
+    return {{"name", v.persona},
+            {"version", v.version},
+            {"filename", v.filename},
+            {"source", v.source},
+            {"description", v.description},
+            {"mode", v.mode},
+            {"defaults", {{"ingress", v.default_ingress}, {"egress", v.default_egress}}},
+            {"rules", rules.is_discarded() ? json::array() : rules},
+            {"image", image.is_discarded() ? json() : image},
+            {"author_uid", v.author_uid},
+            {"author", describe_uid(v.author_uid)},
+            {"created_at", v.created_at},
+            {"message", v.message}};
+}
+
+json PersonaManager::diff(const std::string& name, int64_t from, int64_t to) {
+    PersonaVersion a = version_of(name, from), b = version_of(name, to);
+    return {
+        {"name", name},
+        {"from", from},
+        {"to", to},
+        {"changes", version_changes(a, b)},
+        {"source_diff", unified_diff(a.source, b.source,
+                                     name + " v" + std::to_string(from) + " (" + a.filename + ")",
+                                     name + " v" + std::to_string(to) + " (" + b.filename + ")")}};
+}
+
+json PersonaManager::set_owner(const std::string& name, int64_t uid) {
+    auto rec = must(store_.persona(name));
+    if (!rec) throw ApiError(404, "no persona '" + name + "'");
+    must(store_.set_owner(name, uid));
+    spdlog::info("persona '{}' is now owned by {}", name, describe_uid(uid));
+    return {{"name", name}, {"owner_uid", uid}, {"owner", describe_uid(uid)}};
 }
 
 json PersonaManager::stats(const std::optional<std::string>& persona) {

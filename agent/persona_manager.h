@@ -35,6 +35,18 @@ struct CompiledFile {
 // ("encryption", "ids", "qos", ...), in PDL order. Empty for a security-only persona.
 std::vector<std::string> unenforced_sections(const pdl::ir::Persona& p);
 
+// Who applies and how: recorded with the versions an apply creates.
+struct ApplyOptions {
+    int64_t author_uid = 0;
+    std::optional<int64_t> owner_uid;  // of personas the apply creates; default: the author
+    std::string message;               // stored with each new version
+    // Apply only this persona of the file (and only its bind blocks): a rollback.
+    std::optional<std::string> only;
+    // false: leave the personas' binding rules as they are (the caller may not change
+    // rules); the file's bind blocks are then not applied, and the answer says so.
+    bool replace_rules = true;
+};
+
 class PersonaManager {
   public:
     PersonaManager(Store& store, Loader& loader) : store_(store), loader_(loader) {}
@@ -48,7 +60,17 @@ class PersonaManager {
     // the file system for a client).
     static CompiledFile compile_file(const std::string& source, const std::string& filename,
                                      std::vector<pdl::Source> imports = {});
-    nlohmann::json apply(const CompiledFile& file);
+    // Every persona of the file whose content changed (or is new) gets a new version;
+    // the answer says, per persona, "changed" and "version".
+    nlohmann::json apply(const CompiledFile& file, const ApplyOptions& opt = {});
+    // GET /v1/personas/NAME/versions, ?version=N, /diff?from=A&to=B.
+    nlohmann::json history(const std::string& name);
+    nlohmann::json show_version(const std::string& name, int64_t version);
+    nlohmann::json diff(const std::string& name, int64_t from, int64_t to);
+    // A stored version (404 if absent).
+    PersonaVersion version_of(const std::string& name, int64_t version);
+    // POST /v1/personas/NAME/owner.
+    nlohmann::json set_owner(const std::string& name, int64_t uid);
     // DELETE /v1/personas/NAME.
     nlohmann::json remove(const std::string& name, bool force);
     // GET /v1/personas and /v1/personas/NAME.

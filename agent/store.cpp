@@ -101,7 +101,8 @@ PersonaVersion version_from(const Stmt& s) {
     return v;
 }
 
-constexpr const char* kAuditCols = "id, at_ms, uid, pid, action, persona, target, outcome, status, detail";
+constexpr const char* kAuditCols =
+    "id, at_ms, uid, pid, action, persona, target, outcome, status, detail";
 
 AuditRecord audit_from(const Stmt& s) {
     AuditRecord a;

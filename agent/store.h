@@ -138,8 +138,8 @@ class Store {
     Result<void> add_audit(const AuditRecord& a);
     // Oldest first, at_ms >= since_ms, of one persona (the persona column) if given; the
     // newest `limit` of them.
-    Result<std::vector<AuditRecord>> audit(int64_t since_ms, const std::optional<std::string>& persona,
-                                           size_t limit);
+    Result<std::vector<AuditRecord>> audit(int64_t since_ms,
+                                           const std::optional<std::string>& persona, size_t limit);
 
     Result<std::vector<BindingRecord>> bindings();
     Result<size_t> binding_count();

@@ -611,21 +611,29 @@ json XdpPrefilter::remove_deny(const std::vector<std::string>& cidrs) {
 
 void XdpPrefilter::add_routes(ApiServer& server) {
     server.add_route("GET", "/v1/xdp", [this](const httplib::Request&) { return describe(); });
-    server.add_route("POST", "/v1/xdp/deny", [this](const httplib::Request& req) {
-        json body;
-        try {
-            body = json::parse(req.body);
-        } catch (const json::parse_error& e) {
-            throw ApiError(400, std::string("malformed JSON: ") + e.what());
-        }
-        return add_deny(body);
-    });
-    server.add_route("DELETE", "/v1/xdp/deny", [this](const httplib::Request& req) {
-        std::vector<std::string> cidrs;
-        for (size_t i = 0; i < req.get_param_value_count("cidr"); ++i)
-            cidrs.push_back(req.get_param_value("cidr", i));
-        return remove_deny(cidrs);
-    });
+    server.add_route(
+        "POST", "/v1/xdp/deny",
+        [this](const httplib::Request& req) {
+            json body;
+            try {
+                body = json::parse(req.body);
+            } catch (const json::parse_error& e) {
+                throw ApiError(400, std::string("malformed JSON: ") + e.what());
+            }
+            audit_note("", body.is_object() && body.contains("cidrs") ? body["cidrs"].dump() : "");
+            return add_deny(body);
+        },
+        true, "xdp-deny-add");
+    server.add_route(
+        "DELETE", "/v1/xdp/deny",
+        [this](const httplib::Request& req) {
+            std::vector<std::string> cidrs;
+            for (size_t i = 0; i < req.get_param_value_count("cidr"); ++i)
+                cidrs.push_back(req.get_param_value("cidr", i));
+            audit_note("", json(cidrs).dump());
+            return remove_deny(cidrs);
+        },
+        true, "xdp-deny-rm");
 }
 
 Result<void> uninstall_xdp(const std::string& bpffs_root) {

@@ -104,7 +104,6 @@ TEST(AgentConfigParse, UnknownKeysAndTablesAreIgnored) {
 top_level = 1
 [agent]
 host_country = "CH"
-admin_group = 42
 future = { nested = [1, 2, 3] }
 socket = "/s.sock"
 [agent.sub]
@@ -116,6 +115,17 @@ anything = "goes"
     ASSERT_TRUE(cfg.ok()) << cfg.error().what();
     EXPECT_EQ(cfg->socket, "/s.sock");
     EXPECT_EQ(cfg->log_level, "info");
+}
+
+TEST(AgentConfigParse, AdminGroup) {
+    auto cfg = parse_config("[agent]\nadmin_group = \"pbpf-admins\"\n", "agent.toml");
+    ASSERT_TRUE(cfg.ok()) << cfg.error().what();
+    EXPECT_EQ(cfg->admin_group, "pbpf-admins");
+    EXPECT_EQ(parse_config("", "agent.toml")->admin_group, "");
+    auto bad = parse_config("[agent]\nadmin_group = 42\n", "agent.toml");
+    ASSERT_FALSE(bad.ok());
+    EXPECT_NE(bad.error().message.find("admin_group must be a string"), std::string::npos)
+        << bad.error().what();
 }
 
 TEST(AgentConfigParse, SyntaxErrorNamesFileAndLine) {

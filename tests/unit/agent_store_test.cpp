@@ -263,6 +263,13 @@ TEST_F(AgentStore, SchemaOneIsMigratedForward) {
     auto rules = (*s)->bind_rules();
     ASSERT_TRUE(rules.ok()) << rules.error().what();
     EXPECT_TRUE(rules->empty());
+    // A persona applied before versions existed: its state is version 1, owned by root.
+    EXPECT_EQ((*p)->version, 1);
+    EXPECT_EQ((*p)->owner_uid, 0);
+    auto v1 = (*s)->version("old", 1);
+    ASSERT_TRUE(v1.ok() && v1->has_value()) << (v1.ok() ? "" : v1.error().what());
+    EXPECT_EQ((*v1)->source, "persona old {}");
+    EXPECT_EQ((*v1)->created_at, 2);
     s->reset();
     EXPECT_EQ(raw_query("SELECT version FROM schema_version;"),
               std::to_string(kStoreSchemaVersion));
@@ -765,5 +772,94 @@ TEST_F(AgentStore, BindingsRecordWhoMadeThem) {
     EXPECT_EQ((*igot)->origin, "rule");
     EXPECT_EQ((*igot)->rule_id, 3);
 }
+}  // namespace
+}  // namespace pbpf::agent
+
+namespace pbpf::agent {
+namespace {
+
+PersonaVersion version_like(const std::string& persona, const std::string& source) {
+    PersonaVersion v;
+    v.persona = persona;
+    v.filename = persona + ".pdl";
+    v.source = source;
+    v.image_json = "{}";
+    v.rules_json = "[]";
+    v.mode = "enforce";
+    v.default_ingress = v.default_egress = "allow";
+    v.author_uid = 1001;
+    v.created_at = 100;
+    v.message = "m";
+    return v;
+}
+
+TEST_F(AgentStore, VersionsNumberPerPersonaAndOutliveThePersona) {
+    open_store();
+    ASSERT_TRUE(store_->upsert_persona(make_persona("web", 1)));
+    auto a = store_->add_version(version_like("web", "one"));
+    auto b = store_->add_version(version_like("web", "two"));
+    auto c = store_->add_version(version_like("db", "other"));
+    ASSERT_TRUE(a.ok() && b.ok() && c.ok());
+    EXPECT_EQ(*a, 1);
+    EXPECT_EQ(*b, 2);
+    EXPECT_EQ(*c, 1);
+    auto all = store_->versions("web");
+    ASSERT_TRUE(all.ok());
+    ASSERT_EQ(all->size(), 2u);
+    EXPECT_EQ((*all)[1].source, "two");
+    EXPECT_EQ((*all)[1].author_uid, 1001);
+    EXPECT_EQ((*all)[1].message, "m");
+    auto rec = store_->persona("web");
+    ASSERT_TRUE(rec.ok() && rec->has_value());
+    EXPECT_EQ((*rec)->version, 2);
+    EXPECT_FALSE(store_->version("web", 3)->has_value());
+    // Removing the persona keeps its history, and numbering continues.
+    ASSERT_TRUE(store_->delete_persona("web"));
+    EXPECT_EQ(store_->versions("web")->size(), 2u);
+    EXPECT_EQ(*store_->add_version(version_like("web", "three")), 3);
+}
+
+TEST_F(AgentStore, OwnerIsSetAtInsertAndChangedOnlyExplicitly) {
+    open_store();
+    PersonaRecord p = make_persona("web", 1);
+    p.owner_uid = 1001;
+    ASSERT_TRUE(store_->upsert_persona(p));
+    p.owner_uid = 0;  // an apply does not change the owner
+    ASSERT_TRUE(store_->upsert_persona(p));
+    EXPECT_EQ((*store_->persona("web"))->owner_uid, 1001);
+    ASSERT_TRUE(store_->set_owner("web", 1002));
+    EXPECT_EQ((*store_->persona("web"))->owner_uid, 1002);
+}
+
+TEST_F(AgentStore, AuditTrailFiltersAndKeepsTheNewest) {
+    open_store();
+    for (int i = 0; i < 5; ++i) {
+        AuditRecord a;
+        a.at_ms = 1000 * (i + 1);
+        a.uid = 1000 + i;
+        a.action = i % 2 ? "bind" : "apply";
+        a.persona = i % 2 ? "db" : "web";
+        a.outcome = i == 4 ? "refused" : "ok";
+        a.status = i == 4 ? 403 : 200;
+        a.detail = "d" + std::to_string(i);
+        ASSERT_TRUE(store_->add_audit(a));
+    }
+    auto all = store_->audit(0, std::nullopt, 100);
+    ASSERT_TRUE(all.ok()) << all.error().what();
+    ASSERT_EQ(all->size(), 5u);
+    EXPECT_EQ((*all)[0].detail, "d0");  // oldest first
+    EXPECT_EQ((*all)[4].outcome, "refused");
+    EXPECT_EQ((*all)[4].status, 403);
+    auto web = store_->audit(0, std::string("web"), 100);
+    ASSERT_EQ(web->size(), 3u);
+    auto recent = store_->audit(3000, std::nullopt, 100);
+    ASSERT_EQ(recent->size(), 3u);
+    EXPECT_EQ((*recent)[0].uid, 1002);
+    auto newest = store_->audit(0, std::nullopt, 2);  // the newest two, oldest first
+    ASSERT_EQ(newest->size(), 2u);
+    EXPECT_EQ((*newest)[0].detail, "d3");
+    EXPECT_EQ((*newest)[1].detail, "d4");
+}
+
 }  // namespace
 }  // namespace pbpf::agent

@@ -1,0 +1,304 @@
+// The persona repository: every apply a version (history, show --version, diff, rollback,
+// identical source a no-op), and access control from the caller's credentials, tested
+// with real unprivileged users and an admin group created by the test; the audit trail
+// records changes and refusals.
+#include "tests/integration/fixture.h"
+
+#include <grp.h>
+#include <pwd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+
+namespace pbpf::it {
+namespace {
+
+using nlohmann::json;
+
+// A system user (and optionally a group) created by the test, removed at the end.
+class TestAccount {
+  public:
+    TestAccount(const std::string& name, const std::string& extra_group = "") : name_(name) {
+        std::string cmd = "useradd --system --no-create-home --shell /usr/sbin/nologin " +
+                          (extra_group.empty() ? "" : "-G " + extra_group + " ") + name_ +
+                          " >/dev/null 2>&1";
+        if (std::system(cmd.c_str()) != 0) return;
+        if (passwd* pw = ::getpwnam(name_.c_str())) {
+            uid_ = pw->pw_uid;
+            ok_ = true;
+        }
+    }
+    ~TestAccount() {
+        std::string cmd = "userdel " + name_ + " >/dev/null 2>&1";
+        if (std::system(cmd.c_str()) != 0)
+            std::fprintf(stderr, "cannot remove user %s\n", name_.c_str());
+    }
+    bool ok() const { return ok_; }
+    const std::string& name() const { return name_; }
+    uid_t uid() const { return uid_; }
+
+  private:
+    std::string name_;
+    uid_t uid_ = 0;
+    bool ok_ = false;
+};
+
+class TestGroup {
+  public:
+    explicit TestGroup(const std::string& name) : name_(name) {
+        ok_ = std::system(("groupadd --system " + name_ + " >/dev/null 2>&1").c_str()) == 0;
+    }
+    ~TestGroup() {
+        if (ok_ && std::system(("groupdel " + name_ + " >/dev/null 2>&1").c_str()) != 0)
+            std::fprintf(stderr, "cannot remove group %s\n", name_.c_str());
+    }
+    bool ok() const { return ok_; }
+    const std::string& name() const { return name_; }
+
+  private:
+    std::string name_;
+    bool ok_ = false;
+};
+
+class Repository : public IntegrationTest {
+  protected:
+    // The web persona: version `v` blocks TCP to port B (v1) or to port A (v2).
+    std::string web(int v, const std::string& comment = "") {
+        return comment +
+               persona_pdl("it-web",
+                           {"default ingress allow", "default egress allow",
+                            "deny egress tcp port " + std::to_string(v == 1 ? kPortB : kPortA) +
+                                " to " + veth_->peer4},
+                           "web v" + std::to_string(v));
+    }
+    json history(const std::string& name) {
+        json j;
+        EXPECT_TRUE(cli_json(*agent_, {"persona", "history", name}, &j));
+        return j;
+    }
+    // The CLI as another user: a copy of the binary every user may run, its identity and
+    // groups from the user database (setpriv --init-groups).
+    CommandResult cli_as(const std::string& user, const std::vector<std::string>& args) {
+        if (cli_copy_.empty()) {
+            cli_copy_ = scratch_.path() + "/personabpf";
+            std::filesystem::copy_file(cli_binary(), cli_copy_,
+                                       std::filesystem::copy_options::overwrite_existing);
+            ::chmod(cli_copy_.c_str(), 0755);
+        }
+        std::vector<std::string> argv = {"setpriv", "--reuid",      user,
+                                         "--regid", user_gid(user), "--init-groups",
+                                         cli_copy_, "--socket",     agent_->paths().socket};
+        argv.insert(argv.end(), args.begin(), args.end());
+        return run_command(argv);
+    }
+    static std::string user_gid(const std::string& user) {
+        passwd* pw = ::getpwnam(user.c_str());
+        return pw ? std::to_string(pw->pw_gid) : "0";
+    }
+    json audit(const std::vector<std::string>& extra = {}) {
+        std::vector<std::string> args = {"audit"};
+        args.insert(args.end(), extra.begin(), extra.end());
+        json j;
+        EXPECT_TRUE(cli_json(*agent_, args, &j));
+        return j;
+    }
+    std::string cli_copy_;
+};
+
+TEST_F(Repository, VersionsHistoryDiffAndRollback) {
+    const auto& v = *veth_;
+    apply(*agent_, web(1), "web.pdl");
+    bind("it-web", "web");
+    const Where w = in("web");
+    EXPECT_TRUE(tcp_probe(w, v.peer4, kPortB).blocked());
+    EXPECT_TRUE(tcp_probe(w, v.peer4, kPortA).ok());
+
+    // The same persona again, even reformatted with a comment: no new version.
+    CommandResult r =
+        agent_->cli({"-j", "persona", "apply", scratch_.write("web.pdl", web(1, "# same\n"))});
+    ASSERT_EQ(r.exit_code, 0) << r.describe();
+    json answer = json::parse(r.out);
+    EXPECT_FALSE(answer["applied"][0]["changed"].get<bool>()) << r.out;
+    EXPECT_EQ(answer["applied"][0]["version"], 1) << r.out;
+
+    r = agent_->cli(
+        {"persona", "apply", "-m", "close A, open B", scratch_.write("web.pdl", web(2))});
+    ASSERT_EQ(r.exit_code, 0) << r.describe();
+    EXPECT_TRUE(tcp_probe(w, v.peer4, kPortA).blocked());
+    EXPECT_TRUE(tcp_probe(w, v.peer4, kPortB).ok());
+
+    json h = history("it-web");
+    ASSERT_EQ(h.size(), 2u) << h.dump(2);
+    EXPECT_EQ(h[0]["version"], 1);
+    EXPECT_EQ(h[1]["version"], 2);
+    EXPECT_EQ(h[1]["message"], "close A, open B");
+    EXPECT_EQ(h[1]["author_uid"], 0);
+    EXPECT_TRUE(h[1]["current"].get<bool>());
+    EXPECT_FALSE(h[0]["current"].get<bool>());
+
+    json shown;
+    ASSERT_TRUE(cli_json(*agent_, {"persona", "show", "it-web", "--version", "1"}, &shown));
+    EXPECT_EQ(shown["version"], 1);
+    EXPECT_NE(shown["source"].get<std::string>().find("web v1"), std::string::npos)
+        << shown.dump(2);
+
+    json diff;
+    ASSERT_TRUE(cli_json(*agent_, {"persona", "diff", "it-web", "1", "2"}, &diff));
+    const std::string changes = diff["changes"].dump();
+    EXPECT_NE(changes.find("rule removed: deny egress tcp port 9090"), std::string::npos)
+        << changes;
+    EXPECT_NE(changes.find("rule added: deny egress tcp port 8080"), std::string::npos) << changes;
+    EXPECT_NE(changes.find("description"), std::string::npos) << changes;
+    const std::string src = diff["source_diff"].get<std::string>();
+    EXPECT_NE(src.find("-    deny egress tcp port 9090"), std::string::npos) << src;
+    EXPECT_NE(src.find("+    deny egress tcp port 8080"), std::string::npos) << src;
+
+    // Rollback: version 1's rules again, enforced, recorded as version 3.
+    r = agent_->cli({"-j", "persona", "rollback", "it-web", "--to", "1"});
+    ASSERT_EQ(r.exit_code, 0) << r.describe();
+    answer = json::parse(r.out);
+    EXPECT_EQ(answer["applied"][0]["version"], 3) << r.out;
+    EXPECT_EQ(answer["rolled_back_to"], 1) << r.out;
+    EXPECT_TRUE(tcp_probe(w, v.peer4, kPortB).blocked());
+    EXPECT_TRUE(tcp_probe(w, v.peer4, kPortA).ok());
+    h = history("it-web");
+    ASSERT_EQ(h.size(), 3u) << h.dump(2);
+    EXPECT_EQ(h[2]["message"], "rollback to version 1");
+    ASSERT_TRUE(cli_json(*agent_, {"persona", "diff", "it-web", "1", "3"}, &diff));
+    EXPECT_TRUE(diff["changes"].empty()) << diff.dump(2);
+    // Rolling back to what is already enforced changes nothing.
+    r = agent_->cli({"-j", "persona", "rollback", "it-web", "--to", "3"});
+    ASSERT_EQ(r.exit_code, 0) << r.describe();
+    EXPECT_FALSE(json::parse(r.out)["applied"][0]["changed"].get<bool>()) << r.out;
+    EXPECT_EQ(history("it-web").size(), 3u);
+
+    // Unknown versions are clear errors.
+    r = agent_->cli({"persona", "rollback", "it-web", "--to", "9"});
+    EXPECT_EQ(r.exit_code, 1);
+    EXPECT_NE(r.err.find("has no version 9 (versions 1 to 3)"), std::string::npos) << r.describe();
+
+    // Versions survive an agent restart (they are in the repository, not in memory).
+    agent_->stop(SIGKILL);
+    ASSERT_TRUE(agent_->start());
+    EXPECT_EQ(history("it-web").size(), 3u);
+
+    // The audit trail has every change, oldest first.
+    json a = audit({"--persona", "it-web"});
+    std::vector<std::string> actions;
+    for (const auto& e : a)
+        actions.push_back(e["action"].get<std::string>() + ":" + e["outcome"].get<std::string>());
+    const std::vector<std::string> want = {"apply:ok",       "bind:ok",     "apply:ok",
+                                           "apply:ok",       "rollback:ok", "rollback:ok",
+                                           "rollback:failed"};
+    EXPECT_EQ(actions, want) << a.dump(2);
+    EXPECT_EQ(a.back()["status"], 404) << a.dump(2);
+    EXPECT_EQ(a[0]["uid"], 0) << a.dump(2);
+}
+
+TEST_F(Repository, AccessControlWithRealUsers) {
+    const std::string tag = std::to_string(::getpid());
+    TestGroup admins("pbra" + tag);
+    ASSERT_TRUE(admins.ok()) << "groupadd failed";
+    TestAccount owner("pbro" + tag), other("pbrx" + tag), admin("pbrd" + tag, admins.name());
+    ASSERT_TRUE(owner.ok() && other.ok() && admin.ok()) << "useradd failed";
+
+    agent_->stop(SIGTERM);
+    agent_->extra_args = {"--config", scratch_.write("acl.toml", "[agent]\nadmin_group = \"" +
+                                                                     admins.name() + "\"\n")};
+    ASSERT_TRUE(agent_->start());
+    const auto& v = *veth_;
+    const std::string file = scratch_.write("web.pdl", web(1));
+    ::chmod(file.c_str(), 0644);
+    const std::string file2 = scratch_.write("web2.pdl", web(2));
+    ::chmod(file2.c_str(), 0644);
+
+    // Readers: everyone. Writers: not a plain user.
+    apply(*agent_, web(1), "web.pdl");
+    CommandResult r = cli_as(other.name(), {"persona", "ls"});
+    EXPECT_EQ(r.exit_code, 0) << r.describe();
+    EXPECT_NE(r.out.find("it-web"), std::string::npos) << r.describe();
+    r = cli_as(other.name(), {"persona", "history", "it-web"});
+    EXPECT_EQ(r.exit_code, 0) << r.describe();
+    r = cli_as(other.name(), {"persona", "apply", file2});
+    EXPECT_EQ(r.exit_code, 1) << r.describe();
+    EXPECT_NE(r.err.find(other.name() + " (uid " + std::to_string(other.uid()) +
+                         ") may not apply persona 'it-web'"),
+              std::string::npos)
+        << r.describe();
+    r = cli_as(other.name(), {"persona", "rm", "it-web"});
+    EXPECT_EQ(r.exit_code, 1) << r.describe();
+    EXPECT_NE(r.err.find("may not remove persona 'it-web'"), std::string::npos) << r.describe();
+    const std::string web_cg = cg_->create("web");
+    r = cli_as(other.name(), {"bind", "--persona", "it-web", "--cgroup", cg_->rel("web")});
+    EXPECT_EQ(r.exit_code, 1) << r.describe();
+    r = cli_as(other.name(), {"rules", "add", "--persona", "it-web", "--cgroup", cg_->rel("x-*")});
+    EXPECT_EQ(r.exit_code, 1) << r.describe();
+    EXPECT_NE(r.err.find("only admins may"), std::string::npos) << r.describe();
+    // A plain user cannot create a persona either.
+    const std::string mine =
+        scratch_.write("mine.pdl", persona_pdl("it-mine", {"default egress allow"}));
+    ::chmod(mine.c_str(), 0644);
+    r = cli_as(other.name(), {"persona", "apply", mine});
+    EXPECT_EQ(r.exit_code, 1) << r.describe();
+    EXPECT_NE(r.err.find("may not create persona 'it-mine'"), std::string::npos) << r.describe();
+
+    // Owners are set by admins; an owner changes and binds their own persona only.
+    r = cli_as(owner.name(), {"persona", "apply", file2});
+    EXPECT_EQ(r.exit_code, 1) << "not yet the owner: " << r.describe();
+    r = cli_as(other.name(), {"persona", "chown", "it-web", owner.name()});
+    EXPECT_EQ(r.exit_code, 1) << r.describe();
+    r = agent_->cli({"persona", "chown", "it-web", owner.name()});
+    ASSERT_EQ(r.exit_code, 0) << r.describe();
+    r = cli_as(owner.name(), {"persona", "apply", "-m", "by the owner", file2});
+    ASSERT_EQ(r.exit_code, 0) << r.describe();
+    json h = history("it-web");
+    ASSERT_EQ(h.size(), 2u) << h.dump(2);
+    EXPECT_EQ(h[1]["author_uid"], owner.uid()) << h.dump(2);
+    // Binding: only a cgroup delegated to the owner (chowned to them), not any cgroup.
+    r = cli_as(owner.name(), {"bind", "--persona", "it-web", "--cgroup", cg_->rel("web")});
+    EXPECT_EQ(r.exit_code, 1) << r.describe();
+    EXPECT_NE(r.err.find("is not delegated to them"), std::string::npos) << r.describe();
+    ASSERT_EQ(::chown(web_cg.c_str(), owner.uid(), static_cast<gid_t>(-1)), 0);
+    r = cli_as(owner.name(), {"bind", "--persona", "it-web", "--cgroup", cg_->rel("web")});
+    ASSERT_EQ(r.exit_code, 0) << r.describe();
+    EXPECT_TRUE(tcp_probe(Where{web_cg, ""}, v.peer4, kPortA).blocked());
+    // Another admin-made persona stays out of the owner's reach.
+    apply(*agent_, persona_pdl("it-other", {"default egress deny"}), "other.pdl");
+    r = cli_as(owner.name(), {"persona", "rm", "it-other"});
+    EXPECT_EQ(r.exit_code, 1) << r.describe();
+    EXPECT_NE(r.err.find("is owned by root (uid 0)"), std::string::npos) << r.describe();
+    r = cli_as(owner.name(), {"persona", "rollback", "it-web", "--to", "1"});
+    EXPECT_EQ(r.exit_code, 0) << r.describe();
+
+    // A member of the admin group may do everything.
+    const std::string other_file =
+        scratch_.write("other2.pdl", persona_pdl("it-other", {"default egress allow"}));
+    ::chmod(other_file.c_str(), 0644);
+    r = cli_as(admin.name(), {"persona", "apply", other_file});
+    EXPECT_EQ(r.exit_code, 0) << r.describe();
+    r = cli_as(admin.name(), {"persona", "chown", "it-other", other.name()});
+    EXPECT_EQ(r.exit_code, 0) << r.describe();
+    r = cli_as(admin.name(), {"unbind", "--cgroup", cg_->rel("web")});
+    EXPECT_EQ(r.exit_code, 0) << r.describe();
+    r = cli_as(admin.name(), {"persona", "rm", "it-other"});
+    EXPECT_EQ(r.exit_code, 0) << r.describe();
+
+    // The audit trail names who tried what, refusals included.
+    json a = audit();
+    size_t refused_other = 0, ok_owner = 0, ok_admin = 0;
+    for (const auto& e : a) {
+        if (e["uid"] == other.uid() && e["outcome"] == "refused" && e["status"] == 403)
+            ++refused_other;
+        if (e["uid"] == owner.uid() && e["outcome"] == "ok") ++ok_owner;
+        if (e["uid"] == admin.uid() && e["outcome"] == "ok") ++ok_admin;
+    }
+    EXPECT_EQ(refused_other, 6u) << a.dump(2);
+    EXPECT_EQ(ok_owner, 3u) << a.dump(2);  // apply, bind, rollback
+    EXPECT_EQ(ok_admin, 4u) << a.dump(2);
+    // Filtering by time: nothing is newer than now.
+    EXPECT_TRUE(audit({"--since", std::to_string(::time(nullptr) + 60)}).empty());
+}
+
+}  // namespace
+}  // namespace pbpf::it
