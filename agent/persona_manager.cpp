@@ -15,6 +15,7 @@
 
 #include "agent/access.h"
 #include "agent/api_error.h"
+#include "agent/failpoint.h"
 #include "agent/if_binder.h"
 #include "agent/persona_diff.h"
 #include "maps/abi/limits.h"
@@ -289,6 +290,8 @@ json PersonaManager::apply(const CompiledFile& file, const ApplyOptions& opt) {
         pending.push_back(std::move(pd));
     }
 
+    failpoint("apply-built");
+
     // 2. Ids for new personas: the smallest free ones.
     {
         std::set<uint32_t> used;
@@ -353,6 +356,7 @@ json PersonaManager::apply(const CompiledFile& file, const ApplyOptions& opt) {
             for (const auto& [persona, rules] : pdl_rules)
                 rules_changed =
                     must(store_.replace_bind_rules(persona, "pdl", rules)) || rules_changed;
+        failpoint("apply-stored");
         for (auto& pd : pending) {
             if (!pd.map.valid()) continue;
             pd.old_inner_id = must(slot_map_id(pd.rec.id));
@@ -376,7 +380,9 @@ json PersonaManager::apply(const CompiledFile& file, const ApplyOptions& opt) {
         bool any_flipped = false;
         for (const auto& pd : pending) any_flipped = any_flipped || pd.flipped;
         if (any_flipped) must(loader_.bump_policy_epoch());
+        failpoint("apply-flipped");
         must(txn->commit());
+        failpoint("apply-committed");
     } catch (...) {
         unflip();
         txn->rollback();

@@ -607,6 +607,7 @@ void Agent::spawn() {
     for (auto& a : argv) args.push_back(a.data());
     args.push_back(nullptr);
     std::vector<std::string> env = agent_env();
+    env.insert(env.end(), extra_env.begin(), extra_env.end());
     pid_t pid = ::fork();
     if (pid == 0) {
         ::prctl(PR_SET_PDEATHSIG, SIGKILL);

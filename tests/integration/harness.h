@@ -188,6 +188,8 @@ class Agent {
     pid_t pid() const { return pid_; }
     // Further personabpfd arguments for every spawn (e.g. {"--config", FILE}).
     std::vector<std::string> extra_args;
+    // Further environment ("NAME=value") for every spawn.
+    std::vector<std::string> extra_env;
 
     // Spawns the agent and waits until GET /v1/status answers 200.
     ::testing::AssertionResult start(std::chrono::milliseconds timeout = 20s);

@@ -9,6 +9,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <sys/wait.h>
+
 #include <filesystem>
 
 namespace pbpf::it {
@@ -194,6 +196,60 @@ TEST_F(Repository, VersionsHistoryDiffAndRollback) {
     EXPECT_EQ(actions, want) << a.dump(2);
     EXPECT_EQ(a.back()["status"], 404) << a.dump(2);
     EXPECT_EQ(a[0]["uid"], 0) << a.dump(2);
+}
+
+// kill -9 at each step of an apply (failpoints in PersonaManager::apply): while the agent
+// is down the kernel enforces one whole version, never a mix and never nothing; after the
+// restart the repository is consistent and the kernel enforces its current version.
+TEST_F(Repository, KillNineAtAnyStepOfAnApplyLeavesConsistentState) {
+    const auto& v = *veth_;
+    apply(*agent_, web(1), "web.pdl");
+    bind("it-web", "web");
+    const Where w = in("web");
+    // A persona the crashed apply would create: it must not exist afterwards unless
+    // the apply committed.
+    const std::string v2_and_new =
+        scratch_.write("web-v2-new.pdl", web(2) + persona_pdl("it-new", {"default egress deny"}));
+    int expected_versions = 1;
+    for (const std::string point :
+         {"apply-built", "apply-stored", "apply-flipped", "apply-committed"}) {
+        SCOPED_TRACE(point);
+        const bool committed = point == "apply-committed";
+        const bool flipped = point == "apply-flipped" || committed;
+        agent_->stop(SIGTERM);
+        agent_->extra_env = {"PERSONABPF_FAILPOINT=" + point};
+        ASSERT_TRUE(agent_->start());
+        CommandResult r = agent_->cli({"persona", "apply", v2_and_new});
+        EXPECT_NE(r.exit_code, 0) << "the agent answered although it was killed: " << r.describe();
+        auto status = agent_->wait_exit(10s);
+        ASSERT_TRUE(status.has_value()) << "agent still running after " << point;
+        EXPECT_TRUE(WIFSIGNALED(*status) && WTERMSIG(*status) == SIGKILL) << *status;
+        // Down: the pinned programs enforce one whole version.
+        const bool v2_enforced = flipped;
+        EXPECT_EQ(tcp_probe(w, v.peer4, kPortA).blocked(), v2_enforced);
+        EXPECT_EQ(tcp_probe(w, v.peer4, kPortB).blocked(), !v2_enforced);
+
+        agent_->extra_env.clear();
+        ASSERT_TRUE(agent_->start());
+        if (committed) ++expected_versions;
+        json h = history("it-web");
+        ASSERT_EQ(h.size(), static_cast<size_t>(expected_versions)) << h.dump(2);
+        json list;
+        ASSERT_TRUE(cli_json(*agent_, {"persona", "ls"}, &list));
+        bool has_new = false;
+        for (const auto& p : list) has_new = has_new || p["name"] == "it-new";
+        EXPECT_EQ(has_new, committed) << list.dump(2);
+        // Up again: the kernel enforces what the repository says is current.
+        EXPECT_EQ(tcp_probe(w, v.peer4, kPortA).blocked(), committed);
+        EXPECT_EQ(tcp_probe(w, v.peer4, kPortB).blocked(), !committed);
+    }
+    // The repository file itself is intact (SQLite's own check).
+    agent_->stop(SIGTERM);
+    CommandResult check = run_command(
+        {"sqlite3", agent_->paths().state_dir + "/state.db", "PRAGMA integrity_check;"});
+    ASSERT_EQ(check.exit_code, 0) << check.describe();
+    EXPECT_EQ(check.out, "ok\n") << check.describe();
+    ASSERT_TRUE(agent_->start());
 }
 
 TEST_F(Repository, AccessControlWithRealUsers) {
