@@ -25,20 +25,30 @@ namespace {
 
 using nlohmann::json;
 
+// The bytes a request may take in all: headers, and a body of at most kMaxRequestBody
+// however it is sent (httplib checks the limit only against a Content-Length, not for a
+// chunked body or one that runs to the end of the connection).
+constexpr size_t kMaxRequestBytes = kMaxRequestBody + 64 * 1024;
+// How long a request may take to arrive, in all: a client sending a byte every few
+// seconds must not hold one of the server's threads for longer.
+constexpr auto kRequestDeadline = std::chrono::seconds(10);
+
 // One connection's bytes, read through a small buffer (httplib reads request lines byte
-// by byte), with httplib's timeouts.
+// by byte), with httplib's timeouts, a deadline for the whole request and a size cap.
 class ConnStream : public httplib::Stream {
   public:
     ConnStream(int fd, time_t read_sec, time_t write_sec)
         : fd_(fd),
           read_ms_(static_cast<int>(read_sec * 1000)),
-          write_ms_(static_cast<int>(write_sec * 1000)) {}
+          write_ms_(static_cast<int>(write_sec * 1000)),
+          deadline_(std::chrono::steady_clock::now() + kRequestDeadline) {}
 
-    bool is_readable() const override { return pos_ < len_ || wait(POLLIN, read_ms_); }
+    bool is_readable() const override { return pos_ < len_ || wait(POLLIN, read_timeout()); }
     bool is_writable() const override { return wait(POLLOUT, write_ms_); }
     ssize_t read(char* ptr, size_t size) override {
         if (pos_ == len_) {
-            if (!wait(POLLIN, read_ms_)) return -1;
+            if (total_ >= kMaxRequestBytes) return -1;  // too big: the request fails
+            if (!wait(POLLIN, read_timeout())) return -1;
             ssize_t n;
             do {
                 n = ::recv(fd_, buf_, sizeof buf_, 0);
@@ -46,6 +56,7 @@ class ConnStream : public httplib::Stream {
             if (n <= 0) return n;
             pos_ = 0;
             len_ = static_cast<size_t>(n);
+            total_ += len_;
         }
         size_t n = std::min(size, len_ - pos_);
         std::memcpy(ptr, buf_ + pos_, n);
@@ -71,6 +82,13 @@ class ConnStream : public httplib::Stream {
     socket_t socket() const override { return fd_; }
 
   private:
+    // httplib's per-read timeout, cut to what is left of the request's deadline.
+    int read_timeout() const {
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                              deadline_ - std::chrono::steady_clock::now())
+                              .count();
+        return static_cast<int>(std::max<int64_t>(0, std::min<int64_t>(read_ms_, left)));
+    }
     bool wait(short events, int timeout_ms) const {
         pollfd p{fd_, events, 0};
         int rc;
@@ -82,8 +100,9 @@ class ConnStream : public httplib::Stream {
 
     int fd_;
     int read_ms_, write_ms_;
+    std::chrono::steady_clock::time_point deadline_;
     char buf_[4096];
-    size_t pos_ = 0, len_ = 0;
+    size_t pos_ = 0, len_ = 0, total_ = 0;
 };
 
 // httplib's server with the caller's credentials: each connection's peer (SO_PEERCRED)
@@ -246,6 +265,9 @@ ApiServer::ApiServer(Store& store, Loader& loader, PersonaManager& personas, Bin
       info_(std::move(info)),
       server_(std::make_unique<PeerServer>()),
       access_(info_.config.admin_group) {
+    // More threads than httplib's default (8 on a small machine): every local user may
+    // connect now, and long polls (`events --follow`) hold a thread each.
+    server_->new_task_queue = [] { return new httplib::ThreadPool(32); };
     routes();
 }
 
@@ -329,13 +351,19 @@ void ApiServer::record_audit(const std::string& action, const httplib::Request& 
                   .count();
     a.uid = c.known ? c.uid : -1;
     a.pid = c.pid;
+    // Capped: any local user can make a request fail, and their record must not be able
+    // to fill the state directory.
+    auto cap = [](std::string text, size_t n) {
+        if (text.size() > n)
+            text = text.substr(0, n) + "...(" + std::to_string(text.size()) + " bytes)";
+        return text;
+    };
     a.action = action;
-    a.persona = t_note.persona;
-    a.target =
-        t_note.target.empty() ? req.path + (req.params.empty() ? "" : "?...") : t_note.target;
+    a.persona = cap(t_note.persona, 256);
+    a.target = cap(t_note.target.empty() ? req.path : t_note.target, 512);
     a.status = status;
     a.outcome = status < 300 ? "ok" : status == 403 ? "refused" : "failed";
-    a.detail = detail.empty() ? t_note.detail : detail;
+    a.detail = cap(detail.empty() ? t_note.detail : detail, 2048);
     // Under the API mutex: the store is one SQLite connection, and a record written while
     // another request's transaction is open would become part of it.
     std::lock_guard<std::mutex> lock(mu_);
@@ -544,6 +572,8 @@ void ApiServer::routes() {
             if (imports.is_array())
                 for (const auto& imp : imports)
                     sources.push_back({imp.value("filename", ""), imp.value("source", "")});
+            // A persona removed since comes back with the owner it had then.
+            opt.owner_uid = v.owner_uid;
             auto compiled = PersonaManager::compile_file(v.source, v.filename, std::move(sources));
             std::lock_guard<std::mutex> lock(mu_);
             // An owner's rollback restores the persona, not the version's bind blocks
@@ -573,9 +603,27 @@ void ApiServer::routes() {
         [this](const Request& req) {
             const std::string name = req.matches[1].str();
             audit_note(name, name);
-            if (auto rec = must(store_.persona(name)))
-                access_.require_change(current_caller(), *rec, "remove persona '" + name + "'");
-            json res = personas_.remove(name, truthy(query(req, "force")));
+            const bool force = truthy(query(req, "force"));
+            if (auto rec = must(store_.persona(name))) {
+                const Caller& c = current_caller();
+                access_.require_change(c, *rec, "remove persona '" + name + "'");
+                // What only admins make goes with the persona: its binding rules and,
+                // forced, every workload bound to it (interfaces, other users' cgroups).
+                if (!access_.is_admin(c)) {
+                    if (force)
+                        throw ApiError(403, describe(c) + " may not remove persona '" + name +
+                                                "' with force: unbinding its workloads is for "
+                                                "admins (" +
+                                                access_.admins() + ")");
+                    for (const auto& r : must(store_.bind_rules()))
+                        if (r.persona == name)
+                            throw ApiError(403, describe(c) + " may not remove persona '" + name +
+                                                    "': it has binding rules, which only admins "
+                                                    "may remove (" +
+                                                    access_.admins() + ")");
+                }
+            }
+            json res = personas_.remove(name, force);
             if (auto_) auto_->reevaluate();
             return res;
         },
@@ -607,7 +655,7 @@ void ApiServer::routes() {
                                            (body[k].is_string() ? body[k].get<std::string>()
                                                                 : body[k].dump()));
             }
-            check_bind(body);
+            body = check_bind(std::move(body));
             if (body.is_object() && body.contains("user")) {
                 if (!auto_) throw ApiError(503, "automatic binding is not running");
                 return auto_->bind_user(body);
@@ -628,47 +676,64 @@ void ApiServer::routes() {
         [this](const Request& req) {
             for (const char* k : {"cgroup", "pid", "ifname", "user"})
                 if (auto v = query(req, k)) audit_note("", std::string(k) + " " + *v);
-            check_unbind(req);
+            const std::optional<std::string> checked = check_unbind(req);
             if (auto user = query(req, "user")) {
                 if (!auto_) throw ApiError(503, "automatic binding is not running");
                 return auto_->unbind_user(*user);
             }
             // A rule may apply to the workload once its explicit binding is gone.
-            json res =
-                query(req, "ifname")
-                    ? if_binder_.unbind(*query(req, "ifname"), query(req, "netns").value_or(""))
-                    : binder_.unbind(query(req, "cgroup"), query(req, "pid"));
+            json res;
+            if (auto ifname = query(req, "ifname"))
+                res = if_binder_.unbind(*ifname, query(req, "netns").value_or(""));
+            else if (checked)  // a non-admin's: the cgroup checked, resolved once
+                res = binder_.unbind(checked, std::nullopt);
+            else
+                res = binder_.unbind(query(req, "cgroup"), query(req, "pid"));
             if (auto_) auto_->reevaluate();
             return res;
         },
         true, "unbind", Guard::Handler);
     get("/v1/stats", [this](const Request& req) { return personas_.stats(query(req, "persona")); });
-    get("/v1/audit", [this](const Request& req) {
-        int64_t since = 0;
-        if (auto t = query(req, "since")) since = parse_since(*t);
-        size_t limit = 1000;
-        if (auto l = query(req, "limit")) {
-            if (l->empty() || l->size() > 7 ||
-                l->find_first_not_of("0123456789") != std::string::npos)
-                throw ApiError(400, "?limit= must be a number up to 9999999");
-            limit = std::stoul(*l);
-        }
-        json arr = json::array();
-        for (const auto& a : must(store_.audit(since, query(req, "persona"), limit)))
-            arr.push_back({{"id", a.id},
-                           {"at", iso_ms(a.at_ms)},
-                           {"at_ms", a.at_ms},
-                           {"uid", a.uid},
-                           {"user", describe_uid(a.uid)},
-                           {"pid", a.pid},
-                           {"action", a.action},
-                           {"persona", a.persona},
-                           {"target", a.target},
-                           {"outcome", a.outcome},
-                           {"status", a.status},
-                           {"detail", a.detail}});
-        return arr;
-    });
+    // Unlocked: the records are read under the API mutex, formatted outside it.
+    add_route(
+        "GET", "/v1/audit",
+        [this](const Request& req) {
+            int64_t since = 0;
+            if (auto t = query(req, "since")) since = parse_since(*t);
+            size_t limit = 1000;
+            if (auto l = query(req, "limit")) {
+                if (l->empty() || l->size() > 5 ||
+                    l->find_first_not_of("0123456789") != std::string::npos ||
+                    std::stoul(*l) > 10000 || std::stoul(*l) == 0)
+                    throw ApiError(400, "?limit= must be a number from 1 to 10000");
+                limit = std::stoul(*l);
+            }
+            std::vector<AuditRecord> records;
+            {
+                std::lock_guard<std::mutex> lock(mu_);
+                records = must(store_.audit(since, query(req, "persona"), limit));
+            }
+            std::map<int64_t, std::string> users;
+            json arr = json::array();
+            for (const auto& a : records) {
+                auto it = users.find(a.uid);
+                if (it == users.end()) it = users.emplace(a.uid, describe_uid(a.uid)).first;
+                arr.push_back({{"id", a.id},
+                               {"at", iso_ms(a.at_ms)},
+                               {"at_ms", a.at_ms},
+                               {"uid", a.uid},
+                               {"user", it->second},
+                               {"pid", a.pid},
+                               {"action", a.action},
+                               {"persona", a.persona},
+                               {"target", a.target},
+                               {"outcome", a.outcome},
+                               {"status", a.status},
+                               {"detail", a.detail}});
+            }
+            return arr;
+        },
+        false);
 }
 
 void ApiServer::check_apply(const CompiledFile& file, const std::optional<std::string>& only,
@@ -690,16 +755,34 @@ void ApiServer::check_apply(const CompiledFile& file, const std::optional<std::s
                                     access_.admins() + ")");
 }
 
-void ApiServer::check_bind(const json& body) {
+void ApiServer::require_own_cgroup(const Caller& c, const CgroupRef& ref, const std::string& verb) {
+    struct stat st {};
+    if (::stat(ref.fs_path.c_str(), &st) == 0 && static_cast<int64_t>(st.st_uid) == c.uid) return;
+    throw ApiError(403, describe(c) + " may not " + verb + " cgroup " + ref.rel_path +
+                            ": it is not delegated to them" +
+                            (::stat(ref.fs_path.c_str(), &st) == 0
+                                 ? " (owned by " + describe_uid(st.st_uid) + ")"
+                                 : std::string()) +
+                            "; admins may (" + access_.admins() + ")");
+}
+
+json ApiServer::check_bind(json body) {
     const Caller& c = current_caller();
-    if (access_.is_admin(c) || !body.is_object()) return;
-    if (!body.contains("persona") || !body["persona"].is_string()) return;  // 400 follows
+    if (access_.is_admin(c) || !body.is_object()) return body;
+    if (!body.contains("persona") || !body["persona"].is_string()) return body;  // 400 follows
     const std::string persona = body["persona"].get<std::string>();
     auto rec = must(store_.persona(persona));
-    if (!rec) return;  // 404 follows
+    if (!rec) return body;  // 404 follows
     access_.require_change(c, *rec, "bind persona '" + persona + "'");
-    // An owner binds workloads of their own only: a cgroup delegated to them, a process of
-    // theirs, their own user.
+    // A binding it would replace must be one the caller could remove.
+    auto may_replace = [&](const std::string& bound_to, const std::string& what) {
+        if (bound_to == persona) return;
+        if (auto old = must(store_.persona(bound_to)))
+            access_.require_change(
+                c, *old, "replace the binding of " + what + " to persona '" + bound_to + "'");
+    };
+    // An owner binds workloads of their own only: a cgroup delegated to them (its
+    // directory is theirs; a process is named by its cgroup), their own user.
     if (body.contains("ifname"))
         throw ApiError(403, describe(c) + " may not bind interface " + body["ifname"].dump() +
                                 ": interfaces are for admins (" + access_.admins() + ")");
@@ -707,20 +790,26 @@ void ApiServer::check_bind(const json& body) {
         if (uid_of(body["user"]) != c.uid)
             throw ApiError(403, describe(c) + " may not bind user " + body["user"].dump() +
                                     ": owners bind their own user only");
-        return;
+        const std::string user =
+            body["user"].is_string() ? body["user"].get<std::string>() : body["user"].dump();
+        if (auto_)
+            if (auto old = auto_->user_binding_persona(user)) may_replace(*old, "user " + user);
+        return body;
     }
+    // Resolved once: what is checked is what gets bound (a pid could exit and its number
+    // be reused by another process between a check and a second lookup).
     CgroupRef ref = binder_.named_cgroup(body);
-    struct stat st {};
-    if (::stat(ref.fs_path.c_str(), &st) != 0 || static_cast<int64_t>(st.st_uid) != c.uid)
-        throw ApiError(403, describe(c) + " may not bind cgroup " + ref.rel_path +
-                                ": it is not delegated to them (owned by " +
-                                describe_uid(st.st_uid) + "); admins may (" + access_.admins() +
-                                ")");
+    require_own_cgroup(c, ref, "bind");
+    if (auto id = cgroup_id_of(ref.fs_path))
+        if (auto old = must(store_.binding(*id))) may_replace(old->persona, ref.rel_path);
+    body.erase("pid");
+    body["cgroup"] = ref.rel_path;
+    return body;
 }
 
-void ApiServer::check_unbind(const httplib::Request& req) {
+std::optional<std::string> ApiServer::check_unbind(const httplib::Request& req) {
     const Caller& c = current_caller();
-    if (access_.is_admin(c)) return;
+    if (access_.is_admin(c)) return std::nullopt;
     if (query(req, "ifname"))
         throw ApiError(403, describe(c) + " may not unbind interfaces: only admins may (" +
                                 access_.admins() + ")");
@@ -728,12 +817,29 @@ void ApiServer::check_unbind(const httplib::Request& req) {
         if (uid_of(json(*user)) != c.uid)
             throw ApiError(403, describe(c) + " may not unbind user " + *user +
                                     ": owners unbind their own user only");
-        return;
+        if (auto_)
+            if (auto bound_to = auto_->user_binding_persona(*user))
+                if (auto rec = must(store_.persona(*bound_to)))
+                    access_.require_change(c, *rec, "unbind user " + *user);
+        return std::nullopt;
     }
-    auto found = binder_.find(query(req, "cgroup"), query(req, "pid"));
-    if (!found) return;  // 404 follows
-    auto rec = must(store_.persona(found->persona));
-    if (rec) access_.require_change(c, *rec, "unbind " + found->cgroup_path);
+    // The cgroup, resolved once (see check_bind), must be the caller's, and so must the
+    // persona bound to it.
+    std::string path;
+    if (auto pid = query(req, "pid")) {
+        path = binder_.cgroup_of_pid(*pid).rel_path;
+    } else if (auto cg = query(req, "cgroup")) {
+        path = *cg;
+    } else {
+        return std::nullopt;  // 400 follows
+    }
+    auto ref = binder_.tree().resolve(path);
+    if (!ref) return path;  // the unbind reports the bad path
+    require_own_cgroup(c, *ref, "unbind");
+    if (auto found = binder_.find(ref->rel_path, std::nullopt))
+        if (auto rec = must(store_.persona(found->persona)))
+            access_.require_change(c, *rec, "unbind " + found->cgroup_path);
+    return ref->rel_path;
 }
 
 }  // namespace pbpf::agent

@@ -98,8 +98,11 @@ class ApiServer {
     // than applied without them (a rollback).
     void check_apply(const CompiledFile& file, const std::optional<std::string>& only,
                      bool refuse_binds);
-    void check_bind(const nlohmann::json& body);
-    void check_unbind(const httplib::Request& req);
+    // For a non-admin: a bind body naming a pid comes back naming the checked cgroup; an
+    // unbind gives the checked cgroup path to unbind instead of what the query names.
+    nlohmann::json check_bind(nlohmann::json body);
+    std::optional<std::string> check_unbind(const httplib::Request& req);
+    void require_own_cgroup(const Caller& c, const CgroupRef& ref, const std::string& verb);
 
     Store& store_;
     Loader& loader_;

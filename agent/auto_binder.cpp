@@ -611,6 +611,15 @@ json AutoBinder::unbind_user(const std::string& user) {
     return {{"unbound", {{"user", user}, {"persona", found.front().persona}}}};
 }
 
+std::optional<std::string> AutoBinder::user_binding_persona(const std::string& user) {
+    const auto uid = users_.uid_of(user);
+    for (const auto& r : explicit_)
+        if (r.kind == RuleKind::User &&
+            (r.pattern == user || (uid && users_.uid_of(r.pattern) == uid)))
+            return r.persona;
+    return std::nullopt;
+}
+
 json AutoBinder::user_bindings() {
     json arr = json::array();
     for (const auto& r : explicit_)

@@ -66,6 +66,8 @@ class AutoBinder {
     nlohmann::json bind_user(const nlohmann::json& body);
     nlohmann::json unbind_user(const std::string& user);  // DELETE /v1/bindings?user=NAME
     nlohmann::json user_bindings();                       // rows for GET /v1/bindings
+    // The persona of the user's explicit binding (named by user name or uid), if any.
+    std::optional<std::string> user_binding_persona(const std::string& user);
     nlohmann::json status();
 
   private:

@@ -25,6 +25,9 @@ class Binder {
     // Throws ApiError (400 bad request / missing cgroup / dead pid / outside subtree,
     // 404 unknown persona).
     nlohmann::json bind(const nlohmann::json& body);
+    const CgroupTree& tree() const { return tree_; }
+    // The cgroup of a live process (ApiError 400 for a bad or dead pid).
+    CgroupRef cgroup_of_pid(const std::string& pid_text);
     // The existing cgroup a bind request names by "cgroup" (a path) or "pid"; throws
     // ApiError as bind() does.
     CgroupRef named_cgroup(const nlohmann::json& body);
@@ -76,7 +79,6 @@ class Binder {
     void set_event_hook(EventHook hook) { on_event_ = std::move(hook); }
 
   private:
-    CgroupRef cgroup_of_pid(const std::string& pid_text);
     Result<void> restore_uncovered(uint64_t cgroup_id);
 
     Store& store_;

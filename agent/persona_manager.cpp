@@ -348,6 +348,7 @@ json PersonaManager::apply(const CompiledFile& file, const ApplyOptions& opt) {
             v.default_ingress = pd.rec.default_ingress;
             v.default_egress = pd.rec.default_egress;
             v.author_uid = opt.author_uid;
+            v.owner_uid = pd.rec.owner_uid;
             v.created_at = now;
             v.message = opt.message;
             pd.rec.version = must(store_.add_version(v));

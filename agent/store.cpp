@@ -80,7 +80,7 @@ PersonaRecord persona_from(const Stmt& s) {
 
 constexpr const char* kVersionCols =
     "persona, version, filename, source, imports_json, image_json, rules_json, description, "
-    "mode, default_ingress, default_egress, author_uid, created_at, message";
+    "mode, default_ingress, default_egress, author_uid, created_at, message, owner_uid";
 
 PersonaVersion version_from(const Stmt& s) {
     PersonaVersion v;
@@ -98,6 +98,7 @@ PersonaVersion version_from(const Stmt& s) {
     v.author_uid = s.i64(11);
     v.created_at = s.i64(12);
     v.message = s.text(13);
+    v.owner_uid = s.i64(14);
     return v;
 }
 
@@ -289,11 +290,12 @@ Result<std::unique_ptr<Store>> Store::open(const std::string& state_dir) {
                 author_uid INTEGER NOT NULL,
                 created_at INTEGER NOT NULL,
                 message TEXT NOT NULL,
+                owner_uid INTEGER NOT NULL,
                 PRIMARY KEY (persona, version));
             INSERT INTO persona_versions
                 SELECT name, 1, filename, source, imports_json, image_json, rules_json,
                        description, mode, default_ingress, default_egress, 0, applied_at,
-                       'as found when versions were introduced'
+                       'as found when versions were introduced', 0
                 FROM personas;
             CREATE TABLE audit (
                 id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -395,14 +397,14 @@ Result<void> Store::set_owner(const std::string& name, int64_t uid) {
 Result<int64_t> Store::add_version(const PersonaVersion& v) {
     Stmt q(db_, (std::string("INSERT INTO persona_versions (") + kVersionCols +
                  ") VALUES (?1, (SELECT COALESCE(MAX(version), 0) + 1 FROM persona_versions "
-                 "WHERE persona = ?1), ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) "
+                 "WHERE persona = ?1), ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14) "
                  "RETURNING version;")
                     .c_str());
     if (!q.ok()) return db_error("store a version of " + v.persona);
     q.bind(1, v.persona).bind(2, v.filename).bind(3, v.source).bind(4, v.imports_json);
     q.bind(5, v.image_json).bind(6, v.rules_json).bind(7, v.description).bind(8, v.mode);
     q.bind(9, v.default_ingress).bind(10, v.default_egress).bind(11, v.author_uid);
-    q.bind(12, v.created_at).bind(13, v.message);
+    q.bind(12, v.created_at).bind(13, v.message).bind(14, v.owner_uid);
     if (q.step() != SQLITE_ROW) return db_error("store a version of " + v.persona);
     return q.i64(0);
 }
@@ -440,6 +442,14 @@ Result<void> Store::add_audit(const AuditRecord& a) {
     q.bind(1, a.at_ms).bind(2, a.uid).bind(3, a.pid).bind(4, a.action).bind(5, a.persona);
     q.bind(6, a.target).bind(7, a.outcome).bind(8, int64_t{a.status}).bind(9, a.detail);
     if (q.step() != SQLITE_DONE) return db_error("write audit record");
+    // Retention: the newest kAuditKeep records, trimmed every 1,000 inserts.
+    const int64_t id = sqlite3_last_insert_rowid(db_);
+    if (id % 1000 == 0) {
+        Stmt trim(db_, "DELETE FROM audit WHERE id <= ?1;");
+        if (!trim.ok()) return db_error("trim audit trail");
+        trim.bind(1, id - kAuditKeep);
+        if (trim.step() != SQLITE_DONE) return db_error("trim audit trail");
+    }
     return {};
 }
 

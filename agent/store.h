@@ -56,6 +56,7 @@ struct PersonaVersion {
     std::string mode;
     std::string default_ingress, default_egress;
     int64_t author_uid = 0;
+    int64_t owner_uid = 0;   // the persona's owner when this version was stored
     int64_t created_at = 0;  // unix seconds
     std::string message;     // `apply -m`, or what a rollback restored
 };
@@ -135,6 +136,8 @@ class Store {
     Result<std::vector<PersonaVersion>> versions(const std::string& persona);
     Result<std::optional<PersonaVersion>> version(const std::string& persona, int64_t n);
 
+    // Keeps the newest kAuditKeep records (older ones are trimmed as new ones come).
+    static constexpr int64_t kAuditKeep = 100000;
     Result<void> add_audit(const AuditRecord& a);
     // Oldest first, at_ms >= since_ms, of one persona (the persona column) if given; the
     // newest `limit` of them.

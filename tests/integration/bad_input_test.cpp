@@ -183,6 +183,16 @@ TEST_F(BadInput, MalformedApiRequestsLeaveAgentAlive) {
     std::mt19937 rng(42);
     for (auto& c : garbage) c = static_cast<char>(rng());
     const std::string huge(32u << 20, 'x');
+    // Bodies over the limit without a Content-Length: chunked, or running to the end of
+    // the connection (httplib checks the limit only against a Content-Length).
+    std::string chunked =
+        "POST /v1/personas HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: "
+        "application/json\r\nTransfer-Encoding: chunked\r\n\r\n";
+    for (int i = 0; i < 6; ++i) chunked += "100000\r\n" + std::string(1u << 20, 'x') + "\r\n";
+    chunked += "0\r\n\r\n";
+    const std::string unsized =
+        "POST /v1/personas HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\r\n" +
+        std::string(6u << 20, 'x');
     const std::vector<Case> cases = {
         {"bad JSON", req("POST", "/v1/personas", "{\"source\": \"persona"), true},
         {"JSON of the wrong shape", req("POST", "/v1/personas", "[1, 2, 3]"), true},
@@ -194,6 +204,8 @@ TEST_F(BadInput, MalformedApiRequestsLeaveAgentAlive) {
         {"wrong method on personas", req("PATCH", "/v1/personas", "{}"), true},
         {"unknown path", req("GET", "/v1/nothing-here", ""), true},
         {"huge body", req("POST", "/v1/personas", huge), false},
+        {"huge chunked body", chunked, false},
+        {"huge body without a length", unsized, false, true},
         {"lying Content-Length",
          "POST /v1/personas HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999999999999\r\n\r\n{}",
          false, true},

@@ -98,6 +98,39 @@ class Repository : public IntegrationTest {
         passwd* pw = ::getpwnam(user.c_str());
         return pw ? std::to_string(pw->pw_gid) : "0";
     }
+    // One HTTP request to the agent from a process running as `user`.
+    HttpResponse http_as(const std::string& user, const std::string& method,
+                         const std::string& path, const std::string& body) {
+        passwd* pw = ::getpwnam(user.c_str());
+        if (pw == nullptr) return {};
+        const uid_t uid = pw->pw_uid;
+        const gid_t gid = pw->pw_gid;
+        int fds[2];
+        if (::pipe(fds) != 0) return {};
+        pid_t pid = ::fork();
+        if (pid == 0) {
+            ::close(fds[0]);
+            if (::setgroups(0, nullptr) != 0 || ::setgid(gid) != 0 || ::setuid(uid) != 0)
+                ::_exit(1);
+            HttpResponse h = http(agent_->paths().socket, method, path, body);
+            const std::string out = std::to_string(h.status) + "\n" + h.raw;
+            (void)!::write(fds[1], out.data(), out.size());
+            ::_exit(0);
+        }
+        ::close(fds[1]);
+        std::string out;
+        char buf[4096];
+        ssize_t n;
+        while ((n = ::read(fds[0], buf, sizeof buf)) > 0) out.append(buf, static_cast<size_t>(n));
+        ::close(fds[0]);
+        ::waitpid(pid, nullptr, 0);
+        HttpResponse h;
+        const size_t nl = out.find('\n');
+        if (nl == std::string::npos) return h;
+        h.status = std::atoi(out.substr(0, nl).c_str());
+        h.raw = out.substr(nl + 1);
+        return h;
+    }
     json audit(const std::vector<std::string>& extra = {}) {
         std::vector<std::string> args = {"audit"};
         args.insert(args.end(), extra.begin(), extra.end());
@@ -327,6 +360,39 @@ TEST_F(Repository, AccessControlWithRealUsers) {
     r = cli_as(owner.name(), {"persona", "rollback", "it-web", "--to", "1"});
     EXPECT_EQ(r.exit_code, 0) << r.describe();
 
+    // What an admin bound stays out of an owner's reach: a binding of their delegated
+    // cgroup to someone else's persona (not replaced, not removed), a cgroup not delegated
+    // to them that an admin bound to their persona, a forced removal of their persona.
+    const std::string adm_cg = cg_->create("adm");
+    r = agent_->cli({"bind", "--persona", "it-web", "--cgroup", cg_->rel("adm")});
+    ASSERT_EQ(r.exit_code, 0) << r.describe();
+    r = cli_as(owner.name(), {"unbind", "--cgroup", cg_->rel("adm")});
+    EXPECT_EQ(r.exit_code, 1) << r.describe();
+    EXPECT_NE(r.err.find("is not delegated to them"), std::string::npos) << r.describe();
+    const std::string mine_cg = cg_->create("owned2");
+    ASSERT_EQ(::chown(mine_cg.c_str(), owner.uid(), static_cast<gid_t>(-1)), 0);
+    r = agent_->cli({"bind", "--persona", "it-other", "--cgroup", cg_->rel("owned2")});
+    ASSERT_EQ(r.exit_code, 0) << r.describe();
+    r = cli_as(owner.name(), {"bind", "--persona", "it-web", "--cgroup", cg_->rel("owned2")});
+    EXPECT_EQ(r.exit_code, 1) << r.describe();
+    EXPECT_NE(r.err.find("may not replace the binding"), std::string::npos) << r.describe();
+    r = cli_as(owner.name(), {"unbind", "--cgroup", cg_->rel("owned2")});
+    EXPECT_EQ(r.exit_code, 1) << r.describe();
+    r = cli_as(owner.name(), {"persona", "rm", "--force", "it-web"});
+    EXPECT_EQ(r.exit_code, 1) << r.describe();
+    EXPECT_NE(r.err.find("with force"), std::string::npos) << r.describe();
+    // A user binding made by an admin: the user may not undo it.
+    r = agent_->cli({"bind", "--user", other.name(), "--persona", "it-other"});
+    ASSERT_EQ(r.exit_code, 0) << r.describe();
+    r = cli_as(other.name(), {"unbind", "--user", other.name()});
+    EXPECT_EQ(r.exit_code, 1) << r.describe();
+    EXPECT_NE(r.err.find("may not unbind user"), std::string::npos) << r.describe();
+    // A refused request's audit record is capped, however much the request carried.
+    const std::string huge(200000, 'p');
+    HttpResponse big = http_as(other.name(), "POST", "/v1/bindings",
+                               json{{"persona", huge}, {"cgroup", "/x"}}.dump());
+    EXPECT_GE(big.status, 400) << big.raw.substr(0, 300);
+
     // A member of the admin group may do everything.
     const std::string other_file =
         scratch_.write("other2.pdl", persona_pdl("it-other", {"default egress allow"}));
@@ -336,6 +402,12 @@ TEST_F(Repository, AccessControlWithRealUsers) {
     r = cli_as(admin.name(), {"persona", "chown", "it-other", other.name()});
     EXPECT_EQ(r.exit_code, 0) << r.describe();
     r = cli_as(admin.name(), {"unbind", "--cgroup", cg_->rel("web")});
+    EXPECT_EQ(r.exit_code, 0) << r.describe();
+    for (const char* sub : {"adm", "owned2"}) {
+        r = cli_as(admin.name(), {"unbind", "--cgroup", cg_->rel(sub)});
+        EXPECT_EQ(r.exit_code, 0) << r.describe();
+    }
+    r = cli_as(admin.name(), {"unbind", "--user", other.name()});
     EXPECT_EQ(r.exit_code, 0) << r.describe();
     r = cli_as(admin.name(), {"persona", "rm", "it-other"});
     EXPECT_EQ(r.exit_code, 0) << r.describe();
@@ -349,9 +421,19 @@ TEST_F(Repository, AccessControlWithRealUsers) {
         if (e["uid"] == owner.uid() && e["outcome"] == "ok") ++ok_owner;
         if (e["uid"] == admin.uid() && e["outcome"] == "ok") ++ok_admin;
     }
-    EXPECT_EQ(refused_other, 6u) << a.dump(2);
-    EXPECT_EQ(ok_owner, 3u) << a.dump(2);  // apply, bind, rollback
-    EXPECT_EQ(ok_admin, 4u) << a.dump(2);
+    EXPECT_EQ(refused_other, 7u) << a.dump(2);  // + unbind --user; the huge bind failed
+    EXPECT_EQ(ok_owner, 3u) << a.dump(2);       // apply, bind, rollback
+    EXPECT_EQ(ok_admin, 7u) << a.dump(2);
+    bool huge_recorded = false;
+    for (const auto& e : a) {
+        EXPECT_LT(e["persona"].get<std::string>().size() + e["detail"].get<std::string>().size(),
+                  3000u)
+            << e["action"] << " by uid " << e["uid"];
+        huge_recorded = huge_recorded || (e["uid"] == other.uid() && e["outcome"] == "failed" &&
+                                          e["persona"].get<std::string>().find("(200000 bytes)") !=
+                                              std::string::npos);
+    }
+    EXPECT_TRUE(huge_recorded) << a.dump(2);
     // Filtering by time: nothing is newer than now.
     EXPECT_TRUE(audit({"--since", std::to_string(::time(nullptr) + 60)}).empty());
 }
