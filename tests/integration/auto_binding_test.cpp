@@ -160,40 +160,9 @@ TEST_F(AutoBinding, MostSpecificRuleWinsAndExplicitBeatsRules) {
     EXPECT_EQ(bound_to(cg_->rel("app-b")), "it-glob");
 }
 
-// A user created by the test: removed in the destructor.
-class TestUser {
-  public:
-    TestUser() {
-        name_ = "pbit" + std::to_string(::getpid());
-        std::string cmd = "useradd --system --no-create-home --shell /usr/sbin/nologin " + name_ +
-                          " >/dev/null 2>&1";
-        if (std::system(cmd.c_str()) != 0) return;
-        if (passwd* pw = ::getpwnam(name_.c_str())) {
-            uid_ = pw->pw_uid;
-            gid_ = pw->pw_gid;
-            ok_ = true;
-        }
-    }
-    ~TestUser() {
-        std::string cmd = "userdel " + name_ + " >/dev/null 2>&1";
-        if (std::system(cmd.c_str()) != 0)
-            std::fprintf(stderr, "cannot remove user %s\n", name_.c_str());
-    }
-    bool ok() const { return ok_; }
-    const std::string& name() const { return name_; }
-    uid_t uid() const { return uid_; }
-    gid_t gid() const { return gid_; }
-
-  private:
-    std::string name_;
-    uid_t uid_ = 0;
-    gid_t gid_ = 0;
-    bool ok_ = false;
-};
-
 TEST_F(AutoBinding, UserLoginBindsTheUsersSessions) {
     const auto& v = *veth_;
-    TestUser user;
+    TestUser user("pbit" + std::to_string(::getpid()));
     ASSERT_TRUE(user.ok()) << "useradd failed";
     apply(*agent_, deny_port("it-user", v.peer4, kPortB));
     CommandResult r = agent_->cli({"rules", "add", "--persona", "it-user", "--user", user.name()});

@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <net/if.h>
 #include <poll.h>
+#include <pwd.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -794,5 +795,32 @@ class LeftoverSweep : public ::testing::Environment {
     ::testing::AddGlobalTestEnvironment(new LeftoverSweep);
 
 }  // namespace
+
+TestUser::TestUser(std::string name, const std::string& extra_group) : name_(std::move(name)) {
+    std::string cmd = "useradd --system --no-create-home --shell /usr/sbin/nologin " +
+                      (extra_group.empty() ? "" : "-G " + extra_group + " ") + name_ +
+                      " >/dev/null 2>&1";
+    if (std::system(cmd.c_str()) != 0) return;
+    if (passwd* pw = ::getpwnam(name_.c_str())) {
+        uid_ = pw->pw_uid;
+        gid_ = pw->pw_gid;
+        ok_ = true;
+    }
+}
+
+TestUser::~TestUser() {
+    std::string cmd = "userdel " + name_ + " >/dev/null 2>&1";
+    if (ok_ && std::system(cmd.c_str()) != 0)
+        std::fprintf(stderr, "cannot remove user %s\n", name_.c_str());
+}
+
+TestGroup::TestGroup(std::string name) : name_(std::move(name)) {
+    ok_ = std::system(("groupadd --system " + name_ + " >/dev/null 2>&1").c_str()) == 0;
+}
+
+TestGroup::~TestGroup() {
+    if (ok_ && std::system(("groupdel " + name_ + " >/dev/null 2>&1").c_str()) != 0)
+        std::fprintf(stderr, "cannot remove group %s\n", name_.c_str());
+}
 
 }  // namespace pbpf::it

@@ -223,4 +223,39 @@ class Agent {
 
 std::vector<std::string> agent_env();
 
+// A system user created by the test (useradd), optionally in one more group; removed in
+// the destructor.
+class TestUser {
+  public:
+    explicit TestUser(std::string name, const std::string& extra_group = "");
+    ~TestUser();
+    TestUser(const TestUser&) = delete;
+    TestUser& operator=(const TestUser&) = delete;
+    bool ok() const { return ok_; }
+    const std::string& name() const { return name_; }
+    uid_t uid() const { return uid_; }
+    gid_t gid() const { return gid_; }
+
+  private:
+    std::string name_;
+    uid_t uid_ = 0;
+    gid_t gid_ = 0;
+    bool ok_ = false;
+};
+
+// A system group created by the test (groupadd); removed in the destructor.
+class TestGroup {
+  public:
+    explicit TestGroup(std::string name);
+    ~TestGroup();
+    TestGroup(const TestGroup&) = delete;
+    TestGroup& operator=(const TestGroup&) = delete;
+    bool ok() const { return ok_; }
+    const std::string& name() const { return name_; }
+
+  private:
+    std::string name_;
+    bool ok_ = false;
+};
+
 }  // namespace pbpf::it

@@ -18,51 +18,6 @@ namespace {
 
 using nlohmann::json;
 
-// A system user (and optionally a group) created by the test, removed at the end.
-class TestAccount {
-  public:
-    TestAccount(const std::string& name, const std::string& extra_group = "") : name_(name) {
-        std::string cmd = "useradd --system --no-create-home --shell /usr/sbin/nologin " +
-                          (extra_group.empty() ? "" : "-G " + extra_group + " ") + name_ +
-                          " >/dev/null 2>&1";
-        if (std::system(cmd.c_str()) != 0) return;
-        if (passwd* pw = ::getpwnam(name_.c_str())) {
-            uid_ = pw->pw_uid;
-            ok_ = true;
-        }
-    }
-    ~TestAccount() {
-        std::string cmd = "userdel " + name_ + " >/dev/null 2>&1";
-        if (std::system(cmd.c_str()) != 0)
-            std::fprintf(stderr, "cannot remove user %s\n", name_.c_str());
-    }
-    bool ok() const { return ok_; }
-    const std::string& name() const { return name_; }
-    uid_t uid() const { return uid_; }
-
-  private:
-    std::string name_;
-    uid_t uid_ = 0;
-    bool ok_ = false;
-};
-
-class TestGroup {
-  public:
-    explicit TestGroup(const std::string& name) : name_(name) {
-        ok_ = std::system(("groupadd --system " + name_ + " >/dev/null 2>&1").c_str()) == 0;
-    }
-    ~TestGroup() {
-        if (ok_ && std::system(("groupdel " + name_ + " >/dev/null 2>&1").c_str()) != 0)
-            std::fprintf(stderr, "cannot remove group %s\n", name_.c_str());
-    }
-    bool ok() const { return ok_; }
-    const std::string& name() const { return name_; }
-
-  private:
-    std::string name_;
-    bool ok_ = false;
-};
-
 class Repository : public IntegrationTest {
   protected:
     // The web persona: version `v` blocks TCP to port B (v1) or to port A (v2).
@@ -289,7 +244,7 @@ TEST_F(Repository, AccessControlWithRealUsers) {
     const std::string tag = std::to_string(::getpid());
     TestGroup admins("pbra" + tag);
     ASSERT_TRUE(admins.ok()) << "groupadd failed";
-    TestAccount owner("pbro" + tag), other("pbrx" + tag), admin("pbrd" + tag, admins.name());
+    TestUser owner("pbro" + tag), other("pbrx" + tag), admin("pbrd" + tag, admins.name());
     ASSERT_TRUE(owner.ok() && other.ok() && admin.ok()) << "useradd failed";
 
     agent_->stop(SIGTERM);
