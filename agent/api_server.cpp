@@ -674,8 +674,16 @@ void ApiServer::routes() {
     add_route(
         "DELETE", "/v1/bindings",
         [this](const Request& req) {
+            int targets = 0;
             for (const char* k : {"cgroup", "pid", "ifname", "user"})
-                if (auto v = query(req, k)) audit_note("", std::string(k) + " " + *v);
+                if (auto v = query(req, k)) {
+                    audit_note("", std::string(k) + " " + *v);
+                    ++targets;
+                }
+            if (targets > 1)
+                throw ApiError(400,
+                               "unbind needs one of ?cgroup=, ?pid=, ?ifname= or ?user=, not "
+                               "several");
             const std::optional<std::string> checked = check_unbind(req);
             if (auto user = query(req, "user")) {
                 if (!auto_) throw ApiError(503, "automatic binding is not running");

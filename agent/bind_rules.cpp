@@ -361,4 +361,14 @@ std::optional<RuleMatch> best_interface_rule(const std::vector<BindRule>& rules,
     return best_of(rules, [&](const BindRule& r) { return interface_match(r, ifname); });
 }
 
+std::string removal_hint(const BindRule& rule) {
+    if (rule.origin == "pdl") {
+        const std::string file =
+            rule.created_by.rfind("pdl ", 0) == 0 ? rule.created_by.substr(4) : std::string();
+        return "edit the bind block of persona '" + rule.persona + "'" +
+               (file.empty() ? "" : " (in " + file + ")") + " and apply the file again";
+    }
+    return "remove the rule (personabpf rules rm " + std::to_string(rule.id) + ")";
+}
+
 }  // namespace pbpf::agent

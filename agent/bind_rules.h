@@ -51,6 +51,11 @@ struct BindRule {
 // and says what is expected, e.g. `cgroup pattern "machine.slice" must start with '/'`.
 std::optional<std::string> validate_rule(const BindRule& rule);
 
+// How an operator removes what `rule` bound, for error messages: "remove the rule
+// (personabpf rules rm 3)", or for a bind block "edit the bind block of persona 'web' (in
+// web.pdl) and apply the file again".
+std::string removal_hint(const BindRule& rule);
+
 // True when the pattern has no wildcard ('*', '?', '[').
 bool is_literal_pattern(std::string_view pattern);
 // Number of characters of the pattern that are not wildcards (a [...] class counts 0).

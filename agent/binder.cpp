@@ -283,9 +283,9 @@ json Binder::unbind(const std::optional<std::string>& cgroup,
                                     "' by the user binding of '" + rule->pattern +
                                     "'; remove it with personabpf unbind --user " + rule->pattern);
         throw ApiError(409, found->cgroup_path + " is bound to persona '" + found->persona +
-                                "' by binding rule " + std::to_string(found->rule_id) +
-                                "; remove the rule (personabpf rules rm " +
-                                std::to_string(found->rule_id) + ") or bind it explicitly");
+                                "' by binding rule " + std::to_string(found->rule_id) + "; " +
+                                (rule ? removal_hint(*rule) : std::string("remove the rule")) +
+                                ", or bind it explicitly");
     }
     unbind_record(*found, PBPF_BIND_API);
     return {{"unbound", binding_json(*found)}};

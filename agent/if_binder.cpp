@@ -292,13 +292,14 @@ json IfBinder::bind_as(const std::string& persona, const std::string& ifname,
 json IfBinder::unbind(const std::string& ifname, const std::string& netns) {
     auto found = must(store_.if_binding(netns, ifname));
     if (!found) throw ApiError(404, "no binding for interface " + describe(ifname, netns));
-    if (found->origin == "rule")
+    if (found->origin == "rule") {
+        auto rule = must(store_.bind_rule(found->rule_id));
         throw ApiError(409, "interface " + describe(ifname, netns) + " is bound to persona '" +
                                 found->persona + "' by binding rule " +
-                                std::to_string(found->rule_id) +
-                                "; remove the rule (personabpf "
-                                "rules rm " +
-                                std::to_string(found->rule_id) + ") or bind it explicitly");
+                                std::to_string(found->rule_id) + "; " +
+                                (rule ? removal_hint(*rule) : std::string("remove the rule")) +
+                                ", or bind it explicitly");
+    }
     unbind_record(*found, PBPF_BIND_API);
     return {{"unbound",
              {{"ifname", ifname},

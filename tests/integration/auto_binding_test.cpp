@@ -77,6 +77,8 @@ TEST_F(AutoBinding, BindBlockBindsCgroupsAsTheyAppearAndGo) {
     EXPECT_NE(r.exit_code, 0);
     EXPECT_NE(r.err.find("binding rule " + std::to_string(rule_id)), std::string::npos)
         << r.describe();
+    EXPECT_NE(r.err.find("edit the bind block of persona 'it-block' (in "), std::string::npos)
+        << r.describe();
 
     // Removal unbinds; a bind event and an unbind event name the rule.
     ASSERT_EQ(::rmdir(cg_->abs("svc-1").c_str()), 0);

@@ -200,6 +200,7 @@ TEST_F(BadInput, MalformedApiRequestsLeaveAgentAlive) {
         {"binding without a target", req("POST", "/v1/bindings", R"({"persona": "it-web"})"), true},
         {"binding with a non-numeric pid",
          req("POST", "/v1/bindings", R"({"persona": "it-web", "pid": "abc"})"), true},
+        {"unbind naming two targets", req("DELETE", "/v1/bindings?cgroup=/x&user=root", ""), true},
         {"wrong method", req("PUT", "/v1/status", "{}"), true},
         {"wrong method on personas", req("PATCH", "/v1/personas", "{}"), true},
         {"unknown path", req("GET", "/v1/nothing-here", ""), true},

@@ -73,6 +73,18 @@ int64_t winner(const std::optional<RuleMatch>& m) { return m ? m->rule->id : -1;
 
 // ---- RuleKind ------------------------------------------------------------------------
 
+TEST(BindRulesHint, SaysHowToRemoveWhatARuleBound) {
+    BindRule api = rule(3, RuleKind::Cgroup, "/a/*", "web");
+    api.origin = "api";
+    EXPECT_EQ(removal_hint(api), "remove the rule (personabpf rules rm 3)");
+    BindRule pdl = rule(4, RuleKind::Cgroup, "/a/*", "web");
+    pdl.origin = "pdl";
+    pdl.created_by = "pdl /etc/personabpf/web.pdl";
+    EXPECT_EQ(removal_hint(pdl),
+              "edit the bind block of persona 'web' (in /etc/personabpf/web.pdl) and apply the "
+              "file again");
+}
+
 TEST(BindRulesKind, RoundTripsEveryKind) {
     for (RuleKind k : {RuleKind::Cgroup, RuleKind::User, RuleKind::Group, RuleKind::Interface}) {
         auto back = rule_kind_from(to_string(k));
