@@ -248,6 +248,7 @@ int Loader::bindings_fd() const { return bpf_map__fd(skel_->s->maps.pbpf_binding
 int Loader::resolve_cache_fd() const { return bpf_map__fd(skel_->s->maps.pbpf_resolve_cache); }
 int Loader::globals_fd() const { return bpf_map__fd(skel_->s->maps.pbpf_globals); }
 int Loader::counters_fd() const { return bpf_map__fd(skel_->s->maps.pbpf_counters); }
+int Loader::qos_fd() const { return bpf_map__fd(skel_->s->maps.pbpf_qos); }
 int Loader::conntrack_fd() const { return bpf_map__fd(skel_->s->maps.pbpf_conntrack); }
 int Loader::if_bindings_fd() const { return bpf_map__fd(skel_->s->maps.pbpf_if_bindings); }
 int Loader::events_fd() const { return bpf_map__fd(skel_->s->maps.pbpf_events); }

@@ -82,6 +82,7 @@ class Loader {
     int resolve_cache_fd() const;
     int globals_fd() const;
     int counters_fd() const;
+    int qos_fd() const;  // persona id -> struct pbpf_qos
     int conntrack_fd() const;
     int if_bindings_fd() const;
     int events_fd() const;

@@ -19,6 +19,7 @@
 #include "maps/abi/forward.h"
 #include "maps/abi/conntrack.h"
 #include "maps/abi/events.h"
+#include "maps/abi/qos.h"
 
 #include "bpf/parse.h"
 
@@ -147,6 +148,14 @@ struct {
 	__type(key, __u32);
 	__type(value, struct pbpf_counters);
 } pbpf_counters SEC(".maps");
+
+/* persona id -> its QoS (maps/abi/qos.h); no entry: no QoS. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, PBPF_MAX_PERSONAS);
+	__type(key, __u32);
+	__type(value, struct pbpf_qos);
+} pbpf_qos SEC(".maps");
 
 enum count_kind {
 	COUNT_ALLOWED,

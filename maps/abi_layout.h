@@ -13,6 +13,7 @@
 #include "maps/abi/forward.h"
 #include "maps/abi/limits.h"
 #include "maps/abi/policy.h"
+#include "maps/abi/qos.h"
 #include "maps/abi/settings.h"
 
 static_assert(sizeof(pbpf_policy_key) == 24);
@@ -89,6 +90,15 @@ static_assert(offsetof(pbpf_dir_counters, audited_packets) == 32);
 static_assert(offsetof(pbpf_dir_counters, audited_bytes) == 40);
 
 static_assert(sizeof(pbpf_counters) == 96);
+
+static_assert(sizeof(pbpf_qos) == 32);
+static_assert(offsetof(pbpf_qos, flags) == 0);
+static_assert(offsetof(pbpf_qos, class_minor) == 4);
+static_assert(offsetof(pbpf_qos, dscp) == 6);
+static_assert(offsetof(pbpf_qos, priority) == 7);
+static_assert(offsetof(pbpf_qos, ingress_rate_bps) == 8);
+static_assert(offsetof(pbpf_qos, ingress_burst_bytes) == 16);
+static_assert(offsetof(pbpf_qos, latency_target_ns) == 24);
 static_assert(offsetof(pbpf_counters, dir) == 0);
 
 static_assert(sizeof(pbpf_ids_threshold) == 24);

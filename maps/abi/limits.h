@@ -33,4 +33,4 @@
 #define PBPF_COUNTRY_BITS (26 * 26)
 #define PBPF_COUNTRY_WORDS ((PBPF_COUNTRY_BITS + 63) / 64)
 /* Layout version of every pinned map; bump on any change to a struct below. */
-#define PBPF_MAP_SCHEMA_VERSION 3
+#define PBPF_MAP_SCHEMA_VERSION 4
