@@ -15,6 +15,7 @@
 
 #include "agent/xdp_prefilter.h"
 #include "maps/abi/xdp.h"
+#include "pdl-compiler/values.h"
 
 namespace pbpf::agent {
 namespace {
@@ -249,6 +250,37 @@ Result<void> parse_xdp(const toml::table& root, const std::string& origin, XdpCo
     return {};
 }
 
+Result<void> parse_qos(const toml::table& root, const std::string& origin, QosConfig& q) {
+    StrictTable spec(origin, "qos", {"egress_interfaces", "link_rate"});
+    auto t = spec.find(root);
+    if (!t) return t.error();
+    if (*t == nullptr) return {};
+    const toml::table& tab = **t;
+    std::vector<std::string> seen;
+    auto ifs = spec.strings(tab, "egress_interfaces", &q.egress_interfaces, [&](std::string& name) {
+        if (std::string why = check_ifname(name); !why.empty()) return why;
+        if (std::find(seen.begin(), seen.end(), name) != seen.end())
+            return "interface '" + name + "' is listed twice";
+        seen.push_back(name);
+        return std::string();
+    });
+    if (!ifs) return ifs.error();
+    if (*ifs && q.egress_interfaces.size() > kQosMaxInterfaces)
+        return spec.fail(**ifs, "[qos] egress_interfaces lists " +
+                                    std::to_string(q.egress_interfaces.size()) +
+                                    " interfaces; at most " + std::to_string(kQosMaxInterfaces) +
+                                    " are supported");
+    std::string rate;
+    if (auto r = spec.string(tab, "link_rate", &rate); !r) return r;
+    if (!rate.empty()) {
+        auto parsed = pdl::parse_rate(rate);
+        if (!parsed.ok())
+            return spec.fail(*tab.get("link_rate"), "[qos] link_rate: " + parsed.error);
+        q.link_rate_bps = parsed.value;
+    }
+    return {};
+}
+
 Result<void> parse_binding(const toml::table& root, const std::string& origin, BindingConfig& b) {
     StrictTable spec(origin, "binding", {"fail_closed", "watch_interfaces"});
     auto t = spec.find(root);
@@ -294,6 +326,7 @@ Result<Config> parse_config(std::string_view text, const std::string& origin, Co
     if (auto r = parse_events(root, origin, cfg.events); !r) return r.error();
     if (auto r = parse_xdp(root, origin, cfg.xdp); !r) return r.error();
     if (auto r = parse_binding(root, origin, cfg.binding); !r) return r.error();
+    if (auto r = parse_qos(root, origin, cfg.qos); !r) return r.error();
     return cfg;
 }
 

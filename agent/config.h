@@ -45,6 +45,17 @@ struct BindingConfig {
     bool watch_interfaces = true;  // bind interfaces of the agent's netns by rule
 };
 
+// [qos]: egress shaping of the personas' `qos` sections.
+inline constexpr size_t kQosMaxInterfaces = 64;
+struct QosConfig {
+    // Interfaces of the agent's netns whose egress is shaped: the agent owns their root
+    // qdisc (HTB, handle 7062:). Empty: no shaping, no DSCP marking.
+    std::vector<std::string> egress_interfaces;
+    // Capacity shared by the personas' classes on each of them (the link class): set it to
+    // the real bottleneck for priorities to matter.
+    uint64_t link_rate_bps = 10'000'000'000;  // "10gbit"
+};
+
 struct Config {
     std::string socket = "/run/personabpf/agent.sock";
     std::string state_dir = "/var/lib/personabpf";
@@ -57,6 +68,7 @@ struct Config {
     EventsConfig events;
     XdpConfig xdp;
     BindingConfig binding;
+    QosConfig qos;
 };
 
 // Parses TOML text into `base` (keys it does not set keep base's values). `origin` names

@@ -1,5 +1,6 @@
 // Interface bindings: tc programs on the interface facing a workload.
 #include "agent/if_binder.h"
+#include "agent/tcx.h"
 
 #include <fcntl.h>
 #include <net/if.h>
@@ -36,10 +37,6 @@ namespace pbpf::agent {
 namespace {
 
 using nlohmann::json;
-
-// libbpf 1.1's headers predate TCX; the kernel's numbers (include/uapi/linux/bpf.h).
-constexpr int kTcxIngress = 46;
-constexpr int kTcxEgress = 47;
 
 namespace fs = std::filesystem;
 
@@ -144,30 +141,10 @@ Result<void> attach(const Loader& loader, const std::string& netns, const Interf
     } wants[] = {{"-ingress", kTcxIngress, loader.tc_ingress_prog_fd()},
                  {"-egress", kTcxEgress, loader.tc_egress_prog_fd()}};
     for (const auto& w : wants) {
-        const std::string pin = base + w.suffix;
-        int pinned = bpf_obj_get(pin.c_str());
-        if (pinned >= 0) {
-            int rc = bpf_link_update(pinned, w.prog_fd, nullptr);
-            int err = errno;
-            ::close(pinned);
-            if (rc == 0) continue;
-            spdlog::warn("pinned {} cannot take the new program ({}); attaching anew", pin,
-                         std::strerror(err));
-            ::unlink(pin.c_str());
-        }
-        int link = -1;
-        auto r = in_netns(netns, [&]() -> Result<void> {
-            link = bpf_link_create(w.prog_fd, static_cast<int>(i.ifindex),
-                                   static_cast<bpf_attach_type>(w.attach_type), nullptr);
-            if (link < 0)
-                return sys_error("attach tc program to ifindex " + std::to_string(i.ifindex));
-            return {};
+        auto r = in_netns(netns, [&]() {
+            return attach_tcx_pinned(w.prog_fd, i.ifindex, w.attach_type, base + w.suffix);
         });
         if (!r) return r;
-        int rc = bpf_obj_pin(link, pin.c_str());
-        int err = errno;
-        ::close(link);  // pinned: the pin keeps it; not pinned: this detaches it
-        if (rc != 0) return Error{err, "pin " + pin + ": " + std::strerror(err)};
     }
     return {};
 }
@@ -181,15 +158,8 @@ Result<void> release_interface(const Loader& loader, uint64_t netns_cookie, uint
     if (bpf_map_delete_elem(loader.if_bindings_fd(), &k) != 0 && errno != ENOENT)
         return sys_error("delete pbpf_if_bindings entry");
     const std::string base = pin_base(loader.pin_dir(), netns_cookie, ifindex);
-    for (const char* suffix : {"-ingress", "-egress"}) {
-        const std::string pin = base + suffix;
-        int fd = bpf_obj_get(pin.c_str());
-        if (fd < 0) continue;
-        if (bpf_link_detach(fd) != 0 && errno != ENOLINK && errno != EINVAL)
-            spdlog::warn("detach {}: {}", pin, std::strerror(errno));
-        ::close(fd);
-        if (::unlink(pin.c_str()) != 0 && errno != ENOENT) return sys_error("unpin " + pin);
-    }
+    for (const char* suffix : {"-ingress", "-egress"})
+        if (auto r = detach_tcx_pinned(base + suffix); !r) return r;
     return {};
 }
 

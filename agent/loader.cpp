@@ -255,6 +255,7 @@ int Loader::events_fd() const { return bpf_map__fd(skel_->s->maps.pbpf_events); 
 int Loader::event_state_fd() const { return bpf_map__fd(skel_->s->maps.pbpf_event_state); }
 int Loader::tc_ingress_prog_fd() const { return bpf_program__fd(skel_->s->progs.pbpf_tc_ingress); }
 int Loader::tc_egress_prog_fd() const { return bpf_program__fd(skel_->s->progs.pbpf_tc_egress); }
+int Loader::qos_egress_prog_fd() const { return bpf_program__fd(skel_->s->progs.pbpf_qos_egress); }
 
 Result<pbpf_globals> Loader::read_globals() const {
     __u32 key = 0;

@@ -90,6 +90,8 @@ class Loader {
     // The tc programs for interface-bound workloads (attached per interface by IfBinder).
     int tc_ingress_prog_fd() const;
     int tc_egress_prog_fd() const;
+    // The classifier of the [qos] egress interfaces (attached by QosManager).
+    int qos_egress_prog_fd() const;
 
     // The limits in force: the config's for maps created by this start, the pinned maps'
     // own sizes for adopted ones.

@@ -24,6 +24,7 @@
 #include "agent/flows.h"
 #include "agent/loader.h"
 #include "agent/persona_manager.h"
+#include "agent/qos.h"
 #include "agent/store.h"
 #include "agent/xdp_prefilter.h"
 
@@ -71,6 +72,7 @@ int run_uninstall(const Config& cfg, bool purge) {
         auto lock = InstanceLock::acquire(cfg.bpffs_root, cfg.state_dir);
         if (!lock) return fail(lock.error());
         if (auto r = uninstall_xdp(cfg.bpffs_root); !r) return fail(r.error());
+        if (auto r = uninstall_qos(cfg.bpffs_root, cfg.qos); !r) return fail(r.error());
         if (auto r = uninstall(cfg.bpffs_root); !r) return fail(r.error());
         spdlog::info("uninstalled {}", cfg.bpffs_root);
     }
@@ -191,6 +193,12 @@ int main(int argc, char** argv) {
     ApiServer server(**store, **loader, personas, binder, if_binder, info);
     AutoBinder auto_binder(**store, binder, if_binder, *tree, server.mutex());
     if (auto r = personas.reconcile(); !r) return fail(r.error());
+    // Egress shaping ([qos]): classes follow the stored personas, after every change.
+    personas.set_shaping(!cfg.qos.egress_interfaces.empty());
+    auto qos =
+        QosManager::start(**loader, cfg.qos, [&personas]() { return personas.qos_inputs(); });
+    if (!qos) return fail(qos.error());
+    personas.set_changed_hook([&qos]() { return (*qos)->sync(); });
     // Fail-closed roots go in with the stored bindings: no window in which they are open.
     if (auto r = auto_binder.set_fail_closed(cfg.binding.fail_closed); !r) return fail(r.error());
     if (auto r = binder.reconcile(); !r) return fail(r.error());
@@ -205,6 +213,7 @@ int main(int argc, char** argv) {
     ::signal(SIGPIPE, SIG_IGN);
 
     (*xdp)->add_routes(server);
+    (*qos)->add_routes(server);
     Names names(**store, *tree);
     ConntrackTable conntrack(**loader, names);
     EventStream events(**loader, cfg.events.history);
@@ -258,6 +267,7 @@ int main(int argc, char** argv) {
     if (!listen_failed)
         spdlog::info("{}: stopping; pinned programs keep enforcing", strsignal(sig));
     auto_binder.stop();
+    (*qos)->stop();
     events.stop();  // wakes `events --follow` long polls, so the server can stop
     server.stop();
     serve.join();

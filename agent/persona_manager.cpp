@@ -398,7 +398,7 @@ json PersonaManager::apply(const CompiledFile& file, const ApplyOptions& opt) {
         json entry = {{"name", pd.rec.name},   {"id", pd.rec.id},      {"entries", pd.rec.entries},
                       {"changed", pd.changed}, {"created", pd.is_new}, {"version", pd.rec.version}};
         for (const auto& p : file.personas)
-            if (p.name == pd.rec.name) entry["not_enforced"] = unenforced_sections(p);
+            if (p.name == pd.rec.name) entry["not_enforced"] = unenforced_sections(p, shaping_);
         applied.push_back(std::move(entry));
     }
     json res = {{"applied", applied}};
@@ -410,12 +410,54 @@ json PersonaManager::apply(const CompiledFile& file, const ApplyOptions& opt) {
         res["bind_rules"] = bind_rules;
     }
     if (file.warnings > 0) res["diagnostics"] = file.diagnostics;
+    bool any_changed = false;
+    for (const auto& pd : pending) any_changed = any_changed || pd.changed;
+    if (any_changed) notify_changed(&res);
     return res;
 }
 
-std::vector<std::string> unenforced_sections(const pdl::ir::Persona& p) {
-    // This release enforces the security rules (mode, defaults, allow/deny) only.
-    return pdl::configured_sections(p);
+std::vector<std::string> unenforced_sections(const pdl::ir::Persona& p, bool shaping) {
+    // This release enforces the security rules (mode, defaults, allow/deny) and, where
+    // the agent has egress interfaces to shape, the egress rate and priority.
+    std::vector<std::string> out;
+    for (auto& section : pdl::configured_sections(p)) {
+        if (section != "qos") {
+            out.push_back(std::move(section));
+            continue;
+        }
+        const auto& q = p.qos;
+        if (q.egress && !shaping) out.push_back("qos egress rate");
+        if (q.priority && !shaping) out.push_back("qos priority");
+        if (q.ingress) out.push_back("qos ingress rate");
+        if (q.latency_target_ns) out.push_back("qos latency target");
+    }
+    return out;
+}
+
+Result<std::vector<PersonaQosInput>> PersonaManager::qos_inputs() {
+    auto recs = store_.personas();
+    if (!recs) return recs.error();
+    std::vector<PersonaQosInput> out;
+    for (const auto& rec : *recs) {
+        PersonaQosInput in;
+        in.id = rec.id;
+        in.name = rec.name;
+        try {
+            in.settings = persona_image_from_json(json::parse(rec.image_json)).settings;
+        } catch (const std::exception& e) {
+            spdlog::error("persona '{}': stored image unreadable ({}); no QoS", rec.name, e.what());
+        }
+        out.push_back(std::move(in));
+    }
+    return out;
+}
+
+void PersonaManager::notify_changed(json* answer) {
+    if (!on_changed_) return;
+    if (auto r = on_changed_(); !r) {
+        spdlog::error("{}", r.error().what());
+        if (answer != nullptr) (*answer)["warnings"].push_back(r.error().message);
+    }
 }
 
 json PersonaManager::remove(const std::string& name, bool force) {
@@ -478,8 +520,10 @@ json PersonaManager::remove(const std::string& name, bool force) {
             on_unbound_(b.netns_cookie, b.ifindex,
                         b.netns.empty() ? b.ifname : b.ifname + "@" + b.netns, rec->id, name);
     }
-    return {
+    json res = {
         {"removed", name}, {"id", rec->id}, {"unbound", unbound}, {"rules_removed", rules_removed}};
+    notify_changed(&res);
+    return res;
 }
 
 json PersonaManager::list() {

@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "agent/loader.h"
+#include "agent/qos.h"
 #include "agent/store.h"
 #include "maps/map_image.h"
 #include "maps/result.h"
@@ -32,8 +33,9 @@ struct CompiledFile {
 };
 
 // The sections of `p` that this agent compiles and stores but does not enforce yet
-// ("encryption", "ids", "qos", ...), in PDL order. Empty for a security-only persona.
-std::vector<std::string> unenforced_sections(const pdl::ir::Persona& p);
+// ("encryption", "ids", "qos ingress rate", ...), in PDL order. `shaping`: the agent has
+// egress interfaces, so a qos section's egress rate and priority are enforced.
+std::vector<std::string> unenforced_sections(const pdl::ir::Persona& p, bool shaping);
 
 // Who applies and how: recorded with the versions an apply creates.
 struct ApplyOptions {
@@ -92,6 +94,15 @@ class PersonaManager {
         std::function<void(uint64_t, uint32_t, const std::string&, uint32_t, const std::string&)>;
     void set_unbound_hook(UnboundHook hook) { on_unbound_ = std::move(hook); }
 
+    // Called after every apply that changed a persona and every removal (QoS follows the
+    // stored personas); its error becomes a warning of the answer, the change stands.
+    using ChangedHook = std::function<Result<void>()>;
+    void set_changed_hook(ChangedHook hook) { on_changed_ = std::move(hook); }
+    // Whether the agent shapes egress ([qos] egress_interfaces), for `not_enforced`.
+    void set_shaping(bool shaping) { shaping_ = shaping; }
+    // The QoS-relevant part of every stored persona, from the stored images.
+    Result<std::vector<PersonaQosInput>> qos_inputs();
+
   private:
     // Inner map id in pbpf_policies[id], nullopt if the slot is empty.
     Result<std::optional<uint32_t>> slot_map_id(uint32_t id);
@@ -101,7 +112,11 @@ class PersonaManager {
 
     Store& store_;
     Loader& loader_;
+    void notify_changed(nlohmann::json* answer);
+
     UnboundHook on_unbound_;
+    ChangedHook on_changed_;
+    bool shaping_ = false;
 };
 
 }  // namespace pbpf::agent

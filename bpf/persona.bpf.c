@@ -882,7 +882,78 @@ static __always_inline int tc_evaluate(struct __sk_buff *skb, int dir)
 	w.id = ik.netns_cookie;
 	w.ifindex = ik.ifindex;
 	w.l3 = (b->flags & PBPF_BINDING_F_L3) ? 0 : ETH_HLEN_;
-	return evaluate(skb, dir, &w) == PBPF_PASS ? TC_ACT_OK_ : TC_ACT_SHOT_;
+	if (evaluate(skb, dir, &w) != PBPF_PASS)
+		return TC_ACT_SHOT_;
+	/* What the workload sends is forwarded by the host, which orphans the packet: carry
+	 * the persona to the egress interfaces' classifier in the mark (it survives within
+	 * this netns), for personas with QoS only (other mark bits are left alone). */
+	if (dir == PBPF_DIR_EGRESS && bpf_map_lookup_elem(&pbpf_qos, &w.persona))
+		skb->mark = (skb->mark & ~PBPF_MARK_PERSONA_MASK) |
+			    (w.persona << PBPF_MARK_PERSONA_SHIFT);
+	return TC_ACT_OK_;
+}
+
+/* Rewrites the DSCP of an IPv4 or IPv6 packet at offset l3, keeping ECN (and fixing the
+ * IPv4 header checksum; no L4 checksum covers the traffic class). */
+static __always_inline void set_dscp(struct __sk_buff *skb, __u32 l3, __u8 dscp)
+{
+	__u16 proto = bpf_ntohs(skb->protocol);
+	__u8 tos;
+
+	if (proto == ETH_P_IP) {
+		__be16 old_word, new_word;
+
+		if (bpf_skb_load_bytes(skb, l3, &old_word, 2) != 0)
+			return;
+		tos = ((__u8 *)&old_word)[1];
+		if ((tos >> 2) == dscp)
+			return;
+		new_word = old_word;
+		((__u8 *)&new_word)[1] = (__u8)((dscp << 2) | (tos & 0x3));
+		if (bpf_l3_csum_replace(skb, l3 + 10, old_word, new_word, 2) != 0)
+			return;
+		bpf_skb_store_bytes(skb, l3, &new_word, 2, 0);
+	} else if (proto == ETH_P_IPV6) {
+		__u8 b[2];
+
+		/* version(4) traffic class(8) flow label(20): the class spans bytes 0 and 1. */
+		if (bpf_skb_load_bytes(skb, l3, b, 2) != 0)
+			return;
+		tos = (__u8)((b[0] << 4) | (b[1] >> 4));
+		if ((tos >> 2) == dscp)
+			return;
+		tos = (__u8)((dscp << 2) | (tos & 0x3));
+		b[0] = (__u8)((b[0] & 0xf0) | (tos >> 4));
+		b[1] = (__u8)((b[1] & 0x0f) | (tos << 4));
+		bpf_skb_store_bytes(skb, l3, b, 2, 0);
+	}
+}
+
+/* The egress interfaces' classifier (tc egress of each [qos] interface, ahead of the
+ * agent's HTB root): the packet's persona from the mark a workload's veth put on it, or
+ * else from the sending socket's cgroup (a local process); then its HTB class through
+ * skb->priority and its DSCP. Packets of no persona with QoS pass untouched, unshaped. */
+SEC("tc")
+int pbpf_qos_egress(struct __sk_buff *skb)
+{
+	__u32 persona = (skb->mark & PBPF_MARK_PERSONA_MASK) >> PBPF_MARK_PERSONA_SHIFT;
+	struct sk_buff *kskb;
+	struct pbpf_qos *q;
+
+	if (persona == 0 && bpf_skb_cgroup_id(skb) != 0)
+		persona = resolve_persona(skb);
+	if (persona == 0)
+		return TC_ACT_OK_;
+	q = bpf_map_lookup_elem(&pbpf_qos, &persona);
+	if (!q)
+		return TC_ACT_OK_;
+	if (q->flags & PBPF_QOS_F_EGRESS_CLASS)
+		skb->priority = ((__u32)PBPF_QOS_HTB_MAJOR << 16) | q->class_minor;
+	if (q->flags & PBPF_QOS_F_DSCP) {
+		kskb = bpf_cast_to_kern_ctx(skb);
+		set_dscp(skb, kskb->dev->hard_header_len, q->dscp);
+	}
+	return TC_ACT_OK_;
 }
 
 SEC("cgroup_skb/ingress")

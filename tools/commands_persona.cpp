@@ -61,7 +61,7 @@ void note_not_enforced(const nlohmann::json& p) {
     for (const auto& s : *it)
         if (s.is_string()) sections += (sections.empty() ? "" : ", ") + s.get<std::string>();
     std::cerr << "personabpf: note: " << field(p, "name") << ": " << sections
-              << " compiled and stored, not enforced by this release\n";
+              << " compiled and stored, not enforced by this agent\n";
 }
 
 int run_apply(const Context& ctx, const ApplyOptions& opt) {

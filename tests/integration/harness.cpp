@@ -684,6 +684,8 @@ CommandResult Agent::uninstall(bool purge_state) const {
     std::vector<std::string> argv = {agent_binary(),    "--uninstall", "--bpffs-root",
                                      paths_.bpffs_root, "--state-dir", paths_.state_dir};
     if (purge_state) argv.push_back("--purge-state");
+    // The config too: it names what the agent set up beyond its pins ([qos] interfaces).
+    argv.insert(argv.end(), extra_args.begin(), extra_args.end());
     return run_command(argv, 20s, agent_env());
 }
 

@@ -147,8 +147,9 @@ persona it-web extends it-base {
 )pdl");
     CommandResult r = agent_->cli({"persona", "apply", path});
     ASSERT_EQ(r.exit_code, 0) << r.describe();
-    EXPECT_NE(r.err.find("note: it-web: qos compiled and stored, not enforced by this release"),
-              std::string::npos)
+    EXPECT_NE(
+        r.err.find("note: it-web: qos priority compiled and stored, not enforced by this agent"),
+        std::string::npos)
         << r.err;
     bind("it-web", "web");
     const Where w = in("web");

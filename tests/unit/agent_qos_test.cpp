@@ -1,0 +1,118 @@
+// The QoS model (agent/qos.h): which HTB class and pbpf_qos entry a persona's settings
+// give, and the [qos] config table. The kernel side is tested by tests/integration/qos_test.
+#include <gtest/gtest.h>
+
+#include "agent/config.h"
+#include "agent/qos.h"
+
+namespace pbpf::agent {
+namespace {
+
+constexpr uint64_t kLink = 1'000'000'000;
+
+pbpf_persona_settings with(uint64_t rate, uint8_t priority, uint64_t burst = 0) {
+    pbpf_persona_settings s{};
+    if (rate > 0) {
+        s.flags |= PBPF_SETTINGS_F_QOS_EGRESS;
+        s.egress.rate_bps = rate;
+        s.egress.burst_bytes = burst;
+    }
+    s.priority = priority;
+    return s;
+}
+
+TEST(QosModel, NoRateNoPriorityMeansNoClassAndNoEntry) {
+    pbpf_persona_settings s{};
+    s.flags = PBPF_SETTINGS_F_QOS_INGRESS;  // ingress only: not an egress matter
+    s.ingress.rate_bps = 5'000'000;
+    EXPECT_FALSE(htb_class_for(7, s, kLink));
+    EXPECT_FALSE(qos_entry_for(7, s, true));
+}
+
+TEST(QosModel, RateIsAssuredAndCeilingUnlessPriorityIsLow) {
+    auto normal = htb_class_for(7, with(50'000'000, PBPF_PRIORITY_UNSET, 65536), kLink);
+    ASSERT_TRUE(normal);
+    EXPECT_EQ(normal->minor, PBPF_QOS_CLASS_BASE + 7);
+    EXPECT_EQ(normal->rate_bps, 50'000'000u);
+    EXPECT_EQ(normal->ceil_bps, 50'000'000u);
+    EXPECT_EQ(normal->burst_bytes, 65536u);
+    EXPECT_EQ(normal->prio, 2u);
+
+    auto low = htb_class_for(7, with(50'000'000, PBPF_PRIORITY_LOW), kLink);
+    ASSERT_TRUE(low);
+    EXPECT_EQ(low->ceil_bps, 50'000'000u);
+    EXPECT_LT(low->rate_bps, 1'000'000u) << "low only borrows";
+    EXPECT_EQ(low->prio, 3u);
+}
+
+TEST(QosModel, PriorityWithoutRateBorrowsUpToTheLinkInPriorityOrder) {
+    uint32_t prio[5] = {};
+    for (uint8_t p :
+         {PBPF_PRIORITY_LOW, PBPF_PRIORITY_NORMAL, PBPF_PRIORITY_HIGH, PBPF_PRIORITY_CRITICAL}) {
+        auto c = htb_class_for(3, with(0, p), kLink);
+        ASSERT_TRUE(c);
+        EXPECT_EQ(c->ceil_bps, kLink);
+        EXPECT_LT(c->rate_bps, 1'000'000u);
+        EXPECT_GE(c->quantum, 1600u);
+        prio[p] = c->prio;
+    }
+    EXPECT_LT(prio[PBPF_PRIORITY_CRITICAL], prio[PBPF_PRIORITY_HIGH]);
+    EXPECT_LT(prio[PBPF_PRIORITY_HIGH], prio[PBPF_PRIORITY_NORMAL]);
+    EXPECT_LT(prio[PBPF_PRIORITY_NORMAL], prio[PBPF_PRIORITY_LOW]);
+}
+
+TEST(QosModel, EntryCarriesClassAndDscpOnlyWhenShaping) {
+    auto e = qos_entry_for(9, with(10'000'000, PBPF_PRIORITY_CRITICAL), true);
+    ASSERT_TRUE(e);
+    EXPECT_EQ(e->flags, PBPF_QOS_F_EGRESS_CLASS | PBPF_QOS_F_DSCP);
+    EXPECT_EQ(e->class_minor, PBPF_QOS_CLASS_BASE + 9);
+    EXPECT_EQ(e->dscp, PBPF_DSCP_CRITICAL);
+    EXPECT_FALSE(qos_entry_for(9, with(10'000'000, PBPF_PRIORITY_CRITICAL), false));
+
+    auto rate_only = qos_entry_for(9, with(10'000'000, PBPF_PRIORITY_UNSET), true);
+    ASSERT_TRUE(rate_only);
+    EXPECT_EQ(rate_only->flags, PBPF_QOS_F_EGRESS_CLASS) << "no priority: DSCP left alone";
+}
+
+TEST(QosModel, DscpMappingAndQuantum) {
+    EXPECT_EQ(dscp_for(PBPF_PRIORITY_LOW), 8);
+    EXPECT_EQ(dscp_for(PBPF_PRIORITY_NORMAL), 0);
+    EXPECT_EQ(dscp_for(PBPF_PRIORITY_HIGH), 34);
+    EXPECT_EQ(dscp_for(PBPF_PRIORITY_CRITICAL), 46);
+    EXPECT_EQ(htb_quantum(100'000), 1600u);
+    EXPECT_EQ(htb_quantum(4'000'000), 50'000u);
+    EXPECT_EQ(htb_quantum(10'000'000'000), 60000u);
+}
+
+TEST(QosConfigParse, InterfacesAndLinkRate) {
+    auto cfg = parse_config(
+        "[qos]\negress_interfaces = [\"up0\", \"up1\"]\nlink_rate = \"200mbit\"\n", "a.toml");
+    ASSERT_TRUE(cfg.ok()) << cfg.error().what();
+    EXPECT_EQ(cfg->qos.egress_interfaces, (std::vector<std::string>{"up0", "up1"}));
+    EXPECT_EQ(cfg->qos.link_rate_bps, 200'000'000u);
+    auto defaults = parse_config("", "a.toml");
+    ASSERT_TRUE(defaults.ok());
+    EXPECT_TRUE(defaults->qos.egress_interfaces.empty());
+    EXPECT_EQ(defaults->qos.link_rate_bps, 10'000'000'000u);
+}
+
+TEST(QosConfigParse, BadValuesNameTheKey) {
+    struct Case {
+        const char* text;
+        const char* want;
+    } cases[] = {
+        {"[qos]\nlink_rate = \"fast\"\n", "a.toml:2:"},
+        {"[qos]\nlink_rate = 5\n", "link_rate must be a string"},
+        {"[qos]\negress_interfaces = [\"a\", \"a\"]\n", "interface 'a' is listed twice"},
+        {"[qos]\negress_interfaces = [\"a/b\"]\n", "contains '/'"},
+        {"[qos]\negress = [\"a\"]\n", "unknown key 'egress' in [qos]"},
+    };
+    for (const auto& c : cases) {
+        auto cfg = parse_config(c.text, "a.toml");
+        ASSERT_FALSE(cfg.ok()) << c.text;
+        EXPECT_NE(cfg.error().message.find(c.want), std::string::npos) << cfg.error().message;
+    }
+}
+
+}  // namespace
+}  // namespace pbpf::agent
