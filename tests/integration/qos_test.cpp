@@ -157,7 +157,9 @@ TEST_F(Qos, EgressRateIsAccurateAndFollowsTheAppliedPersona) {
                                std::to_string(rate) + "Mbit"),
                   std::string::npos)
             << classes;
-        EXPECT_TRUE(within(iperf(w), rate, 0.05));
+        double got = iperf(w);
+        std::cout << "[qos] egress rate " << rate << "mbit: iperf3 received " << got << " Mbit/s\n";
+        EXPECT_TRUE(within(got, rate, 0.05));
     }
     json q = qos_state();
     ASSERT_EQ(q["interfaces"].size(), 1u) << q.dump(2);
@@ -189,7 +191,9 @@ TEST_F(Qos, WorkloadInItsOwnNetnsIsShapedWhereTheHostForwardsIt) {
     apply(*agent_, qos_pdl("it-vmq", "    egress rate 20mbit\n"));
     CommandResult r = agent_->cli({"bind", "--persona", "it-vmq", "--ifname", link.host_if()});
     ASSERT_EQ(r.exit_code, 0) << r.describe();
-    EXPECT_TRUE(within(iperf(Where{"", vm.path()}), 20, 0.05));
+    double got = iperf(Where{"", vm.path()});
+    std::cout << "[qos] forwarded workload, egress rate 20mbit: " << got << " Mbit/s\n";
+    EXPECT_TRUE(within(got, 20, 0.05));
 }
 
 TEST_F(Qos, HighPriorityKeepsTheLinkWhileLowYieldsAndDscpIsMarked) {
@@ -216,6 +220,7 @@ TEST_F(Qos, HighPriorityKeepsTheLinkWhileLowYieldsAndDscpIsMarked) {
     EXPECT_GT(high, 50 * 0.8) << "high: " << high << " low: " << low;
     EXPECT_LT(low, 50 * 0.2) << "high: " << high << " low: " << low;
     EXPECT_LT(high + low, 50 * 1.05);
+    std::cout << "[qos] 50mbit link, high vs low: " << high << " / " << low << " Mbit/s\n";
 
     // DSCP per priority on the wire, IPv4 and IPv6: high AF41 (34), low CS1 (8).
     for (bool v6 : {false, true}) {
