@@ -157,42 +157,97 @@ struct {
 	__type(value, struct pbpf_qos);
 } pbpf_qos SEC(".maps");
 
-enum count_kind {
-	COUNT_ALLOWED,
-	COUNT_DENIED,
-	COUNT_AUDITED,
+/* binding counter slot -> what that binding's workloads passed and dropped. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, PBPF_MAX_BINDING_SLOTS);
+	__type(key, __u32);
+	__type(value, struct pbpf_binding_counters);
+} pbpf_binding_counters SEC(".maps");
+
+/* Who the packet belongs to, for counters, conntrack and events. */
+struct workload {
+	__u64 id;        /* cgroup id, or netns cookie of an interface */
+	__u32 ifindex;   /* 0: cgroup-bound */
+	__u32 persona;
+	__u32 slot;      /* the binding's counter slot; 0: not counted per binding */
+	__u16 l3;        /* offset of the IP header */
+	__u8 audit_mode; /* set once the persona's policy says so (event flag) */
+	__u64 now;       /* CLOCK_MONOTONIC, tick-coarse, read once per packet */
 };
 
-/* Per-CPU slot, so plain increments are exact (no atomics needed). */
-static __always_inline void count(__u32 persona_id, int dir, enum count_kind kind, __u64 bytes)
+static __noinline void count_binding(const struct workload *w, int dir, int dropped,
+					  __u64 bytes)
 {
-	struct pbpf_counters *c = bpf_map_lookup_elem(&pbpf_counters, &persona_id);
-	struct pbpf_dir_counters *d;
+	struct pbpf_binding_counters *bc;
+	struct pbpf_binding_dir_counters *d;
 
-	if (!c)
+	if (w->slot == 0)
 		return;
-	d = &c->dir[dir & 1];
-	switch (kind) {
-	case COUNT_ALLOWED:
-		d->allowed_packets++;
-		d->allowed_bytes += bytes;
-		break;
-	case COUNT_DENIED:
-		d->denied_packets++;
-		d->denied_bytes += bytes;
-		break;
-	case COUNT_AUDITED:
-		d->audited_packets++;
-		d->audited_bytes += bytes;
-		break;
+	bc = bpf_map_lookup_elem(&pbpf_binding_counters, &w->slot);
+	if (!bc)
+		return;
+	d = &bc->dir[dir & 1];
+	if (dropped) {
+		d->dropped_packets++;
+		d->dropped_bytes += bytes;
+	} else {
+		d->passed_packets++;
+		d->passed_bytes += bytes;
 	}
 }
 
-/* Nearest bound ancestor of the packet's cgroup (the cgroup itself included), 0 if none.
+enum count_kind {
+	COUNT_ALLOWED,
+	COUNT_AUDITED,
+};
+
+/* A packet that passes. Per-CPU slots, so plain increments are exact (no atomics needed). */
+static __always_inline void count(const struct workload *w, int dir, enum count_kind kind,
+				  __u64 bytes)
+{
+	struct pbpf_counters *c = bpf_map_lookup_elem(&pbpf_counters, &w->persona);
+	struct pbpf_dir_counters *d;
+
+	if (c) {
+		d = &c->dir[dir & 1];
+		if (kind == COUNT_ALLOWED) {
+			d->allowed_packets++;
+			d->allowed_bytes += bytes;
+		} else {
+			d->audited_packets++;
+			d->audited_bytes += bytes;
+		}
+	}
+	count_binding(w, dir, 0, bytes);
+}
+
+/* A dropped packet, also counted by its reason (enum pbpf_event_reason). Kept apart from
+ * count() so that the passing path carries none of it. */
+static __noinline void count_drop(const struct workload *w, int dir, __u8 reason,
+				       __u64 bytes)
+{
+	struct pbpf_counters *c = bpf_map_lookup_elem(&pbpf_counters, &w->persona);
+	struct pbpf_dir_counters *d;
+	__u32 r = reason;
+
+	if (c) {
+		d = &c->dir[dir & 1];
+		d->denied_packets++;
+		d->denied_bytes += bytes;
+		if (r >= PBPF_DROP_REASON_SLOTS)
+			r = 0;
+		d->dropped_by_reason[r]++;
+	}
+	count_binding(w, dir, 1, bytes);
+}
+
+/* Nearest bound ancestor of the packet's cgroup (the cgroup itself included), 0 if none;
+ * *slot receives that binding's counter slot.
  * Inherited results are cached per cgroup, tagged with the binding epoch read before the
  * walk: a binding change racing with the walk bumps the epoch after writing, so a result
  * computed from stale bindings is never reused. */
-static __always_inline __u32 resolve_persona(struct __sk_buff *skb)
+static __always_inline __u32 resolve_persona(struct __sk_buff *skb, __u32 *slot)
 {
 	__u64 cgid = bpf_skb_cgroup_id(skb);
 	struct pbpf_binding *b;
@@ -203,19 +258,24 @@ static __always_inline __u32 resolve_persona(struct __sk_buff *skb)
 	__u64 epoch = 0;
 	int depth = -1;
 	__u32 persona = 0;
+	__u32 found_slot = 0;
 	int i;
 
 	b = bpf_map_lookup_elem(&pbpf_bindings, &cgid);
-	if (b)
+	if (b) {
+		*slot = b->counter_slot;
 		return b->persona_id;
+	}
 
 	g = bpf_map_lookup_elem(&pbpf_globals, &zero);
 	if (g)
 		epoch = g->binding_epoch;
 
 	cached = bpf_map_lookup_elem(&pbpf_resolve_cache, &cgid);
-	if (cached && cached->epoch == epoch)
+	if (cached && cached->epoch == epoch) {
+		*slot = cached->counter_slot;
 		return cached->persona_id;
+	}
 
 	/* The helper takes a level from the root (0) down; the skb's own cgroup is the level
 	 * whose ancestor id equals its id. A cgroup deeper than the bound inherits from the
@@ -244,14 +304,17 @@ static __always_inline __u32 resolve_persona(struct __sk_buff *skb)
 		b = bpf_map_lookup_elem(&pbpf_bindings, &id);
 		if (b) {
 			persona = b->persona_id;
+			found_slot = b->counter_slot;
 			break;
 		}
 	}
 
 	__builtin_memset(&fresh, 0, sizeof(fresh));
 	fresh.persona_id = persona;
+	fresh.counter_slot = found_slot;
 	fresh.epoch = epoch;
 	bpf_map_update_elem(&pbpf_resolve_cache, &cgid, &fresh, BPF_ANY);
+	*slot = found_slot;
 	return persona;
 }
 
@@ -508,16 +571,6 @@ static __always_inline int policy_decide(void *map, const struct pbpf_ct_key *fl
 	return 0;
 }
 
-/* Who the packet belongs to, for counters, conntrack and events. */
-struct workload {
-	__u64 id;        /* cgroup id, or netns cookie of an interface */
-	__u32 ifindex;   /* 0: cgroup-bound */
-	__u32 persona;
-	__u32 l3;        /* offset of the IP header */
-	__u8 audit_mode; /* set once the persona's policy says so (event flag) */
-	__u64 now;       /* CLOCK_MONOTONIC, tick-coarse, read once per packet */
-};
-
 /* Token bucket per CPU: refill by elapsed time, spend one token per event. */
 static __always_inline int event_budget(struct pbpf_event_state *st, __u64 now)
 {
@@ -654,7 +707,7 @@ static __always_inline int decide(struct __sk_buff *skb, int dir, struct workloa
 	void *policy;
 
 	if (is_neighbour_discovery(p)) {
-		count(w->persona, dir, COUNT_ALLOWED, bytes);
+		count(w, dir, COUNT_ALLOWED, bytes);
 		return PBPF_PASS;
 	}
 
@@ -680,7 +733,7 @@ static __always_inline int decide(struct __sk_buff *skb, int dir, struct workloa
 			w->audit_mode = (pv.flags & PBPF_POLICY_F_AUDIT) != 0;
 			if (pv.verdict != PBPF_VERDICT_ALLOW && !w->audit_mode) {
 				bpf_map_delete_elem(&pbpf_conntrack, &key);
-				count(w->persona, dir, COUNT_DENIED, bytes);
+				count_drop(w, dir, PBPF_REASON_REEVALUATED, bytes);
 				emit(w, p, dir, PBPF_EV_DROPPED, PBPF_REASON_REEVALUATED, pv.rule_id,
 				     skb->len);
 				return PBPF_DROP;
@@ -702,7 +755,7 @@ static __always_inline int decide(struct __sk_buff *skb, int dir, struct workloa
 		ct->last_seen_ns = now;
 		ct->packets[dir & 1]++;
 		ct->bytes[dir & 1] += bytes;
-		count(w->persona, dir, (ct->flags & PBPF_CT_F_AUDIT) ? COUNT_AUDITED : COUNT_ALLOWED,
+		count(w, dir, (ct->flags & PBPF_CT_F_AUDIT) ? COUNT_AUDITED : COUNT_ALLOWED,
 		      bytes);
 		return PBPF_PASS;
 	}
@@ -718,7 +771,7 @@ static __always_inline int decide(struct __sk_buff *skb, int dir, struct workloa
 			    now <= rel->last_seen_ns + ct_timeout(&rkey, rel)) {
 				int audited = (rel->flags & PBPF_CT_F_AUDIT) != 0;
 
-				count(w->persona, dir, audited ? COUNT_AUDITED : COUNT_ALLOWED, bytes);
+				count(w, dir, audited ? COUNT_AUDITED : COUNT_ALLOWED, bytes);
 				emit(w, p, dir, audited ? PBPF_EV_AUDIT : PBPF_EV_ALLOWED,
 				     PBPF_REASON_RELATED, rel->rule_id, skb->len);
 				return PBPF_PASS;
@@ -735,7 +788,7 @@ static __always_inline int decide(struct __sk_buff *skb, int dir, struct workloa
 	w->audit_mode = (pv.flags & PBPF_POLICY_F_AUDIT) != 0;
 	reason = pv.rule_id ? PBPF_REASON_RULE : PBPF_REASON_DEFAULT;
 	if (pv.verdict != PBPF_VERDICT_ALLOW && !w->audit_mode) {
-		count(w->persona, dir, COUNT_DENIED, bytes);
+		count_drop(w, dir, reason, bytes);
 		emit(w, p, dir, PBPF_EV_DROPPED, reason, pv.rule_id, skb->len);
 		return PBPF_DROP;
 	}
@@ -757,16 +810,16 @@ static __always_inline int decide(struct __sk_buff *skb, int dir, struct workloa
 	bpf_map_update_elem(&pbpf_conntrack, &key, &fresh, BPF_ANY);
 
 	if (pv.verdict == PBPF_VERDICT_ALLOW) {
-		count(w->persona, dir, COUNT_ALLOWED, bytes);
+		count(w, dir, COUNT_ALLOWED, bytes);
 		emit(w, p, dir, PBPF_EV_ALLOWED, reason, pv.rule_id, skb->len);
 	} else {
-		count(w->persona, dir, COUNT_AUDITED, bytes);
+		count(w, dir, COUNT_AUDITED, bytes);
 		emit(w, p, dir, PBPF_EV_AUDIT, reason, pv.rule_id, skb->len);
 	}
 	return PBPF_PASS;
 
 deny:
-	count(w->persona, dir, COUNT_DENIED, bytes);
+	count_drop(w, dir, reason, bytes);
 	emit(w, p, dir, PBPF_EV_DROPPED, reason, 0, skb->len);
 	return PBPF_DROP;
 }
@@ -804,7 +857,7 @@ static __always_inline int evaluate(struct __sk_buff *skb, int dir, struct workl
 		now = w->now;
 		if (fv && fv->persona_id == w->persona &&
 		    now <= fv->created_ns + PBPF_FRAG_TIMEOUT * NSEC_PER_SEC) {
-			count(w->persona, dir, (fv->flags & PBPF_CT_F_AUDIT) ? COUNT_AUDITED : COUNT_ALLOWED,
+			count(w, dir, (fv->flags & PBPF_CT_F_AUDIT) ? COUNT_AUDITED : COUNT_ALLOWED,
 			      skb->len);
 			return PBPF_PASS;
 		}
@@ -826,7 +879,7 @@ static __always_inline int evaluate(struct __sk_buff *skb, int dir, struct workl
 	return rc;
 
 deny:
-	count(w->persona, dir, COUNT_DENIED, skb->len);
+	count_drop(w, dir, reason, skb->len);
 	emit(w, &p, dir, PBPF_EV_DROPPED, reason, 0, skb->len);
 	return PBPF_DROP;
 }
@@ -836,9 +889,9 @@ static __always_inline int cgroup_evaluate(struct __sk_buff *skb, int dir)
 	struct workload w;
 
 	__builtin_memset(&w, 0, sizeof(w));
-	w.persona = resolve_persona(skb);
+	w.persona = resolve_persona(skb, &w.slot);
 	if (w.persona == 0) {
-		count(0, dir, COUNT_ALLOWED, skb->len);
+		count(&w, dir, COUNT_ALLOWED, skb->len);
 		return PBPF_PASS;
 	}
 	w.id = bpf_skb_cgroup_id(skb);
@@ -881,6 +934,7 @@ static __always_inline int tc_evaluate(struct __sk_buff *skb, int dir)
 	w.persona = b->persona_id;
 	w.id = ik.netns_cookie;
 	w.ifindex = ik.ifindex;
+	w.slot = b->counter_slot;
 	w.l3 = (b->flags & PBPF_BINDING_F_L3) ? 0 : ETH_HLEN_;
 	if (evaluate(skb, dir, &w) != PBPF_PASS)
 		return TC_ACT_SHOT_;

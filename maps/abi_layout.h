@@ -32,13 +32,15 @@ static_assert(offsetof(pbpf_policy_value, flags) == 9);
 static_assert(offsetof(pbpf_policy_value, port_lengths) == 10);
 static_assert(sizeof(pbpf_policy_lengths) == sizeof(pbpf_policy_value));
 
-static_assert(sizeof(pbpf_binding) == 8);
+static_assert(sizeof(pbpf_binding) == 16);
 static_assert(offsetof(pbpf_binding, persona_id) == 0);
 static_assert(offsetof(pbpf_binding, flags) == 4);
+static_assert(offsetof(pbpf_binding, counter_slot) == 8);
+static_assert(offsetof(pbpf_binding, pad0) == 12);
 
 static_assert(sizeof(pbpf_resolved) == 16);
 static_assert(offsetof(pbpf_resolved, persona_id) == 0);
-static_assert(offsetof(pbpf_resolved, pad0) == 4);
+static_assert(offsetof(pbpf_resolved, counter_slot) == 4);
 static_assert(offsetof(pbpf_resolved, epoch) == 8);
 
 static_assert(sizeof(pbpf_globals) == 32);
@@ -81,15 +83,25 @@ static_assert(offsetof(pbpf_flow_event, daddr) == 64);
 
 static_assert(sizeof(pbpf_event_state) == 40);
 
-static_assert(sizeof(pbpf_dir_counters) == 48);
 static_assert(offsetof(pbpf_dir_counters, allowed_packets) == 0);
 static_assert(offsetof(pbpf_dir_counters, allowed_bytes) == 8);
 static_assert(offsetof(pbpf_dir_counters, denied_packets) == 16);
 static_assert(offsetof(pbpf_dir_counters, denied_bytes) == 24);
 static_assert(offsetof(pbpf_dir_counters, audited_packets) == 32);
 static_assert(offsetof(pbpf_dir_counters, audited_bytes) == 40);
+static_assert(offsetof(pbpf_dir_counters, dropped_by_reason) == 48);
+static_assert(PBPF_DROP_REASON_SLOTS > PBPF_REASON_FAIL_CLOSED);
+static_assert(sizeof(pbpf_dir_counters) == 48 + 8 * PBPF_DROP_REASON_SLOTS);
 
-static_assert(sizeof(pbpf_counters) == 96);
+static_assert(sizeof(pbpf_counters) == 2 * sizeof(pbpf_dir_counters));
+
+static_assert(sizeof(pbpf_binding_dir_counters) == 32);
+static_assert(offsetof(pbpf_binding_dir_counters, passed_packets) == 0);
+static_assert(offsetof(pbpf_binding_dir_counters, passed_bytes) == 8);
+static_assert(offsetof(pbpf_binding_dir_counters, dropped_packets) == 16);
+static_assert(offsetof(pbpf_binding_dir_counters, dropped_bytes) == 24);
+static_assert(sizeof(pbpf_binding_counters) == 64);
+static_assert(offsetof(pbpf_binding_counters, dir) == 0);
 
 static_assert(sizeof(pbpf_qos) == 32);
 static_assert(offsetof(pbpf_qos, flags) == 0);
@@ -160,6 +172,7 @@ static_assert(std::has_unique_object_representations_v<pbpf_binding>);
 static_assert(std::has_unique_object_representations_v<pbpf_resolved>);
 static_assert(std::has_unique_object_representations_v<pbpf_globals>);
 static_assert(std::has_unique_object_representations_v<pbpf_counters>);
+static_assert(std::has_unique_object_representations_v<pbpf_binding_counters>);
 static_assert(std::has_unique_object_representations_v<pbpf_persona_settings>);
 static_assert(std::has_unique_object_representations_v<pbpf_forward_key>);
 static_assert(std::has_unique_object_representations_v<pbpf_forward_value>);

@@ -300,6 +300,27 @@ Result<pbpf_counters> read_counters(int counters_map_fd, uint32_t persona_id) {
             sum.dir[d].denied_bytes += c.dir[d].denied_bytes;
             sum.dir[d].audited_packets += c.dir[d].audited_packets;
             sum.dir[d].audited_bytes += c.dir[d].audited_bytes;
+            for (int r = 0; r < PBPF_DROP_REASON_SLOTS; ++r)
+                sum.dir[d].dropped_by_reason[r] += c.dir[d].dropped_by_reason[r];
+        }
+    }
+    return sum;
+}
+
+Result<pbpf_binding_counters> read_binding_counters(int map_fd, uint32_t slot) {
+    const int ncpus = libbpf_num_possible_cpus();
+    if (ncpus <= 0) return sys_error("count possible CPUs", ncpus);
+    static_assert(sizeof(pbpf_binding_counters) % 8 == 0);
+    std::vector<pbpf_binding_counters> per_cpu(static_cast<size_t>(ncpus));
+    if (bpf_map_lookup_elem(map_fd, &slot, per_cpu.data()) != 0)
+        return sys_error("read counters of binding slot " + std::to_string(slot));
+    pbpf_binding_counters sum{};
+    for (const auto& c : per_cpu) {
+        for (int d = 0; d < PBPF_DIR_COUNT; ++d) {
+            sum.dir[d].passed_packets += c.dir[d].passed_packets;
+            sum.dir[d].passed_bytes += c.dir[d].passed_bytes;
+            sum.dir[d].dropped_packets += c.dir[d].dropped_packets;
+            sum.dir[d].dropped_bytes += c.dir[d].dropped_bytes;
         }
     }
     return sum;

@@ -55,5 +55,7 @@ std::string describe(const PolicyEntry& entry);
 
 // pbpf_counters[persona_id] summed over all possible CPUs.
 Result<pbpf_counters> read_counters(int counters_map_fd, uint32_t persona_id);
+// pbpf_binding_counters[slot] summed over all possible CPUs.
+Result<pbpf_binding_counters> read_binding_counters(int map_fd, uint32_t slot);
 
 }  // namespace pbpf

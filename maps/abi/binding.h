@@ -7,9 +7,13 @@
 /* pbpf_binding.flags */
 #define PBPF_BINDING_F_L3 0x1 /* interface without a link header (tun): IP at offset 0 */
 
+/* counter_slot: the binding's row in pbpf_binding_counters, given by the agent; 0: not
+ * counted per binding (fail-closed roots, or all slots taken). */
 struct pbpf_binding {
 	__u32 persona_id;
 	__u32 flags; /* PBPF_BINDING_F_*; 0 for cgroups */
+	__u32 counter_slot;
+	__u32 pad0;
 };
 
 /* pbpf_resolve_cache: key __u64 cgroup id of the packet's socket. The entry is
@@ -17,7 +21,7 @@ struct pbpf_binding {
  * "no bound ancestor". */
 struct pbpf_resolved {
 	__u32 persona_id;
-	__u32 pad0;
+	__u32 counter_slot; /* of the binding it resolved to */
 	__u64 epoch;
 };
 

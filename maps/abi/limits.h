@@ -11,6 +11,9 @@
 #define PBPF_MAX_BINDINGS 65536
 /* (netns, ifindex) -> persona bindings. */
 #define PBPF_MAX_IF_BINDINGS 4096
+/* Rows of pbpf_binding_counters: bindings counted per binding (slot 0 is "none"). More
+ * bindings than this still enforce, uncounted per binding. */
+#define PBPF_MAX_BINDING_SLOTS 16384
 /* Tracked flows (LRU). */
 #define PBPF_CT_ENTRIES 262144
 /* Fragmented datagrams in flight whose first fragment passed (LRU). */

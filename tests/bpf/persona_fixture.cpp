@@ -52,9 +52,11 @@ Result<RunResult> run_prog(const persona* skel, Prog prog, const Bytes& frame, i
     return RunResult{opts.retval, opts.duration};
 }
 
-Result<void> bind_cgroup(const persona* skel, uint64_t cgroup_id, uint32_t persona_id) {
+Result<void> bind_cgroup(const persona* skel, uint64_t cgroup_id, uint32_t persona_id,
+                         uint32_t counter_slot) {
     pbpf_binding b{};
     b.persona_id = persona_id;
+    b.counter_slot = counter_slot;
     if (bpf_map__update_elem(skel->maps.pbpf_bindings, &cgroup_id, sizeof cgroup_id, &b, sizeof b,
                              BPF_ANY) != 0) {
         return sys_error("bind cgroup " + std::to_string(cgroup_id));

@@ -33,7 +33,9 @@ struct RunResult {
 };
 Result<RunResult> run_prog(const persona* skel, Prog prog, const Bytes& frame, int repeat = 1);
 
-Result<void> bind_cgroup(const persona* skel, uint64_t cgroup_id, uint32_t persona_id);
+// counter_slot: the binding's row in pbpf_binding_counters (0: not counted per binding).
+Result<void> bind_cgroup(const persona* skel, uint64_t cgroup_id, uint32_t persona_id,
+                         uint32_t counter_slot = 0);
 Result<void> unbind_cgroup(const persona* skel, uint64_t cgroup_id);
 // Increments pbpf_globals.binding_epoch, as the binder does after every binding change.
 Result<uint64_t> bump_binding_epoch(const persona* skel);

@@ -99,9 +99,17 @@ void expect_delta(const pbpf_counters& before, const pbpf_counters& after, int d
             case Count::Allowed:
                 d.allowed_packets++, d.allowed_bytes += bytes;
                 break;
-            case Count::Denied:
+            case Count::Denied: {
                 d.denied_packets++, d.denied_bytes += bytes;
+                // Exactly one reason moved by one (drop_counters_test.cpp checks which).
+                uint64_t moved = 0;
+                for (int r = 0; r < PBPF_DROP_REASON_SLOTS; ++r)
+                    moved += after.dir[dir].dropped_by_reason[r] - d.dropped_by_reason[r];
+                EXPECT_EQ(moved, 1u) << context << ": drops by reason";
+                std::memcpy(d.dropped_by_reason, after.dir[dir].dropped_by_reason,
+                            sizeof d.dropped_by_reason);
                 break;
+            }
             case Count::Audited:
                 d.audited_packets++, d.audited_bytes += bytes;
                 break;
