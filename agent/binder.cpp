@@ -27,19 +27,27 @@ using nlohmann::json;
     throw ApiError(user ? 400 : 500, e.message);
 }
 
-Result<void> write_kernel_binding(int map_fd, uint64_t cgroup_id, uint32_t persona_id) {
+// A binding of its own gets (or keeps) a counter slot; the fail-closed persona of a
+// subtree's root is counted under that persona only.
+Result<void> write_kernel_binding(const Loader& loader, uint64_t cgroup_id, uint32_t persona_id) {
+    const int map_fd = loader.bindings_fd();
     __u64 key = cgroup_id;
     pbpf_binding b{};
     b.persona_id = persona_id;
+    if (persona_id == PBPF_PERSONA_FAIL_CLOSED)
+        loader.slots().release({cgroup_id, 0});
+    else
+        b.counter_slot = loader.slots().acquire({cgroup_id, 0});
     if (bpf_map_update_elem(map_fd, &key, &b, BPF_ANY) != 0)
         return sys_error("write pbpf_bindings[" + std::to_string(cgroup_id) + "]");
     return {};
 }
 
-Result<void> delete_kernel_binding(int map_fd, uint64_t cgroup_id) {
+Result<void> delete_kernel_binding(const Loader& loader, uint64_t cgroup_id) {
     __u64 key = cgroup_id;
-    if (bpf_map_delete_elem(map_fd, &key) != 0 && errno != ENOENT)
+    if (bpf_map_delete_elem(loader.bindings_fd(), &key) != 0 && errno != ENOENT)
         return sys_error("delete pbpf_bindings[" + std::to_string(cgroup_id) + "]");
+    loader.slots().release({cgroup_id, 0});
     return {};
 }
 
@@ -147,8 +155,7 @@ std::vector<std::optional<BindingRecord>> Binder::bind_many(const std::vector<Bi
             if (prev) {
                 auto old = store_.persona(prev->persona);
                 if (old && old->has_value())
-                    (void)write_kernel_binding(loader_.bindings_fd(), todo[i].cgroup_id,
-                                               (*old)->id);
+                    (void)write_kernel_binding(loader_, todo[i].cgroup_id, (*old)->id);
             } else {
                 (void)restore_uncovered(todo[i].cgroup_id);
             }
@@ -157,7 +164,7 @@ std::vector<std::optional<BindingRecord>> Binder::bind_many(const std::vector<Bi
     };
     try {
         for (const auto& t : todo) {
-            must(write_kernel_binding(loader_.bindings_fd(), t.cgroup_id, persona_ids[t.persona]));
+            must(write_kernel_binding(loader_, t.cgroup_id, persona_ids[t.persona]));
             ++written;
         }
         must(loader_.bump_epoch());
@@ -191,7 +198,7 @@ void Binder::unbind_record(const BindingRecord& found, uint8_t trigger) {
     if (auto c = txn->commit(); !c) {
         auto rec = store_.persona(found.persona);
         if (rec && rec->has_value())
-            (void)write_kernel_binding(loader_.bindings_fd(), found.cgroup_id, (*rec)->id);
+            (void)write_kernel_binding(loader_, found.cgroup_id, (*rec)->id);
         (void)loader_.bump_epoch();
         throw ApiError(500, c.error().what());
     }
@@ -208,8 +215,8 @@ void Binder::unbind_record(const BindingRecord& found, uint8_t trigger) {
 // persona when it is the root of a fail-closed subtree.
 Result<void> Binder::restore_uncovered(uint64_t cgroup_id) {
     if (fail_closed_.count(cgroup_id))
-        return write_kernel_binding(loader_.bindings_fd(), cgroup_id, PBPF_PERSONA_FAIL_CLOSED);
-    return delete_kernel_binding(loader_.bindings_fd(), cgroup_id);
+        return write_kernel_binding(loader_, cgroup_id, PBPF_PERSONA_FAIL_CLOSED);
+    return delete_kernel_binding(loader_, cgroup_id);
 }
 
 // Idempotent: every root without a binding of its own is checked in the kernel and
@@ -228,8 +235,7 @@ Result<void> Binder::set_fail_closed(const std::set<uint64_t>& roots) {
         if (bpf_map_lookup_elem(loader_.bindings_fd(), &key, &cur) == 0 &&
             cur.persona_id == PBPF_PERSONA_FAIL_CLOSED)
             continue;
-        if (auto r = write_kernel_binding(loader_.bindings_fd(), id, PBPF_PERSONA_FAIL_CLOSED); !r)
-            return r;
+        if (auto r = write_kernel_binding(loader_, id, PBPF_PERSONA_FAIL_CLOSED); !r) return r;
         changed = true;
     }
     for (uint64_t id : old) {
@@ -237,7 +243,7 @@ Result<void> Binder::set_fail_closed(const std::set<uint64_t>& roots) {
         auto b = store_.binding(id);
         if (!b) return b.error();
         if (b->has_value()) continue;
-        if (auto r = delete_kernel_binding(loader_.bindings_fd(), id); !r) return r;
+        if (auto r = delete_kernel_binding(loader_, id); !r) return r;
         changed = true;
     }
     if (changed) {
@@ -323,8 +329,7 @@ Result<void> Binder::reconcile() {
             ++dropped;
             continue;
         }
-        if (auto r = write_kernel_binding(loader_.bindings_fd(), b.cgroup_id, (*rec)->id); !r)
-            return r;
+        if (auto r = write_kernel_binding(loader_, b.cgroup_id, (*rec)->id); !r) return r;
         keep.insert(b.cgroup_id);
     }
     // Kernel bindings nobody stored (a crash between kernel write and commit, or an
@@ -334,8 +339,7 @@ Result<void> Binder::reconcile() {
     __u64* prev = nullptr;
     for (uint64_t id : fail_closed_) {
         if (keep.count(id)) continue;
-        if (auto r = write_kernel_binding(loader_.bindings_fd(), id, PBPF_PERSONA_FAIL_CLOSED); !r)
-            return r;
+        if (auto r = write_kernel_binding(loader_, id, PBPF_PERSONA_FAIL_CLOSED); !r) return r;
         keep.insert(id);
     }
     while (bpf_map_get_next_key(loader_.bindings_fd(), prev, &next) == 0) {
@@ -344,7 +348,7 @@ Result<void> Binder::reconcile() {
         prev = &key;
     }
     for (uint64_t id : stale)
-        if (auto r = delete_kernel_binding(loader_.bindings_fd(), id); !r) return r;
+        if (auto r = delete_kernel_binding(loader_, id); !r) return r;
     auto epoch = loader_.bump_epoch();
     if (!epoch) return epoch.error();
     spdlog::info("reconciled bindings: {} written, {} dropped, {} stale kernel entries removed",

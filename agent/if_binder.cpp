@@ -117,6 +117,7 @@ Result<void> write_entry(const Loader& loader, const Interface& i, uint32_t pers
     pbpf_binding b{};
     b.persona_id = persona_id;
     b.flags = i.l3 ? PBPF_BINDING_F_L3 : 0;
+    b.counter_slot = loader.slots().acquire({i.cookie, i.ifindex});
     if (bpf_map_update_elem(loader.if_bindings_fd(), &k, &b, BPF_ANY) != 0) {
         if (errno == E2BIG || errno == ENOSPC)
             return Error{errno, "interface binding table full (" +
@@ -157,6 +158,7 @@ Result<void> release_interface(const Loader& loader, uint64_t netns_cookie, uint
     k.ifindex = ifindex;
     if (bpf_map_delete_elem(loader.if_bindings_fd(), &k) != 0 && errno != ENOENT)
         return sys_error("delete pbpf_if_bindings entry");
+    loader.slots().release({netns_cookie, ifindex});
     const std::string base = pin_base(loader.pin_dir(), netns_cookie, ifindex);
     for (const char* suffix : {"-ingress", "-egress"})
         if (auto r = detach_tcx_pinned(base + suffix); !r) return r;

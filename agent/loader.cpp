@@ -248,6 +248,9 @@ int Loader::bindings_fd() const { return bpf_map__fd(skel_->s->maps.pbpf_binding
 int Loader::resolve_cache_fd() const { return bpf_map__fd(skel_->s->maps.pbpf_resolve_cache); }
 int Loader::globals_fd() const { return bpf_map__fd(skel_->s->maps.pbpf_globals); }
 int Loader::counters_fd() const { return bpf_map__fd(skel_->s->maps.pbpf_counters); }
+int Loader::binding_counters_fd() const {
+    return bpf_map__fd(skel_->s->maps.pbpf_binding_counters);
+}
 int Loader::qos_fd() const { return bpf_map__fd(skel_->s->maps.pbpf_qos); }
 int Loader::conntrack_fd() const { return bpf_map__fd(skel_->s->maps.pbpf_conntrack); }
 int Loader::if_bindings_fd() const { return bpf_map__fd(skel_->s->maps.pbpf_if_bindings); }
@@ -378,6 +381,8 @@ Result<std::unique_ptr<Loader>> Loader::start(const LoaderOptions& opts) {
     } else {
         if (auto r = l->adopt(opts); !r) return r.error();
     }
+    l->slots_ = std::make_unique<BindingSlots>(l->binding_counters_fd(), PBPF_MAX_BINDING_SLOTS);
+    if (auto r = l->slots_->seed(l->bindings_fd(), l->if_bindings_fd()); !r) return r.error();
     return l;
 }
 

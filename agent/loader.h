@@ -9,6 +9,7 @@
 #include <optional>
 #include <string>
 
+#include "agent/binding_slots.h"
 #include "agent/cgroup.h"
 #include "agent/config.h"
 #include "maps/abi/binding.h"
@@ -82,6 +83,9 @@ class Loader {
     int resolve_cache_fd() const;
     int globals_fd() const;
     int counters_fd() const;
+    int binding_counters_fd() const;  // counter slot -> struct pbpf_binding_counters
+    // Counter slots of the bindings (seeded from the pinned binding maps at start).
+    BindingSlots& slots() const { return *slots_; }
     int qos_fd() const;  // persona id -> struct pbpf_qos
     int conntrack_fd() const;
     int if_bindings_fd() const;
@@ -122,6 +126,7 @@ class Loader {
     Limits limits_;
     uint64_t root_id_ = 0;
     bool adopted_ = false;
+    std::unique_ptr<BindingSlots> slots_;
 };
 
 // cgroup id a pinned cgroup link is attached to (0: the cgroup is gone and the link

@@ -498,6 +498,7 @@ json PersonaManager::remove(const std::string& name, bool force) {
         __u64 key = b.cgroup_id;
         if (bpf_map_delete_elem(loader_.bindings_fd(), &key) != 0 && errno != ENOENT)
             throw ApiError(500, "unbind " + b.cgroup_path + ": " + std::strerror(errno));
+        loader_.slots().release({b.cgroup_id, 0});
         unbound.push_back(b.cgroup_path);
     }
     if (!binds.empty()) must(loader_.bump_epoch());
