@@ -18,6 +18,7 @@
 
 #include "agent/api_error.h"
 #include "agent/auto_binder.h"
+#include "agent/monitor.h"
 #include "maps/abi/limits.h"
 
 namespace pbpf::agent {
@@ -701,7 +702,10 @@ void ApiServer::routes() {
             return res;
         },
         true, "unbind", Guard::Handler);
-    get("/v1/stats", [this](const Request& req) { return personas_.stats(query(req, "persona")); });
+    get("/v1/stats", [this](const Request& req) {
+        return monitor_ ? monitor_->stats_json(query(req, "persona"))
+                        : personas_.stats(query(req, "persona"));
+    });
     // Unlocked: the records are read under the API mutex, formatted outside it.
     add_route(
         "GET", "/v1/audit",

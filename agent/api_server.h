@@ -30,6 +30,7 @@ struct Response;
 namespace pbpf::agent {
 
 class AutoBinder;
+class Monitor;
 
 inline constexpr size_t kMaxRequestBody = 4 * 1024 * 1024;
 
@@ -85,6 +86,8 @@ class ApiServer {
     std::mutex& mutex() { return mu_; }
     // Automatic binding: rules re-evaluated after every change, user bindings, status.
     void set_auto_binder(AutoBinder* a) { auto_ = a; }
+    // GET /v1/stats from the monitor (rates, drops by reason, bindings) when set.
+    void set_monitor(Monitor* m) { monitor_ = m; }
 
   private:
     void routes();
@@ -110,6 +113,7 @@ class ApiServer {
     Binder& binder_;
     IfBinder& if_binder_;
     AutoBinder* auto_ = nullptr;
+    Monitor* monitor_ = nullptr;
     InstanceInfo info_;
     std::unique_ptr<httplib::Server> server_;
     Access access_;

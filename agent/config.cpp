@@ -13,6 +13,7 @@
 #include <spdlog/spdlog.h>
 #include <toml++/toml.h>
 
+#include "agent/metrics.h"
 #include "agent/xdp_prefilter.h"
 #include "maps/abi/xdp.h"
 #include "pdl-compiler/values.h"
@@ -281,6 +282,18 @@ Result<void> parse_qos(const toml::table& root, const std::string& origin, QosCo
     return {};
 }
 
+Result<void> parse_metrics(const toml::table& root, const std::string& origin, MetricsConfig& m) {
+    StrictTable spec(origin, "metrics", {"listen"});
+    auto t = spec.find(root);
+    if (!t) return t.error();
+    if (*t == nullptr) return {};
+    if (auto r = spec.string(**t, "listen", &m.listen); !r) return r;
+    if (m.listen.empty()) return {};
+    if (auto a = parse_listen_address(m.listen); !a)
+        return spec.fail(*(*t)->get("listen"), "[metrics] listen: " + a.error().message);
+    return {};
+}
+
 Result<void> parse_binding(const toml::table& root, const std::string& origin, BindingConfig& b) {
     StrictTable spec(origin, "binding", {"fail_closed", "watch_interfaces"});
     auto t = spec.find(root);
@@ -327,6 +340,7 @@ Result<Config> parse_config(std::string_view text, const std::string& origin, Co
     if (auto r = parse_xdp(root, origin, cfg.xdp); !r) return r.error();
     if (auto r = parse_binding(root, origin, cfg.binding); !r) return r.error();
     if (auto r = parse_qos(root, origin, cfg.qos); !r) return r.error();
+    if (auto r = parse_metrics(root, origin, cfg.metrics); !r) return r.error();
     return cfg;
 }
 

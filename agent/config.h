@@ -56,6 +56,11 @@ struct QosConfig {
     uint64_t link_rate_bps = 10'000'000'000;  // "10gbit"
 };
 
+// [metrics]: the Prometheus endpoint.
+struct MetricsConfig {
+    std::string listen;  // "" (off), "HOST:PORT", "[IPV6]:PORT" or "unix:/PATH"
+};
+
 struct Config {
     std::string socket = "/run/personabpf/agent.sock";
     std::string state_dir = "/var/lib/personabpf";
@@ -69,6 +74,7 @@ struct Config {
     XdpConfig xdp;
     BindingConfig binding;
     QosConfig qos;
+    MetricsConfig metrics;
 };
 
 // Parses TOML text into `base` (keys it does not set keep base's values). `origin` names

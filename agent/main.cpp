@@ -23,6 +23,8 @@
 #include "agent/config.h"
 #include "agent/flows.h"
 #include "agent/loader.h"
+#include "agent/metrics.h"
+#include "agent/monitor.h"
 #include "agent/persona_manager.h"
 #include "agent/qos.h"
 #include "agent/store.h"
@@ -78,6 +80,34 @@ int run_uninstall(const Config& cfg, bool purge) {
     }
     if (purge) purge_state(cfg.state_dir);
     return 0;
+}
+
+// What the monitor samples: every persona (and the unbound and fail-closed rows) and every
+// stored binding. Runs under the API mutex.
+std::function<Monitor::Catalog()> monitor_catalog(Store& store) {
+    return [&store] {
+        Monitor::Catalog c;
+        c.personas.push_back({"(unbound)", 0});
+        c.personas.push_back({"(fail-closed)", PBPF_PERSONA_FAIL_CLOSED});
+        if (auto ps = store.personas())
+            for (const auto& p : *ps) c.personas.push_back({p.name, p.id});
+        if (auto bs = store.bindings())
+            for (const auto& b : *bs)
+                c.bindings.push_back({"cgroup", b.cgroup_path, b.persona, {b.cgroup_id, 0}});
+        if (auto is = store.if_bindings())
+            for (const auto& b : *is)
+                c.bindings.push_back({"interface",
+                                      b.ifname + (b.netns.empty() ? "" : "@" + b.netns),
+                                      b.persona,
+                                      {b.netns_cookie, b.ifindex}});
+        return c;
+    };
+}
+
+// Validated by the config parser already.
+ListenAddress must_listen(const std::string& text) {
+    auto a = parse_listen_address(text);
+    return a ? *a : ListenAddress{};
 }
 
 }  // namespace
@@ -244,6 +274,14 @@ int main(int argc, char** argv) {
     });
     add_rule_routes(server, auto_binder);
     server.set_auto_binder(&auto_binder);
+    // Monitoring: counters and rates for GET /v1/stats and [metrics] listen.
+    Monitor monitor(**loader, monitor_catalog(**store), server.mutex());
+    server.set_monitor(&monitor);
+    MetricsServer metrics([&monitor] { return monitor.prometheus(); });
+    if (!cfg.metrics.listen.empty()) {
+        if (auto r = metrics.start(must_listen(cfg.metrics.listen)); !r) return fail(r.error());
+    }
+    monitor.start();
     if (auto r = server.bind(cfg.socket); !r) return fail(r.error());
     // Watcher threads call into names and events: they stop before those go, on every
     // way out of here.
@@ -268,6 +306,8 @@ int main(int argc, char** argv) {
         spdlog::info("{}: stopping; pinned programs keep enforcing", strsignal(sig));
     auto_binder.stop();
     (*qos)->stop();
+    monitor.stop();
+    metrics.stop();
     events.stop();  // wakes `events --follow` long polls, so the server can stop
     server.stop();
     serve.join();
