@@ -25,7 +25,8 @@ void add_pdl_commands(CLI::App& app, Context& ctx);  // pdl check|fmt|compile
 // persona apply|ls|show|history|diff|rollback|chown|rm
 void add_persona_commands(CLI::App& app, Context& ctx);
 void add_binding_commands(CLI::App& app, Context& ctx);  // bind, unbind, bindings ls
-void add_status_commands(CLI::App& app, Context& ctx);   // stats, status
+void add_status_commands(CLI::App& app, Context& ctx);   // stats, top, status
+void add_monitor_commands(CLI::App& app, Context& ctx);  // stats, top
 void add_xdp_commands(CLI::App& app, Context& ctx);      // xdp ls, xdp deny add|rm
 void add_qos_commands(CLI::App& app, Context& ctx);      // qos
 void add_flow_commands(CLI::App& app, Context& ctx);     // conntrack ls|flush, events

@@ -1,4 +1,4 @@
-// `personabpf stats [NAME]`, `personabpf status` and `personabpf audit`: what the agent and
+// `personabpf status` and `personabpf audit`: what the agent and
 // its programs see, and who changed what through the agent's API.
 #include <iostream>
 #include <memory>
@@ -8,48 +8,6 @@
 
 namespace pbpf::cli {
 namespace {
-
-// One counter of a direction, e.g. ("allowed", "packets"): the agent may send it flat
-// ("allowed_packets") or nested ({"allowed": {"packets": N}}).
-std::string counter(const nlohmann::json& dir, const std::string& verdict,
-                    const std::string& unit) {
-    if (!dir.is_object()) return "-";
-    if (auto it = dir.find(verdict + "_" + unit); it != dir.end()) return text_of(*it);
-    if (auto it = dir.find(verdict); it != dir.end() && it->is_object()) return field(*it, unit);
-    return "-";
-}
-
-int run_stats(const Context& ctx, const std::string& persona) {
-    std::string path = "/v1/stats";
-    if (!persona.empty()) path += "?persona=" + url_encode(persona);
-    auto list = ctx.client().get(path);
-    if (ctx.json) {
-        print_json(list);
-        return 0;
-    }
-    using A = Table::Align;
-    Table table({"PERSONA", "DIR", "ALLOWED-PKTS", "ALLOWED-BYTES", "DENIED-PKTS", "DENIED-BYTES",
-                 "AUDITED-PKTS", "AUDITED-BYTES"},
-                {A::Left, A::Left, A::Right, A::Right, A::Right, A::Right, A::Right, A::Right});
-    for (const auto& s : list) {
-        std::string name = field(s, "persona");
-        // Persona id 0 counts managed traffic of workloads that have no persona.
-        if (name == "-" || name.empty()) name = "(unbound)";
-        for (const char* dir : {"ingress", "egress"}) {
-            const auto d = s.value(dir, nlohmann::json());
-            table.add_row({name, dir, counter(d, "allowed", "packets"),
-                           counter(d, "allowed", "bytes"), counter(d, "denied", "packets"),
-                           counter(d, "denied", "bytes"), counter(d, "audited", "packets"),
-                           counter(d, "audited", "bytes")});
-        }
-    }
-    if (table.empty()) {
-        std::cout << "no counters\n";
-    } else {
-        table.print(std::cout);
-    }
-    return 0;
-}
 
 // Flattens nested objects into "a.b: value" lines: the status answer grows with the
 // agent's capabilities, and this keeps new fields visible without CLI changes.
@@ -137,12 +95,7 @@ void add_audit_commands(CLI::App& app, Context& ctx) {
 }
 
 void add_status_commands(CLI::App& app, Context& ctx) {
-    auto persona = std::make_shared<std::string>();
-    auto* stats = app.add_subcommand("stats", "Packet and byte counters per persona");
-    stats->add_option("persona", *persona, "Only this persona");
-    stats->callback(
-        [&ctx, persona] { ctx.action = [&ctx, persona] { return run_stats(ctx, *persona); }; });
-
+    add_monitor_commands(app, ctx);  // stats, top (commands_top.cpp)
     auto* status = app.add_subcommand("status", "The agent's instance, programs and counts");
     status->callback([&ctx] { ctx.action = [&ctx] { return run_status(ctx); }; });
 }
