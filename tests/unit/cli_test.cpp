@@ -1339,3 +1339,65 @@ TEST_F(CliAgent, HelpListsTheNewCommands) {
 }
 
 }  // namespace
+
+// ---- stats and top ----
+
+namespace {
+
+constexpr const char* kStatsAnswer = R"J([
+  {"persona": "slow", "id": 1,
+   "ingress": {"allowed_packets": 1, "allowed_bytes": 60, "denied_packets": 0, "denied_bytes": 0,
+               "audited_packets": 0, "audited_bytes": 0, "dropped_by_reason": {},
+               "rate": {"bits_per_second": 0, "packets_per_second": 0}},
+   "egress": {"allowed_packets": 2, "allowed_bytes": 120, "denied_packets": 3,
+              "denied_bytes": 180, "audited_packets": 0, "audited_bytes": 0,
+              "dropped_by_reason": {"default": 1, "rule": 2},
+              "rate": {"bits_per_second": 1500, "packets_per_second": 2}},
+   "bindings": [{"kind": "cgroup", "target": "/app/slow", "counted": true,
+     "ingress": {"passed_packets": 1, "passed_bytes": 60, "dropped_packets": 0,
+                 "dropped_bytes": 0, "rate": {"bits_per_second": 0, "packets_per_second": 0}},
+     "egress": {"passed_packets": 2, "passed_bytes": 120, "dropped_packets": 3,
+                "dropped_bytes": 180, "rate": {"bits_per_second": 1500,
+                "packets_per_second": 2}}}]},
+  {"persona": "fast", "id": 2,
+   "ingress": {"allowed_packets": 9, "allowed_bytes": 900, "denied_packets": 0, "denied_bytes": 0,
+               "audited_packets": 0, "audited_bytes": 0, "dropped_by_reason": {},
+               "rate": {"bits_per_second": 12300000, "packets_per_second": 1000}},
+   "egress": {"allowed_packets": 9, "allowed_bytes": 900, "denied_packets": 0, "denied_bytes": 0,
+              "audited_packets": 0, "audited_bytes": 0, "dropped_by_reason": {},
+              "rate": {"bits_per_second": 0, "packets_per_second": 0}},
+   "bindings": []}
+])J";
+
+TEST_F(CliAgent, StatsShowsRatesReasonsAndBindings) {
+    FakeAgent agent(socket(), {{"GET /v1/stats", {200, kStatsAnswer}}});
+    Result r = run_cli({"stats"});
+    EXPECT_EQ(r.status, 0) << describe(r);
+    EXPECT_EQ(r.err, "");
+    EXPECT_NE(r.out.find("RATE"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("1.5 kbit/s"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("default 1, rule 2"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("BINDING"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("/app/slow"), std::string::npos) << r.out;
+    // stats keeps the agent's order: slow before fast.
+    EXPECT_LT(r.out.find("slow"), r.out.find("fast")) << r.out;
+}
+
+TEST_F(CliAgent, TopPrintsFramesSortedByRate) {
+    FakeAgent agent(socket(), {{"GET /v1/stats", {200, kStatsAnswer}}});
+    Result r = run_cli({"top", "--iterations", "2", "--interval", "0.1"});
+    EXPECT_EQ(r.status, 0) << describe(r);
+    EXPECT_EQ(r.err, "");
+    // Two frames, no terminal escapes (stdout is a pipe), fast (12.3 Mbit/s) first.
+    size_t first = r.out.find("personabpf top - ");
+    ASSERT_NE(first, std::string::npos) << r.out;
+    size_t second = r.out.find("personabpf top - ", first + 1);
+    EXPECT_NE(second, std::string::npos) << r.out;
+    EXPECT_EQ(r.out.find("personabpf top - ", second + 1), std::string::npos) << r.out;
+    EXPECT_EQ(r.out.find('\x1b'), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("12.3 Mbit/s"), std::string::npos) << r.out;
+    EXPECT_LT(r.out.find("fast"), r.out.find("slow")) << r.out;
+    EXPECT_EQ(agent.requests().size(), 2u);
+}
+
+}  // namespace
