@@ -993,9 +993,10 @@ int pbpf_qos_egress(struct __sk_buff *skb)
 	__u32 persona = (skb->mark & PBPF_MARK_PERSONA_MASK) >> PBPF_MARK_PERSONA_SHIFT;
 	struct sk_buff *kskb;
 	struct pbpf_qos *q;
+	__u32 slot;
 
 	if (persona == 0 && bpf_skb_cgroup_id(skb) != 0)
-		persona = resolve_persona(skb);
+		persona = resolve_persona(skb, &slot);
 	if (persona == 0)
 		return TC_ACT_OK_;
 	q = bpf_map_lookup_elem(&pbpf_qos, &persona);

@@ -81,6 +81,7 @@ TEST_F(Conntrack, RepliesOfAllowedFlowsPassUnderDefaultIngressDeny) {
     auto evs = events({"--persona", "it-ct"});
     bool allowed_tcp = false, dropped_egress = false, dropped_ingress = false;
     for (const auto& e : evs) {
+        if (!e.contains("dst_port")) continue;  // binding events carry no flow
         if (e["verdict"] == "allowed" && e["proto"] == "tcp" && e["dst_port"] == kPortA)
             allowed_tcp = e["reason"] == "rule" && e["rule"] == 1 && e["direction"] == "egress" &&
                           e["rule_text"] == "allow egress tcp port 8080 to " + v.peer4;
