@@ -16,6 +16,8 @@ packages=(
   passwd
   # bench/veth_compare.sh: trafgen, and the firewalls it compares against
   netsniff-ng nftables iptables
+  # QoS tests: shaping accuracy and priority measured with real TCP
+  iperf3
 )
 
 missing=()
