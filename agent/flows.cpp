@@ -1,5 +1,6 @@
 // Conntrack table and flow-event stream of the agent.
 #include "agent/flows.h"
+#include "agent/monitor.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -280,36 +281,7 @@ json event_json(const pbpf_flow_event& e, uint64_t seq, int64_t wall_offset_ns, 
     const char* verdict = e.verdict == PBPF_EV_ALLOWED ? "allowed"
                           : e.verdict == PBPF_EV_AUDIT ? "audit"
                                                        : "dropped";
-    const char* reason = "?";
-    switch (e.reason) {
-        case PBPF_REASON_RULE:
-            reason = "rule";
-            break;
-        case PBPF_REASON_DEFAULT:
-            reason = "default";
-            break;
-        case PBPF_REASON_RELATED:
-            reason = "related";
-            break;
-        case PBPF_REASON_MALFORMED:
-            reason = "malformed";
-            break;
-        case PBPF_REASON_NO_POLICY:
-            reason = "no-policy";
-            break;
-        case PBPF_REASON_REEVALUATED:
-            reason = "persona-changed";
-            break;
-        case PBPF_REASON_NOT_IP:
-            reason = "not-ip";
-            break;
-        case PBPF_REASON_FRAGMENT:
-            reason = "fragment";
-            break;
-        case PBPF_REASON_FAIL_CLOSED:
-            reason = "fail-closed";
-            break;
-    }
+    const std::string reason = drop_reason_name(e.reason);
     int64_t wall = static_cast<int64_t>(e.ts_ns) + wall_offset_ns;
     json j = {{"seq", seq},
               {"type", "flow"},

@@ -50,6 +50,8 @@ std::string drop_reason_name(unsigned reason) {
             return "fragment";
         case PBPF_REASON_FAIL_CLOSED:
             return "fail-closed";
+        case PBPF_REASON_RATE_LIMIT:
+            return "rate-limit";
         default:
             return "other";
     }

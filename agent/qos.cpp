@@ -225,6 +225,10 @@ uint8_t dscp_for(uint8_t priority) {
     }
 }
 
+uint64_t ingress_burst(uint64_t rate_bps) {
+    return std::max<uint64_t>(rate_bps / 8 * PBPF_INGRESS_BURST_MS / 1000, PBPF_INGRESS_MIN_BURST);
+}
+
 uint32_t htb_quantum(uint64_t rate_bps) {
     uint64_t q = rate_bps / 8 / 10;
     return static_cast<uint32_t>(std::clamp<uint64_t>(q, 1600, 60000));
@@ -272,6 +276,12 @@ std::optional<pbpf_qos> qos_entry_for(uint32_t persona_id, const pbpf_persona_se
             q.flags |= PBPF_QOS_F_DSCP;
             q.dscp = dscp_for(s.priority);
         }
+    }
+    if ((s.flags & PBPF_SETTINGS_F_QOS_INGRESS) && s.ingress.rate_bps > 0) {
+        q.flags |= PBPF_QOS_F_INGRESS_LIMIT;
+        q.ingress_rate_bps = s.ingress.rate_bps;
+        q.ingress_burst_bytes =
+            s.ingress.burst_bytes > 0 ? s.ingress.burst_bytes : ingress_burst(s.ingress.rate_bps);
     }
     if (q.flags == 0) return std::nullopt;
     return q;
@@ -422,8 +432,15 @@ Result<void> QosManager::sync_locked() {
     }
 
     const int fd = loader_.qos_fd();
+    // Tracked flows carry "policed" from when they were decided: when a persona gains or
+    // loses its ingress limit, they are decided again (policy epoch).
+    bool policing_changed = false;
+    auto policed = [](const pbpf_qos& q) { return (q.flags & PBPF_QOS_F_INGRESS_LIMIT) != 0; };
     for (auto& [id, q] : entries) {
         __u32 key = id;
+        pbpf_qos old{};
+        bool had = bpf_map_lookup_elem(fd, &key, &old) == 0;
+        policing_changed = policing_changed || (had && policed(old)) != policed(q);
         if (bpf_map_update_elem(fd, &key, &q, BPF_ANY) != 0)
             return sys_error("write pbpf_qos[" + std::to_string(id) + "]");
     }
@@ -435,9 +452,14 @@ Result<void> QosManager::sync_locked() {
         key = next;
         if (!entries.count(next)) gone.push_back(next);
     }
-    for (__u32 id : gone)
+    for (__u32 id : gone) {
+        pbpf_qos old{};
+        if (bpf_map_lookup_elem(fd, &id, &old) == 0 && policed(old)) policing_changed = true;
         if (bpf_map_delete_elem(fd, &id) != 0 && errno != ENOENT)
             return sys_error("delete pbpf_qos[" + std::to_string(id) + "]");
+    }
+    if (policing_changed)
+        if (auto r = loader_.bump_policy_epoch(); !r) return r.error();
 
     for (const auto& [ifindex, handle] : stale)
         if (auto r = delete_class(nl, ifindex, handle); !r)
@@ -512,6 +534,10 @@ json QosManager::describe() {
         json p = {{"persona", name}, {"id", id}};
         if (q.flags & PBPF_QOS_F_EGRESS_CLASS) p["class"] = handle_text(handle_of(q.class_minor));
         if (q.flags & PBPF_QOS_F_DSCP) p["dscp"] = q.dscp;
+        if (q.flags & PBPF_QOS_F_INGRESS_LIMIT) {
+            p["ingress_rate_bps"] = q.ingress_rate_bps;
+            p["ingress_burst_bytes"] = q.ingress_burst_bytes;
+        }
         personas.push_back(std::move(p));
     }
     return {{"interfaces", ifs}, {"personas", personas}};

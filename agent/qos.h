@@ -58,11 +58,15 @@ struct HtbClassSpec {
 std::optional<HtbClassSpec> htb_class_for(uint32_t persona_id, const pbpf_persona_settings& s,
                                           uint64_t link_rate_bps);
 // The pbpf_qos entry of a persona, nullopt when it needs none. `shaping` says whether
-// any egress interface is configured (no interface: no class, no DSCP).
+// any egress interface is configured (no interface: no class, no DSCP; the ingress limit
+// holds everywhere).
 std::optional<pbpf_qos> qos_entry_for(uint32_t persona_id, const pbpf_persona_settings& s,
                                       bool shaping);
 // DSCP of a priority (PBPF_DSCP_*; normal and unset: 0).
 uint8_t dscp_for(uint8_t priority);
+// The ingress bucket depth for a rate without a burst: PBPF_INGRESS_BURST_MS of it, at
+// least PBPF_INGRESS_MIN_BURST bytes.
+uint64_t ingress_burst(uint64_t rate_bps);
 // The quantum HTB gets for a class of this rate (tc's r2q of 10, kept in [MTU, 60000]).
 uint32_t htb_quantum(uint64_t rate_bps);
 

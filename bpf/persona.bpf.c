@@ -157,6 +157,14 @@ struct {
 	__type(value, struct pbpf_qos);
 } pbpf_qos SEC(".maps");
 
+/* persona id -> its ingress policer's bucket (maps/abi/qos.h). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, PBPF_MAX_PERSONAS);
+	__type(key, __u32);
+	__type(value, struct pbpf_ingress_bucket);
+} pbpf_ingress_buckets SEC(".maps");
+
 /* binding counter slot -> what that binding's workloads passed and dropped. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -695,6 +703,58 @@ static __always_inline void frag_key(const struct pkt *p, const struct workload 
  *  - a tracked flow passes with its cached verdict while persona and policy epoch are
  *    those it was decided under; else it is decided again as if new (from its origin's
  *    side) and dropped, its entry removed, if the new rules deny it. */
+/* PBPF_CT_F_POLICED for a flow decided now, if the persona limits its ingress rate (not
+ * in audit mode, which never drops). */
+static __always_inline __u8 policed_flag(const struct workload *w)
+{
+	struct pbpf_qos *q;
+
+	if (w->audit_mode)
+		return 0;
+	q = bpf_map_lookup_elem(&pbpf_qos, &w->persona);
+	return (q && (q->flags & PBPF_QOS_F_INGRESS_LIMIT)) ? PBPF_CT_F_POLICED : 0;
+}
+
+/* Takes len bytes from the persona's ingress bucket: 1 when they fit, 0 when the packet
+ * is over the rate (and is to be dropped). A token bucket shared by every CPU, refilled
+ * by the time elapsed since its last refill (at most a second's worth: a bucket is never
+ * deeper than its burst anyway). */
+static __always_inline int ingress_admit(__u32 persona, __u64 len, __u64 now)
+{
+	struct pbpf_ingress_bucket *b;
+	struct pbpf_qos *q;
+	__u64 rate, cap, cost, elapsed;
+	int ok = 0;
+
+	q = bpf_map_lookup_elem(&pbpf_qos, &persona);
+	if (!q || !(q->flags & PBPF_QOS_F_INGRESS_LIMIT))
+		return 1;
+	b = bpf_map_lookup_elem(&pbpf_ingress_buckets, &persona);
+	if (!b)
+		return 1;
+	rate = q->ingress_rate_bps / 8;
+	cap = q->ingress_burst_bytes * NSEC_PER_SEC;
+	cost = len * NSEC_PER_SEC;
+	bpf_spin_lock(&b->lock);
+	if (now > b->last_ns) {
+		elapsed = now - b->last_ns;
+		if (elapsed > NSEC_PER_SEC)
+			elapsed = NSEC_PER_SEC;
+		b->credit += elapsed * rate;
+		if (b->credit > cap)
+			b->credit = cap;
+		b->last_ns = now;
+	}
+	/* A packet larger than the whole bucket (a GRO aggregate under a small burst) passes
+	 * when the bucket is full, and empties it: never passable otherwise. */
+	if (b->credit >= cost || b->credit == cap) {
+		b->credit = b->credit >= cost ? b->credit - cost : 0;
+		ok = 1;
+	}
+	bpf_spin_unlock(&b->lock);
+	return ok;
+}
+
 static __always_inline int decide(struct __sk_buff *skb, int dir, struct workload *w,
 				  const struct pkt *p)
 {
@@ -741,6 +801,7 @@ static __always_inline int decide(struct __sk_buff *skb, int dir, struct workloa
 			ct->persona_id = w->persona;
 			ct->policy_epoch = epoch;
 			ct->rule_id = pv.rule_id;
+			ct->flags = (ct->flags & ~PBPF_CT_F_POLICED) | policed_flag(w);
 			if (pv.verdict == PBPF_VERDICT_ALLOW) {
 				ct->flags &= ~PBPF_CT_F_AUDIT;
 			} else {
@@ -750,6 +811,12 @@ static __always_inline int decide(struct __sk_buff *skb, int dir, struct workloa
 					     pv.rule_id, skb->len);
 				ct->flags |= PBPF_CT_F_AUDIT;
 			}
+		}
+		/* Over the persona's ingress rate: dropped before it changes the flow's state. */
+		if (dir == PBPF_DIR_INGRESS && (ct->flags & PBPF_CT_F_POLICED) &&
+		    !ingress_admit(w->persona, bytes, now)) {
+			count_drop(w, dir, PBPF_REASON_RATE_LIMIT, bytes);
+			return PBPF_DROP;
 		}
 		ct_advance(ct, p, dir);
 		ct->last_seen_ns = now;
@@ -805,6 +872,12 @@ static __always_inline int decide(struct __sk_buff *skb, int dir, struct workloa
 	fresh.state = ct_initial_state(p);
 	if (pv.verdict != PBPF_VERDICT_ALLOW)
 		fresh.flags |= PBPF_CT_F_AUDIT;
+	fresh.flags |= policed_flag(w);
+	if (dir == PBPF_DIR_INGRESS && (fresh.flags & PBPF_CT_F_POLICED) &&
+	    !ingress_admit(w->persona, bytes, now)) {
+		count_drop(w, dir, PBPF_REASON_RATE_LIMIT, bytes);
+		return PBPF_DROP;
+	}
 	/* A full LRU evicts its oldest flow; a failed insert only costs the next packet
 	 * another policy lookup. */
 	bpf_map_update_elem(&pbpf_conntrack, &key, &fresh, BPF_ANY);

@@ -45,6 +45,8 @@ enum pbpf_ct_state {
 #define PBPF_CT_F_AUDIT       0x1 /* the rules deny the flow; it passes because of audit mode */
 #define PBPF_CT_F_FIN_LOCAL   0x2 /* TCP FIN sent by the workload */
 #define PBPF_CT_F_FIN_REMOTE  0x4 /* TCP FIN sent by the peer */
+#define PBPF_CT_F_POLICED     0x8 /* the persona limits its ingress rate: police the flow's
+                                   * inbound packets (set when the flow is decided) */
 
 struct pbpf_ct_value {
 	__u64 created_ns;    /* bpf_ktime_get_ns (CLOCK_MONOTONIC) of the first packet */

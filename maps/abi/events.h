@@ -35,6 +35,7 @@ enum pbpf_event_reason {
 	PBPF_REASON_NOT_IP = 7,      /* interface-bound: neither IP nor ARP */
 	PBPF_REASON_FRAGMENT = 8,    /* a later fragment whose first fragment did not pass */
 	PBPF_REASON_FAIL_CLOSED = 9, /* workload in a fail-closed subtree, not bound yet */
+	PBPF_REASON_RATE_LIMIT = 10, /* over the persona's ingress rate (counted, no event) */
 };
 
 /* pbpf_flow_event.flags */

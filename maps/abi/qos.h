@@ -8,6 +8,10 @@
 #include "maps/abi/types.h"
 #include "maps/abi/limits.h"
 
+#if !defined(__bpf__)
+#include <linux/bpf.h> /* struct bpf_spin_lock */
+#endif
+
 /* pbpf_qos.flags */
 #define PBPF_QOS_F_EGRESS_CLASS  (1u << 0) /* class_minor names the persona's HTB class */
 #define PBPF_QOS_F_DSCP          (1u << 1) /* rewrite DSCP to dscp on the egress interfaces */
@@ -34,6 +38,21 @@
 #define PBPF_DSCP_NORMAL   0
 #define PBPF_DSCP_HIGH     34
 #define PBPF_DSCP_CRITICAL 46
+
+/* The ingress policer's bucket of one persona (pbpf_ingress_buckets, array by persona
+ * id). Credit is kept in byte-nanoseconds per second (bytes * 1e9), so refilling needs
+ * no division: credit += elapsed_ns * rate_bytes_per_s, capped at burst * 1e9. */
+struct pbpf_ingress_bucket {
+	struct bpf_spin_lock lock;
+	__u32 pad0;
+	__u64 credit;  /* bytes * 1e9 */
+	__u64 last_ns; /* CLOCK_MONOTONIC (coarse) of the last refill */
+};
+
+/* Default bucket depth when the persona gives no burst: what the rate sends in this many
+ * milliseconds (at least PBPF_INGRESS_MIN_BURST bytes). */
+#define PBPF_INGRESS_BURST_MS 250
+#define PBPF_INGRESS_MIN_BURST (1024 * 1024)
 
 struct pbpf_qos {
 	__u32 flags;                /* PBPF_QOS_F_* */

@@ -122,6 +122,21 @@ class Qos : public IntegrationTest {
         return mbps;
     }
 
+    // iperf3 TCP, the peer sending to `to` (-R); received Mbit/s.
+    double iperf3_reverse(const Where& to, int secs = 3, uint16_t port = 5204) {
+        Iperf3Server server(net_->path(), port, scratch_.path());
+        EXPECT_TRUE(server.ok()) << server.error();
+        if (!server.ok()) return -1;
+        CommandResult r =
+            run_command({"sh", "-c",
+                         in_where(to, "iperf3 -c " + veth_->peer4 + " -p " + std::to_string(port) +
+                                          " -R -O 1 -t " + std::to_string(secs) + " -J")},
+                        std::chrono::seconds(secs + 15));
+        double mbps = received_mbps(r.out);
+        EXPECT_GT(mbps, 0) << r.describe();
+        return mbps;
+    }
+
     std::string tc_classes(const std::string& dev) {
         return run_command({"tc", "class", "show", "dev", dev}, 5s).out;
     }
@@ -331,6 +346,43 @@ TEST_F(Qos, ClassesSurviveRestartWithoutDuplicatesAndFollowAnInterfaceThatComesB
     EXPECT_EQ(agent_->teardown(), "");
     EXPECT_EQ(run_command({"tc", "qdisc", "show", "dev", extra}).out.find("7062:"),
               std::string::npos);
+}
+
+TEST_F(Qos, IngressRateLimitsWhatTheWorkloadReceives) {
+    CommandResult applied = try_apply(*agent_, qos_pdl("it-in", "    ingress rate 20mbit\n"));
+    ASSERT_EQ(applied.exit_code, 0) << applied.describe();
+    EXPECT_EQ(applied.err.find("not enforced"), std::string::npos) << applied.err;
+    bind("it-in", "in");
+    const Where w = in("in");
+
+    // UDP at three times the rate, sent by the peer (iperf3 -R): the policer passes the rate
+    // (the first second, which includes the bucket's initial burst, is not counted: -O 1).
+    {
+        Iperf3Server server(net_->path(), 5203, scratch_.path());
+        ASSERT_TRUE(server.ok()) << server.error();
+        CommandResult r = run_command(
+            {"sh", "-c",
+             in_where(w, "iperf3 -c " + veth_->peer4 + " -p 5203 -u -b 60M -l 1400 -R -O 1 -t 3 -J")},
+            30s);
+        double udp = received_mbps(r.out);
+        std::cout << "[qos] ingress rate 20mbit: UDP at 60 Mbit/s, received " << udp << " Mbit/s\n";
+        // 1400-byte payloads in 1428-byte IP packets: 2% of the rate is headers.
+        EXPECT_TRUE(within(udp, 20 * 1400.0 / 1428, 0.05)) << r.describe();
+    }
+    json rows;
+    ASSERT_TRUE(cli_json(*agent_, {"stats", "it-in"}, &rows));
+    ASSERT_FALSE(rows.empty()) << rows.dump(2);
+    EXPECT_GT(rows[0]["ingress"]["dropped_by_reason"].value("rate-limit", 0), 1000) << rows.dump(2);
+
+    // TCP with the default bucket (250 ms of the rate): close to the rate.
+    apply(*agent_, qos_pdl("it-in", "    ingress rate 50mbit\n"));
+    double tcp = iperf3_reverse(w, 4);
+    std::cout << "[qos] ingress rate 50mbit, default burst: TCP received " << tcp << " Mbit/s\n";
+    EXPECT_TRUE(within(tcp, 50, 0.05));
+    // The trade-off: a bucket smaller than TCP's bursts costs it most of the rate.
+    apply(*agent_, qos_pdl("it-in", "    ingress rate 50mbit burst 64kb\n"));
+    std::cout << "[qos] ingress rate 50mbit, burst 64kb: TCP received " << iperf3_reverse(w, 4)
+              << " Mbit/s\n";
 }
 
 TEST_F(Qos, ForeignRootQdiscIsRefusedWithAClearError) {

@@ -23,10 +23,13 @@ pbpf_persona_settings with(uint64_t rate, uint8_t priority, uint64_t burst = 0) 
 
 TEST(QosModel, NoRateNoPriorityMeansNoClassAndNoEntry) {
     pbpf_persona_settings s{};
-    s.flags = PBPF_SETTINGS_F_QOS_INGRESS;  // ingress only: not an egress matter
-    s.ingress.rate_bps = 5'000'000;
     EXPECT_FALSE(htb_class_for(7, s, kLink));
     EXPECT_FALSE(qos_entry_for(7, s, true));
+    s.flags = PBPF_SETTINGS_F_QOS_INGRESS;  // ingress only: an entry, but no class
+    s.ingress.rate_bps = 5'000'000;
+    EXPECT_FALSE(htb_class_for(7, s, kLink));
+    ASSERT_TRUE(qos_entry_for(7, s, true));
+    EXPECT_EQ(qos_entry_for(7, s, true)->flags, PBPF_QOS_F_INGRESS_LIMIT);
 }
 
 TEST(QosModel, RateIsAssuredAndCeilingUnlessPriorityIsLow) {
@@ -72,6 +75,21 @@ TEST(QosModel, EntryCarriesClassAndDscpOnlyWhenShaping) {
     auto rate_only = qos_entry_for(9, with(10'000'000, PBPF_PRIORITY_UNSET), true);
     ASSERT_TRUE(rate_only);
     EXPECT_EQ(rate_only->flags, PBPF_QOS_F_EGRESS_CLASS) << "no priority: DSCP left alone";
+}
+
+TEST(QosModel, IngressLimitHoldsWithoutEgressInterfacesAndGetsADefaultBurst) {
+    pbpf_persona_settings s{};
+    s.flags = PBPF_SETTINGS_F_QOS_INGRESS;
+    s.ingress.rate_bps = 80'000'000;  // 10 MB/s: 250 ms of it is 2.5 MB
+    auto e = qos_entry_for(4, s, false);
+    ASSERT_TRUE(e);
+    EXPECT_EQ(e->flags, PBPF_QOS_F_INGRESS_LIMIT);
+    EXPECT_EQ(e->ingress_rate_bps, 80'000'000u);
+    EXPECT_EQ(e->ingress_burst_bytes, 2'500'000u);
+    s.ingress.burst_bytes = 65536;
+    EXPECT_EQ(qos_entry_for(4, s, false)->ingress_burst_bytes, 65536u) << "a given burst is kept";
+    EXPECT_EQ(ingress_burst(1'000'000), uint64_t{PBPF_INGRESS_MIN_BURST})
+        << "small rates: the floor";
 }
 
 TEST(QosModel, DscpMappingAndQuantum) {
