@@ -360,10 +360,11 @@ TEST_F(Qos, IngressRateLimitsWhatTheWorkloadReceives) {
     {
         Iperf3Server server(net_->path(), 5203, scratch_.path());
         ASSERT_TRUE(server.ok()) << server.error();
-        CommandResult r = run_command(
-            {"sh", "-c",
-             in_where(w, "iperf3 -c " + veth_->peer4 + " -p 5203 -u -b 60M -l 1400 -R -O 1 -t 3 -J")},
-            30s);
+        CommandResult r =
+            run_command({"sh", "-c",
+                         in_where(w, "iperf3 -c " + veth_->peer4 +
+                                         " -p 5203 -u -b 60M -l 1400 -R -O 1 -t 3 -J")},
+                        30s);
         double udp = received_mbps(r.out);
         std::cout << "[qos] ingress rate 20mbit: UDP at 60 Mbit/s, received " << udp << " Mbit/s\n";
         // 1400-byte payloads in 1428-byte IP packets: 2% of the rate is headers.
