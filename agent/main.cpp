@@ -277,6 +277,7 @@ int main(int argc, char** argv) {
     // Monitoring: counters and rates for GET /v1/stats and [metrics] listen.
     Monitor monitor(**loader, monitor_catalog(**store), server.mutex());
     server.set_monitor(&monitor);
+    monitor.add_provider(qos->get());
     MetricsServer metrics([&monitor] { return monitor.prometheus(); });
     if (!cfg.metrics.listen.empty()) {
         if (auto r = metrics.start(must_listen(cfg.metrics.listen)); !r) return fail(r.error());

@@ -401,12 +401,28 @@ Result<void> QosManager::sync_locked() {
     std::map<uint32_t, pbpf_qos> entries;
     std::map<uint16_t, HtbClassSpec> classes;
     names_.clear();
+    alloc_.clear();
     for (const auto& p : *personas) {
         names_[p.id] = p.name;
-        if (auto q = qos_entry_for(p.id, p.settings, shaping)) entries[p.id] = *q;
-        if (shaping)
-            if (auto c = htb_class_for(p.id, p.settings, cfg_.link_rate_bps))
+        QosAllocation a;
+        a.priority = p.settings.priority;
+        if (auto q = qos_entry_for(p.id, p.settings, shaping)) {
+            entries[p.id] = *q;
+            if (q->flags & PBPF_QOS_F_DSCP) a.dscp = q->dscp;
+            if (q->flags & PBPF_QOS_F_INGRESS_LIMIT) {
+                a.ingress_rate_bps = q->ingress_rate_bps;
+                a.ingress_burst_bytes = q->ingress_burst_bytes;
+            }
+        }
+        if (shaping) {
+            if (auto c = htb_class_for(p.id, p.settings, cfg_.link_rate_bps)) {
                 classes[c->minor] = *c;
+                a.egress_ceil_bps = c->ceil_bps;
+                a.egress_assured_bps = c->rate_bps;
+                a.class_minor = c->minor;
+            }
+        }
+        if (entries.count(p.id) || a.egress_ceil_bps > 0) alloc_[p.id] = a;
     }
 
     // Classes first (a class must exist before a packet is sent to it), then the map;
@@ -541,6 +557,63 @@ json QosManager::describe() {
         personas.push_back(std::move(p));
     }
     return {{"interfaces", ifs}, {"personas", personas}};
+}
+
+namespace {
+const char* priority_name(uint8_t p) {
+    switch (p) {
+        case PBPF_PRIORITY_LOW:
+            return "low";
+        case PBPF_PRIORITY_NORMAL:
+            return "normal";
+        case PBPF_PRIORITY_HIGH:
+            return "high";
+        case PBPF_PRIORITY_CRITICAL:
+            return "critical";
+        default:
+            return "unset";
+    }
+}
+}  // namespace
+
+void QosManager::persona_fields(const PersonaStats& ps, json& row) const {
+    std::lock_guard lock(mu_);
+    auto it = alloc_.find(ps.id);
+    if (it == alloc_.end()) return;
+    const QosAllocation& a = it->second;
+    json q = {{"priority", priority_name(a.priority)}};
+    if (a.dscp >= 0) q["dscp"] = a.dscp;
+    if (a.class_minor != 0) q["class"] = handle_text(handle_of(a.class_minor));
+    row["qos"] = q;
+    auto used = [](double bps, uint64_t limit) { return limit > 0 ? bps / limit : 0.0; };
+    if (a.egress_ceil_bps > 0 && row.contains("egress"))
+        row["egress"]["allocation"] = {
+            {"rate_bps", a.egress_ceil_bps},
+            {"assured_bps", a.egress_assured_bps},
+            {"used", used(ps.rate[PBPF_DIR_EGRESS].bits_per_second, a.egress_ceil_bps)}};
+    if (a.ingress_rate_bps > 0 && row.contains("ingress"))
+        row["ingress"]["allocation"] = {
+            {"rate_bps", a.ingress_rate_bps},
+            {"burst_bytes", a.ingress_burst_bytes},
+            {"used", used(ps.rate[PBPF_DIR_INGRESS].bits_per_second, a.ingress_rate_bps)}};
+}
+
+void QosManager::metrics(const MonitorSnapshot& snap, MetricsWriter& w) const {
+    std::lock_guard lock(mu_);
+    const std::string fam = "personabpf_persona_qos_limit_bytes_per_second";
+    w.family(fam, MetricsWriter::Type::Gauge,
+             "The persona's QoS rate limit per direction (egress: its HTB ceiling on the "
+             "[qos] egress interfaces; ingress: its policer)");
+    for (const auto& ps : snap.personas) {
+        auto it = alloc_.find(ps.id);
+        if (it == alloc_.end()) continue;
+        if (it->second.egress_ceil_bps > 0)
+            w.sample(fam, {{"persona", ps.name}, {"direction", "egress"}},
+                     static_cast<double>(it->second.egress_ceil_bps) / 8);
+        if (it->second.ingress_rate_bps > 0)
+            w.sample(fam, {{"persona", ps.name}, {"direction", "ingress"}},
+                     static_cast<double>(it->second.ingress_rate_bps) / 8);
+    }
 }
 
 void QosManager::add_routes(ApiServer& server) {

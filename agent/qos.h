@@ -19,6 +19,7 @@
 #include <nlohmann/json.hpp>
 
 #include "agent/config.h"
+#include "agent/monitor.h"
 #include "maps/abi/qos.h"
 #include "maps/abi/settings.h"
 #include "maps/result.h"
@@ -70,7 +71,18 @@ uint64_t ingress_burst(uint64_t rate_bps);
 // The quantum HTB gets for a class of this rate (tc's r2q of 10, kept in [MTU, 60000]).
 uint32_t htb_quantum(uint64_t rate_bps);
 
-class QosManager {
+// A persona's allocation as the monitor shows it against its current rates.
+struct QosAllocation {
+    uint64_t egress_ceil_bps = 0;  // 0: no egress class
+    uint64_t egress_assured_bps = 0;
+    uint64_t ingress_rate_bps = 0;  // 0: no ingress limit
+    uint64_t ingress_burst_bytes = 0;
+    uint8_t priority = 0;  // enum pbpf_priority
+    int dscp = -1;         // -1: left alone
+    uint16_t class_minor = 0;
+};
+
+class QosManager : public MonitorProvider {
   public:
     using PersonaSource = std::function<Result<std::vector<PersonaQosInput>>()>;
 
@@ -94,6 +106,11 @@ class QosManager {
 
     void stop();  // the link watcher
 
+    // MonitorProvider: the allocation next to the current rates in GET /v1/stats
+    // (`qos`, and `allocation` per direction) and as Prometheus gauges.
+    void persona_fields(const PersonaStats& ps, nlohmann::json& row) const override;
+    void metrics(const MonitorSnapshot& snap, MetricsWriter& w) const override;
+
   private:
     QosManager(Loader& loader, QosConfig cfg, PersonaSource source);
     struct Iface {
@@ -109,7 +126,8 @@ class QosManager {
     Loader& loader_;
     QosConfig cfg_;
     PersonaSource source_;
-    std::mutex mu_;
+    mutable std::mutex mu_;
+    std::map<uint32_t, QosAllocation> alloc_;  // persona id -> allocation, of the last sync
     std::vector<Iface> ifaces_;
     std::map<uint32_t, std::string> names_;  // persona id -> name, of the last sync
     std::unique_ptr<LinkWatcher> watcher_;

@@ -62,6 +62,18 @@ std::string reasons_text(const nlohmann::json& dir) {
     return out.empty() ? "-" : out;
 }
 
+// The direction's QoS limit and how much of it the current rate uses: "50.0 Mbit/s 98%";
+// "-" without a limit.
+std::string limit_text(const nlohmann::json& dir) {
+    auto a = dir.find("allocation");
+    if (a == dir.end() || !a->is_object()) return "-";
+    double limit = number(*a, {"rate_bps"});
+    if (limit <= 0) return "-";
+    char pct[16];
+    std::snprintf(pct, sizeof pct, " %.0f%%", number(*a, {"used"}) * 100);
+    return rate_text(limit) + pct;
+}
+
 double total_rate(const nlohmann::json& row) {
     return number(row, {"ingress", "rate", "bits_per_second"}) +
            number(row, {"egress", "rate", "bits_per_second"});
@@ -84,9 +96,9 @@ void print_stats(const nlohmann::json& list, bool by_rate, std::ostream& out) {
     }
     using A = Table::Align;
     Table table({"PERSONA", "DIR", "ALLOWED-PKTS", "ALLOWED-BYTES", "DENIED-PKTS", "DENIED-BYTES",
-                 "AUDITED-PKTS", "AUDITED-BYTES", "RATE", "PKT/S", "DROPS"},
+                 "AUDITED-PKTS", "AUDITED-BYTES", "RATE", "LIMIT", "PKT/S", "DROPS"},
                 {A::Left, A::Left, A::Right, A::Right, A::Right, A::Right, A::Right, A::Right,
-                 A::Right, A::Right, A::Left});
+                 A::Right, A::Right, A::Right, A::Left});
     for (const auto& s : rows) {
         std::string name = field(s, "persona");
         if (name == "-" || name.empty()) name = "(unbound)";
@@ -95,7 +107,7 @@ void print_stats(const nlohmann::json& list, bool by_rate, std::ostream& out) {
             auto c = [&](const char* key) { return field(d, key); };
             table.add_row({name, dir, c("allowed_packets"), c("allowed_bytes"), c("denied_packets"),
                            c("denied_bytes"), c("audited_packets"), c("audited_bytes"),
-                           rate_text(number(d, {"rate", "bits_per_second"})),
+                           rate_text(number(d, {"rate", "bits_per_second"})), limit_text(d),
                            pps_text(number(d, {"rate", "packets_per_second"})), reasons_text(d)});
         }
     }

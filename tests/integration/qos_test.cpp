@@ -176,6 +176,11 @@ TEST_F(Qos, EgressRateIsAccurateAndFollowsTheAppliedPersona) {
         std::cout << "[qos] egress rate " << rate << "mbit: iperf3 received " << got << " Mbit/s\n";
         EXPECT_TRUE(within(got, rate, 0.05));
     }
+    json rows;
+    ASSERT_TRUE(cli_json(*agent_, {"stats", "it-shaped"}, &rows));
+    ASSERT_FALSE(rows.empty());
+    EXPECT_EQ(rows[0]["egress"]["allocation"].value("rate_bps", 0u), 200'000'000u) << rows.dump(2);
+    EXPECT_EQ(rows[0]["qos"].value("priority", ""), "unset") << rows.dump(2);
     json q = qos_state();
     ASSERT_EQ(q["interfaces"].size(), 1u) << q.dump(2);
     EXPECT_EQ(q["interfaces"][0]["state"], "shaping") << q.dump(2);
@@ -374,6 +379,10 @@ TEST_F(Qos, IngressRateLimitsWhatTheWorkloadReceives) {
     ASSERT_TRUE(cli_json(*agent_, {"stats", "it-in"}, &rows));
     ASSERT_FALSE(rows.empty()) << rows.dump(2);
     EXPECT_GT(rows[0]["ingress"]["dropped_by_reason"].value("rate-limit", 0), 1000) << rows.dump(2);
+    // The allocation next to the rate (what `stats` and `top` show as LIMIT).
+    EXPECT_EQ(rows[0]["ingress"]["allocation"].value("rate_bps", 0u), 20'000'000u) << rows.dump(2);
+    EXPECT_EQ(rows[0]["ingress"]["allocation"].value("burst_bytes", 0u), 1024u * 1024u);
+    EXPECT_FALSE(rows[0]["egress"].contains("allocation")) << "no egress limit";
 
     // TCP with the default bucket (250 ms of the rate): close to the rate.
     apply(*agent_, qos_pdl("it-in", "    ingress rate 50mbit\n"));
