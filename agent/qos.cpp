@@ -354,6 +354,9 @@ Result<std::unique_ptr<QosManager>> QosManager::start(Loader& loader, const QosC
 }
 
 Result<void> QosManager::setup_interface(Iface& i) {
+    // A new root (or a new ifindex) has none of the classes applied before.
+    for (auto it = applied_.begin(); it != applied_.end();)
+        it = it->first.first == i.ifindex ? applied_.erase(it) : std::next(it);
     NlRoute nl;
     if (auto r = nl.connect(); !r) return r;
     auto root = root_qdisc(nl, i.ifindex);
@@ -434,9 +437,18 @@ Result<void> QosManager::sync_locked() {
     std::vector<std::pair<uint32_t, uint32_t>> stale;  // (ifindex, handle)
     for (auto& i : ifaces_) {
         if (i.ifindex == 0 || !i.error.empty()) continue;
-        for (const auto& [minor, c] : classes)
-            if (auto r = put_class(nl, i.ifindex, kLinkHandle, handle_of(minor), c); !r)
+        // Only what changed: an in-place change still recomputes the class's rate tables.
+        for (const auto& [minor, c] : classes) {
+            auto key = std::make_pair(i.ifindex, minor);
+            auto done = applied_.find(key);
+            if (done != applied_.end() && done->second == c) continue;
+            if (auto r = put_class(nl, i.ifindex, kLinkHandle, handle_of(minor), c); !r) {
+                applied_.erase(key);
                 errors += (errors.empty() ? "" : "; ") + i.name + ": " + r.error().what();
+                continue;
+            }
+            applied_[key] = c;
+        }
         auto have = persona_classes(nl, i.ifindex);
         if (!have) {
             errors += (errors.empty() ? "" : "; ") + i.name + ": " + have.error().what();
@@ -477,9 +489,11 @@ Result<void> QosManager::sync_locked() {
     if (policing_changed)
         if (auto r = loader_.bump_policy_epoch(); !r) return r.error();
 
-    for (const auto& [ifindex, handle] : stale)
+    for (const auto& [ifindex, handle] : stale) {
+        applied_.erase(std::make_pair(ifindex, static_cast<uint16_t>(TC_H_MIN(handle))));
         if (auto r = delete_class(nl, ifindex, handle); !r)
             errors += (errors.empty() ? "" : "; ") + r.error().what();
+    }
     if (!errors.empty()) return Error{0, "[qos] " + errors};
     return {};
 }
@@ -504,6 +518,8 @@ void QosManager::on_link_removed(const std::string& name) {
         if (i.name != name) continue;
         spdlog::warn("[qos] egress interface {} went away; shaping resumes when it is back", name);
         (void)detach_tcx_pinned(qos_pin(loader_.pin_dir(), i.ifindex));
+        for (auto it = applied_.begin(); it != applied_.end();)
+            it = it->first.first == i.ifindex ? applied_.erase(it) : std::next(it);
         i.ifindex = 0;
         i.error = "absent";
     }

@@ -14,6 +14,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -128,6 +129,8 @@ class QosManager : public MonitorProvider {
     PersonaSource source_;
     mutable std::mutex mu_;
     std::map<uint32_t, QosAllocation> alloc_;  // persona id -> allocation, of the last sync
+    // (ifindex, class minor) -> what was last written there, to skip unchanged classes.
+    std::map<std::pair<uint32_t, uint16_t>, HtbClassSpec> applied_;
     std::vector<Iface> ifaces_;
     std::map<uint32_t, std::string> names_;  // persona id -> name, of the last sync
     std::unique_ptr<LinkWatcher> watcher_;
