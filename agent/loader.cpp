@@ -237,6 +237,7 @@ Loader::~Loader() {
     // Destroying a link object only closes our fd: the pinned link stays attached.
     if (link_ingress_) bpf_link__destroy(link_ingress_);
     if (link_egress_) bpf_link__destroy(link_egress_);
+    if (link_sockops_) bpf_link__destroy(link_sockops_);
     if (skel_) {
         if (skel_->s) skel_destroy(skel_->s);
         delete skel_;
@@ -252,6 +253,7 @@ int Loader::binding_counters_fd() const {
     return bpf_map__fd(skel_->s->maps.pbpf_binding_counters);
 }
 int Loader::qos_fd() const { return bpf_map__fd(skel_->s->maps.pbpf_qos); }
+int Loader::rtt_fd() const { return bpf_map__fd(skel_->s->maps.pbpf_rtt); }
 int Loader::conntrack_fd() const { return bpf_map__fd(skel_->s->maps.pbpf_conntrack); }
 int Loader::if_bindings_fd() const { return bpf_map__fd(skel_->s->maps.pbpf_if_bindings); }
 int Loader::events_fd() const { return bpf_map__fd(skel_->s->maps.pbpf_events); }
@@ -342,7 +344,7 @@ Result<void> Loader::size_maps(const LoaderOptions& opts, bool pinned) {
 }
 
 bool Loader::programs_attached() const {
-    for (const char* name : {kLinkIngress, kLinkEgress}) {
+    for (const char* name : {kLinkIngress, kLinkEgress, kLinkSockops}) {
         auto id = pinned_link_cgroup_id(pin_dir_ + "/" + name);
         if (!id || *id != root_id_) return false;
     }
@@ -373,7 +375,8 @@ Result<std::unique_ptr<Loader>> Loader::start(const LoaderOptions& opts) {
                                  ", lacks " + missing.front() +
                                  "); run personabpfd --uninstall with this --bpffs-root first"};
     if (pinned.empty()) {
-        if (exists(opts.pin_dir + "/" + kLinkIngress) || exists(opts.pin_dir + "/" + kLinkEgress))
+        if (exists(opts.pin_dir + "/" + kLinkIngress) || exists(opts.pin_dir + "/" + kLinkEgress) ||
+            exists(opts.pin_dir + "/" + kLinkSockops))
             return Error{EINVAL, "pin dir " + opts.pin_dir +
                                      " has program links but no maps; run personabpfd "
                                      "--uninstall with this --bpffs-root first"};
@@ -416,7 +419,8 @@ Result<void> Loader::attach_missing_links(const LoaderOptions& opts) {
         bpf_program* prog;
         bpf_link** slot;
     } wants[] = {{kLinkIngress, skel_->s->progs.pbpf_cgroup_ingress, &link_ingress_},
-                 {kLinkEgress, skel_->s->progs.pbpf_cgroup_egress, &link_egress_}};
+                 {kLinkEgress, skel_->s->progs.pbpf_cgroup_egress, &link_egress_},
+                 {kLinkSockops, skel_->s->progs.pbpf_sockops, &link_sockops_}};
     for (auto& w : wants) {
         if (*w.slot != nullptr) continue;
         std::string p = opts.pin_dir + "/" + w.name;
@@ -444,10 +448,11 @@ Result<void> Loader::adopt(const LoaderOptions& opts) {
                                  " (id " + std::to_string(opts.cgroup_root_id) +
                                  "); run personabpfd --uninstall with this --bpffs-root first"};
     };
-    bool link_present[2] = {false, false};
-    const char* link_names[2] = {kLinkIngress, kLinkEgress};
+    constexpr int kLinks = 3;
+    bool link_present[kLinks] = {false, false, false};
+    const char* link_names[kLinks] = {kLinkIngress, kLinkEgress, kLinkSockops};
     bool any_live = false;
-    for (int i = 0; i < 2; ++i) {
+    for (int i = 0; i < kLinks; ++i) {
         std::string p = opts.pin_dir + "/" + link_names[i];
         if (!exists(p)) continue;
         auto id = pinned_link_cgroup_id(p);
@@ -496,10 +501,10 @@ Result<void> Loader::adopt(const LoaderOptions& opts) {
     if (int err = skel_load(skel_->s); err != 0)
         return sys_error("load BPF programs against pinned maps", err);
     // 4. Swap the new programs into the live links: no moment without enforcement.
-    bpf_program* progs[2] = {skel_->s->progs.pbpf_cgroup_ingress,
-                             skel_->s->progs.pbpf_cgroup_egress};
-    bpf_link** slots[2] = {&link_ingress_, &link_egress_};
-    for (int i = 0; i < 2; ++i) {
+    bpf_program* progs[kLinks] = {skel_->s->progs.pbpf_cgroup_ingress,
+                                  skel_->s->progs.pbpf_cgroup_egress, skel_->s->progs.pbpf_sockops};
+    bpf_link** slots[kLinks] = {&link_ingress_, &link_egress_, &link_sockops_};
+    for (int i = 0; i < kLinks; ++i) {
         if (!link_present[i]) continue;
         std::string p = opts.pin_dir + "/" + link_names[i];
         bpf_link* link = bpf_link__open(p.c_str());

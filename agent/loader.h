@@ -24,6 +24,8 @@ struct Skeleton;  // the generated BPF skeleton (loader.cpp)
 
 inline constexpr const char* kLinkIngress = "link_cgroup_ingress";
 inline constexpr const char* kLinkEgress = "link_cgroup_egress";
+// The sock_ops program that samples TCP RTT (personas with a latency target).
+inline constexpr const char* kLinkSockops = "link_cgroup_sockops";
 
 // Routes libbpf's own messages to spdlog (warnings as warnings, debug as debug).
 void route_libbpf_logs_to_spdlog();
@@ -87,6 +89,7 @@ class Loader {
     // Counter slots of the bindings (seeded from the pinned binding maps at start).
     BindingSlots& slots() const { return *slots_; }
     int qos_fd() const;  // persona id -> struct pbpf_qos
+    int rtt_fd() const;  // persona id -> struct pbpf_rtt_hist (per CPU)
     int conntrack_fd() const;
     int if_bindings_fd() const;
     int events_fd() const;
@@ -101,7 +104,8 @@ class Loader {
     // own sizes for adopted ones.
     const Limits& limits() const { return limits_; }
 
-    // Whether both pinned links are live and attached to the managed root.
+    // Whether the pinned cgroup links (ingress, egress, sock_ops) are live and attached to
+    // the managed root.
     bool programs_attached() const;
 
     Result<pbpf_globals> read_globals() const;
@@ -119,6 +123,7 @@ class Loader {
     Skeleton* skel_ = nullptr;
     bpf_link* link_ingress_ = nullptr;
     bpf_link* link_egress_ = nullptr;
+    bpf_link* link_sockops_ = nullptr;
     Result<void> size_maps(const LoaderOptions& opts, bool pinned);
     Result<void> write_event_limits(const EventsConfig& events) const;
 

@@ -1108,4 +1108,7 @@ int pbpf_tc_egress(struct __sk_buff *skb)
 	return tc_evaluate(skb, PBPF_DIR_INGRESS);
 }
 
+/* TCP RTT per persona: the sock_ops program and its maps. */
+#include "bpf/rtt.h"
+
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

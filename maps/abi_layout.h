@@ -14,6 +14,7 @@
 #include "maps/abi/limits.h"
 #include "maps/abi/policy.h"
 #include "maps/abi/qos.h"
+#include "maps/abi/rtt.h"
 #include "maps/abi/settings.h"
 
 static_assert(sizeof(pbpf_policy_key) == 24);
@@ -176,3 +177,16 @@ static_assert(std::has_unique_object_representations_v<pbpf_binding_counters>);
 static_assert(std::has_unique_object_representations_v<pbpf_persona_settings>);
 static_assert(std::has_unique_object_representations_v<pbpf_forward_key>);
 static_assert(std::has_unique_object_representations_v<pbpf_forward_value>);
+
+// TCP RTT (maps/abi/rtt.h).
+static_assert(PBPF_RTT_BUCKETS == 192);
+static_assert(sizeof(pbpf_rtt_hist) == 16 + 4 * PBPF_RTT_BUCKETS);
+static_assert(offsetof(pbpf_rtt_hist, samples) == 0);
+static_assert(offsetof(pbpf_rtt_hist, sum_us) == 8);
+static_assert(offsetof(pbpf_rtt_hist, buckets) == 16);
+static_assert(sizeof(pbpf_rtt_sock) == 16);
+static_assert(offsetof(pbpf_rtt_sock, persona_id) == 0);
+static_assert(offsetof(pbpf_rtt_sock, pad0) == 4);
+static_assert(offsetof(pbpf_rtt_sock, epoch) == 8);
+static_assert(std::has_unique_object_representations_v<pbpf_rtt_hist>);
+static_assert(std::has_unique_object_representations_v<pbpf_rtt_sock>);

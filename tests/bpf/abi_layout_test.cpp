@@ -18,6 +18,7 @@
 #include "maps/abi/events.h"
 #include "maps/abi/forward.h"
 #include "maps/abi/policy.h"
+#include "maps/abi/rtt.h"
 #include "maps/abi/settings.h"
 #include "maps/abi_layout.h"  // the C++ side's static_asserts
 
@@ -173,6 +174,14 @@ std::vector<Layout> cxx_layouts() {
          sizeof(pbpf_forward_value),
          {PBPF_MEMBER(pbpf_forward_value, family), PBPF_MEMBER(pbpf_forward_value, pad0),
           PBPF_MEMBER(pbpf_forward_value, port), PBPF_MEMBER(pbpf_forward_value, addr)}},
+        {"pbpf_rtt_hist",
+         sizeof(pbpf_rtt_hist),
+         {PBPF_MEMBER(pbpf_rtt_hist, samples), PBPF_MEMBER(pbpf_rtt_hist, sum_us),
+          PBPF_MEMBER(pbpf_rtt_hist, buckets)}},
+        {"pbpf_rtt_sock",
+         sizeof(pbpf_rtt_sock),
+         {PBPF_MEMBER(pbpf_rtt_sock, persona_id), PBPF_MEMBER(pbpf_rtt_sock, pad0),
+          PBPF_MEMBER(pbpf_rtt_sock, epoch)}},
     };
 }
 
