@@ -275,9 +275,28 @@ json flow_json(const pbpf_ct_key& k, const pbpf_ct_value& v, uint64_t now_ns, Na
     return j;
 }
 
-json event_json(const pbpf_flow_event& e, uint64_t seq, int64_t wall_offset_ns, Names& names) {
+json event_json(const pbpf_flow_event& e, uint64_t seq, int64_t wall_offset_ns, Names& names,
+                const RttStatusChange* latency) {
     if (e.verdict == PBPF_EV_BIND || e.verdict == PBPF_EV_UNBIND)
         return binding_event_json(e, seq, wall_offset_ns, names);
+    if (e.verdict == PBPF_EV_LATENCY) {
+        json j = {{"seq", seq},
+                  {"type", "latency"},
+                  {"time_ns", static_cast<int64_t>(e.ts_ns) + wall_offset_ns},
+                  {"persona", names.persona(e.persona_id)},
+                  {"status", rtt_status_name(static_cast<RttStatus>(e.reason))}};
+        if (latency) {
+            RttView v;
+            v.target_ns = latency->target_ns;
+            v.window_samples = latency->samples;
+            v.p50_us = latency->p50_us;
+            v.p99_us = latency->p99_us;
+            v.status = latency->status;
+            j["previous"] = rtt_status_name(latency->previous);
+            j["rtt"] = rtt_json(v);
+        }
+        return j;
+    }
     const char* verdict = e.verdict == PBPF_EV_ALLOWED ? "allowed"
                           : e.verdict == PBPF_EV_AUDIT ? "audit"
                                                        : "dropped";
@@ -381,13 +400,15 @@ EventStream::EventStream(Loader& loader, size_t history)
 
 EventStream::~EventStream() { stop(); }
 
-void EventStream::push(const pbpf_flow_event& e) {
+void EventStream::push(const pbpf_flow_event& e, const RttStatusChange* latency) {
     {
         std::lock_guard<std::mutex> lock(mu_);
+        if (latency) latency_[first_seq_ + history_.size()] = *latency;
         history_.push_back(e);
         ++received_;
         if (history_.size() > capacity_) {
             history_.pop_front();
+            latency_.erase(first_seq_);
             ++first_seq_;
         }
     }
@@ -406,6 +427,15 @@ void EventStream::publish_binding(uint8_t verdict, uint8_t trigger, uint64_t wor
     e.reason = trigger;
     if (ifindex != 0) e.flags = PBPF_EV_F_INTERFACE;
     push(e);
+}
+
+void EventStream::publish_latency(const RttStatusChange& change) {
+    pbpf_flow_event e{};
+    e.ts_ns = monotonic_ns();
+    e.persona_id = change.persona_id;
+    e.verdict = PBPF_EV_LATENCY;
+    e.reason = static_cast<uint8_t>(change.status);
+    push(e, &change);
 }
 
 int EventStream::on_event(void* ctx, void* data, size_t size) {
@@ -479,6 +509,8 @@ EventStream::Batch EventStream::read(uint64_t since, std::optional<uint32_t> per
     }
     if (tail && b.events.size() > limit)
         b.events.erase(b.events.begin(), b.events.end() - static_cast<long>(limit));
+    for (const auto& [seq, e] : b.events)
+        if (auto it = latency_.find(seq); it != latency_.end()) b.latency[seq] = it->second;
     // A batch cut at `limit` continues after its last event; otherwise after everything.
     b.next = !tail && b.events.size() >= limit ? b.events.back().first + 1 : end;
     return b;
@@ -548,8 +580,11 @@ void add_flow_routes(ApiServer& server, ConntrackTable& conntrack, EventStream& 
             {
                 std::lock_guard<std::mutex> lock(server.mutex());
                 names.refresh();
-                for (const auto& [seq, e] : batch.events)
-                    list.push_back(event_json(e, seq, offset, names));
+                for (const auto& [seq, e] : batch.events) {
+                    auto it = batch.latency.find(seq);
+                    list.push_back(event_json(e, seq, offset, names,
+                                              it == batch.latency.end() ? nullptr : &it->second));
+                }
             }
             return json{{"events", list},
                         {"next", batch.next},

@@ -18,6 +18,7 @@
 
 #include "agent/cgroup.h"
 #include "agent/loader.h"
+#include "agent/rtt.h"
 #include "agent/store.h"
 #include "maps/abi/conntrack.h"
 #include "maps/abi/events.h"
@@ -64,9 +65,10 @@ class Names {
 // One conntrack entry, decoded; see maps/abi/conntrack.h.
 nlohmann::json flow_json(const pbpf_ct_key& k, const pbpf_ct_value& v, uint64_t now_ns,
                          Names& names);
-// One flow event, decoded; `seq` numbers the agent's history.
+// One flow event, decoded; `seq` numbers the agent's history. A latency event
+// (PBPF_EV_LATENCY) carries its figures in `latency`.
 nlohmann::json event_json(const pbpf_flow_event& e, uint64_t seq, int64_t wall_offset_ns,
-                          Names& names);
+                          Names& names, const RttStatusChange* latency = nullptr);
 
 // GET /v1/conntrack?persona=N&limit=N and DELETE /v1/conntrack?persona=N.
 class ConntrackTable {
@@ -99,6 +101,7 @@ class EventStream {
         std::vector<std::pair<uint64_t, pbpf_flow_event>> events;  // (seq, event)
         uint64_t next = 0;                                         // the seq to ask for next
         uint64_t overwritten = 0;  // events that left the history before being read
+        std::map<uint64_t, RttStatusChange> latency;  // seq -> figures of latency events
     };
     // Events with seq >= since (all kept ones if since is 0), of one persona id if given,
     // at most `limit`, the newest `limit` if `tail`; waits up to wait_ms for the first
@@ -110,12 +113,14 @@ class EventStream {
     // netns cookie with an ifindex), the persona, the binding rule (0: none).
     void publish_binding(uint8_t verdict, uint8_t trigger, uint64_t workload, uint32_t ifindex,
                          uint32_t persona_id, int64_t rule_id);
+    // Adds a latency event (a persona's SLO status changed) to the history, stamped now.
+    void publish_latency(const RttStatusChange& change);
     // Sums of the kernel's per-CPU counters: emitted, rate_limited, ring_full.
     nlohmann::json kernel_counters() const;
 
   private:
     static int on_event(void* ctx, void* data, size_t size);
-    void push(const pbpf_flow_event& e);
+    void push(const pbpf_flow_event& e, const RttStatusChange* latency = nullptr);
     void run();
 
     Loader& loader_;
@@ -126,7 +131,8 @@ class EventStream {
     mutable std::mutex mu_;
     std::condition_variable arrived_;
     std::deque<pbpf_flow_event> history_;
-    uint64_t first_seq_ = 1;  // seq of history_.front()
+    std::map<uint64_t, RttStatusChange> latency_;  // seq -> figures, for latency events kept
+    uint64_t first_seq_ = 1;                       // seq of history_.front()
     uint64_t received_ = 0;
     int waiting_ = 0;  // readers in a long poll (under mu_)
     static constexpr int kMaxWaiters = 4;

@@ -27,6 +27,7 @@
 #include "agent/monitor.h"
 #include "agent/persona_manager.h"
 #include "agent/qos.h"
+#include "agent/rtt.h"
 #include "agent/store.h"
 #include "agent/xdp_prefilter.h"
 
@@ -228,7 +229,19 @@ int main(int argc, char** argv) {
     auto qos =
         QosManager::start(**loader, cfg.qos, [&personas]() { return personas.qos_inputs(); });
     if (!qos) return fail(qos.error());
-    personas.set_changed_hook([&qos]() { return (*qos)->sync(); });
+    // RTT histograms exist for the personas with a latency target (pbpf_qos flag): made
+    // right after each sync so that sampling starts with the apply. Status changes become
+    // events once the event stream exists (the hook runs on the monitor's thread).
+    EventStream* latency_events = nullptr;
+    RttMonitor rtt((*loader)->rtt_fd(), (*loader)->qos_fd(), [&latency_events](const auto& c) {
+        if (latency_events) latency_events->publish_latency(c);
+    });
+    personas.set_changed_hook([&qos, &rtt]() -> Result<void> {
+        auto r = (*qos)->sync();
+        if (auto h = rtt.reconcile(); !h) spdlog::warn("rtt: {}", h.error().what());
+        return r;
+    });
+    if (auto r = rtt.reconcile(); !r) return fail(r.error());
     // Fail-closed roots go in with the stored bindings: no window in which they are open.
     if (auto r = auto_binder.set_fail_closed(cfg.binding.fail_closed); !r) return fail(r.error());
     if (auto r = binder.reconcile(); !r) return fail(r.error());
@@ -248,6 +261,7 @@ int main(int argc, char** argv) {
     ConntrackTable conntrack(**loader, names);
     EventStream events(**loader, cfg.events.history);
     if (auto r = events.start(); !r) return fail(r.error());
+    latency_events = &events;
     add_flow_routes(server, conntrack, events, names);
     // Bind and unbind events join the flow events (names kept: the workload may be gone
     // when they are read).
@@ -278,6 +292,7 @@ int main(int argc, char** argv) {
     Monitor monitor(**loader, monitor_catalog(**store), server.mutex());
     server.set_monitor(&monitor);
     monitor.add_provider(qos->get());
+    monitor.add_provider(&rtt);
     MetricsServer metrics([&monitor] { return monitor.prometheus(); });
     if (!cfg.metrics.listen.empty()) {
         if (auto r = metrics.start(must_listen(cfg.metrics.listen)); !r) return fail(r.error());

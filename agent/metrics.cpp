@@ -116,12 +116,17 @@ void MetricsWriter::family(const std::string& name, Type type, const std::string
 }
 
 void MetricsWriter::sample(const std::string& family, const Labels& labels, double value) {
+    sample_suffixed(family, "", labels, value);
+}
+
+void MetricsWriter::sample_suffixed(const std::string& family, const std::string& suffix,
+                                    const Labels& labels, double value) {
     auto it = index_.find(family);
     if (it == index_.end()) {
         ++dropped_;
         return;
     }
-    std::string line = family;
+    std::string line = family + suffix;
     if (!labels.empty()) {
         line += '{';
         for (size_t i = 0; i < labels.size(); ++i) {
@@ -139,7 +144,10 @@ std::string MetricsWriter::render() const {
     std::string out;
     for (const auto& f : families_) {
         out += "# HELP " + f.name + " " + escape_help(f.help) + "\n";
-        out += "# TYPE " + f.name + (f.type == Type::Counter ? " counter\n" : " gauge\n");
+        out += "# TYPE " + f.name +
+               (f.type == Type::Counter   ? " counter\n"
+                : f.type == Type::Summary ? " summary\n"
+                                          : " gauge\n");
         for (const auto& l : f.lines) out += l + "\n";
     }
     return out;

@@ -42,9 +42,13 @@ using Labels = std::vector<std::pair<std::string, std::string>>;
 // counted), so a typo can never produce an untyped line.
 class MetricsWriter {
   public:
-    enum class Type { Counter, Gauge };
+    enum class Type { Counter, Gauge, Summary };
     void family(const std::string& name, Type type, const std::string& help);
     void sample(const std::string& family, const Labels& labels, double value);
+    // A sample named family + suffix inside the family's block: a summary's "_sum" and
+    // "_count" (the quantiles are plain samples with a "quantile" label).
+    void sample_suffixed(const std::string& family, const std::string& suffix, const Labels& labels,
+                         double value);
     std::string render() const;
     size_t dropped() const { return dropped_; }
 

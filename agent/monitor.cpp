@@ -80,6 +80,18 @@ void Monitor::run() {
     std::unique_lock<std::mutex> lock(wake_mu_);
     while (!stopping_) {
         lock.unlock();
+        std::vector<MonitorProvider*> providers;
+        {
+            std::lock_guard<std::mutex> l(mu_);
+            providers = providers_;
+        }
+        for (auto* p : providers) {
+            try {
+                p->tick();
+            } catch (const std::exception& e) {
+                spdlog::warn("monitor: a provider's tick failed: {}", e.what());
+            }
+        }
         try {
             Catalog cat;
             {
@@ -97,7 +109,7 @@ void Monitor::run() {
 
 void Monitor::sample_locked() { sample(catalog_()); }
 
-void Monitor::add_provider(const MonitorProvider* p) {
+void Monitor::add_provider(MonitorProvider* p) {
     std::lock_guard<std::mutex> lock(mu_);
     providers_.push_back(p);
 }
@@ -316,7 +328,7 @@ std::string render_metrics(const MonitorSnapshot& s,
 
 std::string Monitor::prometheus() const {
     std::lock_guard<std::mutex> lock(mu_);
-    return render_metrics(snap_, providers_);
+    return render_metrics(snap_, {providers_.begin(), providers_.end()});
 }
 
 }  // namespace pbpf::agent

@@ -67,6 +67,9 @@ struct MonitorSnapshot {
 class MonitorProvider {
   public:
     virtual ~MonitorProvider() = default;
+    // Called by the sampling thread once per interval, before the monitor samples, with no
+    // lock held (reading the provider's own kernel state belongs here).
+    virtual void tick() {}
     // Extra fields of a persona's row in GET /v1/stats.
     virtual void persona_fields(const PersonaStats&, nlohmann::json&) const {}
     // Declare families and add samples.
@@ -102,7 +105,7 @@ class Monitor {
     // tick's rates, whose interval is meaningful).
     void sample_locked();
     MonitorSnapshot snapshot() const;
-    void add_provider(const MonitorProvider* p);
+    void add_provider(MonitorProvider* p);
 
     // GET /v1/stats[?persona=N]: samples first (under the API mutex). Throws ApiError(404)
     // for an unknown persona.
@@ -123,7 +126,7 @@ class Monitor {
     std::vector<PersonaStats> base_personas_;  // the last tick's counters
     std::vector<BindingStats> base_bindings_;
     std::chrono::steady_clock::time_point last_tick_{};
-    std::vector<const MonitorProvider*> providers_;
+    std::vector<MonitorProvider*> providers_;
     std::thread thread_;
     std::mutex wake_mu_;
     std::condition_variable wake_;

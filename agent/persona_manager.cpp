@@ -418,8 +418,8 @@ json PersonaManager::apply(const CompiledFile& file, const ApplyOptions& opt) {
 
 std::vector<std::string> unenforced_sections(const pdl::ir::Persona& p, bool shaping) {
     // This release enforces the security rules (mode, defaults, allow/deny), the ingress
-    // rate and, where the agent has egress interfaces to shape, the egress rate and
-    // priority.
+    // rate and the latency target (TCP RTT, sampled wherever the sockets are) always, and,
+    // where the agent has egress interfaces to shape, the egress rate and priority.
     std::vector<std::string> out;
     for (auto& section : pdl::configured_sections(p)) {
         if (section != "qos") {
@@ -429,7 +429,6 @@ std::vector<std::string> unenforced_sections(const pdl::ir::Persona& p, bool sha
         const auto& q = p.qos;
         if (q.egress && !shaping) out.push_back("qos egress rate");
         if (q.priority && !shaping) out.push_back("qos priority");
-        if (q.latency_target_ns) out.push_back("qos latency target");
     }
     return out;
 }

@@ -283,6 +283,12 @@ std::optional<pbpf_qos> qos_entry_for(uint32_t persona_id, const pbpf_persona_se
         q.ingress_burst_bytes =
             s.ingress.burst_bytes > 0 ? s.ingress.burst_bytes : ingress_burst(s.ingress.rate_bps);
     }
+    // The RTT is sampled by the sock_ops program wherever the persona's sockets are, so a
+    // latency target needs no egress interface.
+    if (s.latency_target_ns != 0) {
+        q.flags |= PBPF_QOS_F_RTT;
+        q.latency_target_ns = s.latency_target_ns;
+    }
     if (q.flags == 0) return std::nullopt;
     return q;
 }

@@ -15,6 +15,9 @@ enum pbpf_event_verdict {
 	 * rule's id when a rule made the change. */
 	PBPF_EV_BIND = 16,
 	PBPF_EV_UNBIND = 17,
+	/* Made by the agent: a persona's latency SLO changed status (agent/rtt.h); reason is
+	 * the new status (1 no-data, 2 met, 3 violated), the figures travel beside it. */
+	PBPF_EV_LATENCY = 18,
 };
 
 enum pbpf_bind_trigger {

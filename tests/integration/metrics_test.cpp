@@ -62,7 +62,8 @@ std::string scrape_tcp(int port) {
     return body == std::string::npos ? "" : raw.substr(body + 4);
 }
 
-// Every sample line belongs to the family of the # TYPE before it, families are typed
+// Every sample line belongs to the family of the # TYPE before it (a summary's _sum and
+// _count included), families are typed
 // once, names match the exposition format's grammar, counters end in _total and every
 // value parses. Returns the samples as "name{labels}" -> value.
 ::testing::AssertionResult parse_exposition(const std::string& text,
@@ -83,7 +84,7 @@ std::string scrape_tcp(int port) {
             l >> name >> type;
             if (!std::regex_match(name, name_re))
                 return ::testing::AssertionFailure() << "bad family name: " << line;
-            if (type != "counter" && type != "gauge")
+            if (type != "counter" && type != "gauge" && type != "summary")
                 return ::testing::AssertionFailure() << "unexpected type: " << line;
             if (type == "counter" && !name.ends_with("_total"))
                 return ::testing::AssertionFailure() << "counter without _total: " << line;
@@ -96,7 +97,7 @@ std::string scrape_tcp(int port) {
         std::smatch m;
         if (!std::regex_match(line, m, sample_re))
             return ::testing::AssertionFailure() << "unparsable sample line: " << line;
-        if (m[1] != family)
+        if (m[1] != family && m[1] != family + "_sum" && m[1] != family + "_count")
             return ::testing::AssertionFailure() << "sample outside a # TYPE family: " << line;
         try {
             (*out)[m[1].str() + m[2].str()] = std::stod(m[5].str());

@@ -61,6 +61,22 @@ TEST(Prometheus, WriterFormat) {
               "t_rate 1.5\n");
 }
 
+TEST(Prometheus, SummaryKeepsSumAndCountInItsBlock) {
+    MetricsWriter w;
+    w.family("t_rtt_seconds", MetricsWriter::Type::Summary, "RTT");
+    w.sample("t_rtt_seconds", {{"persona", "a"}, {"quantile", "0.5"}}, 0.25);
+    w.sample_suffixed("t_rtt_seconds", "_sum", {{"persona", "a"}}, 3);
+    w.sample_suffixed("t_rtt_seconds", "_count", {{"persona", "a"}}, 12);
+    w.sample_suffixed("t_nope", "_count", {}, 1);
+    EXPECT_EQ(w.dropped(), 1u);
+    EXPECT_EQ(w.render(),
+              "# HELP t_rtt_seconds RTT\n"
+              "# TYPE t_rtt_seconds summary\n"
+              "t_rtt_seconds{persona=\"a\",quantile=\"0.5\"} 0.25\n"
+              "t_rtt_seconds_sum{persona=\"a\"} 3\n"
+              "t_rtt_seconds_count{persona=\"a\"} 12\n");
+}
+
 TEST(Prometheus, Values) {
     EXPECT_EQ(format_value(0), "0");
     EXPECT_EQ(format_value(12345678901234), "12345678901234");
@@ -82,7 +98,7 @@ void expect_valid_exposition(const std::string& text) {
             std::string name, type;
             l >> name >> type;
             EXPECT_TRUE(std::regex_match(name, name_re)) << line;
-            EXPECT_TRUE(type == "counter" || type == "gauge") << line;
+            EXPECT_TRUE(type == "counter" || type == "gauge" || type == "summary") << line;
             EXPECT_TRUE(typed.insert(name).second) << "family typed twice: " << line;
             if (type == "counter") {
                 EXPECT_TRUE(name.ends_with("_total")) << line;
@@ -92,7 +108,9 @@ void expect_valid_exposition(const std::string& text) {
         }
         if (line.rfind("#", 0) == 0) continue;
         const std::string name = line.substr(0, line.find_first_of("{ "));
-        EXPECT_EQ(name, current) << "sample outside its family: " << line;
+        const bool summary_part =
+            name == current + "_sum" || name == current + "_count";  // of a summary
+        EXPECT_TRUE(name == current || summary_part) << "sample outside its family: " << line;
     }
 }
 

@@ -92,6 +92,29 @@ TEST(QosModel, IngressLimitHoldsWithoutEgressInterfacesAndGetsADefaultBurst) {
         << "small rates: the floor";
 }
 
+TEST(QosModel, LatencyTargetAloneGetsAnRttEntryEvenWithoutShaping) {
+    pbpf_persona_settings s{};
+    s.latency_target_ns = 5'000'000;
+    for (bool shaping : {false, true}) {
+        auto e = qos_entry_for(4, s, shaping);
+        ASSERT_TRUE(e) << "shaping=" << shaping;
+        EXPECT_EQ(e->flags, PBPF_QOS_F_RTT);
+        EXPECT_EQ(e->latency_target_ns, 5'000'000u);
+        EXPECT_EQ(e->class_minor, 0u);
+    }
+    // With an egress class as well, the flags add up; without a target there is no RTT.
+    auto both = with(10'000'000, PBPF_PRIORITY_UNSET);
+    both.latency_target_ns = 1'000;
+    auto e = qos_entry_for(4, both, true);
+    ASSERT_TRUE(e);
+    EXPECT_EQ(e->flags, PBPF_QOS_F_EGRESS_CLASS | PBPF_QOS_F_RTT);
+    EXPECT_EQ(e->latency_target_ns, 1'000u);
+    auto none = qos_entry_for(4, with(10'000'000, PBPF_PRIORITY_UNSET), true);
+    ASSERT_TRUE(none);
+    EXPECT_EQ(none->flags & PBPF_QOS_F_RTT, 0u);
+    EXPECT_EQ(none->latency_target_ns, 0u);
+}
+
 TEST(QosModel, DscpMappingAndQuantum) {
     EXPECT_EQ(dscp_for(PBPF_PRIORITY_LOW), 8);
     EXPECT_EQ(dscp_for(PBPF_PRIORITY_NORMAL), 0);
