@@ -95,6 +95,22 @@ void print_event(const json& e) {
                   << " (" << why << ")\n";
         return;
     }
+    if (e.value("type", "flow") == "latency") {
+        std::string status = field(e, "status");
+        std::cout << clock_text(e.value("time_ns", int64_t{0})) << "  " << field(e, "persona")
+                  << "  LATENCY " << status << " (was " << field(e, "previous");
+        if (auto it = e.find("rtt"); it != e.end() && it->is_object()) {
+            const auto& r = *it;
+            std::cout << "; p99 "
+                      << (r.contains("p99_us") && r["p99_us"].is_number()
+                              ? text_of(r["p99_us"]) + " us"
+                              : std::string("-"))
+                      << ", target " << text_of(r.value("target_us", nlohmann::json())) << " us, "
+                      << field(r, "samples") << " samples";
+        }
+        std::cout << ")\n";
+        return;
+    }
     std::string verdict = field(e, "verdict");
     for (auto& c : verdict) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
     std::string why = field(e, "reason");

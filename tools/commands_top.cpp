@@ -74,6 +74,20 @@ std::string limit_text(const nlohmann::json& dir) {
     return rate_text(limit) + pct;
 }
 
+// "85 us", "1.25 ms", "2 s": a duration given in microseconds; "-" when absent.
+std::string micros_text(const nlohmann::json& v) {
+    if (!v.is_number()) return "-";
+    const double us = v.get<double>();
+    char buf[32];
+    if (us < 1000)
+        std::snprintf(buf, sizeof buf, us < 10 ? "%.1f us" : "%.0f us", us);
+    else if (us < 1e6)
+        std::snprintf(buf, sizeof buf, "%.3g ms", us / 1e3);
+    else
+        std::snprintf(buf, sizeof buf, "%.3g s", us / 1e6);
+    return buf;
+}
+
 double total_rate(const nlohmann::json& row) {
     return number(row, {"ingress", "rate", "bits_per_second"}) +
            number(row, {"egress", "rate", "bits_per_second"});
@@ -116,6 +130,21 @@ void print_stats(const nlohmann::json& list, bool by_rate, std::ostream& out) {
         return;
     }
     table.print(out);
+    // Personas with a latency target: TCP RTT over the agent's window and the status.
+    Table lt({"PERSONA", "TARGET", "RTT-P50", "RTT-P99", "SAMPLES", "LATENCY"},
+             {A::Left, A::Right, A::Right, A::Right, A::Right, A::Left});
+    for (const auto& s : rows) {
+        auto it = s.find("rtt");
+        if (it == s.end() || !it->is_object()) continue;
+        lt.add_row({field(s, "persona"), micros_text(it->value("target_us", nlohmann::json())),
+                    micros_text(it->value("p50_us", nlohmann::json())),
+                    micros_text(it->value("p99_us", nlohmann::json())), field(*it, "samples"),
+                    field(*it, "status")});
+    }
+    if (!lt.empty()) {
+        out << '\n';
+        lt.print(out);
+    }
     if (bindings.empty()) return;
     Table bt(
         {"BINDING", "PERSONA", "DIR", "PASSED-PKTS", "PASSED-BYTES", "DROPPED-PKTS",

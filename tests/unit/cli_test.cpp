@@ -1383,6 +1383,60 @@ TEST_F(CliAgent, StatsShowsRatesReasonsAndBindings) {
     EXPECT_LT(r.out.find("slow"), r.out.find("fast")) << r.out;
 }
 
+constexpr const char* kLatencyStats = R"J([
+  {"persona": "api", "id": 3,
+   "ingress": {"allowed_packets": 5, "allowed_bytes": 300, "rate": {"bits_per_second": 0}},
+   "egress": {"allowed_packets": 5, "allowed_bytes": 300, "rate": {"bits_per_second": 800}},
+   "rtt": {"p50_us": 61.5, "p99_us": 1830.25, "samples": 420, "window_seconds": 30,
+           "target_us": 5000.0, "status": "met"},
+   "bindings": []},
+  {"persona": "batch", "id": 4,
+   "ingress": {"allowed_packets": 1, "allowed_bytes": 60, "rate": {"bits_per_second": 0}},
+   "egress": {"allowed_packets": 1, "allowed_bytes": 60, "rate": {"bits_per_second": 0}},
+   "rtt": {"p50_us": null, "p99_us": null, "samples": 0, "window_seconds": 30,
+           "target_us": 2000000.0, "status": "no-data"},
+   "bindings": []},
+  {"persona": "plain", "id": 5,
+   "ingress": {"allowed_packets": 1, "allowed_bytes": 60, "rate": {"bits_per_second": 0}},
+   "egress": {"allowed_packets": 1, "allowed_bytes": 60, "rate": {"bits_per_second": 0}},
+   "bindings": []}
+])J";
+
+TEST_F(CliAgent, StatsAndTopShowRttPercentilesAndLatencyStatus) {
+    FakeAgent agent(socket(), {{"GET /v1/stats", {200, kLatencyStats}}});
+    for (const std::vector<std::string>& args :
+         {std::vector<std::string>{"stats"},
+          std::vector<std::string>{"top", "--iterations", "1"}}) {
+        Result r = run_cli(args);
+        EXPECT_EQ(r.status, 0) << describe(r);
+        const size_t table = r.out.find("RTT-P99");
+        ASSERT_NE(table, std::string::npos) << r.out;
+        const std::string lat = r.out.substr(table);
+        EXPECT_NE(lat.find("5 ms"), std::string::npos) << lat;     // target
+        EXPECT_NE(lat.find("62 us"), std::string::npos) << lat;    // p50, rounded
+        EXPECT_NE(lat.find("1.83 ms"), std::string::npos) << lat;  // p99
+        EXPECT_NE(lat.find("met"), std::string::npos) << lat;
+        EXPECT_NE(lat.find("no-data"), std::string::npos) << lat;
+        EXPECT_NE(lat.find("2 s"), std::string::npos) << lat;
+        EXPECT_EQ(lat.find("plain"), std::string::npos) << "no target, no latency row:\n" << lat;
+    }
+}
+
+TEST_F(CliAgent, EventsPrintsLatencyChanges) {
+    FakeAgent agent(socket(), {{"GET /v1/events?tail=1&limit=20", {200, R"J({"events": [
+        {"seq": 7, "type": "latency", "time_ns": 1700000000000000000, "persona": "api",
+         "status": "violated", "previous": "met",
+         "rtt": {"p50_us": 900.0, "p99_us": 7250.5, "samples": 300, "window_seconds": 30,
+                 "target_us": 5000.0, "status": "violated"}}],
+        "next": 8, "overwritten": 0, "kernel": {}})J"}}});
+    Result r = run_cli({"events"});
+    EXPECT_EQ(r.status, 0) << describe(r);
+    EXPECT_NE(r.out.find("api  LATENCY violated (was met; p99 7250.5 us, target 5000.0 us, 300 "
+                         "samples)"),
+              std::string::npos)
+        << r.out;
+}
+
 TEST_F(CliAgent, TopPrintsFramesSortedByRate) {
     FakeAgent agent(socket(), {{"GET /v1/stats", {200, kStatsAnswer}}});
     Result r = run_cli({"top", "--iterations", "2", "--interval", "0.1"});
