@@ -1013,10 +1013,15 @@ static __always_inline int tc_evaluate(struct __sk_buff *skb, int dir)
 		return TC_ACT_SHOT_;
 	/* What the workload sends is forwarded by the host, which orphans the packet: carry
 	 * the persona to the egress interfaces' classifier in the mark (it survives within
-	 * this netns), for personas with QoS only (other mark bits are left alone). */
-	if (dir == PBPF_DIR_EGRESS && bpf_map_lookup_elem(&pbpf_qos, &w.persona))
-		skb->mark = (skb->mark & ~PBPF_MARK_PERSONA_MASK) |
-			    (w.persona << PBPF_MARK_PERSONA_SHIFT);
+	 * this netns), for personas with a class or a DSCP only (other mark bits are left
+	 * alone). */
+	if (dir == PBPF_DIR_EGRESS) {
+		struct pbpf_qos *q = bpf_map_lookup_elem(&pbpf_qos, &w.persona);
+
+		if (q && (q->flags & (PBPF_QOS_F_EGRESS_CLASS | PBPF_QOS_F_DSCP)))
+			skb->mark = (skb->mark & ~PBPF_MARK_PERSONA_MASK) |
+				    (w.persona << PBPF_MARK_PERSONA_SHIFT);
+	}
 	return TC_ACT_OK_;
 }
 
