@@ -226,8 +226,8 @@ int main(int argc, char** argv) {
     if (auto r = personas.reconcile(); !r) return fail(r.error());
     // Egress shaping ([qos]): classes follow the stored personas, after every change.
     personas.set_shaping(!cfg.qos.egress_interfaces.empty());
-    auto qos =
-        QosManager::start(**loader, cfg.qos, [&personas]() { return personas.qos_inputs(); });
+    auto qos = QosManager::start(
+        **loader, cfg.qos, [&personas]() { return personas.qos_inputs(); }, server.mutex());
     if (!qos) return fail(qos.error());
     // RTT histograms exist for the personas with a latency target (pbpf_qos flag): made
     // right after each sync so that sampling starts with the apply. Status changes become

@@ -293,8 +293,8 @@ std::optional<pbpf_qos> qos_entry_for(uint32_t persona_id, const pbpf_persona_se
     return q;
 }
 
-QosManager::QosManager(Loader& loader, QosConfig cfg, PersonaSource source)
-    : loader_(loader), cfg_(std::move(cfg)), source_(std::move(source)) {}
+QosManager::QosManager(Loader& loader, QosConfig cfg, PersonaSource source, std::mutex& api_mutex)
+    : loader_(loader), api_mu_(api_mutex), cfg_(std::move(cfg)), source_(std::move(source)) {}
 
 QosManager::~QosManager() { stop(); }
 
@@ -303,8 +303,8 @@ void QosManager::stop() {
 }
 
 Result<std::unique_ptr<QosManager>> QosManager::start(Loader& loader, const QosConfig& cfg,
-                                                      PersonaSource source) {
-    std::unique_ptr<QosManager> m(new QosManager(loader, cfg, std::move(source)));
+                                                      PersonaSource source, std::mutex& api_mutex) {
+    std::unique_ptr<QosManager> m(new QosManager(loader, cfg, std::move(source), api_mutex));
     for (const auto& name : cfg.egress_interfaces) m->ifaces_.push_back(Iface{name, 0, ""});
     if (!cfg.egress_interfaces.empty()) {
         std::error_code ec;
@@ -505,6 +505,7 @@ Result<void> QosManager::sync_locked() {
 }
 
 void QosManager::on_link_added(const std::string& name, uint32_t ifindex) {
+    std::lock_guard api(api_mu_);
     std::lock_guard lock(mu_);
     for (auto& i : ifaces_) {
         if (i.name != name || (i.ifindex == ifindex && i.error.empty())) continue;
@@ -519,6 +520,7 @@ void QosManager::on_link_added(const std::string& name, uint32_t ifindex) {
 }
 
 void QosManager::on_link_removed(const std::string& name) {
+    std::lock_guard api(api_mu_);
     std::lock_guard lock(mu_);
     for (auto& i : ifaces_) {
         if (i.name != name) continue;

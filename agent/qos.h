@@ -94,8 +94,10 @@ class QosManager : public MonitorProvider {
     // Checks the config (an interface's root qdisc must be the kernel's default or ours),
     // sets up the interfaces that exist, syncs, and watches links so that an interface
     // that appears later (or comes back) is set up too. Missing interfaces are a warning.
+    // `api_mutex` serialises the watcher's syncs with the API's changes (the store is read
+    // there, and an apply in progress must not be half seen).
     static Result<std::unique_ptr<QosManager>> start(Loader& loader, const QosConfig& cfg,
-                                                     PersonaSource source);
+                                                     PersonaSource source, std::mutex& api_mutex);
 
     // Brings pbpf_qos and every present interface's classes in line with the stored
     // personas. Safe from any thread.
@@ -113,7 +115,7 @@ class QosManager : public MonitorProvider {
     void metrics(const MonitorSnapshot& snap, MetricsWriter& w) const override;
 
   private:
-    QosManager(Loader& loader, QosConfig cfg, PersonaSource source);
+    QosManager(Loader& loader, QosConfig cfg, PersonaSource source, std::mutex& api_mutex);
     struct Iface {
         std::string name;
         uint32_t ifindex = 0;  // 0: absent
@@ -125,6 +127,7 @@ class QosManager : public MonitorProvider {
     void on_link_removed(const std::string& name);
 
     Loader& loader_;
+    std::mutex& api_mu_;  // taken before mu_ on the watcher's thread
     QosConfig cfg_;
     PersonaSource source_;
     mutable std::mutex mu_;
