@@ -146,6 +146,7 @@ Result<void> set_binding(uint64_t cgroup_id, uint32_t persona_id) {
     }
     pbpf_binding b{};
     b.persona_id = persona_id;
+    b.counter_slot = 1;  // counted per binding, as the agent's bindings are
     if (bpf_map__update_elem(m, &cgroup_id, sizeof cgroup_id, &b, sizeof b, BPF_ANY) != 0) {
         return sys_error("bind cgroup " + std::to_string(cgroup_id));
     }
