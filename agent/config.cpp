@@ -207,6 +207,17 @@ std::string check_ifname(const std::string& name) {
     return "";
 }
 
+// The validator of a list of interface names: each a valid name, none listed twice.
+auto interface_names(std::vector<std::string>& seen) {
+    return [&seen](std::string& name) {
+        if (std::string why = check_ifname(name); !why.empty()) return why;
+        if (std::find(seen.begin(), seen.end(), name) != seen.end())
+            return "interface '" + name + "' is listed twice";
+        seen.push_back(name);
+        return std::string();
+    };
+}
+
 Result<void> parse_xdp(const toml::table& root, const std::string& origin, XdpConfig& x) {
     StrictTable spec(origin, "xdp", {"interfaces", "deny", "mode", "max_entries"});
     auto t = spec.find(root);
@@ -215,13 +226,7 @@ Result<void> parse_xdp(const toml::table& root, const std::string& origin, XdpCo
     const toml::table& tab = **t;
 
     std::vector<std::string> seen;
-    auto ifs = spec.strings(tab, "interfaces", &x.interfaces, [&](std::string& name) {
-        if (std::string why = check_ifname(name); !why.empty()) return why;
-        if (std::find(seen.begin(), seen.end(), name) != seen.end())
-            return "interface '" + name + "' is listed twice";
-        seen.push_back(name);
-        return std::string();
-    });
+    auto ifs = spec.strings(tab, "interfaces", &x.interfaces, interface_names(seen));
     if (!ifs) return ifs.error();
     if (*ifs && x.interfaces.size() > PBPF_XDP_MAX_IFACES - 1)
         return spec.fail(**ifs, "[xdp] interfaces lists " + std::to_string(x.interfaces.size()) +
@@ -258,13 +263,7 @@ Result<void> parse_qos(const toml::table& root, const std::string& origin, QosCo
     if (*t == nullptr) return {};
     const toml::table& tab = **t;
     std::vector<std::string> seen;
-    auto ifs = spec.strings(tab, "egress_interfaces", &q.egress_interfaces, [&](std::string& name) {
-        if (std::string why = check_ifname(name); !why.empty()) return why;
-        if (std::find(seen.begin(), seen.end(), name) != seen.end())
-            return "interface '" + name + "' is listed twice";
-        seen.push_back(name);
-        return std::string();
-    });
+    auto ifs = spec.strings(tab, "egress_interfaces", &q.egress_interfaces, interface_names(seen));
     if (!ifs) return ifs.error();
     if (*ifs && q.egress_interfaces.size() > kQosMaxInterfaces)
         return spec.fail(**ifs, "[qos] egress_interfaces lists " +
