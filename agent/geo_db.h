@@ -63,6 +63,10 @@ struct GeoDataset {
 // is only counted in `skipped`.
 Result<GeoDataset> load_geo_dataset(const std::string& path);
 
+// Parses CSV text as load_geo_dataset() parses a CSV file; `name` starts every error
+// message ("name:LINE: ..."). build_epoch is left 0.
+Result<GeoDataset> parse_geo_csv(std::string_view text, const std::string& name);
+
 // The country of `addr` (network order, 4 or 16 bytes as `family` AF_INET/AF_INET6 says)
 // by longest-prefix match in the dataset; nullopt when no prefix covers it.
 std::optional<uint16_t> lookup(const GeoDataset& ds, int family, const uint8_t* addr);
