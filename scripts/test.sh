@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite from a fresh Debian 12 machine, as root: install what is missing,
 # check formatting, run the unit and CLI tests under AddressSanitizer + UndefinedBehavior-
-# Sanitizer, fuzz the PDL front end for 60 s, then build and run every ctest suite (unit,
-# bpf, integration). Kernel tests fail rather than skip here (PERSONABPF_REQUIRE_KERNEL=1).
+# Sanitizer, fuzz the PDL front end for 60 s and the geo CSV parser for 30 s, then build
+# and run every ctest suite (unit, bpf, integration). Kernel tests fail rather than skip here (PERSONABPF_REQUIRE_KERNEL=1).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 export PERSONABPF_REQUIRE_KERNEL=1
@@ -20,6 +20,8 @@ ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 
 echo "== fuzzing the PDL front end (libFuzzer, ASan+UBSan, 60 s)"
 "$root/scripts/fuzz.sh" 60
+echo "== fuzzing the geo CSV parser (libFuzzer, ASan+UBSan, 30 s)"
+"$root/scripts/fuzz.sh" 30 geo_csv_fuzz
 
 echo "== build"
 "$root/scripts/build.sh" "$root/build"
