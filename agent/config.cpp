@@ -16,6 +16,7 @@
 #include "agent/metrics.h"
 #include "agent/xdp_prefilter.h"
 #include "maps/abi/xdp.h"
+#include "pdl-compiler/countries.h"
 #include "pdl-compiler/values.h"
 
 namespace pbpf::agent {
@@ -281,6 +282,36 @@ Result<void> parse_qos(const toml::table& root, const std::string& origin, QosCo
     return {};
 }
 
+Result<void> parse_geo(const toml::table& root, const std::string& origin, GeoConfig& g) {
+    StrictTable spec(origin, "geo", {"database", "host_country"});
+    auto t = spec.find(root);
+    if (!t) return t.error();
+    if (*t == nullptr) return {};
+    const toml::table& tab = **t;
+    std::string db;
+    if (auto r = spec.string(tab, "database", &db); !r) return r;
+    if (tab.contains("database")) {
+        if (db.empty() || db[0] != '/')
+            return spec.fail(*tab.get("database"),
+                             "[geo] database must be an absolute path: '" + db + "'");
+        g.database = db;
+    }
+    std::string cc;
+    if (auto r = spec.string(tab, "host_country", &cc); !r) return r;
+    if (!cc.empty()) {
+        std::string upper = cc;
+        for (auto& ch : upper) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+        if (!pdl::is_country_code(upper)) {
+            auto hint = pdl::country_hint(upper);
+            return spec.fail(*tab.get("host_country"), "[geo] host_country: '" + cc +
+                                                           "' is not an ISO 3166-1 alpha-2 code" +
+                                                           (hint ? " (" + *hint + ")" : ""));
+        }
+        g.host_country = upper;
+    }
+    return {};
+}
+
 Result<void> parse_metrics(const toml::table& root, const std::string& origin, MetricsConfig& m) {
     StrictTable spec(origin, "metrics", {"listen"});
     auto t = spec.find(root);
@@ -339,6 +370,7 @@ Result<Config> parse_config(std::string_view text, const std::string& origin, Co
     if (auto r = parse_xdp(root, origin, cfg.xdp); !r) return r.error();
     if (auto r = parse_binding(root, origin, cfg.binding); !r) return r.error();
     if (auto r = parse_qos(root, origin, cfg.qos); !r) return r.error();
+    if (auto r = parse_geo(root, origin, cfg.geo); !r) return r.error();
     if (auto r = parse_metrics(root, origin, cfg.metrics); !r) return r.error();
     return cfg;
 }

@@ -56,6 +56,18 @@ struct QosConfig {
     uint64_t link_rate_bps = 10'000'000'000;  // "10gbit"
 };
 
+// [geo]: the country data sovereignty is enforced with.
+inline constexpr const char* kDefaultGeoDatabase = "/var/lib/personabpf/geo/country.mmdb";
+struct GeoConfig {
+    // An MMDB (either country schema) or a CSV file (agent/geo_db.h). A missing file is
+    // not fatal: the agent runs with no data (every destination of unknown country), or
+    // keeps the dataset a previous agent left enforcing.
+    std::string database = kDefaultGeoDatabase;
+    // This host's country (ISO 3166-1 alpha-2, upper case), for migration: a workload whose
+    // persona does not allow it may not move here. "": not set.
+    std::string host_country;
+};
+
 // [metrics]: the Prometheus endpoint.
 struct MetricsConfig {
     std::string listen;  // "" (off), "HOST:PORT", "[IPV6]:PORT" or "unix:/PATH"
@@ -74,6 +86,7 @@ struct Config {
     XdpConfig xdp;
     BindingConfig binding;
     QosConfig qos;
+    GeoConfig geo;
     MetricsConfig metrics;
 };
 

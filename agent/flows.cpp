@@ -321,6 +321,14 @@ json event_json(const pbpf_flow_event& e, uint64_t seq, int64_t wall_offset_ns, 
         j["rule_text"] = names.rule(e.persona_id, e.rule_id);
     }
     if (e.ifindex != 0) j["ifindex"] = e.ifindex;
+    // Sovereignty: the remote's country ("unknown": no geo data for it).
+    if (e.reason == PBPF_REASON_SOVEREIGNTY) {
+        const bool known = e.country[0] >= 'A' && e.country[0] <= 'Z' && e.country[1] >= 'A' &&
+                           e.country[1] <= 'Z';
+        j["country"] =
+            known ? std::string{static_cast<char>(e.country[0]), static_cast<char>(e.country[1])}
+                  : std::string("unknown");
+    }
     if (has_ports(e.proto)) {
         j["src_port"] = ntohs(e.sport);
         j["dst_port"] = ntohs(e.dport);

@@ -252,6 +252,7 @@ int Loader::counters_fd() const { return bpf_map__fd(skel_->s->maps.pbpf_counter
 int Loader::binding_counters_fd() const {
     return bpf_map__fd(skel_->s->maps.pbpf_binding_counters);
 }
+int Loader::geo_fd() const { return bpf_map__fd(skel_->s->maps.pbpf_geo); }
 int Loader::qos_fd() const { return bpf_map__fd(skel_->s->maps.pbpf_qos); }
 int Loader::rtt_fd() const { return bpf_map__fd(skel_->s->maps.pbpf_rtt); }
 int Loader::conntrack_fd() const { return bpf_map__fd(skel_->s->maps.pbpf_conntrack); }

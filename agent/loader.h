@@ -90,6 +90,7 @@ class Loader {
     BindingSlots& slots() const { return *slots_; }
     int qos_fd() const;  // persona id -> struct pbpf_qos
     int rtt_fd() const;  // persona id -> struct pbpf_rtt_hist (per CPU)
+    int geo_fd() const;  // slot 0 -> the geo trie in force (maps/abi/geo.h)
     int conntrack_fd() const;
     int if_bindings_fd() const;
     int events_fd() const;

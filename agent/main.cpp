@@ -22,6 +22,7 @@
 #include "agent/cgroup.h"
 #include "agent/config.h"
 #include "agent/flows.h"
+#include "agent/geo.h"
 #include "agent/loader.h"
 #include "agent/metrics.h"
 #include "agent/monitor.h"
@@ -224,6 +225,17 @@ int main(int argc, char** argv) {
     ApiServer server(**store, **loader, personas, binder, if_binder, info);
     AutoBinder auto_binder(**store, binder, if_binder, *tree, server.mutex());
     if (auto r = personas.reconcile(); !r) return fail(r.error());
+    // Geo data for sovereignty ([geo]): the pinned trie keeps enforcing; adopted, or loaded
+    // when a persona needs it (now or at the first apply of one).
+    GeoManager geo(**loader, cfg.geo, cfg.state_dir);
+    auto geo_needed = [&personas]() {
+        auto in = personas.qos_inputs();
+        if (!in) return false;
+        for (const auto& p : *in)
+            if (p.settings.flags & PBPF_SETTINGS_F_SOVEREIGNTY) return true;
+        return false;
+    };
+    geo.start(geo_needed());
     // Egress shaping ([qos]): classes follow the stored personas, after every change.
     personas.set_shaping(!cfg.qos.egress_interfaces.empty());
     auto qos = QosManager::start(
@@ -236,10 +248,13 @@ int main(int argc, char** argv) {
     RttMonitor rtt((*loader)->rtt_fd(), (*loader)->qos_fd(), [&latency_events](const auto& c) {
         if (latency_events) latency_events->publish_latency(c);
     });
-    personas.set_changed_hook([&qos, &rtt]() -> Result<void> {
+    personas.set_changed_hook([&qos, &rtt, &geo, &geo_needed]() -> Result<void> {
         auto r = (*qos)->sync();
         if (auto h = rtt.reconcile(); !h) spdlog::warn("rtt: {}", h.error().what());
-        return r;
+        if (!geo_needed()) return r;
+        auto g = geo.ensure_loaded();
+        if (g || !r) return r;
+        return g.error();
     });
     if (auto r = rtt.reconcile(); !r) return fail(r.error());
     // Fail-closed roots go in with the stored bindings: no window in which they are open.
@@ -257,6 +272,7 @@ int main(int argc, char** argv) {
 
     (*xdp)->add_routes(server);
     (*qos)->add_routes(server);
+    geo.add_routes(server, personas);
     Names names(**store, *tree);
     ConntrackTable conntrack(**loader, names);
     EventStream events(**loader, cfg.events.history);

@@ -52,6 +52,8 @@ std::string drop_reason_name(unsigned reason) {
             return "fail-closed";
         case PBPF_REASON_RATE_LIMIT:
             return "rate-limit";
+        case PBPF_REASON_SOVEREIGNTY:
+            return "sovereignty";
         default:
             return "other";
     }

@@ -417,11 +417,13 @@ json PersonaManager::apply(const CompiledFile& file, const ApplyOptions& opt) {
 }
 
 std::vector<std::string> unenforced_sections(const pdl::ir::Persona& p, bool shaping) {
-    // This release enforces the security rules (mode, defaults, allow/deny), the ingress
-    // rate and the latency target (TCP RTT, sampled wherever the sockets are) always, and,
-    // where the agent has egress interfaces to shape, the egress rate and priority.
+    // This release enforces the security rules (mode, defaults, allow/deny), sovereignty,
+    // the ingress rate and the latency target (TCP RTT, sampled wherever the sockets are)
+    // always, and, where the agent has egress interfaces to shape, the egress rate and
+    // priority.
     std::vector<std::string> out;
     for (auto& section : pdl::configured_sections(p)) {
+        if (section == "sovereignty") continue;
         if (section != "qos") {
             out.push_back(std::move(section));
             continue;
@@ -565,6 +567,12 @@ PersonaVersion PersonaManager::version_of(const std::string& name, int64_t versi
                                 " (versions 1 to " + std::to_string(all.back().version) + ")");
     }
     return *v;
+}
+
+PersonaVersion PersonaManager::current_version(const std::string& name) {
+    auto rec = must(store_.persona(name));
+    if (!rec) throw ApiError(404, "no persona '" + name + "' in the repository");
+    return version_of(name, rec->version);
 }
 
 json PersonaManager::history(const std::string& name) {

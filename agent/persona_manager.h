@@ -71,6 +71,8 @@ class PersonaManager {
     nlohmann::json diff(const std::string& name, int64_t from, int64_t to);
     // A stored version (404 if absent).
     PersonaVersion version_of(const std::string& name, int64_t version);
+    // The version in force (404 if there is no such persona).
+    PersonaVersion current_version(const std::string& name);
     // POST /v1/personas/NAME/owner.
     nlohmann::json set_owner(const std::string& name, int64_t uid);
     // DELETE /v1/personas/NAME.

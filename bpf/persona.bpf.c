@@ -17,6 +17,7 @@
 #include "maps/abi/counters.h"
 #include "maps/abi/settings.h"
 #include "maps/abi/forward.h"
+#include "maps/abi/geo.h"
 #include "maps/abi/conntrack.h"
 #include "maps/abi/events.h"
 #include "maps/abi/qos.h"
@@ -83,6 +84,29 @@ struct {
 	__type(key, __u32);
 	__array(values, struct pbpf_policy_map);
 } pbpf_policies SEC(".maps");
+
+/* Inner map template of pbpf_geo: the agent sizes each trie to its dataset. */
+struct pbpf_geo_trie {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 1);
+	__type(key, struct pbpf_geo_key);
+	__type(value, struct pbpf_geo_value);
+};
+
+/* Slot 0: the geo dataset in force (maps/abi/geo.h); empty: no dataset. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__array(values, struct pbpf_geo_trie);
+} pbpf_geo SEC(".maps");
+
+/* As for the policy template: the geo structs in full in the BTF. */
+static const volatile struct {
+	struct pbpf_geo_key key;
+	struct pbpf_geo_value value;
+} pbpf_btf_anchor_geo __attribute__((used));
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -561,8 +585,9 @@ static __always_inline __u16 flow_port(const struct pbpf_ct_key *k, __u8 bucket,
 
 /* The policy's decision for a flow's first packet: origin is the direction of the flow's
  * first packet; the flow's remote address and destination port are looked up. 0 when
- * the map answered. */
-static __always_inline int policy_decide(void *map, const struct pbpf_ct_key *flow,
+ * the map answered. Not inlined: its probe keys get a frame of their own, which the
+ * callers' frames do not carry. */
+static __noinline int policy_decide(void *map, const struct pbpf_ct_key *flow,
 					 int origin, __u8 bucket, struct pbpf_policy_value *out)
 {
 	struct pbpf_policy_value *v;
@@ -577,6 +602,66 @@ static __always_inline int policy_decide(void *map, const struct pbpf_ct_key *fl
 		return -1;
 	*out = *v;
 	return 0;
+}
+
+/* Loopback and link-local remotes (127/8, 169.254/16, ::1, fe80::/10) never leave the
+ * host or its link: no country to check. */
+static __always_inline int host_or_link_local(const struct pbpf_ct_key *flow)
+{
+	const __u8 *r = flow->remote;
+	const __u64 *w = (const __u64 *)flow->remote;
+
+	if (flow->family == PBPF_FAMILY_IPV4)
+		return r[0] == 127 || (r[0] == 169 && r[1] == 254);
+	return (w[0] == 0 && w[1] == bpf_cpu_to_be64(1)) ||
+	       (r[0] == 0xfe && (r[1] & 0xc0) == 0x80);
+}
+
+/* Sovereignty: is the flow's remote address outside the persona's countries? `flags` are
+ * the persona's (PBPF_POLICY_F_SOV_*, carried by its PORT entries); the policy map holds
+ * its SOV_EXEMPT ranges and SOV_COUNTRY list. A loopback or link-local remote and an
+ * exempt one are never a violation; a
+ * remote without geo data (or no dataset) is one unless the persona allows unknown.
+ * *country gets the remote's country letters (c0 << 8 | c1), 0 when unknown. Called for
+ * the first packet of a flow only: the flow's entry caches the outcome. Not inlined: its
+ * keys get a frame of their own instead of growing every program's. */
+static __noinline int sov_violation(void *policy, const struct pbpf_ct_key *flow, __u8 flags,
+				    __u16 *country)
+{
+	union {
+		struct pbpf_geo_key gk;
+		struct pbpf_policy_key pk;
+	} k;
+	struct pbpf_geo_value *gv = NULL;
+	__u32 zero = 0;
+	void *trie;
+	int listed;
+
+	*country = 0;
+	if (host_or_link_local(flow))
+		return 0;
+	if (lookup_address(policy, PBPF_ENTRY_SOV_EXEMPT, 0, flow->family,
+			   (const __u32 *)flow->remote))
+		return 0;
+	trie = bpf_map_lookup_elem(&pbpf_geo, &zero);
+	if (trie) {
+		__builtin_memset(&k.gk, 0, sizeof(k.gk));
+		k.gk.prefixlen =
+			PBPF_GEO_FAMILY_BITS + (flow->family == PBPF_FAMILY_IPV4 ? 32 : 128);
+		k.gk.family = flow->family;
+		__builtin_memcpy(k.gk.addr, flow->remote, sizeof(k.gk.addr));
+		gv = bpf_map_lookup_elem(trie, &k.gk);
+	}
+	if (!gv)
+		return !(flags & PBPF_POLICY_F_SOV_UNKNOWN_OK);
+	*country = (__u16)gv->code[0] << 8 | gv->code[1];
+	__builtin_memset(&k.pk, 0, sizeof(k.pk));
+	k.pk.prefixlen = PBPF_POLICY_HEADER_BITS + 16;
+	k.pk.kind = PBPF_ENTRY_SOV_COUNTRY;
+	k.pk.data[0] = gv->country >> 8;
+	k.pk.data[1] = gv->country;
+	listed = bpf_map_lookup_elem(policy, &k.pk) != NULL;
+	return (flags & PBPF_POLICY_F_SOV_DENY_LIST) ? listed : !listed;
 }
 
 /* Token bucket per CPU: refill by elapsed time, spend one token per event. */
@@ -612,8 +697,10 @@ static __always_inline int event_budget(struct pbpf_event_state *st, __u64 now)
 	return 1;
 }
 
+/* country: the remote's country letters (c0 << 8 | c1) for PBPF_REASON_SOVEREIGNTY; 0:
+ * none or unknown. */
 static __always_inline void emit(const struct workload *w, const struct pkt *p, int dir,
-				 __u8 verdict, __u8 reason, __u32 rule_id, __u32 len)
+				 __u8 verdict, __u8 reason, __u32 rule_id, __u32 len, __u16 country)
 {
 	struct pbpf_event_state *st;
 	struct pbpf_flow_event *e;
@@ -652,6 +739,8 @@ static __always_inline void emit(const struct workload *w, const struct pkt *p, 
 	__builtin_memcpy(e->daddr, p->daddr, 16);
 	if (w->ifindex)
 		e->flags |= PBPF_EV_F_INTERFACE;
+	e->country[0] = country >> 8;
+	e->country[1] = country;
 	if (w->audit_mode)
 		e->flags |= PBPF_EV_F_AUDIT;
 	st->emitted++;
@@ -755,16 +844,174 @@ static __always_inline int ingress_admit(__u32 persona, __u64 len, __u64 now)
 	return ok;
 }
 
+/* A tracked flow decided under other rules (another persona, an older policy epoch):
+ * decided again from its origin's side, as if new. PBPF_PASS: the flow goes on (its entry
+ * now carries the new decision); PBPF_DROP: the new rules deny it (entry removed, drop
+ * counted and reported). Not inlined: the rare path gets a stack frame of its own. */
+static __noinline int redecide(struct __sk_buff *skb, int dir, struct workload *w,
+			       const struct pkt *p, struct pbpf_ct_value *ct)
+{
+	struct pbpf_policy_value pv;
+	struct pbpf_ct_key key;
+	__u16 country = 0;
+	__u8 reason = PBPF_REASON_NO_POLICY;
+	void *policy;
+
+	flow_key(p, dir, w->id, w->ifindex, &key);
+	policy = bpf_map_lookup_elem(&pbpf_policies, &w->persona);
+	if (!policy || policy_decide(policy, &key, ct->origin, p->bucket, &pv)) {
+		bpf_map_delete_elem(&pbpf_conntrack, &key);
+		count_drop(w, dir, reason, skb->len);
+		emit(w, p, dir, PBPF_EV_DROPPED, reason, 0, skb->len, 0);
+		return PBPF_DROP;
+	}
+	w->audit_mode = (pv.flags & PBPF_POLICY_F_AUDIT) != 0;
+	reason = PBPF_REASON_REEVALUATED;
+	if (pv.verdict == PBPF_VERDICT_ALLOW && (pv.flags & PBPF_POLICY_F_SOVEREIGNTY) &&
+	    !(pv.flags & PBPF_POLICY_F_SOV_LOG_ONLY) &&
+	    sov_violation(policy, &key, pv.flags, &country)) {
+		pv.verdict = PBPF_VERDICT_DENY;
+		reason = PBPF_REASON_SOVEREIGNTY;
+	}
+	if (pv.verdict != PBPF_VERDICT_ALLOW && !w->audit_mode) {
+		bpf_map_delete_elem(&pbpf_conntrack, &key);
+		count_drop(w, dir, reason, skb->len);
+		emit(w, p, dir, PBPF_EV_DROPPED, reason, pv.rule_id, skb->len, country);
+		return PBPF_DROP;
+	}
+	ct->persona_id = w->persona;
+	ct->policy_epoch = policy_epoch();
+	ct->rule_id = pv.rule_id;
+	ct->flags = (ct->flags & ~PBPF_CT_F_POLICED) | policed_flag(w);
+	if (pv.verdict == PBPF_VERDICT_ALLOW) {
+		ct->flags &= ~PBPF_CT_F_AUDIT;
+	} else {
+		/* A dry run of new rules reports the tracked flows they would cut. */
+		if (!(ct->flags & PBPF_CT_F_AUDIT))
+			emit(w, p, dir, PBPF_EV_AUDIT, reason, pv.rule_id, skb->len, country);
+		ct->flags |= PBPF_CT_F_AUDIT;
+	}
+	return PBPF_PASS;
+}
+
+/* An ICMP error about a flow tracked for this workload and persona under the current
+ * rules: counted and reported with that flow's verdict; 1 when it passes so. */
+static __noinline int related_pass(struct __sk_buff *skb, int dir, struct workload *w,
+				   const struct pkt *p)
+{
+	struct pbpf_ct_key rkey;
+	struct pbpf_ct_value *rel;
+	int audited;
+
+	if (related_key(skb, p, dir, w->id, w->ifindex, &rkey) != 0)
+		return 0;
+	rel = bpf_map_lookup_elem(&pbpf_conntrack, &rkey);
+	if (!rel || rel->persona_id != w->persona || rel->policy_epoch != policy_epoch() ||
+	    w->now > rel->last_seen_ns + ct_timeout(&rkey, rel))
+		return 0;
+	audited = (rel->flags & PBPF_CT_F_AUDIT) != 0;
+	count(w, dir, audited ? COUNT_AUDITED : COUNT_ALLOWED, skb->len);
+	emit(w, p, dir, audited ? PBPF_EV_AUDIT : PBPF_EV_ALLOWED, PBPF_REASON_RELATED,
+	     rel->rule_id, skb->len, 0);
+	return 1;
+}
+
+/* Tracks a new flow that passes: its entry, with the decision packed in `decided` (BPF
+ * calls take five arguments): flags in bits 0-7, the packet's direction in 8-15, the rule
+ * id in 32-63. 1 when its persona's ingress rate drops the packet instead (the caller
+ * counts it: a call from here would make the deepest chain of frames too deep). */
+static __noinline int track(struct __sk_buff *skb, const struct workload *w,
+			    const struct pkt *p, const struct pbpf_ct_key *key, __u64 decided)
+{
+	struct pbpf_ct_value fresh;
+	int dir = (decided >> 8) & 1;
+	__u64 bytes = skb->len;
+	__u64 now = w->now;
+
+	__builtin_memset(&fresh, 0, sizeof(fresh));
+	fresh.created_ns = now;
+	fresh.last_seen_ns = now;
+	fresh.policy_epoch = policy_epoch();
+	fresh.packets[dir & 1] = 1;
+	fresh.bytes[dir & 1] = bytes;
+	fresh.persona_id = w->persona;
+	fresh.rule_id = decided >> 32;
+	fresh.origin = dir;
+	fresh.state = ct_initial_state(p);
+	fresh.flags = (__u8)decided | policed_flag(w);
+	if (dir == PBPF_DIR_INGRESS && (fresh.flags & PBPF_CT_F_POLICED) &&
+	    !ingress_admit(w->persona, bytes, now))
+		return 1;
+	/* A full LRU evicts its oldest flow; a failed insert only costs the next packet
+	 * another policy lookup. */
+	bpf_map_update_elem(&pbpf_conntrack, key, &fresh, BPF_ANY);
+	return 0;
+}
+
+/* A packet no tracked flow covers: an ICMP error about a tracked flow passes with it;
+ * anything else is the first packet of a new flow, decided by the policy (then by the
+ * remote's country, for a persona with a country list) and tracked when it passes. Not
+ * inlined, for the same reason as redecide(): the established path keeps a small frame. */
+static __noinline int decide_new(struct __sk_buff *skb, int dir, struct workload *w,
+				 const struct pkt *p, const struct pbpf_ct_key *key)
+{
+	struct pbpf_policy_value pv;
+	__u64 bytes = skb->len;
+	__u16 country = 0;
+	__u8 reason;
+	void *policy;
+
+	/* An ICMP error about a tracked flow is part of it. */
+	if (is_icmp_error(p) && related_pass(skb, dir, w, p))
+		return PBPF_PASS;
+
+	policy = bpf_map_lookup_elem(&pbpf_policies, &w->persona);
+	if (!policy || policy_decide(policy, key, dir, p->bucket, &pv)) {
+		reason = w->persona == PBPF_PERSONA_FAIL_CLOSED ? PBPF_REASON_FAIL_CLOSED
+								: PBPF_REASON_NO_POLICY;
+		count_drop(w, dir, reason, bytes);
+		emit(w, p, dir, PBPF_EV_DROPPED, reason, 0, skb->len, 0);
+		return PBPF_DROP;
+	}
+	w->audit_mode = (pv.flags & PBPF_POLICY_F_AUDIT) != 0;
+	reason = pv.rule_id ? PBPF_REASON_RULE : PBPF_REASON_DEFAULT;
+	/* Allowed by the rules: then the remote's country (`on-violation log` lets it pass,
+	 * reported with its country). */
+	if (pv.verdict == PBPF_VERDICT_ALLOW && (pv.flags & PBPF_POLICY_F_SOVEREIGNTY) &&
+	    sov_violation(policy, key, pv.flags, &country)) {
+		reason = PBPF_REASON_SOVEREIGNTY;
+		if (!(pv.flags & PBPF_POLICY_F_SOV_LOG_ONLY))
+			pv.verdict = PBPF_VERDICT_DENY;
+	}
+	if (pv.verdict != PBPF_VERDICT_ALLOW && !w->audit_mode) {
+		count_drop(w, dir, reason, bytes);
+		emit(w, p, dir, PBPF_EV_DROPPED, reason, pv.rule_id, skb->len, country);
+		return PBPF_DROP;
+	}
+
+	if (track(skb, w, p, key,
+		  (__u64)pv.rule_id << 32 | (__u64)dir << 8 |
+			  (pv.verdict != PBPF_VERDICT_ALLOW ? PBPF_CT_F_AUDIT : 0))) {
+		count_drop(w, dir, PBPF_REASON_RATE_LIMIT, bytes);
+		return PBPF_DROP;
+	}
+	if (pv.verdict == PBPF_VERDICT_ALLOW) {
+		count(w, dir, COUNT_ALLOWED, bytes);
+		emit(w, p, dir, PBPF_EV_ALLOWED, reason, pv.rule_id, skb->len, country);
+	} else {
+		count(w, dir, COUNT_AUDITED, bytes);
+		emit(w, p, dir, PBPF_EV_AUDIT, reason, pv.rule_id, skb->len, country);
+	}
+	return PBPF_PASS;
+}
+
 static __always_inline int decide(struct __sk_buff *skb, int dir, struct workload *w,
 				  const struct pkt *p)
 {
 	struct pbpf_ct_key key;
-	struct pbpf_ct_value *ct, fresh;
-	struct pbpf_policy_value pv;
+	struct pbpf_ct_value *ct;
 	__u64 bytes = skb->len;
-	__u64 now, epoch;
-	__u8 reason = PBPF_REASON_NO_POLICY;
-	void *policy;
+	__u64 now;
 
 	if (is_neighbour_discovery(p)) {
 		count(w, dir, COUNT_ALLOWED, bytes);
@@ -773,138 +1020,67 @@ static __always_inline int decide(struct __sk_buff *skb, int dir, struct workloa
 
 	flow_key(p, dir, w->id, w->ifindex, &key);
 	now = w->now;
-	epoch = policy_epoch();
 	ct = bpf_map_lookup_elem(&pbpf_conntrack, &key);
 	/* Written as a sum: another CPU may have stamped a later last_seen meanwhile. A new
 	 * SYN on a closed flow starts a new one; an echo request against the direction of
 	 * the flow is the peer's own ping, not a reply. */
-	if (ct && now <= ct->last_seen_ns + ct_timeout(&key, ct) &&
-	    !(ct->state == PBPF_CT_CLOSED && (p->tcp_flags & (TCP_SYN_ | TCP_ACK_)) == TCP_SYN_) &&
-	    !(is_echo_request(p) && dir != ct->origin)) {
-		if (ct->persona_id != w->persona || ct->policy_epoch != epoch) {
-			/* Decided under other rules: decide again from the origin's side. */
-			policy = bpf_map_lookup_elem(&pbpf_policies, &w->persona);
-			if (!policy ||
-			    policy_decide(policy, &key, ct->origin, p->bucket, &pv)) {
-				bpf_map_delete_elem(&pbpf_conntrack, &key);
-				reason = PBPF_REASON_NO_POLICY;
-				goto deny;
-			}
-			w->audit_mode = (pv.flags & PBPF_POLICY_F_AUDIT) != 0;
-			if (pv.verdict != PBPF_VERDICT_ALLOW && !w->audit_mode) {
-				bpf_map_delete_elem(&pbpf_conntrack, &key);
-				count_drop(w, dir, PBPF_REASON_REEVALUATED, bytes);
-				emit(w, p, dir, PBPF_EV_DROPPED, PBPF_REASON_REEVALUATED, pv.rule_id,
-				     skb->len);
-				return PBPF_DROP;
-			}
-			ct->persona_id = w->persona;
-			ct->policy_epoch = epoch;
-			ct->rule_id = pv.rule_id;
-			ct->flags = (ct->flags & ~PBPF_CT_F_POLICED) | policed_flag(w);
-			if (pv.verdict == PBPF_VERDICT_ALLOW) {
-				ct->flags &= ~PBPF_CT_F_AUDIT;
-			} else {
-				/* A dry run of new rules reports the tracked flows they would cut. */
-				if (!(ct->flags & PBPF_CT_F_AUDIT))
-					emit(w, p, dir, PBPF_EV_AUDIT, PBPF_REASON_REEVALUATED,
-					     pv.rule_id, skb->len);
-				ct->flags |= PBPF_CT_F_AUDIT;
-			}
-		}
-		/* Over the persona's ingress rate: dropped before it changes the flow's state. */
-		if (dir == PBPF_DIR_INGRESS && (ct->flags & PBPF_CT_F_POLICED) &&
-		    !ingress_admit(w->persona, bytes, now)) {
-			count_drop(w, dir, PBPF_REASON_RATE_LIMIT, bytes);
-			return PBPF_DROP;
-		}
-		ct_advance(ct, p, dir);
-		ct->last_seen_ns = now;
-		ct->packets[dir & 1]++;
-		ct->bytes[dir & 1] += bytes;
-		count(w, dir, (ct->flags & PBPF_CT_F_AUDIT) ? COUNT_AUDITED : COUNT_ALLOWED,
-		      bytes);
-		return PBPF_PASS;
-	}
+	if (!ct || now > ct->last_seen_ns + ct_timeout(&key, ct) ||
+	    (ct->state == PBPF_CT_CLOSED && (p->tcp_flags & (TCP_SYN_ | TCP_ACK_)) == TCP_SYN_) ||
+	    (is_echo_request(p) && dir != ct->origin))
+		return decide_new(skb, dir, w, p, &key);
 
-	/* An ICMP error about a tracked flow is part of it. */
-	if (is_icmp_error(p)) {
-		struct pbpf_ct_key rkey;
-		struct pbpf_ct_value *rel;
-
-		if (related_key(skb, p, dir, w->id, w->ifindex, &rkey) == 0) {
-			rel = bpf_map_lookup_elem(&pbpf_conntrack, &rkey);
-			if (rel && rel->persona_id == w->persona && rel->policy_epoch == epoch &&
-			    now <= rel->last_seen_ns + ct_timeout(&rkey, rel)) {
-				int audited = (rel->flags & PBPF_CT_F_AUDIT) != 0;
-
-				count(w, dir, audited ? COUNT_AUDITED : COUNT_ALLOWED, bytes);
-				emit(w, p, dir, audited ? PBPF_EV_AUDIT : PBPF_EV_ALLOWED,
-				     PBPF_REASON_RELATED, rel->rule_id, skb->len);
-				return PBPF_PASS;
-			}
-		}
-	}
-
-	policy = bpf_map_lookup_elem(&pbpf_policies, &w->persona);
-	if (!policy || policy_decide(policy, &key, dir, p->bucket, &pv)) {
-		reason = w->persona == PBPF_PERSONA_FAIL_CLOSED ? PBPF_REASON_FAIL_CLOSED
-								: PBPF_REASON_NO_POLICY;
-		goto deny;
-	}
-	w->audit_mode = (pv.flags & PBPF_POLICY_F_AUDIT) != 0;
-	reason = pv.rule_id ? PBPF_REASON_RULE : PBPF_REASON_DEFAULT;
-	if (pv.verdict != PBPF_VERDICT_ALLOW && !w->audit_mode) {
-		count_drop(w, dir, reason, bytes);
-		emit(w, p, dir, PBPF_EV_DROPPED, reason, pv.rule_id, skb->len);
+	if ((ct->persona_id != w->persona || ct->policy_epoch != policy_epoch()) &&
+	    redecide(skb, dir, w, p, ct) == PBPF_DROP)
 		return PBPF_DROP;
-	}
-
-	__builtin_memset(&fresh, 0, sizeof(fresh));
-	fresh.created_ns = now;
-	fresh.last_seen_ns = now;
-	fresh.policy_epoch = epoch;
-	fresh.packets[dir & 1] = 1;
-	fresh.bytes[dir & 1] = bytes;
-	fresh.persona_id = w->persona;
-	fresh.rule_id = pv.rule_id;
-	fresh.origin = dir;
-	fresh.state = ct_initial_state(p);
-	if (pv.verdict != PBPF_VERDICT_ALLOW)
-		fresh.flags |= PBPF_CT_F_AUDIT;
-	fresh.flags |= policed_flag(w);
-	if (dir == PBPF_DIR_INGRESS && (fresh.flags & PBPF_CT_F_POLICED) &&
+	/* Over the persona's ingress rate: dropped before it changes the flow's state. */
+	if (dir == PBPF_DIR_INGRESS && (ct->flags & PBPF_CT_F_POLICED) &&
 	    !ingress_admit(w->persona, bytes, now)) {
 		count_drop(w, dir, PBPF_REASON_RATE_LIMIT, bytes);
 		return PBPF_DROP;
 	}
-	/* A full LRU evicts its oldest flow; a failed insert only costs the next packet
-	 * another policy lookup. */
-	bpf_map_update_elem(&pbpf_conntrack, &key, &fresh, BPF_ANY);
-
-	if (pv.verdict == PBPF_VERDICT_ALLOW) {
-		count(w, dir, COUNT_ALLOWED, bytes);
-		emit(w, p, dir, PBPF_EV_ALLOWED, reason, pv.rule_id, skb->len);
-	} else {
-		count(w, dir, COUNT_AUDITED, bytes);
-		emit(w, p, dir, PBPF_EV_AUDIT, reason, pv.rule_id, skb->len);
-	}
+	ct_advance(ct, p, dir);
+	ct->last_seen_ns = now;
+	ct->packets[dir & 1]++;
+	ct->bytes[dir & 1] += bytes;
+	count(w, dir, (ct->flags & PBPF_CT_F_AUDIT) ? COUNT_AUDITED : COUNT_ALLOWED, bytes);
 	return PBPF_PASS;
-
-deny:
-	count_drop(w, dir, reason, bytes);
-	emit(w, p, dir, PBPF_EV_DROPPED, reason, 0, skb->len);
-	return PBPF_DROP;
 }
 
 /* Parses, handles what is not a plain packet (not IP, malformed, later fragments), then
  * decide(); remembers the verdict of a first fragment for the later ones. */
+/* A later fragment of a datagram whose first fragment passed: 1, counted as it was. */
+static __noinline int fragment_pass(struct __sk_buff *skb, int dir, struct workload *w,
+				    const struct pkt *p)
+{
+	struct pbpf_frag_value *fv;
+	struct pbpf_frag_key fk;
+
+	frag_key(p, w, &fk);
+	fv = bpf_map_lookup_elem(&pbpf_fragments, &fk);
+	if (!fv || fv->persona_id != w->persona ||
+	    w->now > fv->created_ns + PBPF_FRAG_TIMEOUT * NSEC_PER_SEC)
+		return 0;
+	count(w, dir, (fv->flags & PBPF_CT_F_AUDIT) ? COUNT_AUDITED : COUNT_ALLOWED, skb->len);
+	return 1;
+}
+
+/* A first fragment passed: its datagram's later fragments will too. */
+static __noinline void remember_fragment(const struct workload *w, const struct pkt *p)
+{
+	struct pbpf_frag_value fnew;
+	struct pbpf_frag_key fk;
+
+	frag_key(p, w, &fk);
+	__builtin_memset(&fnew, 0, sizeof(fnew));
+	fnew.created_ns = w->now;
+	fnew.persona_id = w->persona;
+	fnew.flags = w->audit_mode ? PBPF_CT_F_AUDIT : 0;
+	bpf_map_update_elem(&pbpf_fragments, &fk, &fnew, BPF_ANY);
+}
+
 static __always_inline int evaluate(struct __sk_buff *skb, int dir, struct workload *w)
 {
-	struct pbpf_frag_key fk;
-	struct pbpf_frag_value *fv;
 	struct pkt p;
-	__u64 now;
 	__u8 reason = PBPF_REASON_MALFORMED;
 	int rc;
 
@@ -925,35 +1101,20 @@ static __always_inline int evaluate(struct __sk_buff *skb, int dir, struct workl
 		goto deny;
 
 	if (p.later_fragment) {
-		frag_key(&p, w, &fk);
-		fv = bpf_map_lookup_elem(&pbpf_fragments, &fk);
-		now = w->now;
-		if (fv && fv->persona_id == w->persona &&
-		    now <= fv->created_ns + PBPF_FRAG_TIMEOUT * NSEC_PER_SEC) {
-			count(w, dir, (fv->flags & PBPF_CT_F_AUDIT) ? COUNT_AUDITED : COUNT_ALLOWED,
-			      skb->len);
+		if (fragment_pass(skb, dir, w, &p))
 			return PBPF_PASS;
-		}
 		reason = PBPF_REASON_FRAGMENT;
 		goto deny;
 	}
 
 	rc = decide(skb, dir, w, &p);
-	if (rc == PBPF_PASS && p.first_fragment) {
-		struct pbpf_frag_value fnew;
-
-		frag_key(&p, w, &fk);
-		__builtin_memset(&fnew, 0, sizeof(fnew));
-		fnew.created_ns = w->now;
-		fnew.persona_id = w->persona;
-		fnew.flags = w->audit_mode ? PBPF_CT_F_AUDIT : 0;
-		bpf_map_update_elem(&pbpf_fragments, &fk, &fnew, BPF_ANY);
-	}
+	if (rc == PBPF_PASS && p.first_fragment)
+		remember_fragment(w, &p);
 	return rc;
 
 deny:
 	count_drop(w, dir, reason, skb->len);
-	emit(w, &p, dir, PBPF_EV_DROPPED, reason, 0, skb->len);
+	emit(w, &p, dir, PBPF_EV_DROPPED, reason, 0, skb->len, 0);
 	return PBPF_DROP;
 }
 

@@ -11,6 +11,7 @@
 #include "maps/abi/counters.h"
 #include "maps/abi/events.h"
 #include "maps/abi/forward.h"
+#include "maps/abi/geo.h"
 #include "maps/abi/limits.h"
 #include "maps/abi/policy.h"
 #include "maps/abi/qos.h"
@@ -79,10 +80,16 @@ static_assert(sizeof(pbpf_flow_event) == 80);
 static_assert(offsetof(pbpf_flow_event, verdict) == 32);
 static_assert(offsetof(pbpf_flow_event, sport) == 38);
 static_assert(offsetof(pbpf_flow_event, flags) == 42);
+static_assert(offsetof(pbpf_flow_event, country) == 44);
 static_assert(offsetof(pbpf_flow_event, saddr) == 48);
 static_assert(offsetof(pbpf_flow_event, daddr) == 64);
 
 static_assert(sizeof(pbpf_event_state) == 40);
+
+static_assert(sizeof(pbpf_geo_key) == 24);
+static_assert(offsetof(pbpf_geo_key, family) == 4);
+static_assert(offsetof(pbpf_geo_key, addr) == 5);
+static_assert(sizeof(pbpf_geo_value) == 4);
 
 static_assert(offsetof(pbpf_dir_counters, allowed_packets) == 0);
 static_assert(offsetof(pbpf_dir_counters, allowed_bytes) == 8);
@@ -91,7 +98,7 @@ static_assert(offsetof(pbpf_dir_counters, denied_bytes) == 24);
 static_assert(offsetof(pbpf_dir_counters, audited_packets) == 32);
 static_assert(offsetof(pbpf_dir_counters, audited_bytes) == 40);
 static_assert(offsetof(pbpf_dir_counters, dropped_by_reason) == 48);
-static_assert(PBPF_DROP_REASON_SLOTS > PBPF_REASON_FAIL_CLOSED);
+static_assert(PBPF_DROP_REASON_SLOTS > PBPF_REASON_SOVEREIGNTY);
 static_assert(sizeof(pbpf_dir_counters) == 48 + 8 * PBPF_DROP_REASON_SLOTS);
 
 static_assert(sizeof(pbpf_counters) == 2 * sizeof(pbpf_dir_counters));

@@ -108,6 +108,40 @@ size_t chunks_for(size_t lengths) {
 
 }  // namespace
 
+// Sovereignty, written with the map from the settings (maps/abi/policy.h): the flags every
+// PORT entry carries, and one SOV_COUNTRY entry per country of the list.
+uint8_t sovereignty_flags(const pbpf_persona_settings& s) {
+    if (!(s.flags & PBPF_SETTINGS_F_SOVEREIGNTY)) return 0;
+    uint8_t f = PBPF_POLICY_F_SOVEREIGNTY;
+    if (s.flags & PBPF_SETTINGS_F_SOV_DENY_LIST) f |= PBPF_POLICY_F_SOV_DENY_LIST;
+    if (s.flags & PBPF_SETTINGS_F_SOV_UNKNOWN_ALLOW) f |= PBPF_POLICY_F_SOV_UNKNOWN_OK;
+    if (s.flags & PBPF_SETTINGS_F_SOV_LOG_ONLY) f |= PBPF_POLICY_F_SOV_LOG_ONLY;
+    return f;
+}
+
+namespace {
+
+constexpr uint8_t kSovFlags = PBPF_POLICY_F_SOVEREIGNTY | PBPF_POLICY_F_SOV_DENY_LIST |
+                              PBPF_POLICY_F_SOV_UNKNOWN_OK | PBPF_POLICY_F_SOV_LOG_ONLY;
+
+std::vector<PolicyEntry> sov_country_entries(const pbpf_persona_settings& s) {
+    std::vector<PolicyEntry> out;
+    if (!(s.flags & PBPF_SETTINGS_F_SOVEREIGNTY)) return out;
+    for (unsigned bit = 0; bit < PBPF_COUNTRY_BITS; ++bit) {
+        if (!(s.countries[bit / 64] & (uint64_t{1} << (bit % 64)))) continue;
+        PolicyEntry e;
+        e.key.prefixlen = PBPF_POLICY_HEADER_BITS + 16;
+        e.key.kind = PBPF_ENTRY_SOV_COUNTRY;
+        e.key.data[0] = static_cast<uint8_t>(bit >> 8);
+        e.key.data[1] = static_cast<uint8_t>(bit);
+        e.value.verdict = PBPF_VERDICT_ALLOW;
+        out.push_back(e);
+    }
+    return out;
+}
+
+}  // namespace
+
 std::vector<PolicyEntry> kernel_policy_entries(const PersonaImage& image) {
     // Port prefix lengths 1..16 per (port table kind, class).
     std::map<std::pair<uint8_t, uint32_t>, uint16_t> port_lengths;
@@ -126,6 +160,11 @@ std::vector<PolicyEntry> kernel_policy_entries(const PersonaImage& image) {
         if (port_kind == 0) continue;
         auto it = port_lengths.find({port_kind, e.value.class_id});
         e.value.port_lengths = it == port_lengths.end() ? 0 : it->second;
+    }
+    if (const uint8_t sov = sovereignty_flags(image.settings); sov != 0) {
+        for (auto& e : out)
+            if (e.key.kind == PBPF_ENTRY_PORT) e.value.flags |= sov;
+        for (auto& e : sov_country_entries(image.settings)) out.push_back(e);
     }
     for (const auto& [table, lengths] : table_lengths(image.entries)) {
         const std::vector<unsigned> longest_first(lengths.rbegin(), lengths.rend());
@@ -151,7 +190,7 @@ std::vector<PolicyEntry> kernel_policy_entries(const PersonaImage& image) {
 }
 
 size_t policy_map_size(const PersonaImage& image) {
-    size_t n = image.entries.size();
+    size_t n = image.entries.size() + sov_country_entries(image.settings).size();
     for (const auto& [table, lengths] : table_lengths(image.entries))
         n += chunks_for(lengths.size());
     return n;
@@ -181,11 +220,17 @@ std::string describe(const PolicyEntry& e) {
         const unsigned port = unsigned{k.data[4]} << 8 | k.data[5];
         const unsigned plen = k.prefixlen - PBPF_POLICY_HEADER_BITS - PBPF_POLICY_CLASS_BITS;
         const unsigned last = port | (plen >= 16 ? 0u : (0xffffu >> plen));
-        std::snprintf(buf, sizeof buf, "%s class %u %s %u/%u (%u-%u) -> %s rule %u%s",
+        std::snprintf(buf, sizeof buf, "%s class %u %s %u/%u (%u-%u) -> %s rule %u%s%s",
                       k.kind == PBPF_ENTRY_PORT ? "PORT" : "ENC_PORT", class_id,
                       proto_name(k.family_or_proto), port, plen, port, last,
                       verdict_name(v.verdict), v.rule_id,
-                      (v.flags & PBPF_POLICY_F_AUDIT) ? " audit" : "");
+                      (v.flags & PBPF_POLICY_F_AUDIT) ? " audit" : "",
+                      (v.flags & PBPF_POLICY_F_SOVEREIGNTY) ? " sovereignty" : "");
+    } else if (k.kind == PBPF_ENTRY_SOV_COUNTRY) {
+        const unsigned bit = unsigned{k.data[0]} << 8 | k.data[1];
+        std::snprintf(buf, sizeof buf, "SOV_COUNTRY %c%c -> %s",
+                      'A' + static_cast<int>(bit / 26 % 26), 'A' + static_cast<int>(bit % 26),
+                      verdict_name(v.verdict));
     } else if (k.kind == PBPF_ENTRY_LENGTHS) {
         const auto* list = reinterpret_cast<const pbpf_policy_lengths*>(&v);
         int n = std::snprintf(buf, sizeof buf, "LENGTHS %s %s %s chunk %u:", kind_name(k.table),
@@ -267,7 +312,7 @@ Result<std::vector<PolicyEntry>> read_policy(int map_fd) {
         }
         key = next;
         prev = &key;
-        if (next.kind == PBPF_ENTRY_LENGTHS) continue;
+        if (next.kind == PBPF_ENTRY_LENGTHS || next.kind == PBPF_ENTRY_SOV_COUNTRY) continue;
         PolicyEntry e;
         e.key = next;
         if (bpf_map_lookup_elem(map_fd, &e.key, &e.value) != 0) {
@@ -276,6 +321,7 @@ Result<std::vector<PolicyEntry>> read_policy(int map_fd) {
             continue;
         }
         e.value.port_lengths = 0;
+        e.value.flags &= static_cast<uint8_t>(~kSovFlags);
         out.push_back(e);
     }
     std::sort(out.begin(), out.end());

@@ -15,8 +15,13 @@
 
 namespace pbpf {
 
+// The PBPF_POLICY_F_SOV_* flags of a persona's settings; 0 without a country list.
+uint8_t sovereignty_flags(const pbpf_persona_settings& settings);
+
 // What the kernel map of `image` holds: its entries, each ADDR/ENC_ADDR value with its
-// class's port_lengths, plus the LENGTHS entries of every address table. Sorted.
+// class's port_lengths, plus the LENGTHS entries of every address table and, for a
+// persona with a country list, the sovereignty flags on its PORT values and one
+// SOV_COUNTRY entry per country. Sorted.
 std::vector<PolicyEntry> kernel_policy_entries(const PersonaImage& image);
 
 // The number of entries kernel_policy_entries(image) has, without building them.
@@ -43,8 +48,9 @@ Result<void> write_policy(int map_fd, const PersonaImage& image);
 Result<Fd> build_policy_map(const PersonaImage& image, uint32_t limit = PBPF_MAX_POLICY_ENTRIES,
                             const char* name = "pbpf_policy");
 
-// The image entries of the map, sorted like a canonical image: LENGTHS entries left out,
-// port_lengths cleared (what write_policy added to the image).
+// The image entries of the map, sorted like a canonical image: LENGTHS and SOV_COUNTRY
+// entries left out, port_lengths and sovereignty flags cleared (what write_policy added
+// to the image).
 Result<std::vector<PolicyEntry>> read_policy(int map_fd);
 
 // One entry, readably: "ADDR egress ipv4 10.0.0.0/8 -> class 3",

@@ -29,6 +29,7 @@ void add_status_commands(CLI::App& app, Context& ctx);   // stats, top, status
 void add_monitor_commands(CLI::App& app, Context& ctx);  // stats, top
 void add_xdp_commands(CLI::App& app, Context& ctx);      // xdp ls, xdp deny add|rm
 void add_qos_commands(CLI::App& app, Context& ctx);      // qos
+void add_geo_commands(CLI::App& app, Context& ctx);      // geo info|lookup|reload, migrate check
 void add_flow_commands(CLI::App& app, Context& ctx);     // conntrack ls|flush, events
 void add_audit_commands(CLI::App& app, Context& ctx);    // audit
 

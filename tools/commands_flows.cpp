@@ -118,6 +118,8 @@ void print_event(const json& e) {
         why = "rule " + field(e, "rule");
         if (std::string text = field(e, "rule_text"); text != "-" && !text.empty())
             why += ": " + text;
+    } else if (why == "sovereignty") {
+        why = "sovereignty: destination country " + field(e, "country");
     }
     std::string what = field(e, "proto");
     if (e.contains("tcp_flags") && !e["tcp_flags"].get<std::string>().empty())

@@ -31,6 +31,7 @@ int main(int argc, char** argv) {
     add_status_commands(app, ctx);
     add_xdp_commands(app, ctx);
     add_qos_commands(app, ctx);
+    add_geo_commands(app, ctx);
     add_flow_commands(app, ctx);
     add_audit_commands(app, ctx);
 

@@ -39,6 +39,7 @@ enum pbpf_event_reason {
 	PBPF_REASON_FRAGMENT = 8,    /* a later fragment whose first fragment did not pass */
 	PBPF_REASON_FAIL_CLOSED = 9, /* workload in a fail-closed subtree, not bound yet */
 	PBPF_REASON_RATE_LIMIT = 10, /* over the persona's ingress rate (counted, no event) */
+	PBPF_REASON_SOVEREIGNTY = 11, /* the remote's country (or unknown) is not allowed */
 };
 
 /* pbpf_flow_event.flags */
@@ -62,7 +63,8 @@ struct pbpf_flow_event {
 	__be16 dport;       /* the code here (network order too) */
 	__u8 flags;         /* PBPF_EV_F_* */
 	__u8 pad0;
-	__u32 pad1;
+	__u8 country[2];    /* PBPF_REASON_SOVEREIGNTY: the remote's country ("DE"); 0 0: unknown */
+	__u16 pad1;
 	__u8 saddr[16];     /* as on the wire; IPv4 in [0..3] */
 	__u8 daddr[16];
 };

@@ -35,5 +35,8 @@
  * (c0 - 'A') * 26 + (c1 - 'A'), in 64-bit words (676 bits -> 11 words). */
 #define PBPF_COUNTRY_BITS (26 * 26)
 #define PBPF_COUNTRY_WORDS ((PBPF_COUNTRY_BITS + 63) / 64)
+/* Prefixes of one geo dataset (both families, maps/abi/geo.h): a cap, tries are sized
+ * to their dataset. The default dataset has about 400,000 after merging. */
+#define PBPF_GEO_MAX_PREFIXES (4 * 1024 * 1024)
 /* Layout version of every pinned map; bump on any change to a struct below. */
-#define PBPF_MAP_SCHEMA_VERSION 4
+#define PBPF_MAP_SCHEMA_VERSION 5

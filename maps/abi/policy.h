@@ -43,10 +43,18 @@ enum pbpf_entry_kind {
 	PBPF_ENTRY_ENC_PORT = 4, /* encryption exceptions: laid out as PORT */
 	PBPF_ENTRY_SOV_EXEMPT = 5, /* sovereignty: destinations exempt from the country check */
 	PBPF_ENTRY_LENGTHS = 6, /* the prefix lengths an address table uses (see below) */
+	PBPF_ENTRY_SOV_COUNTRY = 7, /* sovereignty: a country of the persona's list */
 };
 
 /* pbpf_policy_value.flags */
 #define PBPF_POLICY_F_AUDIT 0x1 /* persona in audit mode: count a deny, never drop */
+/* Sovereignty, on every PORT entry of a persona with a country list (the agent sets them
+ * when it writes the map, from the settings; images carry 0): a flow the rules allow is
+ * then checked against the country of its remote address. */
+#define PBPF_POLICY_F_SOVEREIGNTY     0x2  /* check the remote's country */
+#define PBPF_POLICY_F_SOV_DENY_LIST   0x4  /* SOV_COUNTRY entries are denied, not allowed */
+#define PBPF_POLICY_F_SOV_UNKNOWN_OK  0x8  /* no geo data for the remote: allowed */
+#define PBPF_POLICY_F_SOV_LOG_ONLY    0x10 /* a violation is reported, not dropped */
 
 /* Bits of the key before pbpf_policy_key.data: kind, dir_or_zero, family_or_proto, table. */
 #define PBPF_POLICY_HEADER_BITS 32
@@ -77,6 +85,11 @@ enum pbpf_entry_kind {
  *        address, prefixlen = 32 + CIDR length; value verdict ALLOW. A hit exempts the
  *        destination from the sovereignty country check; present only when the persona
  *        sets a country list.
+ *  SOV_COUNTRY: kind=SOV_COUNTRY, dir=0, family_or_proto=0, data[0..1] = the country's
+ *        bit index (pbpf_persona_settings.countries, big-endian), prefixlen = 32 + 16;
+ *        value verdict ALLOW. One per country of the persona's list, written by the agent
+ *        from the settings with the map (lowering never emits one); found by one exact
+ *        lookup.
  *  LENGTHS: prefixlen=0, kind=LENGTHS, dir and family_or_proto those of the address
  *        table described (ADDR, ENC_ADDR: direction and family; SOV_EXEMPT: 0 and
  *        family), table = that table's kind, data[0] = chunk (0, 1, ...). Its value is a

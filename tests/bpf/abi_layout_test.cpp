@@ -17,6 +17,7 @@
 #include "maps/abi/counters.h"
 #include "maps/abi/events.h"
 #include "maps/abi/forward.h"
+#include "maps/abi/geo.h"
 #include "maps/abi/policy.h"
 #include "maps/abi/rtt.h"
 #include "maps/abi/settings.h"
@@ -97,16 +98,16 @@ std::vector<Layout> cxx_layouts() {
           PBPF_MEMBER(pbpf_frag_value, flags), PBPF_MEMBER(pbpf_frag_value, pad0)}},
         {"pbpf_flow_event",
          sizeof(pbpf_flow_event),
-         {PBPF_MEMBER(pbpf_flow_event, ts_ns), PBPF_MEMBER(pbpf_flow_event, workload),
+         {PBPF_MEMBER(pbpf_flow_event, ts_ns),   PBPF_MEMBER(pbpf_flow_event, workload),
           PBPF_MEMBER(pbpf_flow_event, ifindex), PBPF_MEMBER(pbpf_flow_event, persona_id),
           PBPF_MEMBER(pbpf_flow_event, rule_id), PBPF_MEMBER(pbpf_flow_event, len),
           PBPF_MEMBER(pbpf_flow_event, verdict), PBPF_MEMBER(pbpf_flow_event, reason),
-          PBPF_MEMBER(pbpf_flow_event, dir), PBPF_MEMBER(pbpf_flow_event, family),
-          PBPF_MEMBER(pbpf_flow_event, proto), PBPF_MEMBER(pbpf_flow_event, tcp_flags),
-          PBPF_MEMBER(pbpf_flow_event, sport), PBPF_MEMBER(pbpf_flow_event, dport),
-          PBPF_MEMBER(pbpf_flow_event, flags), PBPF_MEMBER(pbpf_flow_event, pad0),
-          PBPF_MEMBER(pbpf_flow_event, pad1), PBPF_MEMBER(pbpf_flow_event, saddr),
-          PBPF_MEMBER(pbpf_flow_event, daddr)}},
+          PBPF_MEMBER(pbpf_flow_event, dir),     PBPF_MEMBER(pbpf_flow_event, family),
+          PBPF_MEMBER(pbpf_flow_event, proto),   PBPF_MEMBER(pbpf_flow_event, tcp_flags),
+          PBPF_MEMBER(pbpf_flow_event, sport),   PBPF_MEMBER(pbpf_flow_event, dport),
+          PBPF_MEMBER(pbpf_flow_event, flags),   PBPF_MEMBER(pbpf_flow_event, pad0),
+          PBPF_MEMBER(pbpf_flow_event, country), PBPF_MEMBER(pbpf_flow_event, pad1),
+          PBPF_MEMBER(pbpf_flow_event, saddr),   PBPF_MEMBER(pbpf_flow_event, daddr)}},
         {"pbpf_event_state",
          sizeof(pbpf_event_state),
          {PBPF_MEMBER(pbpf_event_state, tokens), PBPF_MEMBER(pbpf_event_state, last_ns),
@@ -131,6 +132,13 @@ std::vector<Layout> cxx_layouts() {
         {"pbpf_binding_counters",
          sizeof(pbpf_binding_counters),
          {PBPF_MEMBER(pbpf_binding_counters, dir)}},
+        {"pbpf_geo_key",
+         sizeof(pbpf_geo_key),
+         {PBPF_MEMBER(pbpf_geo_key, prefixlen), PBPF_MEMBER(pbpf_geo_key, family),
+          PBPF_MEMBER(pbpf_geo_key, addr), PBPF_MEMBER(pbpf_geo_key, pad0)}},
+        {"pbpf_geo_value",
+         sizeof(pbpf_geo_value),
+         {PBPF_MEMBER(pbpf_geo_value, country), PBPF_MEMBER(pbpf_geo_value, code)}},
         {"pbpf_qos",
          sizeof(pbpf_qos),
          {PBPF_MEMBER(pbpf_qos, flags), PBPF_MEMBER(pbpf_qos, class_minor),

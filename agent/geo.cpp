@@ -1,0 +1,423 @@
+// GeoManager: the geo trie in force, its reload without a gap, and the migration gate.
+#include "agent/geo.h"
+
+#include <arpa/inet.h>
+#include <bpf/bpf.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <cstring>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include <httplib.h>
+#include <spdlog/spdlog.h>
+
+#include "agent/api_error.h"
+#include "agent/api_server.h"
+#include "agent/geo_db.h"
+#include "agent/loader.h"
+#include "agent/persona_manager.h"
+#include "maps/abi/geo.h"
+#include "maps/abi/limits.h"
+#include "maps/abi/policy.h"
+#include "maps/map_image.h"
+
+namespace pbpf::agent {
+
+using nlohmann::json;
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string iso_time(int64_t seconds) {
+    if (seconds <= 0) return "";
+    std::time_t t = static_cast<std::time_t>(seconds);
+    std::tm tm{};
+    gmtime_r(&t, &tm);
+    char buf[32];
+    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    return buf;
+}
+
+struct FileStamp {
+    uint64_t size = 0;
+    int64_t mtime_ns = 0;
+};
+
+Result<FileStamp> stamp_of(const std::string& path) {
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0) return sys_error("geo database " + path);
+    if (!S_ISREG(st.st_mode)) return Error{EINVAL, "geo database " + path + " is not a file"};
+    return FileStamp{static_cast<uint64_t>(st.st_size),
+                     int64_t{st.st_mtim.tv_sec} * 1'000'000'000 + st.st_mtim.tv_nsec};
+}
+
+// The inner map the outer map's slot 0 points at, if any.
+Result<Fd> slot_trie(int outer_fd) {
+    uint32_t zero = 0, id = 0;
+    if (bpf_map_lookup_elem(outer_fd, &zero, &id) != 0) {
+        if (errno == ENOENT) return Fd();
+        return sys_error("read pbpf_geo");
+    }
+    int fd = bpf_map_get_fd_by_id(id);
+    if (fd < 0) return sys_error("open geo trie (map id " + std::to_string(id) + ")");
+    return Fd(fd);
+}
+
+// The kernel's own count of the memory a map holds ("memlock" in its fdinfo), 0 if unknown.
+uint64_t map_memory(int fd) {
+    std::ifstream in("/proc/self/fdinfo/" + std::to_string(fd));
+    std::string key;
+    uint64_t value = 0;
+    while (in >> key) {
+        if (key == "memlock:") {
+            in >> value;
+            return value;
+        }
+        std::string rest;
+        std::getline(in, rest);
+    }
+    return 0;
+}
+
+pbpf_geo_key key_of(uint8_t family, const uint8_t* addr, unsigned len) {
+    pbpf_geo_key k{};
+    k.prefixlen = PBPF_GEO_FAMILY_BITS + len;
+    k.family = family;
+    std::memcpy(k.addr, addr, family == PBPF_FAMILY_IPV4 ? 4 : 16);
+    return k;
+}
+
+pbpf_geo_value value_of(uint16_t country) {
+    pbpf_geo_value v{};
+    v.country = country;
+    const std::string code = geo::country_code(country);
+    v.code[0] = static_cast<uint8_t>(code[0]);
+    v.code[1] = static_cast<uint8_t>(code[1]);
+    return v;
+}
+
+}  // namespace
+
+Result<Fd> build_geo_trie(const geo::GeoDataset& ds) {
+    const size_t n = ds.v4.size() + ds.v6.size();
+    if (n > PBPF_GEO_MAX_PREFIXES)
+        return Error{E2BIG, ds.path + " has " + std::to_string(n) + " prefixes; at most " +
+                                std::to_string(PBPF_GEO_MAX_PREFIXES) + " are supported"};
+    LIBBPF_OPTS(bpf_map_create_opts, opts, .map_flags = BPF_F_NO_PREALLOC);
+    int fd = bpf_map_create(BPF_MAP_TYPE_LPM_TRIE, "pbpf_geo_trie", sizeof(pbpf_geo_key),
+                            sizeof(pbpf_geo_value), static_cast<uint32_t>(std::max<size_t>(n, 1)),
+                            &opts);
+    if (fd < 0) return sys_error("create geo trie (" + std::to_string(n) + " prefixes)", fd);
+    Fd trie(fd);
+    auto put = [&](uint8_t family, const geo::GeoPrefix& p) -> Result<void> {
+        const pbpf_geo_key k = key_of(family, p.addr.data(), p.len);
+        const pbpf_geo_value v = value_of(p.country);
+        if (bpf_map_update_elem(trie.get(), &k, &v, BPF_ANY) != 0) {
+            char text[INET6_ADDRSTRLEN] = "?";
+            inet_ntop(family == PBPF_FAMILY_IPV4 ? AF_INET : AF_INET6, p.addr.data(), text,
+                      sizeof text);
+            return sys_error("write geo prefix " + std::string(text) + "/" + std::to_string(p.len));
+        }
+        return {};
+    };
+    for (const auto& p : ds.v4)
+        if (auto r = put(PBPF_FAMILY_IPV4, p); !r) return r.error();
+    for (const auto& p : ds.v6)
+        if (auto r = put(PBPF_FAMILY_IPV6, p); !r) return r.error();
+    return trie;
+}
+
+namespace {
+
+bool settings_list(const pbpf_persona_settings& s, uint16_t index) {
+    return (s.countries[index / 64] >> (index % 64)) & 1;
+}
+
+}  // namespace
+
+json GeoInfo::to_json() const {
+    return {{"path", path},
+            {"format", format},
+            {"database_type", database_type},
+            {"build_epoch", build_epoch},
+            {"file_size", file_size},
+            {"file_mtime_ns", file_mtime_ns},
+            {"ipv4_prefixes", ipv4_prefixes},
+            {"ipv6_prefixes", ipv6_prefixes},
+            {"skipped", skipped},
+            {"loaded_at", loaded_at},
+            {"load_ms", load_ms},
+            {"generation", generation}};
+}
+
+GeoInfo GeoInfo::from_json(const json& j) {
+    GeoInfo i;
+    i.path = j.value("path", "");
+    i.format = j.value("format", "");
+    i.database_type = j.value("database_type", "");
+    i.build_epoch = j.value("build_epoch", uint64_t{0});
+    i.file_size = j.value("file_size", uint64_t{0});
+    i.file_mtime_ns = j.value("file_mtime_ns", int64_t{0});
+    i.ipv4_prefixes = j.value("ipv4_prefixes", uint64_t{0});
+    i.ipv6_prefixes = j.value("ipv6_prefixes", uint64_t{0});
+    i.skipped = j.value("skipped", uint64_t{0});
+    i.loaded_at = j.value("loaded_at", int64_t{0});
+    i.load_ms = j.value("load_ms", 0.0);
+    i.generation = j.value("generation", uint64_t{0});
+    return i;
+}
+
+GateAnswer migration_gate(const pbpf_persona_settings& s, const std::string& country) {
+    GateAnswer a;
+    if (!(s.flags & PBPF_SETTINGS_F_SOVEREIGNTY)) {
+        a.reason = "the persona sets no country list";
+        return a;
+    }
+    const bool deny_list = s.flags & PBPF_SETTINGS_F_SOV_DENY_LIST;
+    const bool log_only = s.flags & PBPF_SETTINGS_F_SOV_LOG_ONLY;
+    auto index = country.empty() ? std::nullopt : geo::country_index(country);
+    if (!index) {
+        a.violation = !(s.flags & PBPF_SETTINGS_F_SOV_UNKNOWN_ALLOW);
+        a.reason = a.violation
+                       ? "the host's country is not known and the persona has `unknown deny`"
+                       : "the host's country is not known; the persona has `unknown allow`";
+    } else {
+        const bool listed = settings_list(s, *index);
+        a.violation = deny_list ? listed : !listed;
+        if (a.violation)
+            a.reason = country + (deny_list ? " is in the persona's denied countries"
+                                            : " is not among the persona's allowed countries");
+        else
+            a.reason = country + (deny_list ? " is not among the persona's denied countries"
+                                            : " is among the persona's allowed countries");
+    }
+    if (a.violation && log_only) a.reason += " (`on-violation log`: allowed, reported)";
+    a.allowed = !a.violation || log_only;
+    return a;
+}
+
+GeoManager::GeoManager(Loader& loader, GeoConfig cfg, std::string state_dir)
+    : loader_(loader), cfg_(std::move(cfg)), state_file_(state_dir + "/geo.json") {}
+
+void GeoManager::start(bool needed) {
+    std::lock_guard lock(mu_);
+    if (auto r = adopt_locked(); !r) spdlog::warn("geo: {}", r.error().what());
+    if (info_) {
+        spdlog::info("geo: kept the dataset in force ({}, {} IPv4 and {} IPv6 prefixes)",
+                     info_->path, info_->ipv4_prefixes, info_->ipv6_prefixes);
+        return;
+    }
+    if (!needed && !trie_.valid()) {
+        spdlog::info("geo: no persona has a country list; {} is read when one does", cfg_.database);
+        return;
+    }
+    if (auto r = load_locked("start"); !r) {
+        last_error_ = r.error().what();
+        spdlog::warn("geo: {}; {}", last_error_,
+                     trie_.valid() ? "the dataset in force stays"
+                                   : "no dataset: every destination is of unknown country");
+    }
+}
+
+// The trie in force, and whether it is the configured file as it is now.
+Result<void> GeoManager::adopt_locked() {
+    auto trie = slot_trie(loader_.geo_fd());
+    if (!trie) return trie.error();
+    trie_ = std::move(*trie);
+    if (!trie_.valid()) return {};
+    std::ifstream in(state_file_);
+    if (!in) return {};
+    GeoInfo recorded;
+    try {
+        recorded = GeoInfo::from_json(json::parse(in));
+    } catch (const std::exception& e) {
+        return Error{EINVAL, state_file_ + ": " + e.what()};
+    }
+    info_ = recorded;  // describes trie_ whether or not it is still current
+    auto now = stamp_of(cfg_.database);
+    if (!now || recorded.path != cfg_.database || recorded.file_size != now->size ||
+        recorded.file_mtime_ns != now->mtime_ns)
+        info_.reset();  // stale: start() loads the file
+    return {};
+}
+
+Result<json> GeoManager::load_locked(const char* why) {
+    const auto t0 = std::chrono::steady_clock::now();
+    auto stamp = stamp_of(cfg_.database);
+    if (!stamp) return stamp.error();
+    auto ds = geo::load_geo_dataset(cfg_.database);
+    if (!ds) return ds.error();
+    auto trie = build_geo_trie(*ds);
+    if (!trie) return trie.error();
+    // The flip: one write, every new lookup sees the new trie.
+    const uint32_t zero = 0;
+    const int inner = trie->get();
+    if (bpf_map_update_elem(loader_.geo_fd(), &zero, &inner, BPF_ANY) != 0)
+        return sys_error("swap in the geo trie");
+    if (auto e = loader_.bump_policy_epoch(); !e)
+        spdlog::warn("geo: bump policy epoch: {}", e.error().what());
+    const double ms =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    GeoInfo info;
+    info.path = cfg_.database;
+    info.format = ds->format;
+    info.database_type = ds->database_type;
+    info.build_epoch = ds->build_epoch;
+    info.file_size = stamp->size;
+    info.file_mtime_ns = stamp->mtime_ns;
+    info.ipv4_prefixes = ds->v4.size();
+    info.ipv6_prefixes = ds->v6.size();
+    info.skipped = ds->skipped;
+    info.loaded_at = static_cast<int64_t>(std::time(nullptr));
+    info.load_ms = ms;
+    info.generation = (info_ ? info_->generation : 0) + 1;
+    trie_ = std::move(*trie);
+    info_ = info;
+    last_error_.clear();
+    save_info_locked();
+    spdlog::info(
+        "geo: {} {} ({} IPv4 and {} IPv6 prefixes, {} records without a country) in "
+        "{:.0f} ms",
+        why == std::string("start") ? "loaded" : "reloaded", info.path, info.ipv4_prefixes,
+        info.ipv6_prefixes, info.skipped, ms);
+    return info.to_json();
+}
+
+void GeoManager::save_info_locked() const {
+    if (!info_) return;
+    const std::string tmp = state_file_ + ".tmp";
+    {
+        std::ofstream out(tmp, std::ios::trunc);
+        out << info_->to_json().dump(2) << "\n";
+        if (!out) {
+            spdlog::warn("geo: write {}: {}", tmp, std::strerror(errno));
+            return;
+        }
+    }
+    std::error_code ec;
+    fs::rename(tmp, state_file_, ec);
+    if (ec) spdlog::warn("geo: rename {}: {}", tmp, ec.message());
+}
+
+Result<void> GeoManager::ensure_loaded() {
+    std::lock_guard lock(mu_);
+    if (trie_.valid()) return {};
+    if (auto r = load_locked("start"); !r) {
+        last_error_ = r.error().what();
+        return Error{r.error().err, "no geo dataset (" + r.error().message +
+                                        "): every destination counts as of unknown country"};
+    }
+    return {};
+}
+
+Result<json> GeoManager::reload() {
+    std::lock_guard lock(mu_);
+    auto r = load_locked("reload");
+    if (!r) last_error_ = r.error().what();
+    return r;
+}
+
+json GeoManager::info() const {
+    std::lock_guard lock(mu_);
+    json j;
+    j["database"] = cfg_.database;
+    j["host_country"] = cfg_.host_country.empty() ? json() : json(cfg_.host_country);
+    j["loaded"] = trie_.valid();
+    if (info_) {
+        j["dataset"] = info_->to_json();
+        j["dataset"]["build_date"] = iso_time(static_cast<int64_t>(info_->build_epoch));
+        j["dataset"]["loaded_at_text"] = iso_time(info_->loaded_at);
+        j["dataset"]["current"] = info_->path == cfg_.database;
+    } else if (trie_.valid()) {
+        j["dataset"] = json{{"path", "unknown (a trie left by another agent, without a record)"}};
+    }
+    if (trie_.valid()) j["memory_bytes"] = map_memory(trie_.get());
+    if (!last_error_.empty()) j["error"] = last_error_;
+    return j;
+}
+
+json GeoManager::lookup(const std::string& ip) const {
+    uint8_t addr[16] = {};
+    uint8_t family = 0;
+    if (inet_pton(AF_INET, ip.c_str(), addr) == 1)
+        family = PBPF_FAMILY_IPV4;
+    else if (inet_pton(AF_INET6, ip.c_str(), addr) == 1)
+        family = PBPF_FAMILY_IPV6;
+    else
+        throw ApiError(400, "'" + ip + "' is not an IPv4 or IPv6 address");
+    std::lock_guard lock(mu_);
+    json j = {{"ip", ip}, {"family", family == PBPF_FAMILY_IPV4 ? "ipv4" : "ipv6"}};
+    if (!trie_.valid()) {
+        j["country"] = nullptr;
+        j["reason"] = "no geo dataset is loaded";
+        return j;
+    }
+    const pbpf_geo_key k = key_of(family, addr, family == PBPF_FAMILY_IPV4 ? 32 : 128);
+    pbpf_geo_value v{};
+    if (bpf_map_lookup_elem(trie_.get(), &k, &v) != 0) {
+        if (errno != ENOENT)
+            throw ApiError(500, sys_error("look up " + ip + " in the geo trie").what());
+        j["country"] = nullptr;
+        j["reason"] = "the dataset has no country for this address";
+        return j;
+    }
+    j["country"] = std::string{static_cast<char>(v.code[0]), static_cast<char>(v.code[1])};
+    return j;
+}
+
+void GeoManager::add_routes(ApiServer& server, PersonaManager& personas) {
+    server.add_route(
+        "GET", "/v1/geo", [this](const httplib::Request&) { return info(); }, false);
+    server.add_route(
+        "GET", "/v1/geo/lookup",
+        [this](const httplib::Request& req) {
+            if (!req.has_param("ip")) throw ApiError(400, "missing ?ip=ADDRESS");
+            return lookup(req.get_param_value("ip"));
+        },
+        false);
+    server.add_route(
+        "POST", "/v1/geo/reload",
+        [this](const httplib::Request&) {
+            auto r = reload();
+            if (!r) throw ApiError(422, r.error().what() + "; the dataset in force stays");
+            return json{{"reloaded", true}, {"dataset", *r}};
+        },
+        true, "geo-reload");
+    server.add_route("GET", "/v1/migration/gate", [this, &personas](const httplib::Request& req) {
+        if (!req.has_param("persona")) throw ApiError(400, "missing ?persona=NAME");
+        const std::string name = req.get_param_value("persona");
+        PersonaVersion v;
+        if (req.has_param("version")) {
+            int64_t n = 0;
+            try {
+                n = std::stoll(req.get_param_value("version"));
+            } catch (...) {
+                throw ApiError(400, "version must be a number");
+            }
+            v = personas.version_of(name, n);
+        } else {
+            v = personas.current_version(name);
+        }
+        std::string country =
+            req.has_param("country") ? req.get_param_value("country") : cfg_.host_country;
+        for (auto& c : country) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+        if (!country.empty() && !geo::country_index(country))
+            throw ApiError(400, "'" + req.get_param_value("country") +
+                                    "' is not an ISO 3166-1 alpha-2 country code");
+        const auto settings = persona_image_from_json(json::parse(v.image_json)).settings;
+        const GateAnswer a = migration_gate(settings, country);
+        return json{{"persona", name},
+                    {"version", v.version},
+                    {"country", country.empty() ? json() : json(country)},
+                    {"allowed", a.allowed},
+                    {"violation", a.violation},
+                    {"reason", a.reason}};
+    });
+}
+
+}  // namespace pbpf::agent

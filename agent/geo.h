@@ -1,0 +1,112 @@
+// GeoManager: the geo dataset the kernel enforces sovereignty with (pbpf_geo, see
+// maps/abi/geo.h). It reads the configured file (agent/geo_db.h), fills a new LPM trie,
+// and flips pbpf_geo's one slot to it: a reload has no gap, and a failed one leaves the
+// trie in force untouched. The trie is pinned with the maps, so it keeps enforcing across
+// agent restarts; a restarted agent adopts it when it was made from the configured file
+// as that file is now (path, size, mtime, recorded in <state_dir>/geo.json), and loads
+// the file again otherwise.
+//
+// Also the migration gate: may a persona's workload move to a host of a given country?
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <mutex>
+#include <optional>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "agent/config.h"
+#include "maps/abi/settings.h"
+#include "maps/fd.h"
+#include "maps/result.h"
+
+namespace pbpf::agent {
+
+class ApiServer;
+class Loader;
+class PersonaManager;
+
+// What is known about the dataset in force, as GET /v1/geo shows it.
+struct GeoInfo {
+    std::string path;           // the file it was read from
+    std::string format;         // "mmdb" or "csv"
+    std::string database_type;  // MMDB metadata; "csv"
+    uint64_t build_epoch = 0;   // seconds
+    uint64_t file_size = 0;
+    int64_t file_mtime_ns = 0;
+    uint64_t ipv4_prefixes = 0;
+    uint64_t ipv6_prefixes = 0;
+    uint64_t skipped = 0;
+    int64_t loaded_at = 0;    // wall clock, seconds
+    double load_ms = 0;       // read + fill, milliseconds
+    uint64_t generation = 0;  // swaps so far (persisted)
+
+    nlohmann::json to_json() const;
+    static GeoInfo from_json(const nlohmann::json& j);
+};
+
+namespace geo {
+struct GeoDataset;
+}
+// A new LPM trie (the inner map of pbpf_geo) holding the dataset, complete before anyone
+// sees it. Also used by the tests and the benchmark.
+Result<Fd> build_geo_trie(const geo::GeoDataset& ds);
+
+// The gate's answer for one persona version and one destination host country.
+struct GateAnswer {
+    bool allowed = true;
+    bool violation = false;  // outside the persona's countries (allowed anyway with `log`)
+    std::string reason;
+};
+// The decision, from the persona's settings (pure: unit-tested). `country` is an ISO code
+// in upper case, or "" for a host whose country is not known.
+GateAnswer migration_gate(const pbpf_persona_settings& settings, const std::string& country);
+
+class GeoManager {
+  public:
+    GeoManager(Loader& loader, GeoConfig cfg, std::string state_dir);
+    GeoManager(const GeoManager&) = delete;
+    GeoManager& operator=(const GeoManager&) = delete;
+
+    // Adopts the pinned trie, or loads the configured file when a trie is pinned but made
+    // from another file (or the file changed), or when `needed` (a stored persona has a
+    // country list). Without either nothing is read: the dataset is loaded when the first
+    // persona that needs it is applied (ensure_loaded). Never fails the agent: a missing or
+    // bad file is logged and reported by info() (`error`), and whatever trie was in force
+    // keeps enforcing (none: every destination is of unknown country).
+    void start(bool needed);
+    // Loads the configured file unless a trie is in force. The error says why there is no
+    // dataset (the caller reports it as a warning: enforcement treats every destination
+    // as of unknown country meanwhile).
+    Result<void> ensure_loaded();
+
+    // Reads the configured file again into a new trie and swaps it in (no gap), then bumps
+    // the policy epoch so tracked flows are judged once more against the new data. On any
+    // error the trie in force stays, and the error says what was wrong with the file.
+    Result<nlohmann::json> reload();
+
+    nlohmann::json info() const;
+    // The country the kernel's trie gives `ip` (400 for a malformed address).
+    nlohmann::json lookup(const std::string& ip) const;
+    // GET /v1/geo, GET /v1/geo/lookup?ip=, POST /v1/geo/reload (admin),
+    // GET /v1/migration/gate?persona=NAME[&version=N][&country=CC] (country defaults to
+    // this host's, [geo] host_country).
+    void add_routes(ApiServer& server, PersonaManager& personas);
+
+  private:
+    Result<nlohmann::json> load_locked(const char* why);
+    Result<void> adopt_locked();
+    void save_info_locked() const;
+
+    Loader& loader_;
+    GeoConfig cfg_;
+    std::string state_file_;
+    mutable std::mutex mu_;
+    Fd trie_;                      // the trie in force (ours or adopted); -1: none
+    std::optional<GeoInfo> info_;  // of trie_
+    std::string last_error_;       // of the last start/reload that failed; "" after success
+};
+
+}  // namespace pbpf::agent
