@@ -54,6 +54,8 @@ std::string drop_reason_name(unsigned reason) {
             return "rate-limit";
         case PBPF_REASON_SOVEREIGNTY:
             return "sovereignty";
+        case PBPF_REASON_NEXT_HOP:
+            return "next-hop";
         default:
             return "other";
     }

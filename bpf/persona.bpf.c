@@ -1277,4 +1277,7 @@ int pbpf_tc_egress(struct __sk_buff *skb)
 /* TCP RTT per persona: the sock_ops program and its maps. */
 #include "bpf/rtt.h"
 
+/* Routing, next hops and hop limit per persona: three programs and their map. */
+#include "bpf/topology.h"
+
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

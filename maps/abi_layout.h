@@ -17,6 +17,7 @@
 #include "maps/abi/qos.h"
 #include "maps/abi/rtt.h"
 #include "maps/abi/settings.h"
+#include "maps/abi/topology.h"
 
 static_assert(sizeof(pbpf_policy_key) == 24);
 static_assert(offsetof(pbpf_policy_key, prefixlen) == 0);
@@ -98,7 +99,7 @@ static_assert(offsetof(pbpf_dir_counters, denied_bytes) == 24);
 static_assert(offsetof(pbpf_dir_counters, audited_packets) == 32);
 static_assert(offsetof(pbpf_dir_counters, audited_bytes) == 40);
 static_assert(offsetof(pbpf_dir_counters, dropped_by_reason) == 48);
-static_assert(PBPF_DROP_REASON_SLOTS > PBPF_REASON_SOVEREIGNTY);
+static_assert(PBPF_DROP_REASON_SLOTS > PBPF_REASON_NEXT_HOP);
 static_assert(sizeof(pbpf_dir_counters) == 48 + 8 * PBPF_DROP_REASON_SLOTS);
 
 static_assert(sizeof(pbpf_counters) == 2 * sizeof(pbpf_dir_counters));
@@ -119,6 +120,13 @@ static_assert(offsetof(pbpf_qos, priority) == 7);
 static_assert(offsetof(pbpf_qos, ingress_rate_bps) == 8);
 static_assert(offsetof(pbpf_qos, ingress_burst_bytes) == 16);
 static_assert(offsetof(pbpf_qos, latency_target_ns) == 24);
+
+static_assert(sizeof(pbpf_topology) == 168);
+static_assert(offsetof(pbpf_topology, flags) == 0);
+static_assert(offsetof(pbpf_topology, max_hops) == 4);
+static_assert(offsetof(pbpf_topology, next_hop_count) == 5);
+static_assert(offsetof(pbpf_topology, pad0) == 6);
+static_assert(offsetof(pbpf_topology, next_hops) == 8);
 static_assert(offsetof(pbpf_counters, dir) == 0);
 
 static_assert(sizeof(pbpf_ids_threshold) == 24);

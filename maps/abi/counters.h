@@ -6,8 +6,8 @@
 #include "maps/abi/types.h"
 #include "maps/abi/policy.h"
 
-/* Room for enum pbpf_event_reason (1..9 today) and a few more. */
-#define PBPF_DROP_REASON_SLOTS 12
+/* Room for enum pbpf_event_reason (1..12 today) and a few more. */
+#define PBPF_DROP_REASON_SLOTS 16
 
 struct pbpf_dir_counters {
 	__u64 allowed_packets;

@@ -40,6 +40,7 @@ enum pbpf_event_reason {
 	PBPF_REASON_FAIL_CLOSED = 9, /* workload in a fail-closed subtree, not bound yet */
 	PBPF_REASON_RATE_LIMIT = 10, /* over the persona's ingress rate (counted, no event) */
 	PBPF_REASON_SOVEREIGNTY = 11, /* the remote's country (or unknown) is not allowed */
+	PBPF_REASON_NEXT_HOP = 12,   /* routed through a gateway the persona's next-hops exclude */
 };
 
 /* pbpf_flow_event.flags */

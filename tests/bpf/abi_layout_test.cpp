@@ -21,6 +21,7 @@
 #include "maps/abi/policy.h"
 #include "maps/abi/rtt.h"
 #include "maps/abi/settings.h"
+#include "maps/abi/topology.h"
 #include "maps/abi_layout.h"  // the C++ side's static_asserts
 
 namespace {
@@ -145,6 +146,11 @@ std::vector<Layout> cxx_layouts() {
           PBPF_MEMBER(pbpf_qos, dscp), PBPF_MEMBER(pbpf_qos, priority),
           PBPF_MEMBER(pbpf_qos, ingress_rate_bps), PBPF_MEMBER(pbpf_qos, ingress_burst_bytes),
           PBPF_MEMBER(pbpf_qos, latency_target_ns)}},
+        {"pbpf_topology",
+         sizeof(pbpf_topology),
+         {PBPF_MEMBER(pbpf_topology, flags), PBPF_MEMBER(pbpf_topology, max_hops),
+          PBPF_MEMBER(pbpf_topology, next_hop_count), PBPF_MEMBER(pbpf_topology, pad0),
+          PBPF_MEMBER(pbpf_topology, next_hops)}},
         {"pbpf_ids_threshold",
          sizeof(pbpf_ids_threshold),
          {PBPF_MEMBER(pbpf_ids_threshold, count), PBPF_MEMBER(pbpf_ids_threshold, window_ns),
