@@ -15,6 +15,7 @@
 
 #include "agent/metrics.h"
 #include "agent/xdp_prefilter.h"
+#include "maps/abi/limits.h"
 #include "maps/abi/xdp.h"
 #include "pdl-compiler/countries.h"
 #include "pdl-compiler/values.h"
@@ -312,6 +313,29 @@ Result<void> parse_geo(const toml::table& root, const std::string& origin, GeoCo
     return {};
 }
 
+Result<void> parse_topology(const toml::table& root, const std::string& origin, TopologyConfig& c) {
+    StrictTable spec(origin, "topology", {"egress_interfaces", "rule_priority", "table_base"});
+    auto t = spec.find(root);
+    if (!t) return t.error();
+    if (*t == nullptr) return {};
+    const toml::table& tab = **t;
+    std::vector<std::string> seen;
+    auto ifs = spec.strings(tab, "egress_interfaces", &c.egress_interfaces, interface_names(seen));
+    if (!ifs) return ifs.error();
+    if (*ifs && c.egress_interfaces.size() > kTopologyMaxInterfaces)
+        return spec.fail(**ifs, "[topology] egress_interfaces lists " +
+                                    std::to_string(c.egress_interfaces.size()) +
+                                    " interfaces; at most " +
+                                    std::to_string(kTopologyMaxInterfaces) + " are supported");
+    // The rules take priority and priority + 1, below 32766 (main).
+    if (auto r = spec.uint(tab, "rule_priority", 1, 32764, &c.rule_priority); !r) return r;
+    // Tables base + 1 .. base + PBPF_MAX_PERSONAS: clear of 253..255 and of 2^32.
+    if (auto r = spec.uint(tab, "table_base", 256, 0xffffffffu - PBPF_MAX_PERSONAS, &c.table_base);
+        !r)
+        return r;
+    return {};
+}
+
 Result<void> parse_metrics(const toml::table& root, const std::string& origin, MetricsConfig& m) {
     StrictTable spec(origin, "metrics", {"listen"});
     auto t = spec.find(root);
@@ -371,6 +395,7 @@ Result<Config> parse_config(std::string_view text, const std::string& origin, Co
     if (auto r = parse_binding(root, origin, cfg.binding); !r) return r.error();
     if (auto r = parse_qos(root, origin, cfg.qos); !r) return r.error();
     if (auto r = parse_geo(root, origin, cfg.geo); !r) return r.error();
+    if (auto r = parse_topology(root, origin, cfg.topology); !r) return r.error();
     if (auto r = parse_metrics(root, origin, cfg.metrics); !r) return r.error();
     return cfg;
 }

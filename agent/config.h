@@ -68,6 +68,19 @@ struct GeoConfig {
     std::string host_country;
 };
 
+// [topology]: the personas' `topology` sections (docs/topology.md).
+inline constexpr size_t kTopologyMaxInterfaces = 64;
+struct TopologyConfig {
+    // Interfaces of the agent's netns whose egress carries the next-hop check (and the
+    // hop-limit clamp of cgroup-bound workloads): the host's uplinks. Empty: neither.
+    std::vector<std::string> egress_interfaces;
+    // Priority of the agent's policy-routing rules (`fwmark <persona mark> lookup T`);
+    // priority + 1 holds their `unreachable` fallbacks. Nothing else may use these two.
+    uint32_t rule_priority = 10000;  // 1..32764
+    // `route via GW` gets the routing table table_base + persona id, owned by the agent.
+    uint32_t table_base = 70620000;  // 256..4294963199
+};
+
 // [metrics]: the Prometheus endpoint.
 struct MetricsConfig {
     std::string listen;  // "" (off), "HOST:PORT", "[IPV6]:PORT" or "unix:/PATH"
@@ -87,6 +100,7 @@ struct Config {
     BindingConfig binding;
     QosConfig qos;
     GeoConfig geo;
+    TopologyConfig topology;
     MetricsConfig metrics;
 };
 

@@ -129,7 +129,8 @@ Result<void> write_entry(const Loader& loader, const Interface& i, uint32_t pers
 }
 
 // Attaches both programs (in the interface's netns) unless pinned links exist, in which
-// case they get this agent's programs. Pins: <pin dir>/if/<cookie>-<ifindex>-{ingress,egress}.
+// case they get this agent's programs. Pins: <pin dir>/if/<cookie>-<ifindex>-{ingress,egress,
+// topology}.
 Result<void> attach(const Loader& loader, const std::string& netns, const Interface& i) {
     std::error_code ec;
     fs::create_directories(loader.pin_dir() + "/if", ec);
@@ -139,11 +140,15 @@ Result<void> attach(const Loader& loader, const std::string& netns, const Interf
         const char* suffix;
         int attach_type;
         int prog_fd;
-    } wants[] = {{"-ingress", kTcxIngress, loader.tc_ingress_prog_fd()},
-                 {"-egress", kTcxEgress, loader.tc_egress_prog_fd()}};
+        unsigned flags;
+    } wants[] = {{"-ingress", kTcxIngress, loader.tc_ingress_prog_fd(), 0},
+                 {"-egress", kTcxEgress, loader.tc_egress_prog_fd(), 0},
+                 // The topology mark and hop clamp: ahead of the firewall, which ends the
+                 // chain when it passes a packet (docs/topology.md).
+                 {"-topology", kTcxIngress, loader.topo_ingress_prog_fd(), kTcxBefore}};
     for (const auto& w : wants) {
         auto r = in_netns(netns, [&]() {
-            return attach_tcx_pinned(w.prog_fd, i.ifindex, w.attach_type, base + w.suffix);
+            return attach_tcx_pinned(w.prog_fd, i.ifindex, w.attach_type, base + w.suffix, w.flags);
         });
         if (!r) return r;
     }
@@ -160,7 +165,7 @@ Result<void> release_interface(const Loader& loader, uint64_t netns_cookie, uint
         return sys_error("delete pbpf_if_bindings entry");
     loader.slots().release({netns_cookie, ifindex});
     const std::string base = pin_base(loader.pin_dir(), netns_cookie, ifindex);
-    for (const char* suffix : {"-ingress", "-egress"})
+    for (const char* suffix : {"-ingress", "-egress", "-topology"})
         if (auto r = detach_tcx_pinned(base + suffix); !r) return r;
     return {};
 }

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/mount.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/sysmacros.h>
@@ -168,6 +169,18 @@ Result<void> check_schema(const std::string& pin_dir) {
     return {};
 }
 
+// The cookie of the calling thread's network namespace (SO_NETNS_COOKIE, Linux 5.14).
+Result<uint64_t> own_netns_cookie() {
+    Fd s(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+    if (!s.valid()) return sys_error("socket");
+    uint64_t cookie = 0;
+    socklen_t len = sizeof cookie;
+    constexpr int kSoNetnsCookie = 71;  // newer than the build's headers, maybe
+    if (::getsockopt(s.get(), SOL_SOCKET, kSoNetnsCookie, &cookie, &len) != 0)
+        return sys_error("getsockopt SO_NETNS_COOKIE");
+    return cookie;
+}
+
 }  // namespace
 
 void route_libbpf_logs_to_spdlog() { libbpf_set_print(libbpf_log); }
@@ -238,6 +251,7 @@ Loader::~Loader() {
     if (link_ingress_) bpf_link__destroy(link_ingress_);
     if (link_egress_) bpf_link__destroy(link_egress_);
     if (link_sockops_) bpf_link__destroy(link_sockops_);
+    if (link_sock_create_) bpf_link__destroy(link_sock_create_);
     if (skel_) {
         if (skel_->s) skel_destroy(skel_->s);
         delete skel_;
@@ -255,6 +269,7 @@ int Loader::binding_counters_fd() const {
 int Loader::geo_fd() const { return bpf_map__fd(skel_->s->maps.pbpf_geo); }
 int Loader::qos_fd() const { return bpf_map__fd(skel_->s->maps.pbpf_qos); }
 int Loader::rtt_fd() const { return bpf_map__fd(skel_->s->maps.pbpf_rtt); }
+int Loader::topology_fd() const { return bpf_map__fd(skel_->s->maps.pbpf_topology); }
 int Loader::conntrack_fd() const { return bpf_map__fd(skel_->s->maps.pbpf_conntrack); }
 int Loader::if_bindings_fd() const { return bpf_map__fd(skel_->s->maps.pbpf_if_bindings); }
 int Loader::events_fd() const { return bpf_map__fd(skel_->s->maps.pbpf_events); }
@@ -262,6 +277,12 @@ int Loader::event_state_fd() const { return bpf_map__fd(skel_->s->maps.pbpf_even
 int Loader::tc_ingress_prog_fd() const { return bpf_program__fd(skel_->s->progs.pbpf_tc_ingress); }
 int Loader::tc_egress_prog_fd() const { return bpf_program__fd(skel_->s->progs.pbpf_tc_egress); }
 int Loader::qos_egress_prog_fd() const { return bpf_program__fd(skel_->s->progs.pbpf_qos_egress); }
+int Loader::topo_ingress_prog_fd() const {
+    return bpf_program__fd(skel_->s->progs.pbpf_topo_ingress);
+}
+int Loader::topo_egress_prog_fd() const {
+    return bpf_program__fd(skel_->s->progs.pbpf_topo_egress);
+}
 
 Result<pbpf_globals> Loader::read_globals() const {
     __u32 key = 0;
@@ -345,7 +366,7 @@ Result<void> Loader::size_maps(const LoaderOptions& opts, bool pinned) {
 }
 
 bool Loader::programs_attached() const {
-    for (const char* name : {kLinkIngress, kLinkEgress, kLinkSockops}) {
+    for (const char* name : {kLinkIngress, kLinkEgress, kLinkSockops, kLinkSockCreate}) {
         auto id = pinned_link_cgroup_id(pin_dir_ + "/" + name);
         if (!id || *id != root_id_) return false;
     }
@@ -358,6 +379,10 @@ Result<std::unique_ptr<Loader>> Loader::start(const LoaderOptions& opts) {
     l->root_id_ = opts.cgroup_root_id;
     l->skel_ = new Skeleton{skel_open()};
     if (l->skel_->s == nullptr) return sys_error("open BPF skeleton");
+    // The netns whose sockets the topology mark is for: the agent's own.
+    auto cookie = own_netns_cookie();
+    if (!cookie) return cookie.error();
+    l->skel_->s->rodata->pbpf_host_netns_cookie = *cookie;
 
     // The schema version first: an older layout also lacks newer maps.
     if (exists(opts.pin_dir + "/pbpf_globals")) {
@@ -377,7 +402,8 @@ Result<std::unique_ptr<Loader>> Loader::start(const LoaderOptions& opts) {
                                  "); run personabpfd --uninstall with this --bpffs-root first"};
     if (pinned.empty()) {
         if (exists(opts.pin_dir + "/" + kLinkIngress) || exists(opts.pin_dir + "/" + kLinkEgress) ||
-            exists(opts.pin_dir + "/" + kLinkSockops))
+            exists(opts.pin_dir + "/" + kLinkSockops) ||
+            exists(opts.pin_dir + "/" + kLinkSockCreate))
             return Error{EINVAL, "pin dir " + opts.pin_dir +
                                      " has program links but no maps; run personabpfd "
                                      "--uninstall with this --bpffs-root first"};
@@ -421,7 +447,8 @@ Result<void> Loader::attach_missing_links(const LoaderOptions& opts) {
         bpf_link** slot;
     } wants[] = {{kLinkIngress, skel_->s->progs.pbpf_cgroup_ingress, &link_ingress_},
                  {kLinkEgress, skel_->s->progs.pbpf_cgroup_egress, &link_egress_},
-                 {kLinkSockops, skel_->s->progs.pbpf_sockops, &link_sockops_}};
+                 {kLinkSockops, skel_->s->progs.pbpf_sockops, &link_sockops_},
+                 {kLinkSockCreate, skel_->s->progs.pbpf_topo_sock_create, &link_sock_create_}};
     for (auto& w : wants) {
         if (*w.slot != nullptr) continue;
         std::string p = opts.pin_dir + "/" + w.name;
@@ -449,9 +476,9 @@ Result<void> Loader::adopt(const LoaderOptions& opts) {
                                  " (id " + std::to_string(opts.cgroup_root_id) +
                                  "); run personabpfd --uninstall with this --bpffs-root first"};
     };
-    constexpr int kLinks = 3;
-    bool link_present[kLinks] = {false, false, false};
-    const char* link_names[kLinks] = {kLinkIngress, kLinkEgress, kLinkSockops};
+    constexpr int kLinks = 4;
+    bool link_present[kLinks] = {false, false, false, false};
+    const char* link_names[kLinks] = {kLinkIngress, kLinkEgress, kLinkSockops, kLinkSockCreate};
     bool any_live = false;
     for (int i = 0; i < kLinks; ++i) {
         std::string p = opts.pin_dir + "/" + link_names[i];
@@ -503,8 +530,9 @@ Result<void> Loader::adopt(const LoaderOptions& opts) {
         return sys_error("load BPF programs against pinned maps", err);
     // 4. Swap the new programs into the live links: no moment without enforcement.
     bpf_program* progs[kLinks] = {skel_->s->progs.pbpf_cgroup_ingress,
-                                  skel_->s->progs.pbpf_cgroup_egress, skel_->s->progs.pbpf_sockops};
-    bpf_link** slots[kLinks] = {&link_ingress_, &link_egress_, &link_sockops_};
+                                  skel_->s->progs.pbpf_cgroup_egress, skel_->s->progs.pbpf_sockops,
+                                  skel_->s->progs.pbpf_topo_sock_create};
+    bpf_link** slots[kLinks] = {&link_ingress_, &link_egress_, &link_sockops_, &link_sock_create_};
     for (int i = 0; i < kLinks; ++i) {
         if (!link_present[i]) continue;
         std::string p = opts.pin_dir + "/" + link_names[i];

@@ -26,6 +26,9 @@ inline constexpr const char* kLinkIngress = "link_cgroup_ingress";
 inline constexpr const char* kLinkEgress = "link_cgroup_egress";
 // The sock_ops program that samples TCP RTT (personas with a latency target).
 inline constexpr const char* kLinkSockops = "link_cgroup_sockops";
+// The cgroup/sock_create program that gives sockets of personas with a topology section
+// the persona mark (docs/topology.md).
+inline constexpr const char* kLinkSockCreate = "link_cgroup_sock_create";
 
 // Routes libbpf's own messages to spdlog (warnings as warnings, debug as debug).
 void route_libbpf_logs_to_spdlog();
@@ -88,9 +91,10 @@ class Loader {
     int binding_counters_fd() const;  // counter slot -> struct pbpf_binding_counters
     // Counter slots of the bindings (seeded from the pinned binding maps at start).
     BindingSlots& slots() const { return *slots_; }
-    int qos_fd() const;  // persona id -> struct pbpf_qos
-    int rtt_fd() const;  // persona id -> struct pbpf_rtt_hist (per CPU)
-    int geo_fd() const;  // slot 0 -> the geo trie in force (maps/abi/geo.h)
+    int qos_fd() const;       // persona id -> struct pbpf_qos
+    int rtt_fd() const;       // persona id -> struct pbpf_rtt_hist (per CPU)
+    int topology_fd() const;  // persona id -> struct pbpf_topology
+    int geo_fd() const;       // slot 0 -> the geo trie in force (maps/abi/geo.h)
     int conntrack_fd() const;
     int if_bindings_fd() const;
     int events_fd() const;
@@ -100,6 +104,10 @@ class Loader {
     int tc_egress_prog_fd() const;
     // The classifier of the [qos] egress interfaces (attached by QosManager).
     int qos_egress_prog_fd() const;
+    // Topology: the mark and hop clamp on bound interfaces (IfBinder, ahead of
+    // tc_ingress), the next-hop check on the [topology] egress interfaces (TopologyManager).
+    int topo_ingress_prog_fd() const;
+    int topo_egress_prog_fd() const;
 
     // The limits in force: the config's for maps created by this start, the pinned maps'
     // own sizes for adopted ones.
@@ -125,6 +133,7 @@ class Loader {
     bpf_link* link_ingress_ = nullptr;
     bpf_link* link_egress_ = nullptr;
     bpf_link* link_sockops_ = nullptr;
+    bpf_link* link_sock_create_ = nullptr;
     Result<void> size_maps(const LoaderOptions& opts, bool pinned);
     Result<void> write_event_limits(const EventsConfig& events) const;
 

@@ -30,6 +30,7 @@
 #include "agent/qos.h"
 #include "agent/rtt.h"
 #include "agent/store.h"
+#include "agent/topology.h"
 #include "agent/xdp_prefilter.h"
 
 using namespace pbpf;
@@ -77,6 +78,7 @@ int run_uninstall(const Config& cfg, bool purge) {
         if (!lock) return fail(lock.error());
         if (auto r = uninstall_xdp(cfg.bpffs_root); !r) return fail(r.error());
         if (auto r = uninstall_qos(cfg.bpffs_root, cfg.qos); !r) return fail(r.error());
+        if (auto r = uninstall_topology(cfg.bpffs_root, cfg.topology); !r) return fail(r.error());
         if (auto r = uninstall(cfg.bpffs_root); !r) return fail(r.error());
         spdlog::info("uninstalled {}", cfg.bpffs_root);
     }
@@ -241,6 +243,12 @@ int main(int argc, char** argv) {
     auto qos = QosManager::start(
         **loader, cfg.qos, [&personas]() { return personas.qos_inputs(); }, server.mutex());
     if (!qos) return fail(qos.error());
+    // Topology: marks, policy-routing rules and tables, the next-hop check; derived from
+    // the stored personas like QoS.
+    personas.set_topology_uplinks(!cfg.topology.egress_interfaces.empty());
+    auto topology = TopologyManager::start(
+        **loader, cfg.topology, [&personas]() { return personas.qos_inputs(); }, server.mutex());
+    if (!topology) return fail(topology.error());
     // RTT histograms exist for the personas with a latency target (pbpf_qos flag): made
     // right after each sync so that sampling starts with the apply. Status changes become
     // events once the event stream exists (the hook runs on the monitor's thread).
@@ -248,13 +256,15 @@ int main(int argc, char** argv) {
     RttMonitor rtt((*loader)->rtt_fd(), (*loader)->qos_fd(), [&latency_events](const auto& c) {
         if (latency_events) latency_events->publish_latency(c);
     });
-    personas.set_changed_hook([&qos, &rtt, &geo, &geo_needed]() -> Result<void> {
+    personas.set_changed_hook([&qos, &topology, &rtt, &geo, &geo_needed]() -> Result<void> {
         auto r = (*qos)->sync();
+        auto t = (*topology)->sync();
         if (auto h = rtt.reconcile(); !h) spdlog::warn("rtt: {}", h.error().what());
-        if (!geo_needed()) return r;
-        auto g = geo.ensure_loaded();
-        if (g || !r) return r;
-        return g.error();
+        if (geo_needed()) {
+            if (auto g = geo.ensure_loaded(); !g && r && t) return g.error();
+        }
+        if (!r) return r;
+        return t;
     });
     if (auto r = rtt.reconcile(); !r) return fail(r.error());
     // Fail-closed roots go in with the stored bindings: no window in which they are open.
@@ -273,6 +283,7 @@ int main(int argc, char** argv) {
     (*xdp)->add_routes(server);
     (*qos)->add_routes(server);
     geo.add_routes(server, personas);
+    (*topology)->add_routes(server);
     Names names(**store, *tree);
     ConntrackTable conntrack(**loader, names);
     EventStream events(**loader, cfg.events.history);
@@ -338,6 +349,7 @@ int main(int argc, char** argv) {
         spdlog::info("{}: stopping; pinned programs keep enforcing", strsignal(sig));
     auto_binder.stop();
     (*qos)->stop();
+    (*topology)->stop();
     monitor.stop();
     metrics.stop();
     events.stop();  // wakes `events --follow` long polls, so the server can stop

@@ -398,7 +398,8 @@ json PersonaManager::apply(const CompiledFile& file, const ApplyOptions& opt) {
         json entry = {{"name", pd.rec.name},   {"id", pd.rec.id},      {"entries", pd.rec.entries},
                       {"changed", pd.changed}, {"created", pd.is_new}, {"version", pd.rec.version}};
         for (const auto& p : file.personas)
-            if (p.name == pd.rec.name) entry["not_enforced"] = unenforced_sections(p, shaping_);
+            if (p.name == pd.rec.name)
+                entry["not_enforced"] = unenforced_sections(p, shaping_, uplinks_);
         applied.push_back(std::move(entry));
     }
     json res = {{"applied", applied}};
@@ -416,14 +417,23 @@ json PersonaManager::apply(const CompiledFile& file, const ApplyOptions& opt) {
     return res;
 }
 
-std::vector<std::string> unenforced_sections(const pdl::ir::Persona& p, bool shaping) {
+std::vector<std::string> unenforced_sections(const pdl::ir::Persona& p, bool shaping,
+                                             bool uplinks) {
     // This release enforces the security rules (mode, defaults, allow/deny), sovereignty,
-    // the ingress rate and the latency target (TCP RTT, sampled wherever the sockets are)
-    // always, and, where the agent has egress interfaces to shape, the egress rate and
-    // priority.
+    // the ingress rate and the latency target (TCP RTT, sampled wherever the sockets are) always, and,
+    // where the agent has egress interfaces to shape, the egress rate and priority. Of
+    // topology: the route always (policy routing by the persona mark), the hop limit of
+    // interface-bound workloads always (at their interface) and of cgroup-bound ones on
+    // the [topology] egress interfaces, next hops on those interfaces.
     std::vector<std::string> out;
     for (auto& section : pdl::configured_sections(p)) {
         if (section == "sovereignty") continue;
+        if (section == "topology") {
+            const auto& t = p.topology;
+            if (!t.next_hops.empty() && !uplinks) out.push_back("topology next-hops");
+            if (t.max_hops && !uplinks) out.push_back("topology max-hops (cgroup workloads)");
+            continue;
+        }
         if (section != "qos") {
             out.push_back(std::move(section));
             continue;

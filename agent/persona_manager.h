@@ -35,7 +35,10 @@ struct CompiledFile {
 // The sections of `p` that this agent compiles and stores but does not enforce yet
 // ("encryption", "ids", "qos ingress rate", ...), in PDL order. `shaping`: the agent has
 // egress interfaces, so a qos section's egress rate and priority are enforced.
-std::vector<std::string> unenforced_sections(const pdl::ir::Persona& p, bool shaping);
+// `uplinks`: the agent has [topology] egress interfaces, so next-hops are checked and
+// cgroup-bound workloads' hop limits clamped.
+std::vector<std::string> unenforced_sections(const pdl::ir::Persona& p, bool shaping,
+                                             bool uplinks = false);
 
 // Who applies and how: recorded with the versions an apply creates.
 struct ApplyOptions {
@@ -102,6 +105,8 @@ class PersonaManager {
     void set_changed_hook(ChangedHook hook) { on_changed_ = std::move(hook); }
     // Whether the agent shapes egress ([qos] egress_interfaces), for `not_enforced`.
     void set_shaping(bool shaping) { shaping_ = shaping; }
+    // Whether the agent has [topology] egress interfaces, for `not_enforced`.
+    void set_topology_uplinks(bool uplinks) { uplinks_ = uplinks; }
     // The QoS-relevant part of every stored persona, from the stored images.
     Result<std::vector<PersonaQosInput>> qos_inputs();
 
@@ -119,6 +124,7 @@ class PersonaManager {
     UnboundHook on_unbound_;
     ChangedHook on_changed_;
     bool shaping_ = false;
+    bool uplinks_ = false;
 };
 
 }  // namespace pbpf::agent

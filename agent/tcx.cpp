@@ -12,7 +12,7 @@
 namespace pbpf::agent {
 
 Result<void> attach_tcx_pinned(int prog_fd, uint32_t ifindex, int attach_type,
-                               const std::string& pin) {
+                               const std::string& pin, unsigned flags) {
     int pinned = bpf_obj_get(pin.c_str());
     if (pinned >= 0) {
         int rc = bpf_link_update(pinned, prog_fd, nullptr);
@@ -23,8 +23,11 @@ Result<void> attach_tcx_pinned(int prog_fd, uint32_t ifindex, int attach_type,
                      std::strerror(err));
         ::unlink(pin.c_str());
     }
+    // libbpf 1.1 passes `flags` through for attach types it does not know (TCX's), and
+    // BPF_F_BEFORE with no relative program means "first".
+    LIBBPF_OPTS(bpf_link_create_opts, opts, .flags = flags);
     int link = bpf_link_create(prog_fd, static_cast<int>(ifindex),
-                               static_cast<bpf_attach_type>(attach_type), nullptr);
+                               static_cast<bpf_attach_type>(attach_type), &opts);
     if (link < 0) return sys_error("attach tc program to ifindex " + std::to_string(ifindex));
     int rc = bpf_obj_pin(link, pin.c_str());
     int err = errno;

@@ -42,7 +42,8 @@ TEST_F(InterfaceBinding, VmBehindVethEnforcedBothWays) {
     CommandResult r = agent_->cli({"bind", "--persona", "it-vm", "--ifname", v.host_if()});
     ASSERT_EQ(r.exit_code, 0) << r.describe();
     EXPECT_NE(r.out.find("bound interface " + v.host_if()), std::string::npos) << r.out;
-    EXPECT_EQ(pinned_if_links(), 2u);
+    // ingress, egress and the topology program ahead of ingress.
+    EXPECT_EQ(pinned_if_links(), 3u);
 
     // Into the VM: tcp 8080 allowed (its replies leave the VM as tracked flow), the rest
     // denied by the ingress default.
@@ -103,7 +104,7 @@ TEST_F(InterfaceBinding, VmBehindVethEnforcedBothWays) {
     EXPECT_TRUE(p.blocked()) << "after restart: host -> vm tcp 9090: " << p;
     p = tcp_probe(host, v.peer4, kPortA);
     EXPECT_TRUE(p.ok()) << "after restart: host -> vm tcp 8080: " << p;
-    EXPECT_EQ(pinned_if_links(), 2u);
+    EXPECT_EQ(pinned_if_links(), 3u);
 
     // Unbinding detaches: everything passes again.
     r = agent_->cli({"unbind", "--ifname", v.host_if()});
