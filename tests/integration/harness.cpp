@@ -603,6 +603,8 @@ void Agent::spawn() {
                                      paths_.bpffs_root, "--cgroup-root",  paths_.cgroup_root,
                                      "--log-level",     "debug"};
     argv.insert(argv.end(), extra_args.begin(), extra_args.end());
+    // nsenter execs the agent in place: pid_ stays the agent's.
+    if (!netns.empty()) argv.insert(argv.begin(), {"nsenter", "--net=" + netns});
     log_note("starting personabpfd");
     std::vector<char*> args;
     for (auto& a : argv) args.push_back(a.data());
@@ -620,7 +622,7 @@ void Agent::spawn() {
         int devnull = ::open("/dev/null", O_RDONLY);
         if (devnull >= 0) ::dup2(devnull, 0);
         for (auto& e : env) ::putenv(e.data());
-        ::execv(args[0], args.data());
+        ::execvp(args[0], args.data());
         std::fprintf(stderr, "exec %s: %s\n", args[0], std::strerror(errno));
         ::_exit(127);
     }
@@ -686,6 +688,7 @@ CommandResult Agent::uninstall(bool purge_state) const {
     if (purge_state) argv.push_back("--purge-state");
     // The config too: it names what the agent set up beyond its pins ([qos] interfaces).
     argv.insert(argv.end(), extra_args.begin(), extra_args.end());
+    if (!netns.empty()) argv.insert(argv.begin(), {"nsenter", "--net=" + netns});
     return run_command(argv, 20s, agent_env());
 }
 

@@ -190,6 +190,9 @@ class Agent {
     std::vector<std::string> extra_args;
     // Further environment ("NAME=value") for every spawn.
     std::vector<std::string> extra_env;
+    // A netns (path) the agent and its --uninstall run in, through `nsenter --net=`;
+    // "" = the test's own.
+    std::string netns;
 
     // Spawns the agent and waits until GET /v1/status answers 200.
     ::testing::AssertionResult start(std::chrono::milliseconds timeout = 20s);

@@ -5,6 +5,7 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <linux/errqueue.h>
 #include <netinet/icmp6.h>
 #include <netinet/in.h>
 #include <netinet/ip.h>
@@ -216,6 +217,10 @@ std::ostream& operator<<(std::ostream& o, Outcome v) {
             return o << "EPERM";
         case Outcome::kError:
             return o << "error";
+        case Outcome::kTimeExceeded:
+            return o << "time-exceeded";
+        case Outcome::kUnreachable:
+            return o << "unreachable";
     }
     return o << "?";
 }
@@ -289,6 +294,83 @@ Probe udp_probe(const Where& where, const std::string& addr, uint16_t port, int 
                      a.len) < 0)
             return from_errno(("sendto" + shape_note).c_str(), errno);
         return await_echo(fd, deadline, "udp from " + local_addr(fd) + shape_note, payload);
+    });
+}
+
+Probe trace_probe(const Where& where, const std::string& addr, uint16_t port, int ttl,
+                  int timeout_ms) {
+    return run_in_child(where, timeout_ms, [&]() -> Probe {
+        Addr a;
+        if (!parse_addr(addr, port, &a)) return make(Outcome::kError, 0, "bad address " + addr);
+        auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
+        const bool v6 = a.family == AF_INET6;
+        int fd = ::socket(a.family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        if (fd < 0) return from_errno("socket", errno);
+        int on = 1;
+        if (::setsockopt(fd, v6 ? IPPROTO_IPV6 : IPPROTO_IP, v6 ? IPV6_RECVERR : IP_RECVERR, &on,
+                         sizeof on) != 0)
+            return from_errno("RECVERR", errno);
+        if (ttl > 0 && ::setsockopt(fd, v6 ? IPPROTO_IPV6 : IPPROTO_IP,
+                                    v6 ? IPV6_UNICAST_HOPS : IP_TTL, &ttl, sizeof ttl) != 0)
+            return from_errno("TTL", errno);
+        if (::connect(fd, reinterpret_cast<sockaddr*>(&a.ss), a.len) != 0) {
+            int e = errno;
+            if (e == ENETUNREACH || e == EHOSTUNREACH)
+                return make(Outcome::kUnreachable, e, errstr("connect", e));
+            return from_errno("connect", e);
+        }
+        if (::send(fd, kPayload, sizeof kPayload - 1, 0) < 0) {
+            int e = errno;
+            if (e == EPERM) return make(Outcome::kEperm, e, "send");
+            return make(Outcome::kError, e, errstr("send", e));
+        }
+        for (;;) {
+            pollfd pf{fd, POLLIN, 0};
+            int n = ::poll(&pf, 1, ms_left(deadline));
+            if (n == 0) return make(Outcome::kTimeout, 0, "no echo, no ICMP error");
+            if (n < 0) return from_errno("poll", errno);
+            if (pf.revents & POLLERR) {
+                char data[256], control[512];
+                iovec iov{data, sizeof data};
+                msghdr mh{};
+                mh.msg_iov = &iov;
+                mh.msg_iovlen = 1;
+                mh.msg_control = control;
+                mh.msg_controllen = sizeof control;
+                if (::recvmsg(fd, &mh, MSG_ERRQUEUE) < 0) return from_errno("MSG_ERRQUEUE", errno);
+                for (cmsghdr* c = CMSG_FIRSTHDR(&mh); c != nullptr; c = CMSG_NXTHDR(&mh, c)) {
+                    if (!((c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_RECVERR) ||
+                          (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_RECVERR)))
+                        continue;
+                    auto* ee = reinterpret_cast<sock_extended_err*>(CMSG_DATA(c));
+                    auto* off = reinterpret_cast<sockaddr*>(ee + 1);  // SO_EE_OFFENDER
+                    char from[INET6_ADDRSTRLEN] = "?";
+                    if (off->sa_family == AF_INET)
+                        ::inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(off)->sin_addr, from,
+                                    sizeof from);
+                    else if (off->sa_family == AF_INET6)
+                        ::inet_ntop(AF_INET6, &reinterpret_cast<sockaddr_in6*>(off)->sin6_addr,
+                                    from, sizeof from);
+                    const bool exceeded =
+                        (ee->ee_origin == SO_EE_ORIGIN_ICMP && ee->ee_type == 11) ||
+                        (ee->ee_origin == SO_EE_ORIGIN_ICMP6 && ee->ee_type == 3);
+                    if (exceeded) return make(Outcome::kTimeExceeded, 0, from);
+                    return make(Outcome::kUnreachable, static_cast<int>(ee->ee_errno),
+                                std::to_string(ee->ee_type) + "/" + std::to_string(ee->ee_code) +
+                                    " from " + from);
+                }
+                continue;
+            }
+            char buf[256];
+            ssize_t got = ::recv(fd, buf, sizeof buf, 0);
+            if (got < 0) {
+                if (errno == EHOSTUNREACH || errno == ENETUNREACH || errno == ECONNREFUSED)
+                    continue;  // the error queue holds the details
+                return from_errno("recv", errno);
+            }
+            if (std::string(buf, static_cast<size_t>(got)) == kPayload)
+                return make(Outcome::kOk, 0, "echo from " + addr);
+        }
     });
 }
 

@@ -20,7 +20,7 @@ struct Where {
     gid_t gid = 0;
 };
 
-enum class Outcome { kOk, kRefused, kTimeout, kEperm, kError };
+enum class Outcome { kOk, kRefused, kTimeout, kEperm, kError, kTimeExceeded, kUnreachable };
 
 struct Probe {
     Outcome outcome = Outcome::kError;
@@ -47,6 +47,12 @@ enum class UdpShape {
 // Sends one datagram and waits for its echo.
 Probe udp_probe(const Where& where, const std::string& addr, uint16_t port, int timeout_ms = 1000,
                 UdpShape shape = UdpShape::kPlain);
+// Traceroute-style: one UDP datagram with the given TTL / hop limit (0: the system's),
+// then either its echo (kOk), an ICMP time exceeded (kTimeExceeded, detail = the address
+// of the router that sent it), another ICMP error (kUnreachable, detail "type/code from
+// ADDR"), a send error (kEperm for EPERM, else kError with err) or nothing (kTimeout).
+Probe trace_probe(const Where& where, const std::string& addr, uint16_t port, int ttl,
+                  int timeout_ms = 1000);
 // ICMP or ICMPv6 echo request over a raw socket; waits for the matching reply.
 Probe ping_probe(const Where& where, const std::string& addr, int timeout_ms = 1000);
 
