@@ -285,7 +285,7 @@ std::string render_metrics(const MonitorSnapshot& s,
                 w.sample("personabpf_persona_packets_total", l, static_cast<double>(pk));
                 w.sample("personabpf_persona_bytes_total", l, static_cast<double>(by));
             }
-            for (unsigned r = 1; r <= PBPF_REASON_FAIL_CLOSED; ++r)
+            for (unsigned r = 1; r <= PBPF_REASON_LAST; ++r)
                 w.sample("personabpf_persona_drops_total",
                          {{"persona", p.name}, {"direction", dir}, {"reason", drop_reason_name(r)}},
                          static_cast<double>(c.dropped_by_reason[r]));

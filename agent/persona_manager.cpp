@@ -420,8 +420,8 @@ json PersonaManager::apply(const CompiledFile& file, const ApplyOptions& opt) {
 std::vector<std::string> unenforced_sections(const pdl::ir::Persona& p, bool shaping,
                                              bool uplinks) {
     // This release enforces the security rules (mode, defaults, allow/deny), sovereignty,
-    // the ingress rate and the latency target (TCP RTT, sampled wherever the sockets are) always, and,
-    // where the agent has egress interfaces to shape, the egress rate and priority. Of
+    // the ingress rate and the latency target (TCP RTT, sampled wherever the sockets are) always,
+    // and, where the agent has egress interfaces to shape, the egress rate and priority. Of
     // topology: the route always (policy routing by the persona mark), the hop limit of
     // interface-bound workloads always (at their interface) and of cgroup-bound ones on
     // the [topology] egress interfaces, next hops on those interfaces.

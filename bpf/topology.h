@@ -201,7 +201,7 @@ static __noinline void next_hop_drop(struct __sk_buff *skb, __u32 persona, __u32
 	if (w.id != 0 && resolve_persona(skb, &w.slot) != persona) w.slot = 0;
 	count_drop(&w, PBPF_DIR_EGRESS, PBPF_REASON_NEXT_HOP, skb->len);
 	if (parse(skb, l3, &p) == PARSE_OK)
-		emit(&w, &p, PBPF_DIR_EGRESS, PBPF_EV_DROPPED, PBPF_REASON_NEXT_HOP, 0, skb->len);
+		emit(&w, &p, PBPF_DIR_EGRESS, PBPF_EV_DROPPED, PBPF_REASON_NEXT_HOP, 0, skb->len, 0);
 }
 
 SEC("cgroup/sock_create")

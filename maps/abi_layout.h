@@ -99,7 +99,7 @@ static_assert(offsetof(pbpf_dir_counters, denied_bytes) == 24);
 static_assert(offsetof(pbpf_dir_counters, audited_packets) == 32);
 static_assert(offsetof(pbpf_dir_counters, audited_bytes) == 40);
 static_assert(offsetof(pbpf_dir_counters, dropped_by_reason) == 48);
-static_assert(PBPF_DROP_REASON_SLOTS > PBPF_REASON_NEXT_HOP);
+static_assert(PBPF_DROP_REASON_SLOTS > PBPF_REASON_LAST);
 static_assert(sizeof(pbpf_dir_counters) == 48 + 8 * PBPF_DROP_REASON_SLOTS);
 
 static_assert(sizeof(pbpf_counters) == 2 * sizeof(pbpf_dir_counters));

@@ -42,6 +42,8 @@ enum pbpf_event_reason {
 	PBPF_REASON_SOVEREIGNTY = 11, /* the remote's country (or unknown) is not allowed */
 	PBPF_REASON_NEXT_HOP = 12,   /* routed through a gateway the persona's next-hops exclude */
 };
+/* The highest enum pbpf_event_reason (readers iterate 1..PBPF_REASON_LAST). */
+#define PBPF_REASON_LAST PBPF_REASON_NEXT_HOP
 
 /* pbpf_flow_event.flags */
 #define PBPF_EV_F_INTERFACE 0x1 /* workload is interface-bound (workload = netns cookie) */

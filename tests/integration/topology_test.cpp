@@ -60,7 +60,10 @@ class Topology : public ::testing::Test {
             ASSERT_TRUE(n->ok()) << n->error();
             for (const char* s :
                  {"net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1",
-                  "net.ipv4.conf.all.rp_filter=0", "net.ipv4.conf.default.rp_filter=0"})
+                  "net.ipv4.conf.all.rp_filter=0", "net.ipv4.conf.default.rp_filter=0",
+                  // No DAD on the links' link-local addresses either: neighbour
+                  // discovery of the routers must not wait for it.
+                  "net.ipv6.conf.all.accept_dad=0", "net.ipv6.conf.default.accept_dad=0"})
                 run_ok(*n, {"sysctl", "-qw", s});
         }
         // Links: (net number, first node, second node).
