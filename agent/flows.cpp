@@ -285,6 +285,14 @@ json event_json(const pbpf_flow_event& e, uint64_t seq, int64_t wall_offset_ns, 
                   {"time_ns", static_cast<int64_t>(e.ts_ns) + wall_offset_ns},
                   {"persona", names.persona(e.persona_id)},
                   {"status", rtt_status_name(static_cast<RttStatus>(e.reason))}};
+        // A binding's status names the binding as bind events do; the persona's (the sum
+        // of its bindings) has no workload.
+        if (e.workload != 0) {
+            j["scope"] = "binding";
+            j["workload"] = workload_text(e.workload, e.ifindex, names);
+        } else {
+            j["scope"] = "persona";
+        }
         if (latency) {
             RttView v;
             v.target_ns = latency->target_ns;
@@ -441,6 +449,7 @@ void EventStream::publish_latency(const RttStatusChange& change) {
     pbpf_flow_event e{};
     e.ts_ns = monotonic_ns();
     e.persona_id = change.persona_id;
+    if (change.slot) e.workload = change.workload;  // a cgroup binding's status
     e.verdict = PBPF_EV_LATENCY;
     e.reason = static_cast<uint8_t>(change.status);
     push(e, &change);

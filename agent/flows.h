@@ -113,7 +113,8 @@ class EventStream {
     // netns cookie with an ifindex), the persona, the binding rule (0: none).
     void publish_binding(uint8_t verdict, uint8_t trigger, uint64_t workload, uint32_t ifindex,
                          uint32_t persona_id, int64_t rule_id);
-    // Adds a latency event (a persona's SLO status changed) to the history, stamped now.
+    // Adds a latency event (a persona's or a binding's SLO status changed) to the history,
+    // stamped now.
     void publish_latency(const RttStatusChange& change);
     // Sums of the kernel's per-CPU counters: emitted, rate_limited, ring_full.
     nlohmann::json kernel_counters() const;

@@ -249,13 +249,16 @@ int main(int argc, char** argv) {
     auto topology = TopologyManager::start(
         **loader, cfg.topology, [&personas]() { return personas.qos_inputs(); }, server.mutex());
     if (!topology) return fail(topology.error());
-    // RTT histograms exist for the personas with a latency target (pbpf_qos flag): made
-    // right after each sync so that sampling starts with the apply. Status changes become
-    // events once the event stream exists (the hook runs on the monitor's thread).
+    // RTT histograms exist for the bindings of the personas with a latency target (pbpf_qos
+    // flag): made right after each sync and each bind so that sampling starts with the apply
+    // or the binding. Status changes become events once the event stream exists (the hook
+    // runs on the monitor's thread).
     EventStream* latency_events = nullptr;
-    RttMonitor rtt((*loader)->rtt_fd(), (*loader)->qos_fd(), [&latency_events](const auto& c) {
-        if (latency_events) latency_events->publish_latency(c);
-    });
+    RttMonitor rtt({(*loader)->rtt_fd(), (*loader)->qos_fd(), (*loader)->bindings_fd(),
+                    (*loader)->globals_fd()},
+                   [&latency_events](const auto& c) {
+                       if (latency_events) latency_events->publish_latency(c);
+                   });
     personas.set_changed_hook([&qos, &topology, &rtt, &geo, &geo_needed]() -> Result<void> {
         auto r = (*qos)->sync();
         auto t = (*topology)->sync();
@@ -296,6 +299,7 @@ int main(int argc, char** argv) {
                               const std::string& path, uint32_t persona_id, int64_t rule_id) {
         names.remember_cgroup(cgroup_id, path);
         events.publish_binding(verdict, trigger, cgroup_id, 0, persona_id, rule_id);
+        if (verdict == PBPF_EV_BIND) rtt.bound(cgroup_id);
     });
     if_binder.set_event_hook([&](uint8_t verdict, uint8_t trigger, uint64_t cookie,
                                  uint32_t ifindex, const std::string& name, uint32_t persona_id,

@@ -200,7 +200,7 @@ MonitorSnapshot Monitor::snapshot() const {
 }
 
 json persona_json(const PersonaStats& p, const std::vector<BindingStats>& bindings,
-                  double interval_seconds) {
+                  double interval_seconds, const std::vector<const MonitorProvider*>& providers) {
     json row = {{"persona", p.name}, {"id", p.id}};
     for (int d = 0; d < 2; ++d) {
         const auto& c = p.counters.dir[d];
@@ -233,6 +233,7 @@ json persona_json(const PersonaStats& p, const std::vector<BindingStats>& bindin
                                {{"bits_per_second", b.rate[d].bits_per_second},
                                 {"packets_per_second", b.rate[d].packets_per_second}}}};
         }
+        for (const auto* prov : providers) prov->binding_fields(p, b, j);
         arr.push_back(std::move(j));
     }
     row["bindings"] = std::move(arr);
@@ -250,7 +251,8 @@ json Monitor::stats_json(const std::optional<std::string>& persona) {
     json arr = json::array();
     for (const auto& p : snap_.personas) {
         if (persona && p.name != *persona) continue;
-        json row = persona_json(p, snap_.bindings, snap_.interval_seconds);
+        json row = persona_json(p, snap_.bindings, snap_.interval_seconds,
+                                {providers_.begin(), providers_.end()});
         for (const auto* prov : providers_) prov->persona_fields(p, row);
         arr.push_back(std::move(row));
     }

@@ -72,6 +72,8 @@ class MonitorProvider {
     virtual void tick() {}
     // Extra fields of a persona's row in GET /v1/stats.
     virtual void persona_fields(const PersonaStats&, nlohmann::json&) const {}
+    // Extra fields of the row of one of that persona's bindings (its `bindings` array).
+    virtual void binding_fields(const PersonaStats&, const BindingStats&, nlohmann::json&) const {}
     // Declare families and add samples.
     virtual void metrics(const MonitorSnapshot&, MetricsWriter&) const {}
 };
@@ -136,8 +138,10 @@ class Monitor {
 // Renders a snapshot as Prometheus text (the monitor's own families, then providers').
 std::string render_metrics(const MonitorSnapshot& s,
                            const std::vector<const MonitorProvider*>& providers);
-// One persona's row of GET /v1/stats, with its bindings.
+// One persona's row of GET /v1/stats, with its bindings (and the providers' fields of
+// each binding row).
 nlohmann::json persona_json(const PersonaStats& p, const std::vector<BindingStats>& bindings,
-                            double interval_seconds);
+                            double interval_seconds,
+                            const std::vector<const MonitorProvider*>& providers = {});
 
 }  // namespace pbpf::agent

@@ -1,9 +1,10 @@
-/* rtt.h: TCP round-trip time per persona (sock_ops), included at the end of persona.bpf.c
+/* rtt.h: TCP round-trip time per binding (sock_ops), included at the end of persona.bpf.c
  * (it uses its binding maps, resolve cache and pbpf_qos). At the established callbacks a
  * socket of a persona with a latency target (pbpf_qos flag PBPF_QOS_F_RTT) gets the RTT
- * callback turned on and its persona remembered in socket storage; each RTT callback then
- * adds the smoothed RTT to the persona's per-CPU histogram (maps/abi/rtt.h). Sockets of
- * other personas cost one callback at establishment and nothing after. */
+ * callback turned on and its persona and binding counter slot remembered in socket
+ * storage; each RTT callback then adds the smoothed RTT to the per-CPU histogram of that
+ * (persona, slot) (maps/abi/rtt.h). Sockets of other personas cost one callback at
+ * establishment and nothing after. */
 #pragma once
 
 #include "maps/abi/rtt.h"
@@ -12,18 +13,18 @@
 #define AF_INET_  2
 #define AF_INET6_ 10
 
-/* persona id -> its RTT histogram; only personas with a latency target have one (made and
- * removed by the agent). */
+/* (persona id, binding counter slot) -> its RTT histogram; only the bindings of personas
+ * with a latency target have one (made and removed by the agent). */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__uint(max_entries, PBPF_MAX_PERSONAS);
-	__type(key, __u32);
+	__uint(max_entries, PBPF_RTT_ENTRIES);
+	__type(key, struct pbpf_rtt_key);
 	__type(value, struct pbpf_rtt_hist);
 } pbpf_rtt SEC(".maps");
 
-/* Sockets being sampled: their persona, resolved at establishment and again after a
- * binding change. */
+/* Sockets being sampled: their persona and binding slot, resolved at establishment and
+ * again after a binding change. */
 struct {
 	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
@@ -39,13 +40,15 @@ static __always_inline __u64 binding_epoch(void)
 	return g ? g->binding_epoch : 0;
 }
 
-/* The persona of the socket's cgroup: the same answer resolve_persona() gives for its
+/* The persona and binding counter slot of the socket's cgroup, into *out (zeroed when the
+ * cgroup resolves to no persona): the same answer resolve_persona() gives for its
  * packets (nearest bound ancestor), from the cgroup the socket was created in. The
  * socket's cgroup comes from the kernel's sock through bpf_cast_to_kern_ctx (sock_ops has
  * no bpf_sk_cgroup_id); the resolve cache almost always holds it, because the SYN or
  * SYN-ACK the socket sent before it was established went through pbpf_cgroup_egress. A
  * miss walks the ancestors like resolve_persona() and fills the cache. */
-static __noinline __u32 rtt_sock_persona(struct bpf_sock_ops *skops, __u64 epoch)
+static __noinline void rtt_sock_key(struct bpf_sock_ops *skops, __u64 epoch,
+					struct pbpf_rtt_key *out)
 {
 	struct bpf_sock_ops_kern *k = bpf_cast_to_kern_ctx(skops);
 	struct pbpf_resolved *cached;
@@ -57,18 +60,26 @@ static __noinline __u32 rtt_sock_persona(struct bpf_sock_ops *skops, __u64 epoch
 	__u64 cgid;
 	int level, i;
 
+	out->persona_id = 0;
+	out->counter_slot = 0;
 	if (!k->sk)
-		return 0;
+		return;
 	cg = k->sk->sk_cgrp_data.cgroup;
 	if (!cg)
-		return 0;
+		return;
 	cgid = cg->kn->id;
 	b = bpf_map_lookup_elem(&pbpf_bindings, &cgid);
-	if (b)
-		return b->persona_id;
+	if (b) {
+		out->persona_id = b->persona_id;
+		out->counter_slot = b->counter_slot;
+		return;
+	}
 	cached = bpf_map_lookup_elem(&pbpf_resolve_cache, &cgid);
-	if (cached && cached->epoch == epoch)
-		return cached->persona_id;
+	if (cached && cached->epoch == epoch) {
+		out->persona_id = cached->persona_id;
+		out->counter_slot = cached->counter_slot;
+		return;
+	}
 
 	level = cg->level;
 	for (i = 0; i < PBPF_MAX_CGROUP_DEPTH; i++) {
@@ -97,7 +108,8 @@ static __noinline __u32 rtt_sock_persona(struct bpf_sock_ops *skops, __u64 epoch
 	fresh.counter_slot = found_slot;
 	fresh.epoch = epoch;
 	bpf_map_update_elem(&pbpf_resolve_cache, &cgid, &fresh, BPF_ANY);
-	return persona;
+	out->persona_id = persona;
+	out->counter_slot = found_slot;
 }
 
 static __always_inline int rtt_wanted(__u32 persona)
@@ -135,13 +147,13 @@ static __always_inline void rtt_stop(struct bpf_sock_ops *skops)
 
 static __always_inline void rtt_established(struct bpf_sock_ops *skops)
 {
+	struct pbpf_rtt_key key;
 	struct pbpf_rtt_sock *s;
 	struct bpf_sock *sk;
 	__u64 epoch = binding_epoch();
-	__u32 persona;
 
-	persona = rtt_sock_persona(skops, epoch);
-	if (persona == 0 || !rtt_wanted(persona))
+	rtt_sock_key(skops, epoch, &key);
+	if (key.persona_id == 0 || !rtt_wanted(key.persona_id))
 		return;
 	sk = skops->sk;
 	if (!sk)
@@ -149,7 +161,8 @@ static __always_inline void rtt_established(struct bpf_sock_ops *skops)
 	s = bpf_sk_storage_get(&pbpf_rtt_sock, sk, NULL, BPF_SK_STORAGE_GET_F_CREATE);
 	if (!s)
 		return;
-	s->persona_id = persona;
+	s->persona_id = key.persona_id;
+	s->counter_slot = key.counter_slot;
 	s->epoch = epoch;
 	bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_RTT_CB_FLAG);
 }
@@ -158,9 +171,10 @@ static __always_inline void rtt_sample(struct bpf_sock_ops *skops)
 {
 	struct pbpf_rtt_hist *h;
 	struct pbpf_rtt_sock *s;
+	struct pbpf_rtt_key key;
 	struct bpf_sock *sk = skops->sk;
 	__u64 epoch, us;
-	__u32 persona, idx;
+	__u32 idx;
 
 	if (!sk)
 		return;
@@ -169,18 +183,22 @@ static __always_inline void rtt_sample(struct bpf_sock_ops *skops)
 		rtt_stop(skops);
 		return;
 	}
-	/* A binding changed since: the socket's cgroup may belong to another persona now. */
+	/* A binding changed since: the socket's cgroup may belong to another persona or
+	 * binding now. */
 	epoch = binding_epoch();
 	if (s->epoch != epoch) {
-		s->persona_id = rtt_sock_persona(skops, epoch);
+		rtt_sock_key(skops, epoch, &key);
+		s->persona_id = key.persona_id;
+		s->counter_slot = key.counter_slot;
 		s->epoch = epoch;
 	}
-	persona = s->persona_id;
-	h = bpf_map_lookup_elem(&pbpf_rtt, &persona);
+	key.persona_id = s->persona_id;
+	key.counter_slot = s->counter_slot;
+	h = bpf_map_lookup_elem(&pbpf_rtt, &key);
 	if (!h) {
 		/* No histogram: the persona lost its target (stop sampling this socket), or
-		 * the agent has not made it yet (skip this sample). */
-		if (persona == 0 || !rtt_wanted(persona))
+		 * the agent has not made the binding's yet (skip this sample). */
+		if (key.persona_id == 0 || !rtt_wanted(key.persona_id))
 			rtt_stop(skops);
 		return;
 	}

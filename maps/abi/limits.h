@@ -39,4 +39,4 @@
  * to their dataset. The default dataset has about 400,000 after merging. */
 #define PBPF_GEO_MAX_PREFIXES (4 * 1024 * 1024)
 /* Layout version of every pinned map; bump on any change to a struct below. */
-#define PBPF_MAP_SCHEMA_VERSION 5
+#define PBPF_MAP_SCHEMA_VERSION 6

@@ -1,10 +1,13 @@
-/* TCP round-trip times per persona. The sock_ops program (pbpf_sockops) samples the
+/* TCP round-trip times per binding. The sock_ops program (pbpf_sockops) samples the
  * smoothed RTT of every TCP socket of a persona with a latency target (pbpf_qos flag
- * PBPF_QOS_F_RTT) at each of the kernel's RTT updates, and adds it to the persona's
- * histogram in pbpf_rtt. The agent creates (zeroed) and deletes the histograms: only
- * personas with a target have one, and a missing histogram means "do not sample". */
+ * PBPF_QOS_F_RTT) at each of the kernel's RTT updates, and adds it to the histogram in
+ * pbpf_rtt of the (persona, binding counter slot) its cgroup resolves to. The agent
+ * creates (zeroed) and deletes the histograms: only the bindings of personas with a
+ * target have one, and a missing histogram means "do not sample". A persona's figures are
+ * the sum of its bindings' histograms. */
 #pragma once
 
+#include "maps/abi/limits.h"
 #include "maps/abi/types.h"
 
 /* Log-linear buckets over microseconds. Below 2^PBPF_RTT_SUB_BITS (8 us) every
@@ -20,7 +23,20 @@
 #define PBPF_RTT_GROUPS   24
 #define PBPF_RTT_BUCKETS  (PBPF_RTT_GROUPS * PBPF_RTT_SUB) /* 192 */
 
-/* pbpf_rtt: per-CPU hash (no prealloc), key __u32 persona id. Counters only grow; the
+/* pbpf_rtt key: the persona and the counter slot (pbpf_binding.counter_slot) of the binding
+ * the socket's cgroup resolved through. Slot 0 is a valid key: it collects the sockets of
+ * the persona's bindings without a slot (the slot table was full), so that the persona's
+ * sum misses nothing. */
+struct pbpf_rtt_key {
+	__u32 persona_id;
+	__u32 counter_slot;
+};
+
+/* At most one histogram per slot (a slot belongs to one binding, of one persona) plus the
+ * slot-0 one of each persona. */
+#define PBPF_RTT_ENTRIES (PBPF_MAX_BINDING_SLOTS + PBPF_MAX_PERSONAS)
+
+/* pbpf_rtt: per-CPU hash (no prealloc), key struct pbpf_rtt_key. Counters only grow; the
  * 32-bit buckets wrap, so readers take per-interval differences modulo 2^32 (a bucket
  * would need 4 billion samples on one CPU between two reads to be misread). */
 struct pbpf_rtt_hist {
@@ -29,10 +45,11 @@ struct pbpf_rtt_hist {
 	__u32 buckets[PBPF_RTT_BUCKETS];   /* samples per bucket */
 };
 
-/* pbpf_rtt_sock: socket storage of sockets being sampled: the persona the socket's
- * cgroup resolved to, valid while epoch equals pbpf_globals.binding_epoch. */
+/* pbpf_rtt_sock: socket storage of sockets being sampled: the persona and binding counter
+ * slot the socket's cgroup resolved to (its pbpf_rtt key), valid while epoch equals
+ * pbpf_globals.binding_epoch. */
 struct pbpf_rtt_sock {
 	__u32 persona_id;
-	__u32 pad0;
+	__u32 counter_slot;
 	__u64 epoch;
 };

@@ -194,8 +194,11 @@ std::vector<Layout> cxx_layouts() {
           PBPF_MEMBER(pbpf_rtt_hist, buckets)}},
         {"pbpf_rtt_sock",
          sizeof(pbpf_rtt_sock),
-         {PBPF_MEMBER(pbpf_rtt_sock, persona_id), PBPF_MEMBER(pbpf_rtt_sock, pad0),
+         {PBPF_MEMBER(pbpf_rtt_sock, persona_id), PBPF_MEMBER(pbpf_rtt_sock, counter_slot),
           PBPF_MEMBER(pbpf_rtt_sock, epoch)}},
+        {"pbpf_rtt_key",
+         sizeof(pbpf_rtt_key),
+         {PBPF_MEMBER(pbpf_rtt_key, persona_id), PBPF_MEMBER(pbpf_rtt_key, counter_slot)}},
     };
 }
 

@@ -1,8 +1,11 @@
-// Latency targets with real TCP: workloads in three managed cgroups keep opening echo
+// Latency targets with real TCP: workloads in managed cgroups keep opening echo
 // connections to the fixture's netns over its veth. A persona whose target (1s) is far
 // above the veth's RTT becomes `met`, one whose target (1us) is below it `violated`, and
 // one without a target is not sampled at all (no histogram, no `rtt` field). Each change
-// of status is exactly one `latency` event; GET /v1/stats and /metrics carry the figures.
+// of status is exactly one `latency` event per persona and per binding; GET /v1/stats and
+// /metrics carry the figures.
+#include <algorithm>
+#include <set>
 #include <sstream>
 
 #include "tests/integration/fixture.h"
@@ -48,8 +51,10 @@ class Latency : public IntegrationTest {
         if (!r.is_object() || !r.contains("rtt")) return "";
         return r["rtt"].value("status", "");
     }
-    // Latency events of a persona (`events -j` prints one JSON object per line).
-    std::vector<json> latency_events(const std::string& persona) {
+    // Latency events of a persona (`events -j` prints one JSON object per line): those of
+    // the persona as a whole (scope "persona"), or those of its bindings ("binding").
+    std::vector<json> latency_events(const std::string& persona,
+                                     const std::string& scope = "persona") {
         std::vector<json> out;
         CommandResult r = agent_->cli_json({"events", "--persona", persona, "-n", "100000"});
         EXPECT_EQ(r.exit_code, 0) << r.describe();
@@ -58,33 +63,53 @@ class Latency : public IntegrationTest {
         while (std::getline(lines, line)) {
             json e = json::parse(line, nullptr, false);
             EXPECT_FALSE(e.is_discarded()) << line;
-            if (e.is_object() && e.value("type", "") == "latency") out.push_back(e);
+            if (e.is_object() && e.value("type", "") == "latency" && e.value("scope", "") == scope)
+                out.push_back(e);
         }
         return out;
     }
-    // Persona ids that have a histogram in the pinned pbpf_rtt map.
-    std::vector<uint64_t> histogram_keys() {
+    // The (persona id, counter slot) keys of the histograms in the pinned pbpf_rtt map.
+    std::vector<std::pair<uint64_t, uint64_t>> histogram_keys() {
         CommandResult r = run_command(
             {"bpftool", "-j", "map", "dump", "pinned", agent_->paths().bpffs_root + "/pbpf_rtt"},
             10s);
-        std::vector<uint64_t> keys;
+        std::vector<std::pair<uint64_t, uint64_t>> keys;
         EXPECT_EQ(r.exit_code, 0) << r.describe();
         try {
             for (const auto& e : json::parse(r.out)) {
-                const json& k = e.contains("formatted") ? e["formatted"]["key"] : e["key"];
-                if (k.is_number()) {
-                    keys.push_back(k.get<uint64_t>());
-                } else {  // raw bytes, little endian: ["0x03","0x00","0x00","0x00"]
-                    uint64_t v = 0;
-                    for (size_t i = k.size(); i-- > 0;)
-                        v = (v << 8) | std::stoul(k[i].get<std::string>(), nullptr, 16);
-                    keys.push_back(v);
+                if (e.contains("formatted")) {  // with BTF: {"persona_id": 3, "counter_slot": 1}
+                    const json& k = e["formatted"]["key"];
+                    keys.emplace_back(k.at("persona_id").get<uint64_t>(),
+                                      k.at("counter_slot").get<uint64_t>());
+                    continue;
                 }
+                // Raw bytes, two little-endian __u32: ["0x03","0x00","0x00","0x00",...].
+                const json& k = e["key"];
+                auto u32 = [&](size_t at) {
+                    uint64_t v = 0;
+                    for (size_t i = at + 4; i-- > at;)
+                        v = (v << 8) | std::stoul(k.at(i).get<std::string>(), nullptr, 16);
+                    return v;
+                };
+                keys.emplace_back(u32(0), u32(4));
             }
         } catch (const std::exception& e) {
             ADD_FAILURE() << "bpftool output: " << e.what() << "\n" << r.out;
         }
         return keys;
+    }
+    // The persona ids among those keys.
+    std::set<uint64_t> histogram_personas() {
+        std::set<uint64_t> ids;
+        for (const auto& [id, slot] : histogram_keys()) ids.insert(id);
+        return ids;
+    }
+    // The row of one binding in a persona's row, null if absent.
+    static json binding_row(const json& persona_row, const std::string& target) {
+        if (!persona_row.is_object() || !persona_row.contains("bindings")) return nullptr;
+        for (const auto& b : persona_row["bindings"])
+            if (b.value("target", "") == target) return b;
+        return nullptr;
     }
     // A few echo round trips from each workload: fresh TCP connections whose data and
     // FIN segments give the kernel RTT samples.
@@ -98,10 +123,6 @@ class Latency : public IntegrationTest {
 
     std::string metrics_sock_;
 };
-
-bool contains(const std::vector<uint64_t>& v, uint64_t x) {
-    return std::find(v.begin(), v.end(), x) != v.end();
-}
 
 TEST_F(Latency, TargetsBecomeMetOrViolatedUnderRealTcpWithOneEventEach) {
     const std::string met = "it-rtt-met", vio = "it-rtt-vio", none = "it-rtt-none";
@@ -168,11 +189,22 @@ TEST_F(Latency, TargetsBecomeMetOrViolatedUnderRealTcpWithOneEventEach) {
     EXPECT_EQ(ev_met[0]["persona"], met);
     EXPECT_EQ(ev_met[0]["rtt"]["target_us"], 1e6);
     EXPECT_TRUE(ev_met[0]["rtt"]["p99_us"].is_number()) << ev_met[0].dump();
+    EXPECT_FALSE(ev_met[0].contains("workload")) << ev_met[0].dump();
     auto ev_vio = latency_events(vio);
     ASSERT_EQ(ev_vio.size(), 1u) << agent_->cli({"events", "-n", "100000"}).out;
     EXPECT_EQ(ev_vio[0]["status"], "violated");
     EXPECT_EQ(ev_vio[0]["previous"], "no-data");
+    // The one binding of each persona had the same change, named by its workload.
+    for (const auto& [persona, sub, status] :
+         {std::tuple{met, "met", "met"}, std::tuple{vio, "vio", "violated"}}) {
+        auto ev = latency_events(persona, "binding");
+        ASSERT_EQ(ev.size(), 1u) << agent_->cli({"events", "-n", "100000"}).out;
+        EXPECT_EQ(ev[0]["status"], status);
+        EXPECT_EQ(ev[0]["workload"], cg_->rel(sub)) << ev[0].dump();
+        EXPECT_EQ(ev[0]["persona"], persona);
+    }
     EXPECT_TRUE(latency_events(none).empty());
+    EXPECT_TRUE(latency_events(none, "binding").empty());
     // The text form names the change.
     CommandResult text = agent_->cli({"events", "--persona", vio, "-n", "100000"});
     EXPECT_NE(text.out.find("LATENCY violated"), std::string::npos) << text.describe();
@@ -181,11 +213,28 @@ TEST_F(Latency, TargetsBecomeMetOrViolatedUnderRealTcpWithOneEventEach) {
     json none_row = row(none);
     EXPECT_FALSE(none_row.contains("rtt")) << none_row.dump(2);
     EXPECT_GT(none_row["egress"]["allowed_packets"].get<uint64_t>(), 0u) << "it had traffic";
+    // One histogram per persona with a target for its bindings without a slot (slot 0), and
+    // one for its binding's slot.
     const auto keys = histogram_keys();
-    EXPECT_TRUE(contains(keys, met_row["id"].get<uint64_t>()));
-    EXPECT_TRUE(contains(keys, vio_row["id"].get<uint64_t>()));
-    EXPECT_FALSE(contains(keys, none_row["id"].get<uint64_t>()));
-    EXPECT_EQ(keys.size(), 2u);
+    EXPECT_EQ(keys.size(), 4u);
+    for (const json* j : {&met_row, &vio_row}) {
+        const uint64_t id = (*j)["id"].get<uint64_t>();
+        EXPECT_EQ(std::count(keys.begin(), keys.end(), std::pair<uint64_t, uint64_t>{id, 0}), 1);
+        EXPECT_EQ(std::count_if(keys.begin(), keys.end(),
+                                [&](const auto& k) { return k.first == id && k.second != 0; }),
+                  1);
+    }
+    EXPECT_FALSE(histogram_personas().count(none_row["id"].get<uint64_t>()));
+    // The binding rows carry the binding's own figures; with one binding they are the
+    // persona's.
+    for (const auto& [r, sub] : {std::pair{&met_row, "met"}, std::pair{&vio_row, "vio"}}) {
+        json b = binding_row(row((*r)["persona"].get<std::string>()), cg_->rel(sub));
+        ASSERT_TRUE(b.is_object()) << r->dump(2);
+        ASSERT_TRUE(b.contains("rtt")) << b.dump(2);
+        EXPECT_EQ(b["rtt"]["status"], (*r)["rtt"]["status"]) << b.dump(2);
+        EXPECT_EQ(b["rtt"]["target_us"], (*r)["rtt"]["target_us"]) << b.dump(2);
+    }
+    EXPECT_FALSE(binding_row(none_row, cg_->rel("none")).contains("rtt")) << none_row.dump(2);
 
     // Prometheus: the summary and the SLO gauge.
     HttpResponse m = http(metrics_sock_, "GET", "/metrics");
@@ -216,7 +265,7 @@ TEST_F(Latency, TargetsBecomeMetOrViolatedUnderRealTcpWithOneEventEach) {
     apply(*agent_, latency_pdl(met, "") + latency_pdl(vio, "1us") + latency_pdl(none, ""),
           "latency.pdl");
     const uint64_t met_id = met_row["id"].get<uint64_t>();
-    EXPECT_TRUE(wait_until([&] { return !contains(histogram_keys(), met_id); }, 5s, 100ms));
+    EXPECT_TRUE(wait_until([&] { return !histogram_personas().count(met_id); }, 5s, 100ms));
     EXPECT_TRUE(wait_until([&] { return !row(met).contains("rtt"); }, 5s, 100ms));
 }
 

@@ -1,7 +1,8 @@
 // RTT percentiles and latency status (agent/rtt.h): the bucket layout shared with
 // bpf/rtt.h, the interpolated quantiles and their error bound, per-interval differences of
-// wrapping counters, the sliding window and the no-data / met / violated transitions. The
-// kernel side is tested by tests/integration/latency_test.
+// wrapping counters, the sliding window, the no-data / met / violated transitions, and
+// the per-binding histograms whose sum is the persona's. The kernel side is tested by
+// tests/integration/latency_test.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -155,83 +156,228 @@ RttRaw add(RttRaw r, uint64_t us, uint64_t n) {
     return r;
 }
 
+// One interval of a persona with one binding (slot 1, cgroup 77) holding all its samples.
+std::vector<RttStatusChange> one(RttTracker& t, uint32_t id, uint64_t target, const RttRaw& raw) {
+    return t.observe({{id, target}}, {{{id, 1}, 77, raw}});
+}
+// The change of the persona (no slot) among `cs`, if any.
+std::optional<RttStatusChange> of_persona(const std::vector<RttStatusChange>& cs) {
+    for (const auto& c : cs)
+        if (!c.slot) return c;
+    return std::nullopt;
+}
+std::optional<RttStatusChange> of_slot(const std::vector<RttStatusChange>& cs, uint32_t slot) {
+    for (const auto& c : cs)
+        if (c.slot == slot) return c;
+    return std::nullopt;
+}
+
 TEST(RttTracker, TransitionsAndOneChangePerTransition) {
     RttTracker t(3);
     const uint32_t id = 5;
     const uint64_t target = 2'000'000;  // 2 ms
     RttRaw raw;
     // First read: a baseline, no interval, no change (it starts in no-data).
-    EXPECT_FALSE(t.observe(id, target, add(raw, 100, 1000)));
+    EXPECT_TRUE(one(t, id, target, add(raw, 100, 1000)).empty());
     raw = add(raw, 100, 1000);
-    ASSERT_TRUE(t.view(id));
-    EXPECT_EQ(t.view(id)->status, RttStatus::NoData);
-    EXPECT_EQ(t.view(id)->window_samples, 0u) << "the baseline's samples are not in the window";
+    ASSERT_TRUE(t.persona_view(id));
+    EXPECT_EQ(t.persona_view(id)->status, RttStatus::NoData);
+    EXPECT_EQ(t.persona_view(id)->window_samples, 0u)
+        << "the baseline's samples are not in the window";
+    ASSERT_TRUE(t.binding_view({id, 1}));
+    EXPECT_EQ(t.binding_view({id, 1})->status, RttStatus::NoData);
 
     // Too few samples: still no-data, no change.
     raw = add(raw, 100, kRttMinSamples - 1);
-    EXPECT_FALSE(t.observe(id, target, raw));
-    // Enough, all fast: met, once.
+    EXPECT_TRUE(one(t, id, target, raw).empty());
+    // Enough, all fast: met, once for the binding and once for the persona.
     raw = add(raw, 100, 50);
-    auto c = t.observe(id, target, raw);
+    auto cs = one(t, id, target, raw);
+    ASSERT_EQ(cs.size(), 2u);
+    auto c = of_persona(cs);
     ASSERT_TRUE(c);
     EXPECT_EQ(c->previous, RttStatus::NoData);
     EXPECT_EQ(c->status, RttStatus::Met);
     EXPECT_EQ(c->persona_id, id);
+    EXPECT_EQ(c->workload, 0u);
     EXPECT_EQ(c->target_ns, target);
     EXPECT_EQ(c->samples, kRttMinSamples - 1 + 50);
     ASSERT_TRUE(c->p99_us);
     EXPECT_LT(*c->p99_us, 104.0);
+    auto b = of_slot(cs, 1);
+    ASSERT_TRUE(b);
+    EXPECT_EQ(b->persona_id, id);
+    EXPECT_EQ(b->workload, 77u);
+    EXPECT_EQ(b->status, RttStatus::Met);
+    EXPECT_EQ(b->samples, c->samples);
     raw = add(raw, 100, 50);
-    EXPECT_FALSE(t.observe(id, target, raw)) << "met again is no change";
+    EXPECT_TRUE(one(t, id, target, raw).empty()) << "met again is no change";
 
     // A slow second: p99 above the target -> violated.
     raw = add(raw, 10'000, 100);
-    c = t.observe(id, target, raw);
+    cs = one(t, id, target, raw);
+    ASSERT_EQ(cs.size(), 2u);
+    c = of_persona(cs);
     ASSERT_TRUE(c);
     EXPECT_EQ(c->previous, RttStatus::Met);
     EXPECT_EQ(c->status, RttStatus::Violated);
     EXPECT_GT(*c->p99_us, 2000.0);
 
     // Silence until the window has forgotten everything: no-data.
-    EXPECT_FALSE(t.observe(id, target, raw));
-    EXPECT_FALSE(t.observe(id, target, raw));
-    c = t.observe(id, target, raw);
+    EXPECT_TRUE(one(t, id, target, raw).empty());
+    EXPECT_TRUE(one(t, id, target, raw).empty());
+    cs = one(t, id, target, raw);
+    c = of_persona(cs);
     ASSERT_TRUE(c);
     EXPECT_EQ(c->previous, RttStatus::Violated);
     EXPECT_EQ(c->status, RttStatus::NoData);
     EXPECT_FALSE(c->p99_us);
-    EXPECT_EQ(t.view(id)->window_samples, 0u);
-    EXPECT_EQ(t.view(id)->total_samples, raw.samples) << "totals stay cumulative";
+    EXPECT_TRUE(of_slot(cs, 1));
+    EXPECT_EQ(t.persona_view(id)->window_samples, 0u);
+    EXPECT_EQ(t.persona_view(id)->total_samples, raw.samples) << "totals stay cumulative";
+    EXPECT_EQ(t.binding_view({id, 1})->total_samples, raw.samples);
 }
 
 TEST(RttTracker, RaisedTargetTurnsViolatedIntoMet) {
     RttTracker t(30);
     RttRaw raw;
-    t.observe(1, 1'000, raw);  // 1 us
+    one(t, 1, 1'000, raw);  // 1 us
     raw = add(raw, 500, 100);
-    auto c = t.observe(1, 1'000, raw);
+    auto c = of_persona(one(t, 1, 1'000, raw));
     ASSERT_TRUE(c);
     EXPECT_EQ(c->status, RttStatus::Violated);
-    c = t.observe(1, 1'000'000'000, raw);  // the persona now says 1 s
-    ASSERT_TRUE(c);
-    EXPECT_EQ(c->status, RttStatus::Met);
+    auto cs = one(t, 1, 1'000'000'000, raw);  // the persona now says 1 s
+    ASSERT_TRUE(of_persona(cs));
+    EXPECT_EQ(of_persona(cs)->status, RttStatus::Met);
+    ASSERT_TRUE(of_slot(cs, 1));
+    EXPECT_EQ(of_slot(cs, 1)->status, RttStatus::Met);
+    EXPECT_EQ(of_slot(cs, 1)->target_ns, 1'000'000'000u) << "a binding has its persona's target";
 }
 
 TEST(RttTracker, RecreatedHistogramCountsFromZeroAndRetainForgets) {
     RttTracker t(30);
     RttRaw raw = add(RttRaw{}, 100, 1000);
-    t.observe(2, 1'000'000, raw);
+    one(t, 2, 1'000'000, raw);
     // The histogram was deleted and made anew: the counters went down.
     RttRaw fresh = add(RttRaw{}, 100, 30);
-    auto c = t.observe(2, 1'000'000, fresh);
+    auto c = of_persona(one(t, 2, 1'000'000, fresh));
     ASSERT_TRUE(c);
     EXPECT_EQ(c->samples, 30u) << "not 2^32 - 970";
     EXPECT_EQ(c->status, RttStatus::Met);
-    EXPECT_TRUE(t.tracks(2));
-    t.retain({3});
-    EXPECT_FALSE(t.tracks(2));
-    EXPECT_FALSE(t.view(2));
-    EXPECT_TRUE(t.views().empty());
+    EXPECT_EQ(t.persona_view(2)->total_samples, 1030u) << "the persona's total only grows";
+    EXPECT_EQ(t.binding_view({2, 1})->total_samples, 30u) << "the histogram's own restarts";
+    EXPECT_TRUE(t.tracks({2, 1}));
+    EXPECT_TRUE(t.tracks_persona(2));
+    t.retain({{2, 1'000'000}}, {{2, 0}});
+    EXPECT_FALSE(t.tracks({2, 1})) << "its binding is gone";
+    EXPECT_TRUE(t.persona_view(2));
+    t.retain({{3, 1'000'000}}, {{2, 1}, {3, 0}});
+    EXPECT_FALSE(t.tracks_persona(2)) << "its target is gone";
+    EXPECT_FALSE(t.persona_view(2));
+    EXPECT_FALSE(t.binding_view({2, 1}));
+}
+
+// Two bindings of one persona, one fast and one slow, and slot 0 (bindings without a slot
+// of their own): each binding has its own status; the persona's figures are the sum of all
+// three histograms.
+TEST(RttTracker, PersonaIsTheMergeOfItsBindings) {
+    RttTracker t(30);
+    const uint32_t id = 9;
+    const uint64_t target = 1'000'000;  // 1 ms
+    RttRaw fast, slow, none;
+    auto tick = [&] {
+        return t.observe({{id, target}},
+                         {{{id, 0}, 0, none}, {{id, 3}, 300, fast}, {{id, 4}, 400, slow}});
+    };
+    EXPECT_TRUE(tick().empty());
+    fast = add(fast, 80, 500);
+    slow = add(slow, 20'000, 100);
+    none = add(none, 80, 10);
+    auto cs = tick();
+    ASSERT_EQ(cs.size(), 3u) << "two bindings and the persona; slot 0 has no status";
+    ASSERT_TRUE(of_slot(cs, 3));
+    EXPECT_EQ(of_slot(cs, 3)->status, RttStatus::Met);
+    EXPECT_EQ(of_slot(cs, 3)->workload, 300u);
+    ASSERT_TRUE(of_slot(cs, 4));
+    EXPECT_EQ(of_slot(cs, 4)->status, RttStatus::Violated);
+    EXPECT_EQ(of_slot(cs, 4)->workload, 400u);
+    EXPECT_FALSE(of_slot(cs, 0));
+    auto p = of_persona(cs);
+    ASSERT_TRUE(p);
+    EXPECT_EQ(p->status, RttStatus::Violated) << "1 in 6 samples is slow: p99 among them";
+    EXPECT_EQ(p->samples, 610u);
+
+    auto pv = t.persona_view(id), fv = t.binding_view({id, 3}), sv = t.binding_view({id, 4});
+    ASSERT_TRUE(pv && fv && sv);
+    EXPECT_EQ(pv->window_samples, fv->window_samples + sv->window_samples + 10);
+    EXPECT_LT(*fv->p99_us, 90.0);
+    EXPECT_GT(*sv->p50_us, 17'000.0);
+    EXPECT_LT(*pv->p50_us, 90.0) << "most samples are fast";
+    EXPECT_GT(*pv->p99_us, 17'000.0);
+    EXPECT_EQ(pv->total_sum_us, fast.sum_us + slow.sum_us + none.sum_us);
+    EXPECT_FALSE(fv->slot == std::nullopt);
+    EXPECT_EQ(*fv->slot, 3u);
+    EXPECT_FALSE(pv->slot);
+    EXPECT_EQ(sv->target_ns, target);
+    // No binding view for slot 0's row is ever asked for, but it is followed.
+    EXPECT_TRUE(t.tracks({id, 0}));
+}
+
+// A binding that goes (its histogram deleted) leaves its samples in the persona's window
+// and totals; only its own view goes.
+TEST(RttTracker, PersonaKeepsWhatAGoneBindingContributed) {
+    RttTracker t(30);
+    const uint32_t id = 4;
+    RttRaw a, b;
+    t.observe({{id, 1'000'000}}, {{{id, 1}, 10, a}, {{id, 2}, 20, b}});
+    a = add(a, 100, 40);
+    b = add(b, 200, 40);
+    t.observe({{id, 1'000'000}}, {{{id, 1}, 10, a}, {{id, 2}, 20, b}});
+    EXPECT_EQ(t.persona_view(id)->window_samples, 80u);
+    a = add(a, 100, 5);
+    auto cs = t.observe({{id, 1'000'000}}, {{{id, 1}, 10, a}});  // binding 2 gone
+    EXPECT_TRUE(cs.empty());
+    EXPECT_FALSE(t.binding_view({id, 2}));
+    EXPECT_EQ(t.persona_view(id)->window_samples, 85u);
+    EXPECT_EQ(t.persona_view(id)->total_samples, 85u);
+    EXPECT_EQ(t.persona_view(id)->status, RttStatus::Met);
+}
+
+// A slot handed to another binding (another cgroup) of the same persona: the new owner's
+// figures start from that read, none of the previous owner's count as its own.
+TEST(RttTracker, SlotOfAnotherBindingStartsAnew) {
+    RttTracker t(30);
+    RttRaw raw = add(RttRaw{}, 100, 50);
+    t.observe({{1, 1'000'000}}, {{{1, 6}, 111, RttRaw{}}});
+    auto cs = t.observe({{1, 1'000'000}}, {{{1, 6}, 111, raw}});
+    ASSERT_TRUE(of_slot(cs, 6));
+    EXPECT_EQ(t.binding_view({1, 6})->workload, 111u);
+    raw = add(raw, 100, 5);
+    cs = t.observe({{1, 1'000'000}}, {{{1, 6}, 222, raw}});
+    EXPECT_FALSE(of_slot(cs, 6)) << "a new binding starts in no-data, without a change";
+    auto v = t.binding_view({1, 6});
+    ASSERT_TRUE(v);
+    EXPECT_EQ(v->workload, 222u);
+    EXPECT_EQ(v->window_samples, 0u);
+    EXPECT_EQ(v->status, RttStatus::NoData);
+    EXPECT_EQ(t.persona_view(1)->window_samples, 50u) << "the persona keeps what it had";
+}
+
+// begin(): a histogram made zeroed by the agent starts from zero, so the samples it takes
+// before the next interval land in that interval; a known one is left alone.
+TEST(RttTracker, BeginFromZeroCountsTheFirstSamples) {
+    RttTracker t(30);
+    t.begin({{8, 2}, 55, RttRaw{}}, 5'000'000);
+    EXPECT_TRUE(t.tracks({8, 2}));
+    ASSERT_TRUE(t.persona_view(8));
+    EXPECT_EQ(t.persona_view(8)->target_ns, 5'000'000u);
+    t.begin({{8, 2}, 55, add(RttRaw{}, 100, 7)}, 5'000'000);  // known: no new baseline
+    const RttRaw raw = add(RttRaw{}, 100, 30);
+    auto cs = t.observe({{8, 5'000'000}}, {{{8, 2}, 55, raw}});
+    ASSERT_TRUE(of_slot(cs, 2));
+    EXPECT_EQ(of_slot(cs, 2)->samples, 30u);
+    EXPECT_EQ(t.binding_view({8, 2})->window_samples, 30u);
+    EXPECT_EQ(t.persona_view(8)->window_samples, 30u);
 }
 
 TEST(RttJson, Fields) {
