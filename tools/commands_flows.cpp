@@ -97,7 +97,9 @@ void print_event(const json& e) {
     }
     if (e.value("type", "flow") == "latency") {
         std::string status = field(e, "status");
+        // A binding's change names the workload as bind events do.
         std::cout << clock_text(e.value("time_ns", int64_t{0})) << "  " << field(e, "persona")
+                  << (e.contains("workload") ? " (" + field(e, "workload") + ")" : std::string())
                   << "  LATENCY " << status << " (was " << field(e, "previous");
         if (auto it = e.find("rtt"); it != e.end() && it->is_object()) {
             const auto& r = *it;

@@ -130,16 +130,26 @@ void print_stats(const nlohmann::json& list, bool by_rate, std::ostream& out) {
         return;
     }
     table.print(out);
-    // Personas with a latency target: TCP RTT over the agent's window and the status.
-    Table lt({"PERSONA", "TARGET", "RTT-P50", "RTT-P99", "SAMPLES", "LATENCY"},
-             {A::Left, A::Right, A::Right, A::Right, A::Right, A::Left});
+    // Personas with a latency target: TCP RTT over the agent's window and the status, of
+    // the persona as a whole ("*": all its bindings), then of each of its bindings.
+    Table lt({"PERSONA", "BINDING", "TARGET", "RTT-P50", "RTT-P99", "SAMPLES", "LATENCY"},
+             {A::Left, A::Left, A::Right, A::Right, A::Right, A::Right, A::Left});
+    auto latency_row = [&](const std::string& persona, const std::string& binding,
+                           const nlohmann::json& rtt) {
+        lt.add_row({persona, binding, micros_text(rtt.value("target_us", nlohmann::json())),
+                    micros_text(rtt.value("p50_us", nlohmann::json())),
+                    micros_text(rtt.value("p99_us", nlohmann::json())), field(rtt, "samples"),
+                    field(rtt, "status")});
+    };
     for (const auto& s : rows) {
         auto it = s.find("rtt");
         if (it == s.end() || !it->is_object()) continue;
-        lt.add_row({field(s, "persona"), micros_text(it->value("target_us", nlohmann::json())),
-                    micros_text(it->value("p50_us", nlohmann::json())),
-                    micros_text(it->value("p99_us", nlohmann::json())), field(*it, "samples"),
-                    field(*it, "status")});
+        latency_row(field(s, "persona"), "*", *it);
+        for (const auto& [persona, b] : bindings) {
+            auto r = b.find("rtt");
+            if (persona == field(s, "persona") && r != b.end() && r->is_object())
+                latency_row(persona, field(b, "target"), *r);
+        }
     }
     if (!lt.empty()) {
         out << '\n';

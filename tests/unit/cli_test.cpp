@@ -1389,7 +1389,20 @@ constexpr const char* kLatencyStats = R"J([
    "egress": {"allowed_packets": 5, "allowed_bytes": 300, "rate": {"bits_per_second": 800}},
    "rtt": {"p50_us": 61.5, "p99_us": 1830.25, "samples": 420, "window_seconds": 30,
            "target_us": 5000.0, "status": "met"},
-   "bindings": []},
+   "bindings": [
+     {"kind": "cgroup", "target": "/app/api-fast", "counted": true,
+      "ingress": {"passed_packets": 2, "rate": {"bits_per_second": 0}},
+      "egress": {"passed_packets": 2, "rate": {"bits_per_second": 0}},
+      "rtt": {"p50_us": 40.0, "p99_us": 95.0, "samples": 400, "window_seconds": 30,
+              "target_us": 5000.0, "status": "met"}},
+     {"kind": "cgroup", "target": "/app/api-slow", "counted": true,
+      "ingress": {"passed_packets": 1, "rate": {"bits_per_second": 0}},
+      "egress": {"passed_packets": 1, "rate": {"bits_per_second": 0}},
+      "rtt": {"p50_us": 7100.0, "p99_us": 8800.0, "samples": 20, "window_seconds": 30,
+              "target_us": 5000.0, "status": "violated"}},
+     {"kind": "interface", "target": "tap0", "counted": true,
+      "ingress": {"passed_packets": 1, "rate": {"bits_per_second": 0}},
+      "egress": {"passed_packets": 1, "rate": {"bits_per_second": 0}}}]},
   {"persona": "batch", "id": 4,
    "ingress": {"allowed_packets": 1, "allowed_bytes": 60, "rate": {"bits_per_second": 0}},
    "egress": {"allowed_packets": 1, "allowed_bytes": 60, "rate": {"bits_per_second": 0}},
@@ -1419,6 +1432,21 @@ TEST_F(CliAgent, StatsAndTopShowRttPercentilesAndLatencyStatus) {
         EXPECT_NE(lat.find("no-data"), std::string::npos) << lat;
         EXPECT_NE(lat.find("2 s"), std::string::npos) << lat;
         EXPECT_EQ(lat.find("plain"), std::string::npos) << "no target, no latency row:\n" << lat;
+        // The persona's row ("*": all its bindings), then a row per binding with figures.
+        const size_t all = lat.find("api      *");
+        const size_t fast = lat.find("api      /app/api-fast");
+        const size_t slow = lat.find("api      /app/api-slow");
+        ASSERT_NE(all, std::string::npos) << lat;
+        ASSERT_NE(fast, std::string::npos) << lat;
+        ASSERT_NE(slow, std::string::npos) << lat;
+        EXPECT_LT(all, fast) << lat;
+        EXPECT_LT(fast, slow) << lat;
+        const std::string slow_row = lat.substr(slow, lat.find('\n', slow) - slow);
+        EXPECT_NE(slow_row.find("8.8 ms"), std::string::npos) << slow_row;
+        EXPECT_NE(slow_row.find("violated"), std::string::npos) << slow_row;
+        const std::string lat_table = lat.substr(0, lat.find("\n\n"));
+        EXPECT_EQ(lat_table.find("tap0"), std::string::npos) << "no rtt, no latency row:\n"
+                                                             << lat_table;
     }
 }
 
@@ -1433,6 +1461,22 @@ TEST_F(CliAgent, EventsPrintsLatencyChanges) {
     EXPECT_EQ(r.status, 0) << describe(r);
     EXPECT_NE(r.out.find("api  LATENCY violated (was met; p99 7250.5 us, target 5000.0 us, 300 "
                          "samples)"),
+              std::string::npos)
+        << r.out;
+}
+
+TEST_F(CliAgent, EventsNameTheBindingOfABindingsLatencyChange) {
+    FakeAgent agent(socket(), {{"GET /v1/events?tail=1&limit=20", {200, R"J({"events": [
+        {"seq": 8, "type": "latency", "scope": "binding", "workload": "/app/api-slow",
+         "time_ns": 1700000000000000000, "persona": "api", "status": "violated",
+         "previous": "no-data",
+         "rtt": {"p50_us": 7100.0, "p99_us": 8800.0, "samples": 20, "window_seconds": 30,
+                 "target_us": 5000.0, "status": "violated"}}],
+        "next": 9, "overwritten": 0, "kernel": {}})J"}}});
+    Result r = run_cli({"events"});
+    EXPECT_EQ(r.status, 0) << describe(r);
+    EXPECT_NE(r.out.find("api (/app/api-slow)  LATENCY violated (was no-data; p99 8800.0 us, "
+                         "target 5000.0 us, 20 samples)"),
               std::string::npos)
         << r.out;
 }
