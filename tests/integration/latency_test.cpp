@@ -3,8 +3,10 @@
 // above the veth's RTT becomes `met`, one whose target (1us) is below it `violated`, and
 // one without a target is not sampled at all (no histogram, no `rtt` field). Each change
 // of status is exactly one `latency` event per persona and per binding; GET /v1/stats and
-// /metrics carry the figures.
+// /metrics carry the figures. Two bindings of one persona, one behind a slow link, get
+// statuses of their own while the persona shows their sum.
 #include <algorithm>
+#include <map>
 #include <set>
 #include <sstream>
 
@@ -267,6 +269,137 @@ TEST_F(Latency, TargetsBecomeMetOrViolatedUnderRealTcpWithOneEventEach) {
     const uint64_t met_id = met_row["id"].get<uint64_t>();
     EXPECT_TRUE(wait_until([&] { return !histogram_personas().count(met_id); }, 5s, 100ms));
     EXPECT_TRUE(wait_until([&] { return !row(met).contains("rtt"); }, 5s, 100ms));
+}
+
+// One persona, two bindings. The `fast` workload keeps opening echo connections over the
+// fixture's veth; the `slow` one keeps a bulk TCP transfer going over a second veth into
+// the same netns whose host side a tbf qdisc shapes to 1 Mbit/s. There is no netem on
+// these kernels ("Specified qdisc kind is unknown"), but a token bucket under a sender that
+// never stops is a real queue: what the connection has in flight waits there for its
+// tokens. A small send buffer bounds that to some 10 segments, so the queue never
+// overflows (losses would stall the connection in retransmission timeouts, and a stalled
+// connection gives almost no RTT samples) and holds a few hundred milliseconds: the
+// connection's smoothed RTT climbs well above the 100 ms target within a few samples,
+// while the veth's are microseconds. Each binding gets its own status and event, the
+// persona the sum of both (violated: its p99 is among the slow samples).
+TEST_F(Latency, BindingsOfOnePersonaHaveTheirOwnStatusAndThePersonaTheirSum) {
+    const std::string name = "it-rtt-two";
+    apply(*agent_, latency_pdl(name, "100ms"), "two.pdl");
+    const Where fast = in("fast"), slow = in("slow");
+    bind(name, "fast");
+    bind(name, "slow");
+    const std::string fast_target = cg_->rel("fast"), slow_target = cg_->rel("slow");
+
+    Veth slow_link(*net_);
+    ASSERT_TRUE(slow_link.ok()) << slow_link.error();
+    CommandResult tc = run_command({"tc", "qdisc", "add", "dev", slow_link.host_if(), "root", "tbf",
+                                    "rate", "1mbit", "burst", "1600", "limit", "200000"},
+                                   10s);
+    ASSERT_EQ(tc.exit_code, 0) << tc.describe();
+    constexpr uint16_t kSinkPort = 7071;
+    TcpSink sink(from_netns(), kSinkPort);
+    ASSERT_TRUE(sink.ok()) << sink.error();
+    TcpBulk bulk(slow, slow_link.peer4, kSinkPort, /*sndbuf=*/16384);
+    ASSERT_TRUE(bulk.ok()) << bulk.error();
+
+    json p, f, sl;
+    auto samples = [](const json& r) {
+        return r.is_object() && r.contains("rtt") ? r["rtt"]["samples"].get<uint64_t>() : 0;
+    };
+    ASSERT_TRUE(wait_until(
+        [&] {
+            traffic({fast});
+            p = row(name);
+            f = binding_row(p, fast_target);
+            sl = binding_row(p, slow_target);
+            // Rows of one answer come from one tick, unless a tick fell between them.
+            return status_of(f) == "met" && status_of(sl) == "violated" &&
+                   status_of(p) == "violated" && samples(p) == samples(f) + samples(sl);
+        },
+        60s, 200ms))
+        << "persona: " << p.dump(2) << "\nevents: " << agent_->cli({"events", "-n", "100000"}).out
+        << "\ntc: " << run_command({"tc", "-s", "qdisc", "show", "dev", slow_link.host_if()}).out;
+    std::cout << "[latency] fast binding p99 " << f["rtt"]["p99_us"] << " us ("
+              << f["rtt"]["samples"] << " samples), slow binding p50 " << sl["rtt"]["p50_us"]
+              << " us, p99 " << sl["rtt"]["p99_us"] << " us (" << sl["rtt"]["samples"]
+              << " samples); persona p50 " << p["rtt"]["p50_us"] << " us, p99 "
+              << p["rtt"]["p99_us"] << " us\n";
+    EXPECT_LT(f["rtt"]["p99_us"].get<double>(), 100'000.0);
+    EXPECT_GT(sl["rtt"]["p99_us"].get<double>(), 100'000.0);
+    EXPECT_GE(p["rtt"]["p99_us"].get<double>(), f["rtt"]["p99_us"].get<double>());
+    EXPECT_EQ(f["rtt"]["target_us"], 1e5);
+    EXPECT_EQ(sl["rtt"]["target_us"], 1e5);
+
+    // Prometheus: a summary and an SLO gauge per binding, labelled as the other per-binding
+    // families are, next to the persona's.
+    HttpResponse m = http(metrics_sock_, "GET", "/metrics");
+    ASSERT_EQ(m.status, 200) << m.raw;
+    EXPECT_NE(m.body.find("# TYPE personabpf_binding_rtt_seconds summary\n"), std::string::npos);
+    auto labels = [&](const std::string& target) {
+        return "{binding=\"" + target + "\",kind=\"cgroup\",persona=\"" + name + "\"";
+    };
+    for (const auto& t : {fast_target, slow_target}) {
+        for (const auto& q : {"0.5", "0.99"})
+            EXPECT_NE(m.body.find("personabpf_binding_rtt_seconds" + labels(t) + ",quantile=\"" +
+                                  q + "\"} "),
+                      std::string::npos)
+                << m.body;
+        EXPECT_NE(m.body.find("personabpf_binding_rtt_seconds_count" + labels(t) + "} "),
+                  std::string::npos)
+            << m.body;
+        EXPECT_NE(m.body.find("personabpf_binding_rtt_seconds_sum" + labels(t) + "} "),
+                  std::string::npos)
+            << m.body;
+    }
+    EXPECT_NE(m.body.find("personabpf_binding_latency_slo_met" + labels(fast_target) + "} 1\n"),
+              std::string::npos)
+        << m.body;
+    EXPECT_NE(m.body.find("personabpf_binding_latency_slo_met" + labels(slow_target) + "} 0\n"),
+              std::string::npos)
+        << m.body;
+    EXPECT_NE(m.body.find("personabpf_persona_latency_slo_met{persona=\"" + name + "\"} 0\n"),
+              std::string::npos)
+        << m.body;
+
+    // One event per binding, naming it; the persona's own events end in `violated`.
+    auto ev = latency_events(name, "binding");
+    std::map<std::string, std::vector<std::string>> by_workload;
+    for (const auto& e : ev) by_workload[e.value("workload", "?")].push_back(e["status"]);
+    EXPECT_EQ(by_workload[fast_target], std::vector<std::string>{"met"})
+        << agent_->cli({"events", "-n", "100000"}).out;
+    EXPECT_EQ(by_workload[slow_target], std::vector<std::string>{"violated"})
+        << agent_->cli({"events", "-n", "100000"}).out;
+    EXPECT_EQ(by_workload.size(), 2u);
+    auto pev = latency_events(name);
+    ASSERT_FALSE(pev.empty());
+    EXPECT_EQ(pev.back()["status"], "violated");
+    CommandResult text = agent_->cli({"events", "--persona", name, "-n", "100000"});
+    EXPECT_NE(text.out.find(name + " (" + slow_target + ")  LATENCY violated"), std::string::npos)
+        << text.describe();
+
+    // The stats table shows the persona's row and both bindings'.
+    CommandResult st = agent_->cli({"stats", name});
+    ASSERT_EQ(st.exit_code, 0) << st.describe();
+    const size_t lt = st.out.find("RTT-P99");
+    ASSERT_NE(lt, std::string::npos) << st.out;
+    for (const auto& t : {fast_target, slow_target})
+        EXPECT_NE(st.out.find(t, lt), std::string::npos) << st.out;
+
+    // Unbinding the slow workload removes its histogram and its figures; the persona keeps
+    // the samples the binding had added to its window (more than the fast binding's).
+    CommandResult u = agent_->cli({"unbind", "--cgroup", slow_target});
+    ASSERT_EQ(u.exit_code, 0) << u.describe();
+    const uint64_t id = p["id"].get<uint64_t>();
+    EXPECT_TRUE(wait_until(
+        [&] {
+            const auto keys = histogram_keys();
+            return std::count_if(keys.begin(), keys.end(),
+                                 [&](const auto& k) { return k.first == id; }) == 2;
+        },
+        5s, 100ms));
+    json after = row(name);
+    EXPECT_FALSE(binding_row(after, slow_target).is_object()) << after.dump(2);
+    EXPECT_GT(samples(after), samples(binding_row(after, fast_target))) << after.dump(2);
 }
 
 // The sock_ops link is pinned like the cgroup_skb ones: sampling goes on while no agent

@@ -23,6 +23,7 @@
 #include <cstring>
 #include <functional>
 #include <memory>
+#include <vector>
 
 namespace pbpf::it {
 
@@ -555,6 +556,87 @@ EchoServer::EchoServer(const Where& where, const std::vector<Endpoint>& endpoint
 }
 
 EchoServer::~EchoServer() { stop_service(pid_); }
+
+TcpSink::TcpSink(const Where& where, uint16_t port) {
+    auto listener = std::make_shared<int>(-1);
+    auto setup = [&]() -> std::string {
+        Addr a;
+        parse_addr("::", port, &a);
+        int fd = ::socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0) return errstr("socket", errno);
+        int one = 1, zero = 0;
+        ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        ::setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero);
+        if (::bind(fd, reinterpret_cast<sockaddr*>(&a.ss), a.len) != 0)
+            return errstr(("bind [::]:" + std::to_string(port)).c_str(), errno);
+        if (::listen(fd, 64) != 0) return errstr("listen", errno);
+        *listener = fd;
+        return "";
+    };
+    auto loop = [listener]() {
+        std::vector<pollfd> pfs{{*listener, POLLIN, 0}};
+        static char buf[65536];
+        while (true) {
+            if (::poll(pfs.data(), pfs.size(), -1) < 0) continue;
+            if (pfs[0].revents & POLLIN) {
+                int c = ::accept4(*listener, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+                if (c >= 0) pfs.push_back({c, POLLIN, 0});
+            }
+            for (size_t i = 1; i < pfs.size(); ++i) {
+                if (!(pfs[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+                ssize_t n = ::recv(pfs[i].fd, buf, sizeof buf, 0);
+                if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+                    ::close(pfs[i].fd);
+                    pfs[i].fd = -1;
+                }
+            }
+            std::erase_if(pfs, [](const pollfd& p) { return p.fd < 0; });
+        }
+    };
+    pid_ = spawn_service(where, setup, loop, &error_);
+    ok_ = pid_ > 0;
+}
+
+TcpSink::~TcpSink() { stop_service(pid_); }
+
+TcpBulk::TcpBulk(const Where& where, const std::string& addr, uint16_t port, int sndbuf) {
+    Addr to;
+    if (!parse_addr(addr, port, &to)) {
+        error_ = "bad address " + addr;
+        return;
+    }
+    auto fd = std::make_shared<int>(-1);
+    auto connect_once = [to, sndbuf]() -> int {
+        int s = ::socket(to.family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (s < 0) return -errno;
+        if (sndbuf > 0) ::setsockopt(s, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
+        if (::connect(s, reinterpret_cast<const sockaddr*>(&to.ss), to.len) != 0) {
+            int e = errno;
+            ::close(s);
+            return -e;
+        }
+        return s;
+    };
+    auto setup = [&]() -> std::string {
+        *fd = connect_once();
+        if (*fd < 0) return errstr(("connect " + addr).c_str(), -*fd);
+        return "";
+    };
+    auto loop = [fd, connect_once]() {
+        static char buf[65536];
+        int s = *fd;
+        while (true) {
+            if (s >= 0 && ::send(s, buf, sizeof buf, MSG_NOSIGNAL) >= 0) continue;
+            if (s >= 0) ::close(s);
+            ::usleep(100 * 1000);
+            s = connect_once();
+        }
+    };
+    pid_ = spawn_service(where, setup, loop, &error_);
+    ok_ = pid_ > 0;
+}
+
+TcpBulk::~TcpBulk() { stop_service(pid_); }
 
 Sleeper::Sleeper(const Where& where) {
     pid_ = spawn_service(

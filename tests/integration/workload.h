@@ -84,6 +84,43 @@ class EchoServer {
     std::string error_;
 };
 
+// A forked TCP server on [::]:port (dual-stack) that reads and discards whatever its
+// clients send, any number at a time; killed in the destructor.
+class TcpSink {
+  public:
+    TcpSink(const Where& where, uint16_t port);
+    ~TcpSink();
+    TcpSink(const TcpSink&) = delete;
+    TcpSink& operator=(const TcpSink&) = delete;
+    bool ok() const { return ok_; }
+    const std::string& error() const { return error_; }
+
+  private:
+    pid_t pid_ = -1;
+    bool ok_ = false;
+    std::string error_;
+};
+
+// A workload that keeps one TCP connection to addr:port (a TcpSink) sending as fast as
+// the path takes it, until destroyed; it connects again if the connection breaks.
+// `sndbuf` sets SO_SNDBUF (0: the system's default): a small one bounds what the
+// connection has in flight, so a slow path queues it without dropping. Construction
+// returns once the first connection is up, or with ok() == false.
+class TcpBulk {
+  public:
+    TcpBulk(const Where& where, const std::string& addr, uint16_t port, int sndbuf = 0);
+    ~TcpBulk();
+    TcpBulk(const TcpBulk&) = delete;
+    TcpBulk& operator=(const TcpBulk&) = delete;
+    bool ok() const { return ok_; }
+    const std::string& error() const { return error_; }
+
+  private:
+    pid_t pid_ = -1;
+    bool ok_ = false;
+    std::string error_;
+};
+
 // A process that joins a cgroup and sleeps until killed (a workload to bind by pid).
 class Sleeper {
   public:
