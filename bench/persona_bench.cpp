@@ -18,6 +18,9 @@
 #include <memory>
 #include <string>
 
+#include "agent/config.h"
+#include "agent/geo.h"
+#include "agent/geo_db.h"
 #include "bench/bench_cgroup.h"
 #include "maps/abi/binding.h"
 #include "maps/abi/conntrack.h"
@@ -608,6 +611,142 @@ void BM_Bindings(benchmark::State& state, Flow flow) {
     done();
 }
 
+// --- sovereignty with the default geo dataset -----------------------------------------
+
+// The default dataset, read once, and the trie made from it (docs/benchmarks.md, "Data
+// sovereignty"). Loading is timed like the agent does it: read and merge, then fill.
+struct GeoData {
+    agent::geo::GeoDataset ds;
+    Fd trie;
+    double read_ms = 0, fill_ms = 0, memlock_B = 0;
+    std::string de4;  // an address the dataset places in DE
+};
+GeoData* g_geo = nullptr;
+
+constexpr uint32_t kSovPersona = 160;    // allow countries { DE }, every rule allows
+constexpr uint32_t kPlainPersona = 161;  // the same rules, no sovereignty
+
+constexpr const char* kSovPdl = R"(
+persona bench-sov {
+  security {
+    mode enforce
+    default ingress allow
+    default egress allow
+  }
+  sovereignty {
+    allow countries { DE }
+    unknown deny
+  }
+}
+)";
+constexpr const char* kPlainPdl = R"(
+persona bench-plain {
+  security {
+    mode enforce
+    default ingress allow
+    default egress deny
+  }
+}
+)";
+
+Result<void> set_geo_trie(int fd) {
+    const uint32_t zero = 0;
+    const uint32_t v = static_cast<uint32_t>(fd);
+    if (bpf_map__update_elem(g_env->skel->maps.pbpf_geo, &zero, sizeof zero, &v, sizeof v,
+                             BPF_ANY) != 0)
+        return sys_error("install the geo trie");
+    return {};
+}
+
+enum class GeoCase {
+    kEstablishedDe,       // a tracked flow to DE: no geo lookup
+    kNewDeniedUs,         // 8.8.8.8: new flow every packet (no entry), trie lookup, drop
+    kNewDeniedUsIpv6,     // 2001:4860:4860::8888, the same over IPv6
+    kNewDeniedNoSov,      // the baseline: the same new-flow path denied by the default, no geo
+    kNewAllowedDeSingle,  // one packet per call to DE, entry deleted between: lookup + insert
+};
+
+void BM_Geo(benchmark::State& state, GeoCase c) {
+    const bool sov = c != GeoCase::kNewDeniedNoSov;
+    const uint32_t id = sov ? kSovPersona : kPlainPersona;
+    if (auto r = bind_tree(0, id); !r) return state.SkipWithError(r.error().what().c_str());
+    (void)flush_conntrack();
+    const Packet de = tcp4(g_geo->de4, 443);
+    const Packet us = tcp4("8.8.8.8", 443);
+    const Packet us6 =
+        Packet().eth().ipv6("2001:db8::10", "2001:4860:4860::8888").tcp(40000, 443).payload(10);
+    switch (c) {
+        case GeoCase::kEstablishedDe:
+            measure(state, egress_fd(), de.bytes(), kPass);
+            break;
+        case GeoCase::kNewDeniedUs:
+        case GeoCase::kNewDeniedNoSov:
+            measure(state, egress_fd(), us.bytes(), kDrop);
+            break;
+        case GeoCase::kNewDeniedUsIpv6:
+            measure(state, egress_fd(), us6.bytes(), kDrop);
+            break;
+        case GeoCase::kNewAllowedDeSingle: {
+            auto first = test_run(egress_fd(), de.bytes(), 1);
+            if (!first || first->retval != kPass) return state.SkipWithError("first DE packet");
+            const int fd = bpf_map__fd(g_env->skel->maps.pbpf_conntrack);
+            pbpf_ct_key key{};
+            if (bpf_map_get_next_key(fd, nullptr, &key) != 0 || bpf_map_delete_elem(fd, &key) != 0)
+                return state.SkipWithError("conntrack entry of the DE packet not found");
+            measure_single(state, egress_fd(), de.bytes(), kPass,
+                           [fd, &key] { return bpf_map_delete_elem(fd, &key) == 0; });
+            break;
+        }
+    }
+    state.counters["prefixes"] = double(g_geo->ds.v4.size() + g_geo->ds.v6.size());
+    state.counters["read_ms"] = g_geo->read_ms;
+    state.counters["fill_ms"] = g_geo->fill_ms;
+    state.counters["trie_memlock_B"] = g_geo->memlock_B;
+    (void)bind_tree(0, 0);
+    (void)flush_conntrack();
+}
+
+// Reads the default dataset and installs it with the two personas; false (and a message)
+// when the dataset is missing, which leaves the Geo rows out.
+bool setup_geo(GeoData& g) {
+    const std::string path = agent::kDefaultGeoDatabase;
+    auto t0 = std::chrono::steady_clock::now();
+    auto ds = agent::geo::load_geo_dataset(path);
+    if (!ds) {
+        std::fprintf(stderr, "persona_bench: no Geo rows: %s\n", ds.error().what().c_str());
+        return false;
+    }
+    g.read_ms = ms_since(t0);
+    g.ds = std::move(*ds);
+    t0 = std::chrono::steady_clock::now();
+    auto trie = agent::build_geo_trie(g.ds);
+    if (!trie) {
+        std::fprintf(stderr, "persona_bench: geo trie: %s\n", trie.error().what().c_str());
+        return false;
+    }
+    g.fill_ms = ms_since(t0);
+    g.trie = std::move(*trie);
+    g.memlock_B = fd_memlock(g.trie.get());
+    for (const auto& p : g.ds.v4) {
+        if (p.country != *agent::geo::country_index("DE") || p.len > 24) continue;
+        g.de4 = std::to_string(p.addr[0]) + "." + std::to_string(p.addr[1]) + "." +
+                std::to_string(p.addr[2]) + ".10";
+        break;
+    }
+    if (g.de4.empty()) return false;
+    for (auto [id, text] : {std::pair{kSovPersona, kSovPdl}, std::pair{kPlainPersona, kPlainPdl}}) {
+        auto image = compile_one("bench-geo.pdl", text);
+        if (!image || !install(id, *image)) return false;
+    }
+    if (!set_geo_trie(g.trie.get())) return false;
+    std::fprintf(stderr,
+                 "persona_bench: geo dataset %s: %zu IPv4 + %zu IPv6 prefixes, read %.0f ms, "
+                 "trie filled in %.0f ms, memlock %.0f B; DE address %s\n",
+                 path.c_str(), g.ds.v4.size(), g.ds.v6.size(), g.read_ms, g.fill_ms, g.memlock_B,
+                 g.de4.c_str());
+    return true;
+}
+
 template <typename Fn>
 void add(const char* name, Fn fn) {
     benchmark::RegisterBenchmark(name, fn)->Iterations(kCalls)->UseManualTime()->Unit(
@@ -696,6 +835,26 @@ int run_main(int argc, char** argv) {
             ->Arg(1000)
             ->Arg(10000)
             ->Arg(100000)
+            ->Iterations(kSingleCalls)
+            ->UseManualTime()
+            ->Unit(benchmark::kNanosecond);
+    }
+
+    GeoData geo;
+    g_geo = &geo;
+    if (setup_geo(geo)) {
+        for (auto [name, c] :
+             {std::pair{"Geo/established_de", GeoCase::kEstablishedDe},
+              std::pair{"Geo/new_flow_denied_us", GeoCase::kNewDeniedUs},
+              std::pair{"Geo/new_flow_denied_us_ipv6", GeoCase::kNewDeniedUsIpv6},
+              std::pair{"Geo/new_flow_default_deny_no_sovereignty", GeoCase::kNewDeniedNoSov}}) {
+            benchmark::RegisterBenchmark(name, BM_Geo, c)
+                ->Iterations(kCalls)
+                ->UseManualTime()
+                ->Unit(benchmark::kMicrosecond);
+        }
+        benchmark::RegisterBenchmark("Geo/single_new_flow_allowed_de_insert", BM_Geo,
+                                     GeoCase::kNewAllowedDeSingle)
             ->Iterations(kSingleCalls)
             ->UseManualTime()
             ->Unit(benchmark::kNanosecond);
