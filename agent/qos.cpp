@@ -24,6 +24,7 @@
 #include "agent/api_error.h"
 #include "agent/api_server.h"
 #include "agent/loader.h"
+#include "agent/netlink.h"
 #include "agent/tcx.h"
 #include "agent/watchers.h"
 #include "pdl-compiler/values.h"
@@ -48,40 +49,6 @@ std::string qos_pin(const std::string& bpffs_root, uint32_t ifindex) {
     return qos_pin_dir(bpffs_root) + "/" + std::to_string(ifindex) + "-egress";
 }
 
-std::string nl_error(const std::string& what, int err) { return what + ": " + nl_geterror(err); }
-
-// One route netlink socket per operation batch.
-class NlRoute {
-  public:
-    NlRoute() : sk_(nl_socket_alloc()) {}
-    ~NlRoute() {
-        if (sk_ != nullptr) nl_socket_free(sk_);
-    }
-    NlRoute(const NlRoute&) = delete;
-    NlRoute& operator=(const NlRoute&) = delete;
-    Result<void> connect() {
-        if (sk_ == nullptr) return Error{ENOMEM, "netlink socket"};
-        int err = nl_connect(sk_, NETLINK_ROUTE);
-        if (err < 0) return Error{0, nl_error("netlink connect", err)};
-        return {};
-    }
-    nl_sock* get() const { return sk_; }
-
-  private:
-    nl_sock* sk_;
-};
-
-template <class T, void (*Put)(T*)>
-struct NlPtr {
-    T* p = nullptr;
-    NlPtr() = default;
-    explicit NlPtr(T* x) : p(x) {}
-    ~NlPtr() {
-        if (p != nullptr) Put(p);
-    }
-    NlPtr(const NlPtr&) = delete;
-    NlPtr& operator=(const NlPtr&) = delete;
-};
 using QdiscPtr = NlPtr<rtnl_qdisc, rtnl_qdisc_put>;
 using ClassPtr = NlPtr<rtnl_class, rtnl_class_put>;
 using CachePtr = NlPtr<nl_cache, nl_cache_free>;

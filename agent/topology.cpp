@@ -20,6 +20,7 @@
 
 #include "agent/api_server.h"
 #include "agent/loader.h"
+#include "agent/netlink.h"
 #include "agent/tcx.h"
 #include "agent/watchers.h"
 #include "maps/abi/qos.h"
@@ -36,43 +37,10 @@ std::string topo_pin(const std::string& bpffs_root, uint32_t ifindex) {
     return topo_pin_dir(bpffs_root) + "/" + std::to_string(ifindex) + "-egress";
 }
 
-std::string nl_error(const std::string& what, int err) { return what + ": " + nl_geterror(err); }
-
-class Nl {
-  public:
-    Nl() : sk_(nl_socket_alloc()) {}
-    ~Nl() {
-        if (sk_ != nullptr) nl_socket_free(sk_);
-    }
-    Nl(const Nl&) = delete;
-    Nl& operator=(const Nl&) = delete;
-    Result<void> connect() {
-        if (sk_ == nullptr) return Error{ENOMEM, "netlink socket"};
-        int err = nl_connect(sk_, NETLINK_ROUTE);
-        if (err < 0) return Error{0, nl_error("netlink connect", err)};
-        return {};
-    }
-    nl_sock* get() const { return sk_; }
-
-  private:
-    nl_sock* sk_;
-};
-
-template <class T, void (*Put)(T*)>
-struct Owned {
-    T* p = nullptr;
-    Owned() = default;
-    explicit Owned(T* x) : p(x) {}
-    ~Owned() {
-        if (p != nullptr) Put(p);
-    }
-    Owned(const Owned&) = delete;
-    Owned& operator=(const Owned&) = delete;
-};
-using RulePtr = Owned<rtnl_rule, rtnl_rule_put>;
-using RoutePtr = Owned<rtnl_route, rtnl_route_put>;
-using CachePtr = Owned<nl_cache, nl_cache_free>;
-using AddrPtr = Owned<nl_addr, nl_addr_put>;
+using RulePtr = NlPtr<rtnl_rule, rtnl_rule_put>;
+using RoutePtr = NlPtr<rtnl_route, rtnl_route_put>;
+using CachePtr = NlPtr<nl_cache, nl_cache_free>;
+using AddrPtr = NlPtr<nl_addr, nl_addr_put>;
 
 int af_of(uint8_t family) { return family == PBPF_FAMILY_IPV6 ? AF_INET6 : AF_INET; }
 
@@ -92,7 +60,7 @@ bool our_table(const TopologyConfig& cfg, uint32_t table) {
 }
 
 // The agent's rules as the kernel has them (both families).
-Result<std::vector<TopologyRule>> kernel_rules(Nl& nl, const TopologyConfig& cfg) {
+Result<std::vector<TopologyRule>> kernel_rules(NlRoute& nl, const TopologyConfig& cfg) {
     CachePtr cache;
     int err = rtnl_rule_alloc_cache(nl.get(), AF_UNSPEC, &cache.p);
     if (err < 0) return Error{0, nl_error("list rules", err)};
@@ -113,7 +81,7 @@ Result<std::vector<TopologyRule>> kernel_rules(Nl& nl, const TopologyConfig& cfg
     return out;
 }
 
-Result<void> change_rule(Nl& nl, const TopologyRule& k, bool add) {
+Result<void> change_rule(NlRoute& nl, const TopologyRule& k, bool add) {
     RulePtr r(rtnl_rule_alloc());
     if (r.p == nullptr) return Error{ENOMEM, "rule"};
     rtnl_rule_set_family(r.p, k.family);
@@ -138,7 +106,7 @@ Result<void> change_rule(Nl& nl, const TopologyRule& k, bool add) {
 }
 
 // Default routes in the agent's tables.
-Result<std::vector<TopologyRoute>> kernel_routes(Nl& nl, const TopologyConfig& cfg) {
+Result<std::vector<TopologyRoute>> kernel_routes(NlRoute& nl, const TopologyConfig& cfg) {
     CachePtr cache;
     int err = rtnl_route_alloc_cache(nl.get(), AF_UNSPEC, 0, &cache.p);
     if (err < 0) return Error{0, nl_error("list routes", err)};
@@ -163,7 +131,7 @@ Result<std::vector<TopologyRoute>> kernel_routes(Nl& nl, const TopologyConfig& c
     return out;
 }
 
-Result<void> change_route(Nl& nl, const TopologyRoute& k, bool add) {
+Result<void> change_route(NlRoute& nl, const TopologyRoute& k, bool add) {
     RoutePtr r(rtnl_route_alloc());
     if (r.p == nullptr) return Error{ENOMEM, "route"};
     rtnl_route_set_family(r.p, static_cast<uint8_t>(k.family));
@@ -360,7 +328,7 @@ Result<void> TopologyManager::sync_locked() {
     for (const auto& p : *personas) names_[p.id] = p.name;
     const TopologyPlan plan = plan_topology(*personas, cfg_);
 
-    Nl nl;
+    NlRoute nl;
     if (auto r = nl.connect(); !r) return r;
     auto have_rules = kernel_rules(nl, cfg_);
     if (!have_rules) return have_rules.error();
@@ -441,7 +409,7 @@ json TopologyManager::describe() {
         personas.push_back(std::move(p));
     }
     json rules = json::array(), routes = json::array();
-    Nl nl;
+    NlRoute nl;
     if (nl.connect()) {
         if (auto have = kernel_rules(nl, cfg_))
             for (const auto& r : *have)
@@ -468,7 +436,7 @@ Result<void> uninstall_topology(const std::string& bpffs_root, const TopologyCon
     std::error_code ec;
     for (const auto& e : fs::directory_iterator(topo_pin_dir(bpffs_root), ec))
         if (auto r = detach_tcx_pinned(e.path().string()); !r) return r;
-    Nl nl;
+    NlRoute nl;
     if (auto r = nl.connect(); !r) return r;
     auto rules = kernel_rules(nl, cfg);
     if (!rules) return rules.error();
