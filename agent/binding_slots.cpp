@@ -10,6 +10,7 @@
 
 #include "maps/abi/binding.h"
 #include "maps/abi/counters.h"
+#include "maps/policy_map.h"
 
 namespace pbpf::agent {
 
@@ -70,6 +71,11 @@ uint32_t BindingSlots::acquire(const BindingKey& key) {
         free_.push_back(slot);
         return 0;
     }
+    if (auto r = clear_binding_drops(drops_fd_, slot); !r) {
+        spdlog::warn("{}", r.error().what());
+        free_.push_back(slot);
+        return 0;
+    }
     used_[slot] = true;
     held_[key] = slot;
     return slot;
@@ -87,6 +93,10 @@ void BindingSlots::release(const BindingKey& key) {
     if (it == held_.end()) return;
     used_[it->second] = false;
     free_.push_back(it->second);
+    // Frees the slot's drop keys now (the map has a bounded number); acquire() clears them
+    // again, for drops counted between now and the slot's reuse.
+    if (auto r = clear_binding_drops(drops_fd_, it->second); !r)
+        spdlog::debug("{}", r.error().what());
     held_.erase(it);
 }
 

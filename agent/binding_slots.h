@@ -1,6 +1,7 @@
 // Counter slots of bindings: each binding's row in pbpf_binding_counters. A slot is held
 // while its binding lasts (rebinding to another persona keeps it, so a workload's counts
-// continue) and reused after the binding goes, zeroed before its next owner gets it.
+// continue) and reused after the binding goes, zeroed before its next owner gets it (its
+// row in pbpf_binding_counters, and its keys in pbpf_binding_drops).
 #pragma once
 
 #include <cstdint>
@@ -23,8 +24,10 @@ struct BindingKey {
 
 class BindingSlots {
   public:
-    // counters_fd: pbpf_binding_counters; slots 1..max_slots-1 are handed out.
-    BindingSlots(int counters_fd, uint32_t max_slots) : fd_(counters_fd), max_(max_slots) {}
+    // counters_fd: pbpf_binding_counters, drops_fd: pbpf_binding_drops; slots
+    // 1..max_slots-1 are handed out.
+    BindingSlots(int counters_fd, int drops_fd, uint32_t max_slots)
+        : fd_(counters_fd), drops_fd_(drops_fd), max_(max_slots) {}
 
     // Records the slots that pinned binding entries already carry (an agent restart), so
     // counts survive it. Entries with a slot already taken or out of range are ignored
@@ -40,6 +43,7 @@ class BindingSlots {
 
   private:
     int fd_;
+    int drops_fd_;
     uint32_t max_;
     mutable std::mutex mu_;
     std::map<BindingKey, uint32_t> held_;

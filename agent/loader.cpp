@@ -266,6 +266,7 @@ int Loader::counters_fd() const { return bpf_map__fd(skel_->s->maps.pbpf_counter
 int Loader::binding_counters_fd() const {
     return bpf_map__fd(skel_->s->maps.pbpf_binding_counters);
 }
+int Loader::binding_drops_fd() const { return bpf_map__fd(skel_->s->maps.pbpf_binding_drops); }
 int Loader::geo_fd() const { return bpf_map__fd(skel_->s->maps.pbpf_geo); }
 int Loader::qos_fd() const { return bpf_map__fd(skel_->s->maps.pbpf_qos); }
 int Loader::rtt_fd() const { return bpf_map__fd(skel_->s->maps.pbpf_rtt); }
@@ -411,7 +412,8 @@ Result<std::unique_ptr<Loader>> Loader::start(const LoaderOptions& opts) {
     } else {
         if (auto r = l->adopt(opts); !r) return r.error();
     }
-    l->slots_ = std::make_unique<BindingSlots>(l->binding_counters_fd(), PBPF_MAX_BINDING_SLOTS);
+    l->slots_ = std::make_unique<BindingSlots>(l->binding_counters_fd(), l->binding_drops_fd(),
+                                               PBPF_MAX_BINDING_SLOTS);
     if (auto r = l->slots_->seed(l->bindings_fd(), l->if_bindings_fd()); !r) return r.error();
     return l;
 }

@@ -89,6 +89,7 @@ class Loader {
     int globals_fd() const;
     int counters_fd() const;
     int binding_counters_fd() const;  // counter slot -> struct pbpf_binding_counters
+    int binding_drops_fd() const;     // (slot, dir, reason) -> dropped packets (per CPU)
     // Counter slots of the bindings (seeded from the pinned binding maps at start).
     BindingSlots& slots() const { return *slots_; }
     int qos_fd() const;       // persona id -> struct pbpf_qos

@@ -2,6 +2,7 @@
 #include "agent/monitor.h"
 
 #include <algorithm>
+#include <numeric>
 
 #include <spdlog/spdlog.h>
 
@@ -131,6 +132,10 @@ void Monitor::sample(const Catalog& cat) {
         s.counters = *c;
         next.personas.push_back(std::move(s));
     }
+    // Counters first, then the reasons: reasons read later only add drops, so a shortfall
+    // means drops the kernel could not attribute.
+    std::map<uint32_t, BindingDropReasons> drops;
+    bool read_drops = false;
     for (const auto& b : cat.bindings) {
         BindingStats s;
         s.kind = b.kind;
@@ -141,9 +146,19 @@ void Monitor::sample(const Catalog& cat) {
         if (s.slot != 0) {
             auto c = read_binding_counters(loader_.binding_counters_fd(), s.slot);
             if (c) s.counters = *c;
+            read_drops = true;
         }
         next.bindings.push_back(std::move(s));
     }
+    if (read_drops) {
+        auto d = read_binding_drops(loader_.binding_drops_fd());
+        if (d)
+            drops = std::move(*d);
+        else
+            spdlog::warn("monitor: {}", d.error().what());
+    }
+    for (auto& b : next.bindings)
+        if (b.slot != 0) attribute_binding_drops(b, drops);
     const auto now = std::chrono::steady_clock::now();
     next.sampled_at = std::chrono::system_clock::now();
 
@@ -199,21 +214,42 @@ MonitorSnapshot Monitor::snapshot() const {
     return snap_;
 }
 
+void attribute_binding_drops(BindingStats& b, const std::map<uint32_t, BindingDropReasons>& drops) {
+    b.dropped_by_reason = {};
+    if (auto it = drops.find(b.slot); it != drops.end()) b.dropped_by_reason = it->second;
+    for (int d = 0; d < PBPF_DIR_COUNT; ++d) {
+        auto& r = b.dropped_by_reason[d];
+        const uint64_t attributed = std::accumulate(r.begin() + 1, r.end(), uint64_t{0});
+        const uint64_t total = b.counters.dir[d].dropped_packets;
+        r[0] = total > attributed ? total - attributed : 0;
+    }
+}
+
+namespace {
+// {"rule": 3, "default": 12}: the reasons that occurred.
+json reasons_json(const std::array<uint64_t, PBPF_DROP_REASON_SLOTS>& by_reason) {
+    json reasons = json::object();
+    for (unsigned r = 0; r < PBPF_DROP_REASON_SLOTS; ++r)
+        if (by_reason[r]) reasons[drop_reason_name(r)] = by_reason[r];
+    return reasons;
+}
+}  // namespace
+
 json persona_json(const PersonaStats& p, const std::vector<BindingStats>& bindings,
                   double interval_seconds, const std::vector<const MonitorProvider*>& providers) {
     json row = {{"persona", p.name}, {"id", p.id}};
     for (int d = 0; d < 2; ++d) {
         const auto& c = p.counters.dir[d];
-        json reasons = json::object();
-        for (unsigned r = 0; r < PBPF_DROP_REASON_SLOTS; ++r)
-            if (c.dropped_by_reason[r]) reasons[drop_reason_name(r)] = c.dropped_by_reason[r];
+        std::array<uint64_t, PBPF_DROP_REASON_SLOTS> by_reason;
+        std::copy(std::begin(c.dropped_by_reason), std::end(c.dropped_by_reason),
+                  by_reason.begin());
         row[dir_name(d)] = {{"allowed_packets", c.allowed_packets},
                             {"allowed_bytes", c.allowed_bytes},
                             {"denied_packets", c.denied_packets},
                             {"denied_bytes", c.denied_bytes},
                             {"audited_packets", c.audited_packets},
                             {"audited_bytes", c.audited_bytes},
-                            {"dropped_by_reason", reasons},
+                            {"dropped_by_reason", reasons_json(by_reason)},
                             {"rate",
                              {{"bits_per_second", p.rate[d].bits_per_second},
                               {"packets_per_second", p.rate[d].packets_per_second}}}};
@@ -229,6 +265,7 @@ json persona_json(const PersonaStats& p, const std::vector<BindingStats>& bindin
                               {"passed_bytes", c.passed_bytes},
                               {"dropped_packets", c.dropped_packets},
                               {"dropped_bytes", c.dropped_bytes},
+                              {"dropped_by_reason", reasons_json(b.dropped_by_reason[d])},
                               {"rate",
                                {{"bits_per_second", b.rate[d].bits_per_second},
                                 {"packets_per_second", b.rate[d].packets_per_second}}}};
@@ -300,6 +337,9 @@ std::string render_metrics(const MonitorSnapshot& s,
              "Packets of one binding's workloads by direction and verdict (passed, dropped)");
     w.family("personabpf_binding_bytes_total", T::Counter,
              "Bytes of one binding's workloads by direction and verdict (passed, dropped)");
+    w.family("personabpf_binding_drops_total", T::Counter,
+             "Dropped packets of one binding's workloads by direction and reason (only the "
+             "reasons that occurred)");
     w.family("personabpf_binding_rate_bytes_per_second", T::Gauge,
              "Passed bytes per second of a binding over the last sampling interval");
     w.family("personabpf_binding_rate_packets_per_second", T::Gauge,
@@ -320,6 +360,15 @@ std::string render_metrics(const MonitorSnapshot& s,
                 w.sample("personabpf_binding_packets_total", l, static_cast<double>(pk));
                 w.sample("personabpf_binding_bytes_total", l, static_cast<double>(by));
             }
+            for (unsigned r = 0; r < PBPF_DROP_REASON_SLOTS; ++r)
+                if (b.dropped_by_reason[d][r])
+                    w.sample("personabpf_binding_drops_total",
+                             {{"binding", b.target},
+                              {"kind", b.kind},
+                              {"persona", b.persona},
+                              {"direction", dir},
+                              {"reason", drop_reason_name(r)}},
+                             static_cast<double>(b.dropped_by_reason[d][r]));
             Labels l = {{"binding", b.target},
                         {"kind", b.kind},
                         {"persona", b.persona},

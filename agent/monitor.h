@@ -21,6 +21,7 @@
 #include "agent/binding_slots.h"
 #include "agent/metrics.h"
 #include "maps/abi/counters.h"
+#include "maps/policy_map.h"
 
 namespace pbpf::agent {
 
@@ -52,8 +53,15 @@ struct BindingStats {
     BindingKey key;
     uint32_t slot = 0;  // 0: not counted per binding
     pbpf_binding_counters counters{};
+    // Dropped packets by direction and reason (enum pbpf_event_reason); index 0 ("other")
+    // holds drops the kernel could not attribute (its drop-reason map was full).
+    BindingDropReasons dropped_by_reason{};
     Rate rate[2];
 };
+
+// Fills b.dropped_by_reason from `drops` (read_binding_drops), then puts into index 0 the
+// binding's dropped packets that no reason accounts for.
+void attribute_binding_drops(BindingStats& b, const std::map<uint32_t, BindingDropReasons>& drops);
 
 struct MonitorSnapshot {
     std::vector<PersonaStats> personas;

@@ -208,8 +208,17 @@ struct workload {
 	__u64 now;       /* CLOCK_MONOTONIC, tick-coarse, read once per packet */
 };
 
-static __noinline void count_binding(const struct workload *w, int dir, int dropped,
-					  __u64 bytes)
+/* binding counter slot, direction, reason -> that binding's dropped packets. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, PBPF_BINDING_DROP_ENTRIES);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct pbpf_binding_drop_key);
+	__type(value, __u64);
+} pbpf_binding_drops SEC(".maps");
+
+/* A passed packet of a counted binding. */
+static __noinline void count_binding(const struct workload *w, int dir, __u64 bytes)
 {
 	struct pbpf_binding_counters *bc;
 	struct pbpf_binding_dir_counters *d;
@@ -220,13 +229,44 @@ static __noinline void count_binding(const struct workload *w, int dir, int drop
 	if (!bc)
 		return;
 	d = &bc->dir[dir & 1];
-	if (dropped) {
-		d->dropped_packets++;
-		d->dropped_bytes += bytes;
-	} else {
-		d->passed_packets++;
-		d->passed_bytes += bytes;
+	d->passed_packets++;
+	d->passed_bytes += bytes;
+}
+
+/* A dropped packet of a counted binding, also by its reason. Inlined into count_drop():
+ * as a subprogram of its own it would add a frame below count_drop() on call chains that
+ * are at the verifier's stack limit already. */
+static __always_inline void count_binding_drop(const struct workload *w, int dir, __u8 reason,
+					       __u64 bytes)
+{
+	struct pbpf_binding_counters *bc;
+	struct pbpf_binding_dir_counters *d;
+	struct pbpf_binding_drop_key k = {};
+	__u64 one = 1, *n;
+
+	if (w->slot == 0)
+		return;
+	bc = bpf_map_lookup_elem(&pbpf_binding_counters, &w->slot);
+	if (!bc)
+		return;
+	d = &bc->dir[dir & 1];
+	d->dropped_packets++;
+	d->dropped_bytes += bytes;
+	k.slot = w->slot;
+	k.dir = dir & 1;
+	k.reason = reason;
+	n = bpf_map_lookup_elem(&pbpf_binding_drops, &k);
+	if (n) {
+		(*n)++; /* this CPU's value: exact without atomics */
+		return;
 	}
+	/* The first drop of its kind (on any CPU): an insert sets this CPU's value to 1 and
+	 * the others' to 0. Another CPU inserting first makes it fail; count into that one. */
+	if (bpf_map_update_elem(&pbpf_binding_drops, &k, &one, BPF_NOEXIST) == 0)
+		return;
+	n = bpf_map_lookup_elem(&pbpf_binding_drops, &k);
+	if (n)
+		(*n)++;
 }
 
 enum count_kind {
@@ -251,7 +291,7 @@ static __always_inline void count(const struct workload *w, int dir, enum count_
 			d->audited_bytes += bytes;
 		}
 	}
-	count_binding(w, dir, 0, bytes);
+	count_binding(w, dir, bytes);
 }
 
 /* A dropped packet, also counted by its reason (enum pbpf_event_reason). Kept apart from
@@ -261,17 +301,15 @@ static __noinline void count_drop(const struct workload *w, int dir, __u8 reason
 {
 	struct pbpf_counters *c = bpf_map_lookup_elem(&pbpf_counters, &w->persona);
 	struct pbpf_dir_counters *d;
-	__u32 r = reason;
+	__u32 r = reason < PBPF_DROP_REASON_SLOTS ? reason : 0;
 
 	if (c) {
 		d = &c->dir[dir & 1];
 		d->denied_packets++;
 		d->denied_bytes += bytes;
-		if (r >= PBPF_DROP_REASON_SLOTS)
-			r = 0;
 		d->dropped_by_reason[r]++;
 	}
-	count_binding(w, dir, 1, bytes);
+	count_binding_drop(w, dir, r, bytes);
 }
 
 /* Nearest bound ancestor of the packet's cgroup (the cgroup itself included), 0 if none;

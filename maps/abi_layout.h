@@ -111,6 +111,10 @@ static_assert(offsetof(pbpf_binding_dir_counters, dropped_packets) == 16);
 static_assert(offsetof(pbpf_binding_dir_counters, dropped_bytes) == 24);
 static_assert(sizeof(pbpf_binding_counters) == 64);
 static_assert(offsetof(pbpf_binding_counters, dir) == 0);
+static_assert(sizeof(pbpf_binding_drop_key) == 8);
+static_assert(offsetof(pbpf_binding_drop_key, slot) == 0);
+static_assert(offsetof(pbpf_binding_drop_key, dir) == 4);
+static_assert(offsetof(pbpf_binding_drop_key, reason) == 5);
 
 static_assert(sizeof(pbpf_qos) == 32);
 static_assert(offsetof(pbpf_qos, flags) == 0);
@@ -189,6 +193,7 @@ static_assert(std::has_unique_object_representations_v<pbpf_resolved>);
 static_assert(std::has_unique_object_representations_v<pbpf_globals>);
 static_assert(std::has_unique_object_representations_v<pbpf_counters>);
 static_assert(std::has_unique_object_representations_v<pbpf_binding_counters>);
+static_assert(std::has_unique_object_representations_v<pbpf_binding_drop_key>);
 static_assert(std::has_unique_object_representations_v<pbpf_persona_settings>);
 static_assert(std::has_unique_object_representations_v<pbpf_forward_key>);
 static_assert(std::has_unique_object_representations_v<pbpf_forward_value>);

@@ -372,4 +372,41 @@ Result<pbpf_binding_counters> read_binding_counters(int map_fd, uint32_t slot) {
     return sum;
 }
 
+Result<std::map<uint32_t, BindingDropReasons>> read_binding_drops(int map_fd) {
+    const int ncpus = libbpf_num_possible_cpus();
+    if (ncpus <= 0) return sys_error("count possible CPUs", ncpus);
+    std::vector<uint64_t> per_cpu(static_cast<size_t>(ncpus));
+    std::map<uint32_t, BindingDropReasons> out;
+    pbpf_binding_drop_key key{}, next{};
+    bool first = true;
+    while (bpf_map_get_next_key(map_fd, first ? nullptr : &key, &next) == 0) {
+        first = false;
+        key = next;
+        if (bpf_map_lookup_elem(map_fd, &key, per_cpu.data()) != 0) {
+            if (errno == ENOENT) continue;  // deleted meanwhile
+            return sys_error("read binding drops of slot " + std::to_string(key.slot));
+        }
+        if (key.dir >= PBPF_DIR_COUNT) continue;
+        const unsigned r = key.reason < PBPF_DROP_REASON_SLOTS ? key.reason : 0;
+        uint64_t& n = out[key.slot][key.dir][r];
+        for (uint64_t v : per_cpu) n += v;
+    }
+    if (errno != ENOENT) return sys_error("walk binding drops");
+    return out;
+}
+
+Result<void> clear_binding_drops(int map_fd, uint32_t slot) {
+    for (uint8_t dir = 0; dir < PBPF_DIR_COUNT; ++dir) {
+        for (unsigned r = 0; r < PBPF_DROP_REASON_SLOTS; ++r) {
+            pbpf_binding_drop_key key{};
+            key.slot = slot;
+            key.dir = dir;
+            key.reason = static_cast<uint8_t>(r);
+            if (bpf_map_delete_elem(map_fd, &key) != 0 && errno != ENOENT)
+                return sys_error("clear binding drops of slot " + std::to_string(slot));
+        }
+    }
+    return {};
+}
+
 }  // namespace pbpf

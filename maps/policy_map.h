@@ -3,7 +3,9 @@
 // reads of the per-CPU persona counters.
 #pragma once
 
+#include <array>
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -63,5 +65,14 @@ std::string describe(const PolicyEntry& entry);
 Result<pbpf_counters> read_counters(int counters_map_fd, uint32_t persona_id);
 // pbpf_binding_counters[slot] summed over all possible CPUs.
 Result<pbpf_binding_counters> read_binding_counters(int map_fd, uint32_t slot);
+
+// One binding's dropped packets by direction and reason (index: enum pbpf_event_reason,
+// 0 for reasons beyond the array).
+using BindingDropReasons = std::array<std::array<uint64_t, PBPF_DROP_REASON_SLOTS>, PBPF_DIR_COUNT>;
+// Every key of pbpf_binding_drops, summed over all possible CPUs, by counter slot. One
+// pass over the keys that exist (drops that occurred), not over every slot.
+Result<std::map<uint32_t, BindingDropReasons>> read_binding_drops(int map_fd);
+// Deletes `slot`'s keys (before the slot's next owner gets it). Absent keys are fine.
+Result<void> clear_binding_drops(int map_fd, uint32_t slot);
 
 }  // namespace pbpf

@@ -156,10 +156,10 @@ void print_stats(const nlohmann::json& list, bool by_rate, std::ostream& out) {
         lt.print(out);
     }
     if (bindings.empty()) return;
-    Table bt(
-        {"BINDING", "PERSONA", "DIR", "PASSED-PKTS", "PASSED-BYTES", "DROPPED-PKTS",
-         "DROPPED-BYTES", "RATE", "PKT/S"},
-        {A::Left, A::Left, A::Left, A::Right, A::Right, A::Right, A::Right, A::Right, A::Right});
+    Table bt({"BINDING", "PERSONA", "DIR", "PASSED-PKTS", "PASSED-BYTES", "DROPPED-PKTS",
+              "DROPPED-BYTES", "RATE", "PKT/S", "DROPS"},
+             {A::Left, A::Left, A::Left, A::Right, A::Right, A::Right, A::Right, A::Right, A::Right,
+              A::Left});
     for (const auto& [persona, b] : bindings) {
         std::string target = field(b, "target");
         if (field(b, "kind") == "interface") target = "if:" + target;
@@ -169,7 +169,7 @@ void print_stats(const nlohmann::json& list, bool by_rate, std::ostream& out) {
             bt.add_row({target, persona, dir, c("passed_packets"), c("passed_bytes"),
                         c("dropped_packets"), c("dropped_bytes"),
                         rate_text(number(d, {"rate", "bits_per_second"})),
-                        pps_text(number(d, {"rate", "packets_per_second"}))});
+                        pps_text(number(d, {"rate", "packets_per_second"})), reasons_text(d)});
         }
     }
     out << '\n';

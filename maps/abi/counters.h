@@ -39,3 +39,16 @@ struct pbpf_binding_dir_counters {
 struct pbpf_binding_counters {
 	struct pbpf_binding_dir_counters dir[PBPF_DIR_COUNT];
 };
+
+/* pbpf_binding_drops: one binding's dropped packets by direction and reason (per-CPU
+ * hash, not preallocated: only the (slot, direction, reason) triples that occur take
+ * memory; a full array of reasons for every slot would cost 256 bytes x slots x CPUs).
+ * Written only on the drop path. The agent deletes a slot's keys before the slot's next
+ * owner gets it. A drop whose key cannot be inserted (the map is full) is still counted
+ * in pbpf_binding_counters; the agent reports the difference as reason "other". */
+struct pbpf_binding_drop_key {
+	__u32 slot;   /* pbpf_binding.counter_slot */
+	__u8 dir;     /* enum pbpf_direction */
+	__u8 reason;  /* enum pbpf_event_reason */
+	__u8 pad[2];  /* zero */
+};

@@ -14,6 +14,9 @@
 /* Rows of pbpf_binding_counters: bindings counted per binding (slot 0 is "none"). More
  * bindings than this still enforce, uncounted per binding. */
 #define PBPF_MAX_BINDING_SLOTS 16384
+/* (slot, direction, reason) triples in pbpf_binding_drops: four reasons in both
+ * directions for every slot. */
+#define PBPF_BINDING_DROP_ENTRIES (PBPF_MAX_BINDING_SLOTS * 8)
 /* Tracked flows (LRU). */
 #define PBPF_CT_ENTRIES 262144
 /* Fragmented datagrams in flight whose first fragment passed (LRU). */
@@ -39,4 +42,4 @@
  * to their dataset. The default dataset has about 400,000 after merging. */
 #define PBPF_GEO_MAX_PREFIXES (4 * 1024 * 1024)
 /* Layout version of every pinned map; bump on any change to a struct below. */
-#define PBPF_MAP_SCHEMA_VERSION 6
+#define PBPF_MAP_SCHEMA_VERSION 7

@@ -5,6 +5,7 @@
 #include <bpf/libbpf.h>
 #include <gtest/gtest.h>
 
+#include <map>
 #include <string>
 
 #include "maps/abi/events.h"
@@ -52,6 +53,13 @@ class DropCounters : public ::testing::Test {
         auto c = read_binding_counters(bpf_map__fd(skel_->maps.pbpf_binding_counters), slot);
         EXPECT_TRUE(c) << c.error().what();
         return c ? *c : pbpf_binding_counters{};
+    }
+
+    // The binding drop-reason map, summed over CPUs, by slot.
+    std::map<uint32_t, BindingDropReasons> binding_drops() {
+        auto d = read_binding_drops(bpf_map__fd(skel_->maps.pbpf_binding_drops));
+        EXPECT_TRUE(d) << d.error().what();
+        return d ? *d : std::map<uint32_t, BindingDropReasons>{};
     }
 
     Skeleton skel_;
@@ -107,6 +115,16 @@ TEST_F(DropCounters, RuleAndDefaultDropsLandInTheirReasons) {
             << "slot " << other;
     }
 
+    // The binding's drops by reason: the same split as the persona's, in its slot only.
+    auto drops = binding_drops();
+    ASSERT_EQ(drops.size(), 1u);
+    ASSERT_EQ(drops.count(kSlot), 1u);
+    const auto& br = drops[kSlot];
+    for (int r = 0; r < PBPF_DROP_REASON_SLOTS; ++r) {
+        EXPECT_EQ(br[PBPF_DIR_EGRESS][r], eg.dropped_by_reason[r]) << "reason " << r;
+        EXPECT_EQ(br[PBPF_DIR_INGRESS][r], in.dropped_by_reason[r]) << "reason " << r;
+    }
+
     // The established flow's next packet passes and counts as allowed in both places.
     EXPECT_EQ(run(Prog::Egress, tcp4("10.2.3.4", 443)), 1u);
     EXPECT_EQ(persona_counters(kWeb).dir[PBPF_DIR_EGRESS].allowed_packets, 2u);
@@ -120,6 +138,25 @@ TEST_F(DropCounters, MissingPolicyCountsAsNoPolicy) {
     EXPECT_EQ(c.dir[PBPF_DIR_EGRESS].dropped_by_reason[PBPF_REASON_NO_POLICY], 1u) << describe(c);
     EXPECT_EQ(c.dir[PBPF_DIR_EGRESS].denied_packets, 1u);
     EXPECT_EQ(slot_counters(kSlot).dir[PBPF_DIR_EGRESS].dropped_packets, 1u);
+    EXPECT_EQ(binding_drops()[kSlot][PBPF_DIR_EGRESS][PBPF_REASON_NO_POLICY], 1u);
+}
+
+TEST_F(DropCounters, BindingDropsCountOnAndClearPerSlot) {
+    ASSERT_TRUE(bind_cgroup(skel_.get(), self_cgroup_, kWeb, kSlot));
+    for (int i = 0; i < 5; ++i) EXPECT_EQ(run(Prog::Egress, tcp4("8.8.8.8", 80)), 0u);
+    auto drops = binding_drops();
+    EXPECT_EQ(drops[kSlot][PBPF_DIR_EGRESS][PBPF_REASON_DEFAULT], 5u);
+
+    // The slot's next owner starts from nothing; other slots keep theirs.
+    const int fd = bpf_map__fd(skel_->maps.pbpf_binding_drops);
+    ASSERT_TRUE(bind_cgroup(skel_.get(), self_cgroup_, kWeb, kSlot + 1));
+    EXPECT_EQ(run(Prog::Egress, tcp4("8.8.8.8", 80)), 0u);
+    ASSERT_TRUE(clear_binding_drops(fd, kSlot));
+    drops = binding_drops();
+    EXPECT_EQ(drops.count(kSlot), 0u);
+    EXPECT_EQ(drops[kSlot + 1][PBPF_DIR_EGRESS][PBPF_REASON_DEFAULT], 1u);
+    // Clearing a slot without keys is fine.
+    EXPECT_TRUE(clear_binding_drops(fd, kSlot));
 }
 
 TEST_F(DropCounters, BindingWithoutSlotIsNotCountedPerBinding) {

@@ -162,6 +162,18 @@ TEST_F(Metrics, PrometheusOverTcpAndUnixCountsTrafficAndDropsByReason) {
     EXPECT_GT(m["personabpf_binding_packets_total{" + binding + ",verdict=\"passed\"}"], 0) << text;
     EXPECT_GT(m["personabpf_binding_packets_total{" + binding + ",verdict=\"dropped\"}"], 0)
         << text;
+    // The binding's drops by reason: the rule and the default, which together are all of
+    // its drops (nothing left unattributed as "other").
+    const double b_rule = m["personabpf_binding_drops_total{" + binding + ",reason=\"rule\"}"];
+    const double b_default =
+        m["personabpf_binding_drops_total{" + binding + ",reason=\"default\"}"];
+    EXPECT_GT(b_rule, 0) << text;
+    EXPECT_GT(b_default, 0) << text;
+    EXPECT_EQ(m.count("personabpf_binding_drops_total{" + binding + ",reason=\"other\"}"), 0u)
+        << text;
+    EXPECT_EQ(b_rule + b_default,
+              m["personabpf_binding_packets_total{" + binding + ",verdict=\"dropped\"}"])
+        << text;
     EXPECT_NE(text.find("personabpf_build_info{version=\""), std::string::npos);
 
     // GET /v1/stats carries the same, plus the binding row and rates.
@@ -174,6 +186,12 @@ TEST_F(Metrics, PrometheusOverTcpAndUnixCountsTrafficAndDropsByReason) {
     ASSERT_EQ(st[0]["bindings"].size(), 1u) << st.dump();
     EXPECT_EQ(st[0]["bindings"][0]["kind"], "cgroup");
     EXPECT_GT(st[0]["bindings"][0]["egress"].value("dropped_packets", 0), 0) << st.dump();
+    const auto& b_reasons = st[0]["bindings"][0]["egress"]["dropped_by_reason"];
+    EXPECT_GT(b_reasons.value("rule", 0), 0) << st.dump();
+    EXPECT_GT(b_reasons.value("default", 0), 0) << st.dump();
+    EXPECT_EQ(b_reasons.value("rule", 0) + b_reasons.value("default", 0),
+              st[0]["bindings"][0]["egress"].value("dropped_packets", 0))
+        << st.dump();
     CommandResult top = agent_->cli({"top", "--iterations", "2", "--interval", "0.2"});
     EXPECT_EQ(top.exit_code, 0) << top.describe();
     EXPECT_NE(top.out.find("it-mon"), std::string::npos) << top.out;
@@ -199,6 +217,8 @@ TEST_F(Metrics, PrometheusOverTcpAndUnixCountsTrafficAndDropsByReason) {
     // Counters live in the pinned maps: a restarted agent reports what the old one saw.
     EXPECT_GT(um["personabpf_persona_drops_total{" + labels + ",reason=\"rule\"}"], 0) << utext;
     EXPECT_GT(um["personabpf_binding_packets_total{" + binding + ",verdict=\"passed\"}"], 0)
+        << utext;
+    EXPECT_GE(um["personabpf_binding_drops_total{" + binding + ",reason=\"rule\"}"], b_rule)
         << utext;
 
     // Port in use: hold the port with a listener of our own.

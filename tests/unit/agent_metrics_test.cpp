@@ -130,6 +130,8 @@ TEST(Prometheus, MonitorSnapshotRendersValidText) {
     b.persona = p.name;
     b.slot = 4;
     b.counters.dir[PBPF_DIR_INGRESS].passed_packets = 9;
+    b.counters.dir[PBPF_DIR_INGRESS].dropped_packets = 5;
+    b.dropped_by_reason[PBPF_DIR_INGRESS][PBPF_REASON_SOVEREIGNTY] = 5;
     s.bindings.push_back(b);
     const std::string text = render_metrics(s, {});
     expect_valid_exposition(text);
@@ -146,8 +148,43 @@ TEST(Prometheus, MonitorSnapshotRendersValidText) {
     EXPECT_NE(text.find("personabpf_binding_packets_total{binding=\"/a/b\",kind=\"cgroup\","
                         "persona=\"web \\\"x\\\"\",direction=\"ingress\",verdict=\"passed\"} 9\n"),
               std::string::npos);
+    EXPECT_NE(
+        text.find("personabpf_binding_drops_total{binding=\"/a/b\",kind=\"cgroup\","
+                  "persona=\"web \\\"x\\\"\",direction=\"ingress\",reason=\"sovereignty\"} 5\n"),
+        std::string::npos)
+        << text;
+    // Only the reasons that occurred: a binding's series stay few.
+    EXPECT_EQ(text.find("personabpf_binding_drops_total{binding=\"/a/b\",kind=\"cgroup\","
+                        "persona=\"web \\\"x\\\"\",direction=\"egress\""),
+              std::string::npos);
     EXPECT_NE(text.find("# TYPE personabpf_build_info gauge\npersonabpf_build_info{version=\""),
               std::string::npos);
+}
+
+TEST(BindingDrops, ShortfallIsAttributedToOther) {
+    BindingStats b;
+    b.slot = 4;
+    b.counters.dir[PBPF_DIR_EGRESS].dropped_packets = 10;
+    b.counters.dir[PBPF_DIR_INGRESS].dropped_packets = 2;
+    BindingDropReasons r{};
+    r[PBPF_DIR_EGRESS][PBPF_REASON_RULE] = 6;
+    r[PBPF_DIR_EGRESS][PBPF_REASON_DEFAULT] = 3;
+    // Read after the counters: a drop counted in between shows in its reason only.
+    r[PBPF_DIR_INGRESS][PBPF_REASON_RATE_LIMIT] = 3;
+    std::map<uint32_t, BindingDropReasons> drops = {{4, r}, {5, {}}};
+    attribute_binding_drops(b, drops);
+    EXPECT_EQ(b.dropped_by_reason[PBPF_DIR_EGRESS][PBPF_REASON_RULE], 6u);
+    EXPECT_EQ(b.dropped_by_reason[PBPF_DIR_EGRESS][PBPF_REASON_DEFAULT], 3u);
+    EXPECT_EQ(b.dropped_by_reason[PBPF_DIR_EGRESS][0], 1u);  // the map was full once
+    EXPECT_EQ(b.dropped_by_reason[PBPF_DIR_INGRESS][PBPF_REASON_RATE_LIMIT], 3u);
+    EXPECT_EQ(b.dropped_by_reason[PBPF_DIR_INGRESS][0], 0u);
+
+    // A slot without keys: every drop is "other"; stale values are reset.
+    b.slot = 6;
+    attribute_binding_drops(b, drops);
+    EXPECT_EQ(b.dropped_by_reason[PBPF_DIR_EGRESS][PBPF_REASON_RULE], 0u);
+    EXPECT_EQ(b.dropped_by_reason[PBPF_DIR_EGRESS][0], 10u);
+    EXPECT_EQ(drop_reason_name(0), "other");
 }
 
 TEST(MetricsListen, Parses) {
