@@ -15,12 +15,18 @@
 
 namespace pbpf::agent {
 
-inline void failpoint(const char* name) {
+// Whether PERSONABPF_FAILPOINT names `name` (also for injected errors rather than kills:
+// `if (failpoint_armed("x")) return Error{...}`).
+inline bool failpoint_armed(const char* name) {
     static const char* armed = [] {
         const char* v = std::getenv("PERSONABPF_FAILPOINT");
         return v ? v : "";
     }();
-    if (armed[0] == '\0' || std::strcmp(armed, name) != 0) return;
+    return armed[0] != '\0' && std::strcmp(armed, name) == 0;
+}
+
+inline void failpoint(const char* name) {
+    if (!failpoint_armed(name)) return;
     spdlog::warn("failpoint {}: killing the agent (PERSONABPF_FAILPOINT)", name);
     spdlog::default_logger()->flush();
     ::raise(SIGKILL);

@@ -25,6 +25,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "agent/failpoint.h"
+#include "agent/map_migration.h"
 #include "maps/abi/binding.h"
 #include "maps/abi/counters.h"
 #include "maps/abi/limits.h"
@@ -144,9 +146,10 @@ Result<Fd> obj_get(const std::string& path) {
     return Fd(fd);
 }
 
-// The schema version of pinned maps, which the kernel cannot check for us. It sits at the
-// same offset in every layout of pbpf_globals, so a buffer of any size reads it.
-Result<void> check_schema(const std::string& pin_dir) {
+// The schema version of pinned maps (informational: the layouts themselves decide what
+// migrates). It sits at the same offset in every layout of pbpf_globals, so a buffer of
+// any size reads it.
+Result<uint32_t> read_schema(const std::string& pin_dir) {
     auto g = obj_get(pin_dir + "/pbpf_globals");
     if (!g) return g.error();
     bpf_map_info info{};
@@ -159,14 +162,17 @@ Result<void> check_schema(const std::string& pin_dir) {
         return sys_error("read pinned pbpf_globals");
     __u32 version = 0;
     std::memcpy(&version, buf.data() + offsetof(pbpf_globals, schema_version), sizeof version);
-    if (version != PBPF_MAP_SCHEMA_VERSION)
-        return Error{EPROTO, "pinned maps under " + pin_dir + " have schema version " +
-                                 std::to_string(version) + ", this agent needs " +
-                                 std::to_string(PBPF_MAP_SCHEMA_VERSION) +
-                                 "; map migration is not implemented yet: run personabpfd "
-                                 "--uninstall with this --bpffs-root (drops enforcement) "
-                                 "or run the matching agent version"};
-    return {};
+    return version;
+}
+
+// The program a link runs now (to swap it back).
+Result<Fd> link_program(bpf_link* link) {
+    bpf_link_info info{};
+    __u32 len = sizeof info;
+    if (bpf_obj_get_info_by_fd(bpf_link__fd(link), &info, &len) != 0) return sys_error("link info");
+    int fd = bpf_prog_get_fd_by_id(info.prog_id);
+    if (fd < 0) return sys_error("open program " + std::to_string(info.prog_id));
+    return Fd(fd);
 }
 
 // The cookie of the calling thread's network namespace (SO_NETNS_COOKIE, Linux 5.14).
@@ -258,6 +264,12 @@ Loader::~Loader() {
     }
 }
 
+void Loader::finish_migration() {
+    if (!migration_) return;
+    migration_->catch_up();
+    migration_.reset();
+}
+
 int Loader::policies_fd() const { return bpf_map__fd(skel_->s->maps.pbpf_policies); }
 int Loader::bindings_fd() const { return bpf_map__fd(skel_->s->maps.pbpf_bindings); }
 int Loader::resolve_cache_fd() const { return bpf_map__fd(skel_->s->maps.pbpf_resolve_cache); }
@@ -343,7 +355,7 @@ Result<void> Loader::size_maps(const LoaderOptions& opts, bool pinned) {
     limits_ = opts.limits;
     for (auto& s : sized) {
         uint32_t size = s.want;
-        if (pinned) {
+        if (pinned && exists(opts.pin_dir + "/" + bpf_map__name(s.map))) {
             std::string p = opts.pin_dir + "/" + bpf_map__name(s.map);
             auto fd = obj_get(p);
             if (!fd) return fd.error();
@@ -385,9 +397,17 @@ Result<std::unique_ptr<Loader>> Loader::start(const LoaderOptions& opts) {
     if (!cookie) return cookie.error();
     l->skel_->s->rodata->pbpf_host_netns_cookie = *cookie;
 
-    // The schema version first: an older layout also lacks newer maps.
+    // A migration a crash interrupted is finished or undone first; then the schema version
+    // says whether maps may be missing (a newer layout adds maps).
+    std::optional<uint32_t> pinned_schema;
     if (exists(opts.pin_dir + "/pbpf_globals")) {
-        if (auto r = check_schema(opts.pin_dir); !r) return r.error();
+        std::vector<std::string> link_pins;
+        for (const char* n : {kLinkIngress, kLinkEgress, kLinkSockops, kLinkSockCreate})
+            link_pins.push_back(opts.pin_dir + "/" + n);
+        if (auto r = recover_interrupted_migration(opts.pin_dir, link_pins); !r) return r.error();
+        auto v = read_schema(opts.pin_dir);
+        if (!v) return v.error();
+        pinned_schema = *v;
     }
     // Which of this object's (non-internal) maps are pinned already?
     std::vector<std::string> pinned, missing;
@@ -397,7 +417,7 @@ Result<std::unique_ptr<Loader>> Loader::start(const LoaderOptions& opts) {
         std::string p = opts.pin_dir + "/" + bpf_map__name(map);
         (exists(p) ? pinned : missing).push_back(bpf_map__name(map));
     }
-    if (!pinned.empty() && !missing.empty())
+    if (!pinned.empty() && !missing.empty() && pinned_schema == PBPF_MAP_SCHEMA_VERSION)
         return Error{EINVAL, "pin dir " + opts.pin_dir + " is incomplete (has " + pinned.front() +
                                  ", lacks " + missing.front() +
                                  "); run personabpfd --uninstall with this --bpffs-root first"};
@@ -410,7 +430,7 @@ Result<std::unique_ptr<Loader>> Loader::start(const LoaderOptions& opts) {
                                      "--uninstall with this --bpffs-root first"};
         if (auto r = l->fresh(opts); !r) return r.error();
     } else {
-        if (auto r = l->adopt(opts); !r) return r.error();
+        if (auto r = l->adopt(opts, pinned_schema.value_or(0)); !r) return r.error();
     }
     l->slots_ = std::make_unique<BindingSlots>(l->binding_counters_fd(), l->binding_drops_fd(),
                                                PBPF_MAX_BINDING_SLOTS);
@@ -469,8 +489,8 @@ Result<void> Loader::attach_missing_links(const LoaderOptions& opts) {
     return {};
 }
 
-Result<void> Loader::adopt(const LoaderOptions& opts) {
-    // 1. The schema version was checked by start().
+Result<void> Loader::adopt(const LoaderOptions& opts, uint32_t pinned_schema) {
+    // 1. start() read the schema version (and finished an interrupted migration).
     // 2. The pinned links must belong to this managed root.
     auto other_root = [&](const std::string& what) {
         return Error{EINVAL, "pinned programs under " + opts.pin_dir + " are attached to " + what +
@@ -507,42 +527,76 @@ Result<void> Loader::adopt(const LoaderOptions& opts) {
         spdlog::warn("managed root {} was recreated (cgroup id {} -> {}); attaching anew",
                      opts.cgroup_root.rel_path, *opts.recorded_root_id, opts.cgroup_root_id);
     }
-    // 3. Reuse every pinned map, after checking its layout matches this build's.
+    // 3. Reuse every pinned map whose layout matches this build's; the others are
+    //    migrated (agent/map_migration.h), new maps created, dropped ones retired.
     if (auto r = size_maps(opts, true); !r) return r;
-    bpf_map* map;
-    bpf_object__for_each_map(map, skel_->s->obj) {
-        if (bpf_map__is_internal(map)) continue;
-        std::string p = opts.pin_dir + "/" + bpf_map__name(map);
-        auto fd = obj_get(p);
-        if (!fd) return fd.error();
-        bpf_map_info info{};
-        __u32 len = sizeof info;
-        if (bpf_obj_get_info_by_fd(fd->get(), &info, &len) != 0) return sys_error("map info " + p);
-        if (info.type != bpf_map__type(map) || info.key_size != bpf_map__key_size(map) ||
-            info.value_size != bpf_map__value_size(map) ||
-            info.max_entries != bpf_map__max_entries(map))
-            return Error{EPROTO, "pinned map " + p +
-                                     " has a different layout than this agent's (type/key/value/"
-                                     "size); run personabpfd --uninstall with this --bpffs-root"};
-        if (int err = bpf_map__reuse_fd(map, fd->get()); err != 0)
-            return sys_error("reuse pinned map " + p, err);
-        // reuse_fd dup()s the fd; ours closes with `fd`.
-    }
+    auto plan = MapMigration::plan(opts.pin_dir, skel_->s->obj);
+    if (!plan) return plan.error();
+    auto migration = std::make_unique<MapMigration>(std::move(*plan));
+    const bool migrating = migration->needed();
+    if (migrating)
+        spdlog::info("pinned maps under {} (schema {}) differ from this build's (schema {}): {}",
+                     opts.pin_dir, pinned_schema, PBPF_MAP_SCHEMA_VERSION, migration->summary());
+    if (auto r = migration->reuse(); !r) return r;
     if (int err = skel_load(skel_->s); err != 0)
         return sys_error("load BPF programs against pinned maps", err);
-    // 4. Swap the new programs into the live links: no moment without enforcement.
+    auto unchanged = [&](const Error& e) {
+        return Error{e.err, e.message +
+                                "; nothing changed: the programs and maps in force "
+                                "keep enforcing"};
+    };
+    if (migrating) {
+        if (auto r = migration->stage(); !r) return unchanged(r.error());
+        auto g = read_globals();
+        if (!g) {
+            migration->abort();
+            return unchanged(g.error());
+        }
+        g->schema_version = PBPF_MAP_SCHEMA_VERSION;
+        __u32 key = 0;
+        if (bpf_map_update_elem(globals_fd(), &key, &*g, BPF_ANY) != 0) {
+            migration->abort();
+            return unchanged(sys_error("write pbpf_globals"));
+        }
+    }
+    // 4. Swap the new programs into the live links: no moment without enforcement. A
+    //    failure swaps the ones already done back (during a migration, the old programs
+    //    must go on with the old maps they were built for).
     bpf_program* progs[kLinks] = {skel_->s->progs.pbpf_cgroup_ingress,
                                   skel_->s->progs.pbpf_cgroup_egress, skel_->s->progs.pbpf_sockops,
                                   skel_->s->progs.pbpf_topo_sock_create};
     bpf_link** slots[kLinks] = {&link_ingress_, &link_egress_, &link_sockops_, &link_sock_create_};
+    std::vector<std::pair<bpf_link*, Fd>> swapped;  // link, its former program
+    auto swap_back = [&](const Error& e) {
+        for (auto& [link, prog] : swapped)
+            if (bpf_link_update(bpf_link__fd(link), prog.get(), nullptr) != 0)
+                spdlog::error("swap the former program back into a link: {}", std::strerror(errno));
+        migration->abort();
+        return unchanged(e);
+    };
     for (int i = 0; i < kLinks; ++i) {
         if (!link_present[i]) continue;
         std::string p = opts.pin_dir + "/" + link_names[i];
         bpf_link* link = bpf_link__open(p.c_str());
-        if (link == nullptr) return sys_error("open pinned link " + p);
+        if (link == nullptr) return swap_back(sys_error("open pinned link " + p));
         *slots[i] = link;
+        auto former = link_program(link);
+        if (!former) return swap_back(former.error());
+        if (failpoint_armed("migrate-swap-fail") && migrating && !swapped.empty())
+            return swap_back(Error{
+                EIO, "swap new program into " + p + ": failing on purpose (PERSONABPF_FAILPOINT)"});
         if (int err = bpf_link__update_program(link, progs[i]); err != 0)
-            return sys_error("swap new program into " + p, err);
+            return swap_back(sys_error("swap new program into " + p, err));
+        swapped.emplace_back(link, std::move(*former));
+    }
+    if (migrating) {
+        failpoint("migrate-swapped");
+        // The new maps are live: a failed rename is finished by the next start.
+        if (auto r = migration->commit(); !r) spdlog::error("{}", r.error().what());
+        spdlog::info("migrated pinned maps under {} to schema {}: {}", opts.pin_dir,
+                     PBPF_MAP_SCHEMA_VERSION, migration->summary());
+        migration_ = std::move(migration);
+        migrated_from_ = pinned_schema;
     }
     adopted_ = true;
     if (auto r = write_event_limits(opts.events); !r) return r;

@@ -20,6 +20,8 @@ struct bpf_link;
 
 namespace pbpf::agent {
 
+class MapMigration;
+
 struct Skeleton;  // the generated BPF skeleton (loader.cpp)
 
 inline constexpr const char* kLinkIngress = "link_cgroup_ingress";
@@ -80,6 +82,11 @@ class Loader {
     static Result<std::unique_ptr<Loader>> start(const LoaderOptions& opts);
 
     bool adopted() const { return adopted_; }
+    // The schema of the pinned maps this start migrated from, if it migrated any.
+    std::optional<uint32_t> migrated_from() const { return migrated_from_; }
+    // After every program runs this build's (interfaces too): copies what the old programs
+    // added to migrated maps during the swap, then lets the old maps go. No-op otherwise.
+    void finish_migration();
     bool maps_fresh() const { return !adopted_; }
     const std::string& pin_dir() const { return pin_dir_; }
 
@@ -126,7 +133,7 @@ class Loader {
 
   private:
     Loader() = default;
-    Result<void> adopt(const LoaderOptions& opts);
+    Result<void> adopt(const LoaderOptions& opts, uint32_t pinned_schema);
     Result<void> fresh(const LoaderOptions& opts);
     Result<void> attach_missing_links(const LoaderOptions& opts);
 
@@ -143,6 +150,8 @@ class Loader {
     uint64_t root_id_ = 0;
     bool adopted_ = false;
     std::unique_ptr<BindingSlots> slots_;
+    std::unique_ptr<MapMigration> migration_;
+    std::optional<uint32_t> migrated_from_;
 };
 
 // cgroup id a pinned cgroup link is attached to (0: the cgroup is gone and the link

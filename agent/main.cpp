@@ -274,6 +274,9 @@ int main(int argc, char** argv) {
     if (auto r = auto_binder.set_fail_closed(cfg.binding.fail_closed); !r) return fail(r.error());
     if (auto r = binder.reconcile(); !r) return fail(r.error());
     if (auto r = if_binder.reconcile(); !r) return fail(r.error());
+    // Every program is this build's now (cgroups, interfaces, QoS and topology uplinks):
+    // flows the old programs tracked during a map migration join the new maps.
+    (*loader)->finish_migration();
 
     // Signals are taken synchronously by this thread; every other thread blocks them.
     sigset_t sigs;

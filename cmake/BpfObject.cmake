@@ -1,7 +1,10 @@
 # Turns bpf/NAME.bpf.c into NAME.bpf.o and NAME.skel.h inside the build graph.
-#   bpf_object(NAME SOURCE DEPENDS headers...)  -> interface target NAME_skel
-# The skeleton header lands in ${CMAKE_BINARY_DIR}/bpf/ as "NAME.skel.h"; link NAME_skel
-# to get its include path and the build-order dependency.
+#   bpf_object(NAME SOURCE [DEPENDS headers...] [DEFINES D...] [OUT_DIR DIR] [SKEL_NAME S])
+#     -> interface target NAME_skel
+# The skeleton header lands in ${CMAKE_BINARY_DIR}/bpf/ (or OUT_DIR) as "S.skel.h" (S is
+# NAME unless SKEL_NAME says otherwise: a variant built with other DEFINES can keep the
+# skeleton's name in a directory of its own); link NAME_skel to get its include path and
+# the build-order dependency.
 
 find_program(BPF_CLANG NAMES clang-14 clang REQUIRED)
 find_program(BPFTOOL NAMES bpftool PATHS /usr/sbin /usr/local/sbin REQUIRED)
@@ -31,27 +34,38 @@ else()
 endif()
 
 function(bpf_object name source)
-  cmake_parse_arguments(ARG "" "" "DEPENDS" ${ARGN})
+  cmake_parse_arguments(ARG "" "OUT_DIR;SKEL_NAME" "DEPENDS;DEFINES" ${ARGN})
   set(out_dir ${CMAKE_BINARY_DIR}/bpf)
-  set(obj ${out_dir}/${name}.bpf.o)
-  set(skel ${out_dir}/${name}.skel.h)
+  if(ARG_OUT_DIR)
+    set(out_dir ${ARG_OUT_DIR})
+  endif()
+  set(skel_name ${name})
+  if(ARG_SKEL_NAME)
+    set(skel_name ${ARG_SKEL_NAME})
+  endif()
+  set(defines)
+  foreach(d ${ARG_DEFINES})
+    list(APPEND defines -D${d})
+  endforeach()
+  set(obj ${out_dir}/${skel_name}.bpf.o)
+  set(skel ${out_dir}/${skel_name}.skel.h)
   add_custom_command(
     OUTPUT ${obj}
     COMMAND ${CMAKE_COMMAND} -E make_directory ${out_dir}
     COMMAND ${BPF_CLANG} -g -O2 -target bpf -D__TARGET_ARCH_${PERSONABPF_BPF_ARCH}
-            -Wall -Wno-unused-function -Werror
+            -Wall -Wno-unused-function -Werror ${defines}
             -I${PERSONABPF_VMLINUX_DIR} -I${CMAKE_SOURCE_DIR}
             -c ${CMAKE_CURRENT_SOURCE_DIR}/${source} -o ${obj}
     DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/${source} ${ARG_DEPENDS} ${PERSONABPF_VMLINUX_H}
     IMPLICIT_DEPENDS C ${CMAKE_CURRENT_SOURCE_DIR}/${source}
-    COMMENT "BPF ${name}.bpf.o"
+    COMMENT "BPF ${name}: ${obj}"
     VERBATIM)
   add_custom_command(
     OUTPUT ${skel}
-    COMMAND ${BPFTOOL} gen skeleton ${obj} name ${name} > ${skel}.tmp
+    COMMAND ${BPFTOOL} gen skeleton ${obj} name ${skel_name} > ${skel}.tmp
     COMMAND ${CMAKE_COMMAND} -E rename ${skel}.tmp ${skel}
     DEPENDS ${obj}
-    COMMENT "Skeleton ${name}.skel.h"
+    COMMENT "Skeleton ${skel}"
     VERBATIM)
   add_custom_target(${name}_skel_gen DEPENDS ${skel} ${obj})
   # vmlinux.h comes from a custom command of the top-level directory; Makefile generators

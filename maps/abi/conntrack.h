@@ -50,6 +50,12 @@ enum pbpf_ct_state {
 
 struct pbpf_ct_value {
 	__u64 created_ns;    /* bpf_ktime_get_ns (CLOCK_MONOTONIC) of the first packet */
+#ifdef PBPF_LAYOUT_TEST_NEXT
+	/* Tests only: a "next release" with another layout (agent/CMakeLists.txt
+	 * personabpfd_next): every member after this one moves, so a migration that copied
+	 * bytes instead of members would garble the flows. */
+	__u64 layout_test_next;
+#endif
 	__u64 last_seen_ns;  /* of the latest packet */
 	__u64 policy_epoch;  /* pbpf_globals.policy_epoch the verdict was taken under */
 	__u64 packets[PBPF_DIR_COUNT]; /* per direction of the workload (not atomic: close) */

@@ -42,4 +42,8 @@
  * to their dataset. The default dataset has about 400,000 after merging. */
 #define PBPF_GEO_MAX_PREFIXES (4 * 1024 * 1024)
 /* Layout version of every pinned map; bump on any change to a struct below. */
+#ifndef PBPF_LAYOUT_TEST_NEXT
 #define PBPF_MAP_SCHEMA_VERSION 7
+#else
+#define PBPF_MAP_SCHEMA_VERSION 1007 /* tests only: see maps/abi/conntrack.h */
+#endif

@@ -598,10 +598,17 @@ void Agent::log_note(const std::string& note) const {
 }
 
 void Agent::spawn() {
-    std::vector<std::string> argv = {agent_binary(),    "--socket",       paths_.socket,
-                                     "--state-dir",     paths_.state_dir, "--bpffs-root",
-                                     paths_.bpffs_root, "--cgroup-root",  paths_.cgroup_root,
-                                     "--log-level",     "debug"};
+    std::vector<std::string> argv = {binary.empty() ? agent_binary() : binary,
+                                     "--socket",
+                                     paths_.socket,
+                                     "--state-dir",
+                                     paths_.state_dir,
+                                     "--bpffs-root",
+                                     paths_.bpffs_root,
+                                     "--cgroup-root",
+                                     paths_.cgroup_root,
+                                     "--log-level",
+                                     "debug"};
     argv.insert(argv.end(), extra_args.begin(), extra_args.end());
     // nsenter execs the agent in place: pid_ stays the agent's.
     if (!netns.empty()) argv.insert(argv.begin(), {"nsenter", "--net=" + netns});

@@ -188,6 +188,8 @@ class Agent {
     pid_t pid() const { return pid_; }
     // Further personabpfd arguments for every spawn (e.g. {"--config", FILE}).
     std::vector<std::string> extra_args;
+    // The agent binary to spawn; "" = agent_binary() (another build, e.g. personabpfd_next).
+    std::string binary;
     // Further environment ("NAME=value") for every spawn.
     std::vector<std::string> extra_env;
     // A netns (path) the agent and its --uninstall run in, through `nsenter --net=`;
