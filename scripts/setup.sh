@@ -25,6 +25,8 @@ packages=(
   build-essential cmake pkg-config clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev
   libcli11-dev libspdlog-dev libfmt-dev nlohmann-json3-dev libsqlite3-dev libcpp-httplib-dev
   libnl-3-dev libnl-route-3-dev libtomlplusplus-dev libmaxminddb-dev
+  # migration transport (TLS between agents); openssl: making a CA and host certificates
+  libssl-dev openssl
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev libclang-rt-14-dev clang-format git
   # geo tests: mmdblookup to cross-check the reader by hand
