@@ -338,6 +338,7 @@ json ApiServer::status() {
         j["event_burst"] = globals->event_burst;
         j["binding_epoch"] = globals->binding_epoch;
         j["schema_version"] = globals->schema_version;
+        if (auto from = loader_.migrated_from()) j["migrated_from_schema"] = *from;
     }
     if (auto_) j["binding"] = auto_->status();
     return j;

@@ -547,17 +547,6 @@ Result<void> Loader::adopt(const LoaderOptions& opts, uint32_t pinned_schema) {
     };
     if (migrating) {
         if (auto r = migration->stage(); !r) return unchanged(r.error());
-        auto g = read_globals();
-        if (!g) {
-            migration->abort();
-            return unchanged(g.error());
-        }
-        g->schema_version = PBPF_MAP_SCHEMA_VERSION;
-        __u32 key = 0;
-        if (bpf_map_update_elem(globals_fd(), &key, &*g, BPF_ANY) != 0) {
-            migration->abort();
-            return unchanged(sys_error("write pbpf_globals"));
-        }
     }
     // 4. Swap the new programs into the live links: no moment without enforcement. A
     //    failure swaps the ones already done back (during a migration, the old programs
@@ -593,6 +582,13 @@ Result<void> Loader::adopt(const LoaderOptions& opts, uint32_t pinned_schema) {
         failpoint("migrate-swapped");
         // The new maps are live: a failed rename is finished by the next start.
         if (auto r = migration->commit(); !r) spdlog::error("{}", r.error().what());
+        // The label of the layout in force (pbpf_globals may be a reused map: written only
+        // now that this build's programs run on it).
+        auto g = read_globals();
+        __u32 key = 0;
+        if (g) g->schema_version = PBPF_MAP_SCHEMA_VERSION;
+        if (!g || bpf_map_update_elem(globals_fd(), &key, &*g, BPF_ANY) != 0)
+            spdlog::error("write the schema version into pbpf_globals: {}", std::strerror(errno));
         spdlog::info("migrated pinned maps under {} to schema {}: {}", opts.pin_dir,
                      PBPF_MAP_SCHEMA_VERSION, migration->summary());
         migration_ = std::move(migration);

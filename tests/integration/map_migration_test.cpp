@@ -119,6 +119,10 @@ TEST_F(MapMigration, UpgradeAndDowngradeCarryFlowsBindingsAndCountersUnderTraffi
     EXPECT_NE(up.find("pbpf_conntrack (migrated"), std::string::npos) << up;
     EXPECT_EQ(ct_value_size(), kCtValueSizeNext);
     EXPECT_FALSE(staged_pins_left());
+    json status;
+    ASSERT_TRUE(cli_json(*agent_, {"status"}, &status));
+    EXPECT_EQ(status.value("schema_version", 0), 1007) << status.dump();
+    EXPECT_EQ(status.value("migrated_from_schema", 0), 7) << status.dump();
     ASSERT_TRUE(replies_flow(100, "after the upgrade"));
     // The flow came over member by member: same persona, its counts went on.
     const json flow_next = sink_flow();
