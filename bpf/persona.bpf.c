@@ -217,18 +217,25 @@ struct {
 	__type(value, __u64);
 } pbpf_binding_drops SEC(".maps");
 
+/* The counters of the packet's binding in direction dir; NULL when it is not counted. */
+static __always_inline struct pbpf_binding_dir_counters *binding_dir(const struct workload *w,
+								    int dir)
+{
+	struct pbpf_binding_counters *bc;
+
+	if (w->slot == 0)
+		return NULL;
+	bc = bpf_map_lookup_elem(&pbpf_binding_counters, &w->slot);
+	return bc ? &bc->dir[dir & 1] : NULL;
+}
+
 /* A passed packet of a counted binding. */
 static __noinline void count_binding(const struct workload *w, int dir, __u64 bytes)
 {
-	struct pbpf_binding_counters *bc;
-	struct pbpf_binding_dir_counters *d;
+	struct pbpf_binding_dir_counters *d = binding_dir(w, dir);
 
-	if (w->slot == 0)
+	if (!d)
 		return;
-	bc = bpf_map_lookup_elem(&pbpf_binding_counters, &w->slot);
-	if (!bc)
-		return;
-	d = &bc->dir[dir & 1];
 	d->passed_packets++;
 	d->passed_bytes += bytes;
 }
@@ -239,17 +246,12 @@ static __noinline void count_binding(const struct workload *w, int dir, __u64 by
 static __always_inline void count_binding_drop(const struct workload *w, int dir, __u8 reason,
 					       __u64 bytes)
 {
-	struct pbpf_binding_counters *bc;
-	struct pbpf_binding_dir_counters *d;
+	struct pbpf_binding_dir_counters *d = binding_dir(w, dir);
 	struct pbpf_binding_drop_key k = {};
 	__u64 one = 1, *n;
 
-	if (w->slot == 0)
+	if (!d)
 		return;
-	bc = bpf_map_lookup_elem(&pbpf_binding_counters, &w->slot);
-	if (!bc)
-		return;
-	d = &bc->dir[dir & 1];
 	d->dropped_packets++;
 	d->dropped_bytes += bytes;
 	k.slot = w->slot;

@@ -1,6 +1,6 @@
 // Map layout migration (maps/map_migrate.h) on real kernel maps: two builds of the same
-// maps, before (migrate_v1.bpf.c) and after (migrate_v2.bpf.c) a layout change, loaded
-// side by side; entries written into the old maps are copied into the new ones.
+// maps (migrate.bpf.c), before and after a layout change, loaded side by side; entries
+// written into the old maps are copied into the new ones.
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <gtest/gtest.h>
@@ -24,8 +24,7 @@ struct Obj {
     const bpf_map* map(const char* name) const { return bpf_object__find_map_by_name(obj, name); }
 };
 
-// The layouts of both versions (copied from the .bpf.c files: the tests write and read
-// them).
+// The layouts of both versions (copied from migrate.bpf.c: the tests write and read them).
 struct MKey {
     uint32_t a;
     uint16_t b, pad;

@@ -85,6 +85,37 @@ class MapMigration : public IntegrationTest {
         return ::testing::AssertionSuccess();
     }
 
+    // The workload's traffic across the restarts: a TCP connection to a sink in the netns
+    // (its replies pass only through conntrack) and UDP to an allowed and a denied port.
+    struct Traffic {
+        Traffic(const Where& netns, const Where& w, const std::string& peer)
+            : sink(netns, kSinkPort),
+              bulk(w, peer, kSinkPort, /*sndbuf=*/65536),
+              hammer(w, peer, kPortA, kPortB) {}
+        ::testing::AssertionResult ok() const {
+            if (!sink.ok()) return ::testing::AssertionFailure() << sink.error();
+            if (!bulk.ok()) return ::testing::AssertionFailure() << bulk.error();
+            if (!hammer.ok()) return ::testing::AssertionFailure() << hammer.error();
+            return ::testing::AssertionSuccess();
+        }
+        TcpSink sink;
+        TcpBulk bulk;
+        UdpHammer hammer;
+    };
+
+    // Nothing was mis-enforced since `before`: the denied UDP port never passed, the
+    // allowed one was never dropped, and no reply was dropped for lack of its flow.
+    void expect_nothing_misenforced(Traffic& t, const PersonaStats& before) {
+        HammerCounts c = t.hammer.stop();
+        EXPECT_GT(c.allowed_passed, 0u) << c;
+        EXPECT_EQ(c.allowed_dropped, 0u) << c;
+        EXPECT_EQ(c.denied_passed, 0u) << c;
+        PersonaStats after;
+        ASSERT_TRUE(stats(*agent_, "it-mig", &after));
+        EXPECT_EQ(after.ingress.denied_packets, before.ingress.denied_packets)
+            << "replies dropped: " << after.ingress;
+    }
+
     // The TCP flow to the sink, as the running agent lists it.
     json sink_flow() {
         json ls;
@@ -98,13 +129,8 @@ class MapMigration : public IntegrationTest {
 };
 
 TEST_F(MapMigration, UpgradeAndDowngradeCarryFlowsBindingsAndCountersUnderTraffic) {
-    const Where w = in("w");
-    TcpSink sink(from_netns(), kSinkPort);
-    ASSERT_TRUE(sink.ok()) << sink.error();
-    TcpBulk bulk(w, veth_->peer4, kSinkPort, /*sndbuf=*/65536);
-    ASSERT_TRUE(bulk.ok()) << bulk.error();
-    UdpHammer hammer(w, veth_->peer4, kPortA, kPortB);
-    ASSERT_TRUE(hammer.ok()) << hammer.error();
+    Traffic traffic(from_netns(), in("w"), veth_->peer4);
+    ASSERT_TRUE(traffic.ok());
     ASSERT_TRUE(replies_flow(100, "before"));
     EXPECT_EQ(ct_value_size(), kCtValueSize);
     PersonaStats before;
@@ -147,26 +173,12 @@ TEST_F(MapMigration, UpgradeAndDowngradeCarryFlowsBindingsAndCountersUnderTraffi
     ASSERT_TRUE(replies_flow(100, "after the downgrade"));
     ASSERT_TRUE(sink_flow().is_object());
 
-    // Nothing was mis-enforced at any point: the denied UDP port never passed, the
-    // allowed one was never dropped, and no reply was dropped for lack of its flow.
-    HammerCounts c = hammer.stop();
-    EXPECT_GT(c.allowed_passed, 0u) << c;
-    EXPECT_EQ(c.allowed_dropped, 0u) << c;
-    EXPECT_EQ(c.denied_passed, 0u) << c;
-    PersonaStats after;
-    ASSERT_TRUE(stats(*agent_, "it-mig", &after));
-    EXPECT_EQ(after.ingress.denied_packets, before.ingress.denied_packets)
-        << "replies dropped during the migrations: " << after.ingress;
+    expect_nothing_misenforced(traffic, before);
 }
 
 TEST_F(MapMigration, AFailedOrInterruptedMigrationLeavesTheOldReleaseEnforcing) {
-    const Where w = in("w");
-    TcpSink sink(from_netns(), kSinkPort);
-    ASSERT_TRUE(sink.ok()) << sink.error();
-    TcpBulk bulk(w, veth_->peer4, kSinkPort, /*sndbuf=*/65536);
-    ASSERT_TRUE(bulk.ok()) << bulk.error();
-    UdpHammer hammer(w, veth_->peer4, kPortA, kPortB);
-    ASSERT_TRUE(hammer.ok()) << hammer.error();
+    Traffic traffic(from_netns(), in("w"), veth_->peer4);
+    ASSERT_TRUE(traffic.ok());
     ASSERT_TRUE(replies_flow(50, "before"));
     PersonaStats before;
     ASSERT_TRUE(stats(*agent_, "it-mig", &before));
@@ -211,13 +223,7 @@ TEST_F(MapMigration, AFailedOrInterruptedMigrationLeavesTheOldReleaseEnforcing) 
     EXPECT_EQ(ct_value_size(), kCtValueSizeNext);
     ASSERT_TRUE(replies_flow(50, "after finishing"));
 
-    HammerCounts c = hammer.stop();
-    EXPECT_GT(c.allowed_passed, 0u) << c;
-    EXPECT_EQ(c.allowed_dropped, 0u) << c;
-    EXPECT_EQ(c.denied_passed, 0u) << c;
-    PersonaStats after;
-    ASSERT_TRUE(stats(*agent_, "it-mig", &after));
-    EXPECT_EQ(after.ingress.denied_packets, before.ingress.denied_packets) << after.ingress;
+    expect_nothing_misenforced(traffic, before);
 }
 
 }  // namespace
