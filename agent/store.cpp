@@ -409,6 +409,34 @@ Result<int64_t> Store::add_version(const PersonaVersion& v) {
     return q.i64(0);
 }
 
+Result<void> Store::insert_version(const PersonaVersion& v) {
+    if (auto old = version(v.persona, v.version); !old) {
+        return old.error();
+    } else if (old->has_value()) {
+        return Error{EEXIST, "persona '" + v.persona + "' version " + std::to_string(v.version) +
+                                 " is stored already"};
+    }
+    Stmt q(db_, (std::string("INSERT INTO persona_versions (") + kVersionCols +
+                 ") VALUES (?1, ?15, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14);")
+                    .c_str());
+    if (!q.ok()) return db_error("store version " + std::to_string(v.version) + " of " + v.persona);
+    q.bind(1, v.persona).bind(2, v.filename).bind(3, v.source).bind(4, v.imports_json);
+    q.bind(5, v.image_json).bind(6, v.rules_json).bind(7, v.description).bind(8, v.mode);
+    q.bind(9, v.default_ingress).bind(10, v.default_egress).bind(11, v.author_uid);
+    q.bind(12, v.created_at).bind(13, v.message).bind(14, v.owner_uid).bind(15, v.version);
+    if (q.step() != SQLITE_DONE)
+        return db_error("store version " + std::to_string(v.version) + " of " + v.persona);
+    return {};
+}
+
+Result<void> Store::delete_version(const std::string& persona, int64_t n) {
+    Stmt q(db_, "DELETE FROM persona_versions WHERE persona = ?1 AND version = ?2;");
+    if (!q.ok()) return db_error("remove version of " + persona);
+    q.bind(1, persona).bind(2, n);
+    if (q.step() != SQLITE_DONE) return db_error("remove version of " + persona);
+    return {};
+}
+
 Result<std::vector<PersonaVersion>> Store::versions(const std::string& persona) {
     Stmt q(db_, (std::string("SELECT ") + kVersionCols +
                  " FROM persona_versions WHERE persona = ?1 ORDER BY version;")

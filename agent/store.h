@@ -133,6 +133,11 @@ class Store {
 
     // Stores `v` as the persona's next version (v.version is ignored); returns its number.
     Result<int64_t> add_version(const PersonaVersion& v);
+    // Stores `v` under its own number v.version (an imported version keeps the source's
+    // number). EEXIST when that version is stored already: the caller compares sources.
+    Result<void> insert_version(const PersonaVersion& v);
+    // Removes one version (the undo of an import that stored it).
+    Result<void> delete_version(const std::string& persona, int64_t n);
     Result<std::vector<PersonaVersion>> versions(const std::string& persona);
     Result<std::optional<PersonaVersion>> version(const std::string& persona, int64_t n);
 

@@ -819,6 +819,24 @@ TEST_F(AgentStore, VersionsNumberPerPersonaAndOutliveThePersona) {
     EXPECT_EQ(*store_->add_version(version_like("web", "three")), 3);
 }
 
+TEST_F(AgentStore, ExplicitVersionsKeepTheirNumberAndRefuseATakenOne) {
+    open_store();
+    ASSERT_TRUE(store_->upsert_persona(make_persona("web", 1)));
+    PersonaVersion v = version_like("web", "imported");
+    v.version = 4;  // an imported version keeps the source's number
+    ASSERT_TRUE(store_->insert_version(v));
+    EXPECT_EQ((*store_->persona("web"))->version, 4);
+    EXPECT_EQ((*store_->version("web", 4))->source, "imported");
+    auto again = store_->insert_version(v);
+    ASSERT_FALSE(again.ok());
+    EXPECT_EQ(again.error().err, EEXIST);
+    // The next applied version follows it; deleting one leaves the others.
+    EXPECT_EQ(*store_->add_version(version_like("web", "next")), 5);
+    ASSERT_TRUE(store_->delete_version("web", 4));
+    EXPECT_FALSE(store_->version("web", 4)->has_value());
+    EXPECT_EQ(store_->versions("web")->size(), 1u);
+}
+
 TEST_F(AgentStore, OwnerIsSetAtInsertAndChangedOnlyExplicitly) {
     open_store();
     PersonaRecord p = make_persona("web", 1);
