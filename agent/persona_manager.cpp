@@ -175,7 +175,8 @@ json PersonaManager::apply(const CompiledFile& file, const ApplyOptions& opt) {
         bool is_new = false;
         bool changed = false;
         bool new_version = false;
-        Fd map;  // set when the slot must be flipped
+        bool version_added = false;  // a row was added to persona_versions
+        Fd map;                      // set when the slot must be flipped
         std::optional<uint32_t> old_inner_id;
         Fd old_inner;  // keeps the previous generation alive until the apply ends
         bool flipped = false;
@@ -351,7 +352,22 @@ json PersonaManager::apply(const CompiledFile& file, const ApplyOptions& opt) {
             v.owner_uid = pd.rec.owner_uid;
             v.created_at = now;
             v.message = opt.message;
-            pd.rec.version = must(store_.add_version(v));
+            if (!opt.version) {
+                pd.rec.version = must(store_.add_version(v));
+                pd.version_added = true;
+                continue;
+            }
+            v.version = *opt.version;
+            if (auto had = must(store_.version(v.persona, v.version))) {
+                if (had->source != v.source || had->imports_json != v.imports_json)
+                    throw ApiError(409, "persona '" + v.persona + "' version " +
+                                            std::to_string(v.version) +
+                                            " is stored here with another source");
+            } else {
+                must(store_.insert_version(v));
+                pd.version_added = true;
+            }
+            pd.rec.version = v.version;
         }
         if (opt.replace_rules)
             for (const auto& [persona, rules] : pdl_rules)
@@ -395,8 +411,13 @@ json PersonaManager::apply(const CompiledFile& file, const ApplyOptions& opt) {
         spdlog::info("applied persona '{}' (id {}, {} entries, version {}){} by {}", pd.rec.name,
                      pd.rec.id, pd.rec.entries, pd.rec.version, pd.changed ? "" : ", unchanged",
                      describe_uid(opt.author_uid));
-        json entry = {{"name", pd.rec.name},   {"id", pd.rec.id},      {"entries", pd.rec.entries},
-                      {"changed", pd.changed}, {"created", pd.is_new}, {"version", pd.rec.version}};
+        json entry = {{"name", pd.rec.name},
+                      {"id", pd.rec.id},
+                      {"entries", pd.rec.entries},
+                      {"changed", pd.changed},
+                      {"created", pd.is_new},
+                      {"version", pd.rec.version},
+                      {"version_added", pd.version_added}};
         for (const auto& p : file.personas)
             if (p.name == pd.rec.name)
                 entry["not_enforced"] = unenforced_sections(p, shaping_, uplinks_);

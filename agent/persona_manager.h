@@ -50,6 +50,10 @@ struct ApplyOptions {
     // false: leave the personas' binding rules as they are (the caller may not change
     // rules); the file's bind blocks are then not applied, and the answer says so.
     bool replace_rules = true;
+    // The number the new version gets instead of the next one (an import keeps the
+    // source's number); with `only`. A stored version of that number is reused when its
+    // source and imports are the same, else the apply fails (409).
+    std::optional<int64_t> version;
 };
 
 class PersonaManager {
