@@ -1,0 +1,161 @@
+// The migration bundle (agent/migration_bundle.h): a round trip keeps every member of a
+// flow, entries are re-keyed and rebased, and every malformed bundle is refused with a
+// message naming what is wrong.
+#include <arpa/inet.h>
+
+#include <cstring>
+#include <functional>
+
+#include <gtest/gtest.h>
+
+#include "agent/migration_bundle.h"
+
+namespace pbpf::agent {
+namespace {
+
+using nlohmann::json;
+
+constexpr uint64_t kSec = 1000000000ull;
+
+Bundle sample() {
+    Bundle b;
+    b.exported_at = 1796000000;
+    b.agent_version = "0.1.0";
+    b.map_schema_version = 7;
+    b.host_country = "DE";
+    b.persona = "web";
+    b.persona_version = 3;
+    b.filename = "web.pdl";
+    b.source = "persona web {\n  security {\n    default ingress deny\n  }\n}\n";
+    b.imports_json = R"([{"filename":"lib.pdl","source":"set x { 10.0.0.0/8 }\n"}])";
+    b.kind = "cgroup";
+    b.cgroup = "/a/web";
+    pbpf_ct_key k{};
+    pbpf_ct_value v{};
+    k.workload = 4242;
+    k.family = PBPF_FAMILY_IPV4;
+    k.proto = 6;
+    k.local_port = htons(40000);
+    k.remote_port = htons(8080);
+    const uint8_t local[4] = {198, 18, 0, 1}, remote[4] = {198, 18, 0, 2};
+    std::memcpy(k.local, local, 4);
+    std::memcpy(k.remote, remote, 4);
+    v.created_ns = 100 * kSec;
+    v.last_seen_ns = 190 * kSec;
+    v.policy_epoch = 9;
+    v.packets[PBPF_DIR_INGRESS] = 5;
+    v.packets[PBPF_DIR_EGRESS] = 6;
+    v.bytes[PBPF_DIR_INGRESS] = 500;
+    v.bytes[PBPF_DIR_EGRESS] = 600;
+    v.persona_id = 2;
+    v.rule_id = 1;
+    v.origin = PBPF_DIR_EGRESS;
+    v.state = PBPF_CT_ESTABLISHED;
+    v.flags = PBPF_CT_F_FIN_LOCAL | PBPF_CT_F_POLICED;
+    b.flows.push_back(flow_from_entry(k, v, 200 * kSec));
+    return b;
+}
+
+std::string error_of(const json& j) {
+    BundleParse p = bundle_from_json(j);
+    EXPECT_FALSE(p.bundle.has_value()) << j.dump();
+    return p.error;
+}
+
+TEST(MigrationBundle, RoundTripKeepsEveryMember) {
+    const json j = bundle_to_json(sample());
+    EXPECT_EQ(j["format"], kBundleFormat);
+    EXPECT_EQ(j["version"], kBundleVersion);
+    const json& f = j["conntrack"][0];
+    EXPECT_EQ(f["local"], "198.18.0.1");
+    EXPECT_EQ(f["remote_port"], 8080);
+    EXPECT_EQ(f["state"], "established");
+    EXPECT_EQ(f["origin"], "egress");
+    EXPECT_EQ(f["flags"], json({"fin_local", "policed"}));
+    EXPECT_EQ(f["age_ns"], 100 * kSec);
+    EXPECT_EQ(f["idle_ns"], 10 * kSec);
+    EXPECT_FALSE(f.contains("workload")) << "the source's workload key stays behind";
+
+    BundleParse p = bundle_from_json(j);
+    ASSERT_TRUE(p.bundle) << p.error;
+    EXPECT_EQ(bundle_to_json(*p.bundle), j);
+
+    // Re-keyed to the target's workload and persona, rebased to its clock.
+    pbpf_ct_key k;
+    pbpf_ct_value v;
+    flow_to_entry(p.bundle->flows[0], 77, 0, 5, 123, 1000 * kSec, &k, &v);
+    EXPECT_EQ(k.workload, 77u);
+    EXPECT_EQ(k.ifindex, 0u);
+    EXPECT_EQ(ntohs(k.local_port), 40000);
+    EXPECT_EQ(k.pad0, 0);
+    EXPECT_EQ(k.pad1, 0u);
+    EXPECT_EQ(v.persona_id, 5u);
+    EXPECT_EQ(v.policy_epoch, 123u);
+    EXPECT_EQ(v.created_ns, 900 * kSec);
+    EXPECT_EQ(v.last_seen_ns, 990 * kSec);
+    EXPECT_EQ(v.packets[PBPF_DIR_EGRESS], 6u);
+    EXPECT_EQ(v.bytes[PBPF_DIR_INGRESS], 500u);
+    EXPECT_EQ(v.state, PBPF_CT_ESTABLISHED);
+    EXPECT_EQ(v.flags, PBPF_CT_F_FIN_LOCAL | PBPF_CT_F_POLICED);
+    // An age beyond the target's uptime starts at its boot.
+    flow_to_entry(p.bundle->flows[0], 77, 0, 5, 123, 50 * kSec, &k, &v);
+    EXPECT_EQ(v.created_ns, 0u);
+    EXPECT_EQ(v.last_seen_ns, 40 * kSec);
+}
+
+TEST(MigrationBundle, RefusesOtherFormatsAndVersions) {
+    json j = bundle_to_json(sample());
+    j["format"] = "something-else";
+    EXPECT_NE(error_of(j).find("not a migration bundle"), std::string::npos);
+    j = bundle_to_json(sample());
+    j["version"] = kBundleVersion + 1;
+    EXPECT_NE(error_of(j).find("bundle version 2 is not supported"), std::string::npos);
+    j["version"] = "1";
+    EXPECT_NE(error_of(j).find("is not supported"), std::string::npos);
+    EXPECT_NE(error_of(json::array()).find("JSON object"), std::string::npos);
+}
+
+TEST(MigrationBundle, NamesMissingAndMistypedMembers) {
+    struct Case {
+        std::function<void(json&)> edit;
+        const char* error;
+    } cases[] = {
+        {[](json& j) { j.erase("persona"); }, "bundle.persona is missing"},
+        {[](json& j) { j["persona"].erase("version"); }, "persona.version is missing"},
+        {[](json& j) { j["persona"]["version"] = 0; }, "persona.version must be 1 or more"},
+        {[](json& j) { j["persona"]["name"] = 5; }, "persona.name must be a string"},
+        {[](json& j) { j["binding"]["kind"] = "vm"; }, "binding.kind must be"},
+        {[](json& j) { j["binding"].erase("cgroup"); }, "binding.cgroup is missing"},
+        {[](json& j) { j.erase("conntrack"); }, "bundle.conntrack is missing"},
+        {[](json& j) { j["conntrack"][0].erase("remote"); }, "conntrack[0].remote is missing"},
+        {[](json& j) { j["conntrack"][0]["local"] = "::1"; }, "is not an IPv4 address"},
+        {[](json& j) { j["conntrack"][0]["state"] = "open"; }, "unknown value 'open'"},
+        {[](json& j) { j["conntrack"][0]["flags"] = {"sticky"}; }, "unknown value 'sticky'"},
+        {[](json& j) { j["conntrack"][0]["remote_port"] = 70000; }, "remote_port must be"},
+        {[](json& j) { j["conntrack"][0]["packets"].erase("egress"); },
+         "packets.egress is missing"},
+        {[](json& j) { j["conntrack"][0]["idle_ns"] = 1000 * kSec; }, "idle_ns is larger"},
+        {[](json& j) { j["source"].erase("map_schema_version"); }, "map_schema_version is missing"},
+    };
+    for (const auto& c : cases) {
+        json j = bundle_to_json(sample());
+        c.edit(j);
+        EXPECT_NE(error_of(j).find(c.error), std::string::npos)
+            << "expected '" << c.error << "', got '" << error_of(j) << "'";
+    }
+}
+
+TEST(MigrationBundle, DetectsAnEditedSource) {
+    json j = bundle_to_json(sample());
+    j["persona"]["source"] = "persona web {\n  security {\n    default ingress allow\n  }\n}\n";
+    EXPECT_NE(error_of(j).find("persona.sha256 does not match"), std::string::npos);
+    j = bundle_to_json(sample());
+    j["persona"]["imports"][0]["source"] = "set x { 0.0.0.0/0 }\n";
+    EXPECT_NE(error_of(j).find("persona.sha256 does not match"), std::string::npos);
+    j = bundle_to_json(sample());
+    j["persona"].erase("sha256");
+    EXPECT_NE(error_of(j).find("persona.sha256 is missing"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace pbpf::agent
