@@ -25,6 +25,7 @@
 #include "agent/geo.h"
 #include "agent/loader.h"
 #include "agent/metrics.h"
+#include "agent/migration.h"
 #include "agent/monitor.h"
 #include "agent/persona_manager.h"
 #include "agent/qos.h"
@@ -289,6 +290,8 @@ int main(int argc, char** argv) {
     (*xdp)->add_routes(server);
     (*qos)->add_routes(server);
     geo.add_routes(server, personas);
+    Migration migration(**store, **loader, personas, binder, cfg.geo.host_country);
+    migration.add_routes(server);
     (*topology)->add_routes(server);
     Names names(**store, *tree);
     ConntrackTable conntrack(**loader, names);

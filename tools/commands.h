@@ -30,8 +30,10 @@ void add_monitor_commands(CLI::App& app, Context& ctx);  // stats, top
 void add_xdp_commands(CLI::App& app, Context& ctx);      // xdp ls, xdp deny add|rm
 void add_qos_commands(CLI::App& app, Context& ctx);      // qos
 void add_geo_commands(CLI::App& app, Context& ctx);      // geo info|lookup|reload, migrate check
-void add_flow_commands(CLI::App& app, Context& ctx);     // conntrack ls|flush, events
-void add_audit_commands(CLI::App& app, Context& ctx);    // audit
+// migrate export|import, on the `migrate` subcommand add_geo_commands made.
+void add_migrate_transfer_commands(CLI::App& migrate, Context& ctx);
+void add_flow_commands(CLI::App& app, Context& ctx);   // conntrack ls|flush, events
+void add_audit_commands(CLI::App& app, Context& ctx);  // audit
 
 // Shared helpers (commands_common.cpp).
 void print_json(const nlohmann::json& j);          // pretty, keys sorted, trailing newline

@@ -121,6 +121,7 @@ void add_geo_commands(CLI::App& app, Context& ctx) {
             return run_migrate_check(ctx, *persona, *country, *version);
         };
     });
+    add_migrate_transfer_commands(*migrate, ctx);
 }
 
 }  // namespace pbpf::cli

@@ -1,0 +1,325 @@
+// Workload migration: export and import of a workload's persona, binding and flows.
+#include "agent/migration.h"
+
+#include <bpf/bpf.h>
+#include <httplib.h>
+#include <time.h>
+
+#include <cctype>
+#include <cstring>
+#include <ctime>
+#include <functional>
+#include <optional>
+#include <vector>
+
+#include <spdlog/spdlog.h>
+
+#include "agent/api_error.h"
+#include "agent/api_server.h"
+#include "agent/failpoint.h"
+#include "agent/geo.h"
+#include "agent/geo_db.h"
+#include "agent/migration_bundle.h"
+#include "maps/abi/events.h"
+
+namespace pbpf::agent {
+namespace {
+
+using nlohmann::json;
+
+uint64_t monotonic_ns() {
+    timespec ts{};
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+// The request's target workload: only cgroups in this release.
+std::string target_cgroup(const json& body, const char* verb) {
+    if (!body.is_object()) throw ApiError(400, "request must be a JSON object");
+    if (body.contains("ifname"))
+        throw ApiError(501, std::string("migrate ") + verb +
+                                " of interface-bound workloads is not implemented yet; "
+                                "cgroup-bound workloads only (\"cgroup\")");
+    if (!body.contains("cgroup") || !body["cgroup"].is_string())
+        throw ApiError(400, std::string("migrate ") + verb + " needs \"cgroup\" (a path)");
+    return body["cgroup"].get<std::string>();
+}
+
+std::string countries_text(const pdl::ir::Persona& p) {
+    std::string out;
+    for (const auto& c : p.sovereignty.countries) out += (out.empty() ? "" : ", ") + c;
+    return out.empty() ? "none" : out;
+}
+
+// What an import did, undone in reverse order by undo().
+struct ImportUndo {
+    std::vector<std::function<void()>> steps;
+    void undo() {
+        for (auto it = steps.rbegin(); it != steps.rend(); ++it) {
+            try {
+                (*it)();
+            } catch (const std::exception& e) {
+                spdlog::error("migrate import: undo step failed: {}", e.what());
+            }
+        }
+        steps.clear();
+    }
+};
+
+}  // namespace
+
+json Migration::export_workload(const json& body) {
+    const std::string path = target_cgroup(body, "export");
+    const CgroupRef ref = binder_.named_cgroup(json{{"cgroup", path}});
+    const uint64_t cgroup_id = must(cgroup_id_of(ref.fs_path));
+    auto binding = must(store_.binding(cgroup_id));
+    if (!binding)
+        throw ApiError(404, "cgroup " + ref.rel_path +
+                                " has no binding of its own: nothing to export (bind it first)");
+    audit_note(binding->persona, "cgroup " + ref.rel_path);
+    const PersonaVersion v = personas_.current_version(binding->persona);
+
+    Bundle b;
+    b.exported_at = static_cast<int64_t>(std::time(nullptr));
+    b.agent_version = PERSONABPF_VERSION;
+    if (auto g = loader_.read_globals()) b.map_schema_version = g->schema_version;
+    b.host_country = host_country_;
+    b.persona = v.persona;
+    b.persona_version = v.version;
+    b.filename = v.filename;
+    b.source = v.source;
+    b.imports_json = v.imports_json;
+    b.kind = "cgroup";
+    b.cgroup = ref.rel_path;
+
+    // The flows of the cgroup's own sockets, as the listing shows them (expired ones left
+    // out). Flows of sockets in descendant cgroups are keyed by those and not exported.
+    const int fd = loader_.conntrack_fd();
+    const uint64_t now = monotonic_ns();
+    pbpf_ct_key prev{}, next{};
+    bool first = true;
+    while (bpf_map_get_next_key(fd, first ? nullptr : &prev, &next) == 0) {
+        first = false;
+        prev = next;
+        if (next.ifindex != 0 || next.workload != cgroup_id) continue;
+        pbpf_ct_value val{};
+        if (bpf_map_lookup_elem(fd, &next, &val) != 0) {
+            if (errno == ENOENT) continue;  // evicted meanwhile
+            throw ApiError(500, std::string("read pbpf_conntrack: ") + std::strerror(errno));
+        }
+        if (now > val.last_seen_ns &&
+            now - val.last_seen_ns > pbpf_ct_timeout_s(next.proto, val.state) * 1000000000ull)
+            continue;
+        b.flows.push_back(flow_from_entry(next, val, now));
+    }
+    spdlog::info("migrate export: cgroup {} (persona '{}' version {}, {} flows)", ref.rel_path,
+                 b.persona, b.persona_version, b.flows.size());
+    audit_note("", "",
+               "persona " + b.persona + " v" + std::to_string(b.persona_version) + ", " +
+                   std::to_string(b.flows.size()) + " flows");
+    return bundle_to_json(b);
+}
+
+json Migration::import_workload(const json& body) {
+    const std::string path = target_cgroup(body, "import");
+    if (!body.contains("bundle")) throw ApiError(400, "migrate import needs \"bundle\"");
+    // 1. Everything that can refuse, before anything changes: the bundle in full, the
+    // persona's source, the gate, the target workload, the repository's versions.
+    BundleParse parsed = bundle_from_json(body["bundle"]);
+    if (!parsed.bundle) throw ApiError(400, "bad bundle: " + parsed.error);
+    const Bundle& b = *parsed.bundle;
+    const std::string& name = b.persona;
+    const int64_t version = b.persona_version;
+    const std::string vtext = "'" + name + "' version " + std::to_string(version);
+    audit_note(name, "cgroup " + path);
+
+    std::vector<pdl::Source> imports;
+    for (const auto& imp : json::parse(b.imports_json))
+        imports.push_back({imp["filename"].get<std::string>(), imp["source"].get<std::string>()});
+    CompiledFile compiled;
+    try {
+        compiled = PersonaManager::compile_file(b.source, b.filename, std::move(imports));
+    } catch (const ApiError& e) {
+        throw ApiError(400, "bad bundle: the source of persona " + vtext +
+                                " does not compile here: " + e.what());
+    }
+    const pdl::ir::Persona* persona = nullptr;
+    size_t index = 0;
+    for (size_t i = 0; i < compiled.personas.size(); ++i)
+        if (compiled.personas[i].name == name) {
+            persona = &compiled.personas[i];
+            index = i;
+        }
+    if (!persona)
+        throw ApiError(
+            400, "bad bundle: its source (" + b.filename + ") defines no persona '" + name + "'");
+
+    std::string country = host_country_;
+    for (auto& c : country) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    const GateAnswer gate = migration_gate(compiled.images[index].settings, country);
+    if (!gate.allowed)
+        throw ApiError(
+            403,
+            "migration refused by the sovereignty gate: persona " + vtext +
+                " may not move to this host (country " +
+                (country.empty() ? std::string("unknown") : country) + ": " + gate.reason +
+                "; the persona's " +
+                (persona->sovereignty.list == pdl::ir::Action::Deny ? "denied" : "allowed") +
+                " countries: " + countries_text(*persona) + ")",
+            {{"country", country.empty() ? json() : json(country)},
+             {"countries", persona->sovereignty.countries},
+             {"reason", gate.reason}});
+
+    const CgroupRef ref = binder_.named_cgroup(json{{"cgroup", path}});
+    const uint64_t cgroup_id = must(cgroup_id_of(ref.fs_path));
+
+    // The persona version in force here must become the source's, without changing what
+    // this host's other workloads of the persona enforce.
+    const auto current = must(store_.persona(name));
+    const auto stored = must(store_.version(name, version));
+    if (stored && (stored->source != b.source || stored->imports_json != b.imports_json))
+        throw ApiError(409, "persona " + vtext +
+                                " is stored here with another source: the repositories "
+                                "disagree; import refused");
+    bool apply_needed = false;
+    if (current) {
+        if (current->version != version)
+            throw ApiError(
+                409, "persona '" + name + "' is at version " + std::to_string(current->version) +
+                         " here and the bundle needs version " + std::to_string(version) +
+                         "; importing would change what this host's workloads of "
+                         "the persona enforce (bring the versions in line first)");
+    } else {
+        for (const auto& v : must(store_.versions(name)))
+            if (v.version > version)
+                throw ApiError(409, "persona '" + name + "' (removed here) has version " +
+                                        std::to_string(v.version) +
+                                        " in this repository, later than the bundle's " +
+                                        std::to_string(version) + "; import refused");
+        apply_needed = true;
+    }
+    const auto previous = must(store_.binding(cgroup_id));
+
+    // 2. The changes, each with its undo; any failure undoes them all.
+    ImportUndo undo;
+    json answer = {{"persona", name},
+                   {"version", version},
+                   {"cgroup", ref.rel_path},
+                   {"country", country.empty() ? json() : json(country)},
+                   {"gate", gate.reason}};
+    try {
+        bool version_added = false;
+        if (apply_needed) {
+            ApplyOptions opt;
+            opt.author_uid = current_caller().uid;
+            opt.only = name;
+            opt.version = version;
+            opt.replace_rules = false;  // the source's bind blocks name the source's workloads
+            opt.message = "imported (bundle exported at " + std::to_string(b.exported_at) + ")";
+            json applied = personas_.apply(compiled, opt);
+            for (const auto& a : applied["applied"])
+                version_added = version_added || a.value("version_added", false);
+            undo.steps.push_back([this, name, version, version_added] {
+                personas_.remove(name, false);
+                if (version_added) must(store_.delete_version(name, version));
+            });
+        }
+        answer["persona_created"] = apply_needed;
+        answer["version_added"] = version_added;
+        if (failpoint_armed("migrate-import-persona")) throw ApiError(500, "failpoint");
+
+        if (!previous || previous->persona != name || previous->cgroup_path != ref.rel_path) {
+            binder_.bind_cgroup(ref, cgroup_id, name, "api", 0);
+            undo.steps.push_back([this, ref, cgroup_id, previous, name] {
+                if (previous) {
+                    binder_.bind_cgroup(ref, cgroup_id, previous->persona, previous->origin,
+                                        previous->rule_id);
+                } else if (auto now = must(store_.binding(cgroup_id))) {
+                    binder_.unbind_record(*now, PBPF_BIND_API);
+                }
+            });
+        }
+        answer["replaced"] =
+            previous && previous->persona != name ? json(previous->persona) : json(nullptr);
+
+        // Flows: re-keyed to this cgroup, this host's persona id and policy epoch, ages
+        // turned into this host's clock. An entry that is there already (a retried import)
+        // is overwritten and, on failure, put back as it was.
+        const auto rec = must(store_.persona(name));
+        if (!rec) throw ApiError(500, "persona '" + name + "' vanished during the import");
+        const auto globals = must(loader_.read_globals());
+        const int fd = loader_.conntrack_fd();
+        const uint64_t now = monotonic_ns();
+        struct Written {
+            pbpf_ct_key key;
+            std::optional<pbpf_ct_value> before;
+        };
+        auto written = std::make_shared<std::vector<Written>>();
+        undo.steps.push_back([fd, written] {
+            for (const auto& w : *written) {
+                if (w.before)
+                    (void)bpf_map_update_elem(fd, &w.key, &*w.before, BPF_ANY);
+                else
+                    (void)bpf_map_delete_elem(fd, &w.key);
+            }
+        });
+        for (const auto& f : b.flows) {
+            pbpf_ct_key k;
+            pbpf_ct_value v;
+            flow_to_entry(f, cgroup_id, 0, rec->id, globals.policy_epoch, now, &k, &v);
+            Written w{k, std::nullopt};
+            pbpf_ct_value old{};
+            if (bpf_map_lookup_elem(fd, &k, &old) == 0) w.before = old;
+            if (bpf_map_update_elem(fd, &k, &v, BPF_ANY) != 0)
+                throw ApiError(500, std::string("write pbpf_conntrack: ") + std::strerror(errno));
+            written->push_back(w);
+            if (failpoint_armed("migrate-import-flows"))
+                throw ApiError(500, "failpoint migrate-import-flows: failing after " +
+                                        std::to_string(written->size()) + " flows written");
+        }
+        answer["flows"] = b.flows.size();
+    } catch (const ApiError& e) {
+        spdlog::warn("migrate import of persona {} into {} failed: {}; undoing it", vtext,
+                     ref.rel_path, e.what());
+        undo.undo();
+        throw ApiError(e.status(), std::string(e.what()) + " (nothing was changed)", e.body());
+    } catch (...) {
+        undo.undo();
+        throw;
+    }
+    spdlog::info("migrate import: persona {} into cgroup {} ({} flows{})", vtext, ref.rel_path,
+                 b.flows.size(), apply_needed ? ", persona created" : "");
+    audit_note("", "",
+               "persona " + name + " v" + std::to_string(version) + ", " +
+                   std::to_string(b.flows.size()) + " flows");
+    return answer;
+}
+
+void Migration::add_routes(ApiServer& server) {
+    server.add_route(
+        "POST", "/v1/migration/export",
+        [this](const httplib::Request& req) {
+            json body;
+            try {
+                body = json::parse(req.body);
+            } catch (const json::parse_error& e) {
+                throw ApiError(400, std::string("malformed JSON: ") + e.what());
+            }
+            return export_workload(body);
+        },
+        true, "migrate-export");
+    server.add_route(
+        "POST", "/v1/migration/import",
+        [this](const httplib::Request& req) {
+            json body;
+            try {
+                body = json::parse(req.body);
+            } catch (const json::parse_error& e) {
+                throw ApiError(400, std::string("malformed JSON: ") + e.what());
+            }
+            return import_workload(body);
+        },
+        true, "migrate-import");
+}
+
+}  // namespace pbpf::agent

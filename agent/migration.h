@@ -1,0 +1,47 @@
+// Workload migration between hosts, the local half (docs/migration.md): export a bound
+// workload's persona version, binding and tracked flows as a bundle
+// (agent/migration_bundle.h), and import a bundle for a workload of this host: checked in
+// full and gated before anything changes, then all or nothing.
+#pragma once
+
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "agent/binder.h"
+#include "agent/loader.h"
+#include "agent/persona_manager.h"
+#include "agent/store.h"
+
+namespace pbpf::agent {
+
+class ApiServer;
+
+class Migration {
+  public:
+    Migration(Store& store, Loader& loader, PersonaManager& personas, Binder& binder,
+              std::string host_country)
+        : store_(store),
+          loader_(loader),
+          personas_(personas),
+          binder_(binder),
+          host_country_(std::move(host_country)) {}
+
+    // POST /v1/migration/export {"cgroup": PATH}: the bundle. Throws ApiError.
+    nlohmann::json export_workload(const nlohmann::json& body);
+    // POST /v1/migration/import {"bundle": {...}, "cgroup": PATH}. Throws ApiError; on any
+    // failure this host is as it was before the call.
+    nlohmann::json import_workload(const nlohmann::json& body);
+
+    // Both routes, admin only, under the API mutex.
+    void add_routes(ApiServer& server);
+
+  private:
+    Store& store_;
+    Loader& loader_;
+    PersonaManager& personas_;
+    Binder& binder_;
+    std::string host_country_;
+};
+
+}  // namespace pbpf::agent

@@ -1,0 +1,202 @@
+// Workload migration between two agents on one kernel, as two hosts (separate pin roots,
+// cgroup subtrees and state dirs): `migrate export` on A, `migrate import` on B. B ends up
+// with the persona at A's version, the binding and the flow re-keyed to its own cgroup; a
+// refusal by the sovereignty gate and a failure in the middle of the import leave B as it
+// was; a retried import changes nothing.
+#include "tests/integration/fixture.h"
+
+namespace pbpf::it {
+namespace {
+
+using nlohmann::json;
+
+constexpr uint16_t kSinkPort = 7070;
+
+class Migration : public IntegrationTest {
+  protected:
+    // `persona` with a country list: B at DE is refused, B at CH accepted. Destinations
+    // here have no geo data, so `unknown allow` keeps A's traffic flowing.
+    std::string pdl(const std::string& description) const {
+        return "persona it-mig {\n  description \"" + description +
+               "\"\n  security {\n    default ingress deny\n    default egress deny\n"
+               "    allow egress tcp port " +
+               std::to_string(kSinkPort) + " to " + veth_->peer4 +
+               "\n  }\n  sovereignty {\n    allow countries { CH }\n    unknown allow\n  }\n}\n";
+    }
+
+    // (Re)starts B with [geo] host_country and, if given, an armed failpoint.
+    void start_b(const std::string& country, const std::string& failpoint = "") {
+        if (b_->running()) b_->stop();
+        const std::string cfg =
+            scratch_.write("b-" + country + ".toml", "[geo]\nhost_country = \"" + country + "\"\n");
+        b_->extra_args = {"--config", cfg};
+        b_->extra_env.clear();
+        if (!failpoint.empty()) b_->extra_env.push_back("PERSONABPF_FAILPOINT=" + failpoint);
+        ASSERT_TRUE(b_->start());
+    }
+
+    // What an import may change on B, as the CLI shows it.
+    json snapshot() {
+        json personas, bindings, flows;
+        EXPECT_TRUE(cli_json(*b_, {"persona", "ls"}, &personas));
+        EXPECT_TRUE(cli_json(*b_, {"bindings", "ls"}, &bindings));
+        EXPECT_TRUE(cli_json(*b_, {"conntrack", "ls"}, &flows));
+        CommandResult h = b_->cli({"persona", "history", "it-mig"});
+        return {{"personas", personas},
+                {"bindings", bindings},
+                {"flows", flows["flows"]},
+                {"history_exit", h.exit_code}};
+    }
+
+    CgroupTree* tree_b_ = nullptr;
+    Agent* b_ = nullptr;
+};
+
+TEST_F(Migration, ExportImportMovesPersonaBindingAndFlows) {
+    const auto& v = *veth_;
+    // A: version 2 of the persona (so that B, which has none, must not number it 1).
+    apply(*agent_, pdl("first"));
+    apply(*agent_, pdl("second"));
+    bind("it-mig", "w");
+    TcpSink sink(from_netns(), kSinkPort);
+    ASSERT_TRUE(sink.ok()) << sink.error();
+    TcpBulk bulk(in("w"), v.peer4, kSinkPort, 64 * 1024);
+    ASSERT_TRUE(bulk.ok()) << bulk.error();
+
+    json ls;
+    ASSERT_TRUE(wait_until(
+        [&] {
+            if (!cli_json(*agent_, {"conntrack", "ls", "--persona", "it-mig"}, &ls)) return false;
+            for (const auto& f : ls["flows"])
+                if (f["remote_port"] == kSinkPort && f["state"] == "established") return true;
+            return false;
+        },
+        5s))
+        << ls.dump(2);
+
+    // Export from A.
+    const std::string file = scratch_.path() + "/bundle.json";
+    CommandResult r = agent_->cli({"migrate", "export", "--cgroup", cg_->rel("w"), "-o", file});
+    ASSERT_EQ(r.exit_code, 0) << r.describe();
+    const json bundle = json::parse(read_file(file));
+    EXPECT_EQ(bundle["format"], "personabpf-migration-bundle");
+    EXPECT_EQ(bundle["persona"]["name"], "it-mig");
+    EXPECT_EQ(bundle["persona"]["version"], 2);
+    EXPECT_EQ(bundle["binding"]["cgroup"], cg_->rel("w"));
+    bool exported = false;
+    for (const auto& f : bundle["conntrack"])
+        exported = exported || (f["remote_port"] == kSinkPort && f["remote"] == v.peer4 &&
+                                f["origin"] == "egress" && f["state"] == "established");
+    ASSERT_TRUE(exported) << bundle["conntrack"].dump(2);
+
+    // B: another "host" (its own subtree, pins and state).
+    tree_b_ = &add_cgroup_tree();
+    ASSERT_TRUE(tree_b_->ok()) << tree_b_->error();
+    tree_b_->create("w2");
+    b_ = &add_agent(tree_b_->path());
+    const std::string target = tree_b_->rel("w2");
+    start_b("DE");
+    const json before = snapshot();
+    EXPECT_NE(before["history_exit"], 0) << "B has no version of it-mig yet";
+
+    {
+        SCOPED_TRACE("the sovereignty gate refuses a host in DE");
+        r = b_->cli({"migrate", "import", file, "--cgroup", target});
+        EXPECT_NE(r.exit_code, 0) << r.describe();
+        EXPECT_NE(r.err.find("sovereignty gate"), std::string::npos) << r.describe();
+        EXPECT_NE(r.err.find("country DE"), std::string::npos) << r.describe();
+        EXPECT_NE(r.err.find("allowed countries: CH"), std::string::npos) << r.describe();
+        EXPECT_EQ(snapshot(), before);
+    }
+    {
+        SCOPED_TRACE("a failure after the first flow is written is undone in full");
+        start_b("CH", "migrate-import-flows");
+        r = b_->cli({"migrate", "import", file, "--cgroup", target});
+        EXPECT_NE(r.exit_code, 0) << r.describe();
+        EXPECT_NE(r.err.find("nothing was changed"), std::string::npos) << r.describe();
+        EXPECT_EQ(snapshot(), before);
+    }
+    {
+        SCOPED_TRACE("a failure after the persona was applied is undone in full");
+        start_b("CH", "migrate-import-persona");
+        r = b_->cli({"migrate", "import", file, "--cgroup", target});
+        EXPECT_NE(r.exit_code, 0) << r.describe();
+        EXPECT_EQ(snapshot(), before);
+    }
+
+    start_b("CH");
+    json res;
+    ASSERT_TRUE(cli_json(*b_, {"migrate", "import", file, "--cgroup", target}, &res));
+    EXPECT_EQ(res["version"], 2) << res.dump();
+    EXPECT_EQ(res["persona_created"], true) << res.dump();
+
+    auto check_b = [&](const char* when) {
+        SCOPED_TRACE(when);
+        json personas, bindings, flows, history;
+        ASSERT_TRUE(cli_json(*b_, {"persona", "ls"}, &personas));
+        ASSERT_EQ(personas.size(), 1u) << personas.dump(2);
+        EXPECT_EQ(personas[0]["name"], "it-mig");
+        EXPECT_EQ(personas[0]["version"], 2) << "the source's version number";
+        ASSERT_TRUE(cli_json(*b_, {"persona", "history", "it-mig"}, &history));
+        EXPECT_EQ(history.size(), 1u) << history.dump(2);
+        ASSERT_TRUE(cli_json(*b_, {"bindings", "ls"}, &bindings));
+        ASSERT_EQ(bindings.size(), 1u) << bindings.dump(2);
+        EXPECT_EQ(bindings[0]["cgroup"], target);
+        EXPECT_EQ(bindings[0]["persona"], "it-mig");
+        ASSERT_TRUE(cli_json(*b_, {"conntrack", "ls"}, &flows));
+        EXPECT_EQ(flows["flows"].size(), bundle["conntrack"].size()) << flows.dump(2);
+        bool moved = false;
+        for (const auto& f : flows["flows"]) {
+            EXPECT_EQ(f["persona"], "it-mig") << f.dump();
+            EXPECT_EQ(f["workload"], target) << "re-keyed to B's cgroup: " << f.dump();
+            moved = moved || (f["remote_port"] == kSinkPort && f["remote"] == v.peer4 &&
+                              f["state"] == "established" && f["origin"] == "egress");
+        }
+        EXPECT_TRUE(moved) << flows.dump(2);
+    };
+    check_b("after the import");
+    // A retried import of the same bundle: the same result, no duplicates.
+    ASSERT_TRUE(cli_json(*b_, {"migrate", "import", file, "--cgroup", target}, &res));
+    EXPECT_EQ(res["persona_created"], false) << res.dump();
+    check_b("after a retried import");
+
+    // A still enforces its own workload: the source is not touched by an export.
+    ASSERT_TRUE(cli_json(*agent_, {"bindings", "ls"}, &ls));
+    EXPECT_EQ(ls.size(), 1u) << ls.dump(2);
+}
+
+TEST_F(Migration, ImportRefusesConflictsAndBadInput) {
+    apply(*agent_, pdl("first"));
+    bind("it-mig", "w");
+    const std::string file = scratch_.path() + "/bundle.json";
+    CommandResult r = agent_->cli({"migrate", "export", "--cgroup", cg_->rel("w"), "-o", file});
+    ASSERT_EQ(r.exit_code, 0) << r.describe();
+
+    // An unbound cgroup has nothing to export.
+    in("unbound");
+    r = agent_->cli({"migrate", "export", "--cgroup", cg_->rel("unbound")});
+    EXPECT_NE(r.exit_code, 0);
+    EXPECT_NE(r.err.find("has no binding of its own"), std::string::npos) << r.describe();
+
+    // Onto itself under another version: A has version 2 in force now, the bundle 1.
+    apply(*agent_, pdl("second"));
+    in("other");
+    r = agent_->cli({"migrate", "import", file, "--cgroup", cg_->rel("other")});
+    EXPECT_NE(r.exit_code, 0);
+    EXPECT_NE(r.err.find("is at version 2 here and the bundle needs version 1"), std::string::npos)
+        << r.describe();
+
+    // A tampered bundle.
+    json bundle = json::parse(read_file(file));
+    bundle["persona"]["source"] = bundle["persona"]["source"].get<std::string>() + "\n";
+    const std::string bad = scratch_.write("bad.json", bundle.dump());
+    r = agent_->cli({"migrate", "import", bad, "--cgroup", cg_->rel("other")});
+    EXPECT_NE(r.exit_code, 0);
+    EXPECT_NE(r.err.find("persona.sha256 does not match"), std::string::npos) << r.describe();
+    json bl;
+    ASSERT_TRUE(cli_json(*agent_, {"bindings", "ls"}, &bl));
+    EXPECT_EQ(bl.size(), 1u) << bl.dump(2);
+}
+
+}  // namespace
+}  // namespace pbpf::it

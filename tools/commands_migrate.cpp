@@ -1,0 +1,127 @@
+// `personabpf migrate export|import`: a workload's persona, binding and flows as a bundle
+// file, and that bundle taken in for a workload of this host (docs/migration.md).
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <iostream>
+
+#include "tools/commands.h"
+
+namespace pbpf::cli {
+namespace {
+
+struct Target {
+    std::string cgroup, ifname, netns;
+};
+
+nlohmann::json target_body(const Target& t) {
+    if (t.cgroup.empty() == t.ifname.empty())
+        throw CliError("give one of --cgroup PATH or --ifname IF");
+    if (!t.netns.empty() && t.ifname.empty()) throw CliError("--netns goes with --ifname only");
+    nlohmann::json body = nlohmann::json::object();
+    if (!t.cgroup.empty()) body["cgroup"] = t.cgroup;
+    if (!t.ifname.empty()) body["ifname"] = t.ifname;
+    if (!t.netns.empty()) body["netns"] = t.netns;
+    return body;
+}
+
+// Whole or not at all: written to FILE.tmp (mode 0600: flows name the workload's peers)
+// and renamed over FILE.
+void write_file(const std::string& path, const std::string& text) {
+    const std::string tmp = path + ".tmp";
+    const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) throw CliError("cannot write " + tmp + ": " + std::strerror(errno));
+    size_t done = 0;
+    while (done < text.size()) {
+        const ssize_t n = ::write(fd, text.data() + done, text.size() - done);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) {
+            const std::string why = std::strerror(errno);
+            ::close(fd);
+            ::unlink(tmp.c_str());
+            throw CliError("cannot write " + tmp + ": " + why);
+        }
+        done += static_cast<size_t>(n);
+    }
+    if (::fsync(fd) != 0 || ::close(fd) != 0 || ::rename(tmp.c_str(), path.c_str()) != 0) {
+        const std::string why = std::strerror(errno);
+        ::unlink(tmp.c_str());
+        throw CliError("cannot write " + path + ": " + why);
+    }
+}
+
+int run_export(const Context& ctx, const Target& t, const std::string& out) {
+    auto bundle = ctx.client().post("/v1/migration/export", target_body(t));
+    const std::string text = bundle.dump(2) + "\n";
+    if (out.empty() || out == "-") {
+        std::cout << text;
+        return 0;
+    }
+    write_file(out, text);
+    if (ctx.json) {
+        print_json({{"file", out},
+                    {"persona", bundle["persona"]["name"]},
+                    {"version", bundle["persona"]["version"]},
+                    {"flows", bundle["conntrack"].size()}});
+    } else {
+        std::cout << "exported " << text_of(bundle["binding"]["cgroup"]) << " (persona "
+                  << text_of(bundle["persona"]["name"]) << " v"
+                  << text_of(bundle["persona"]["version"]) << ", " << bundle["conntrack"].size()
+                  << " flows) to " << out << "\n";
+    }
+    return 0;
+}
+
+int run_import(const Context& ctx, const std::string& file, const Target& t) {
+    nlohmann::json body = target_body(t);
+    try {
+        body["bundle"] = nlohmann::json::parse(read_source(file));
+    } catch (const nlohmann::json::parse_error& e) {
+        throw CliError(file + " is not JSON: " + e.what());
+    }
+    auto r = ctx.client().post("/v1/migration/import", body);
+    if (ctx.json) {
+        print_json(r);
+        return 0;
+    }
+    std::cout << "imported persona " << field(r, "persona") << " v" << field(r, "version")
+              << (r.value("persona_created", false) ? " (created here)" : "") << " into "
+              << field(r, "cgroup") << ": " << field(r, "flows") << " flows";
+    if (!r["replaced"].is_null()) std::cout << ", replacing persona " << field(r, "replaced");
+    std::cout << "\n";
+    return 0;
+}
+
+void add_target_options(CLI::App* cmd, Target& t) {
+    cmd->add_option("--cgroup", t.cgroup, "The workload's cgroup (absolute or relative path)");
+    cmd->add_option("--ifname", t.ifname, "The interface facing the workload");
+    cmd->add_option("--netns", t.netns, "The interface's network namespace (with --ifname)");
+}
+
+}  // namespace
+
+void add_migrate_transfer_commands(CLI::App& migrate, Context& ctx) {
+    auto* exp = migrate.add_subcommand(
+        "export", "Write a workload's persona, binding and tracked flows as a bundle");
+    auto t_exp = std::make_shared<Target>();
+    auto out = std::make_shared<std::string>();
+    add_target_options(exp, *t_exp);
+    exp->add_option("-o,--output", *out, "Bundle file (default: standard output)");
+    exp->callback([&ctx, t_exp, out] {
+        ctx.action = [&ctx, t_exp, out] { return run_export(ctx, *t_exp, *out); };
+    });
+
+    auto* imp = migrate.add_subcommand(
+        "import", "Take in a bundle for a workload of this host (all or nothing)");
+    auto t_imp = std::make_shared<Target>();
+    auto file = std::make_shared<std::string>();
+    imp->add_option("FILE", *file, "Bundle file from `migrate export` (- for stdin)")->required();
+    add_target_options(imp, *t_imp);
+    imp->callback([&ctx, t_imp, file] {
+        ctx.action = [&ctx, t_imp, file] { return run_import(ctx, *file, *t_imp); };
+    });
+}
+
+}  // namespace pbpf::cli
