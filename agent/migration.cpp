@@ -20,7 +20,9 @@
 #include "agent/geo.h"
 #include "agent/geo_db.h"
 #include "agent/migration_bundle.h"
+#include "agent/monitor.h"
 #include "maps/abi/events.h"
+#include "maps/policy_map.h"
 
 namespace pbpf::agent {
 namespace {
@@ -66,6 +68,31 @@ struct ImportUndo {
     }
 };
 
+// The binding's counters as the kernel has them now (the per-CPU sums), drops by reason
+// by name; {} when the binding has no counter slot.
+json binding_counters(Loader& loader, uint64_t cgroup_id) {
+    BindingStats s;
+    s.key = {cgroup_id, 0};
+    s.slot = loader.slots().find(s.key);
+    if (s.slot == 0) return json::object();
+    s.counters = must(read_binding_counters(loader.binding_counters_fd(), s.slot));
+    attribute_binding_drops(s, must(read_binding_drops(loader.binding_drops_fd())));
+    json out = json::object();
+    for (int d = 0; d < PBPF_DIR_COUNT; ++d) {
+        const auto& c = s.counters.dir[d];
+        json reasons = json::object();
+        for (unsigned r = 0; r < PBPF_DROP_REASON_SLOTS; ++r)
+            if (s.dropped_by_reason[d][r] != 0)
+                reasons[drop_reason_name(r)] = s.dropped_by_reason[d][r];
+        out[d == PBPF_DIR_EGRESS ? "egress" : "ingress"] = {{"passed_packets", c.passed_packets},
+                                                            {"passed_bytes", c.passed_bytes},
+                                                            {"dropped_packets", c.dropped_packets},
+                                                            {"dropped_bytes", c.dropped_bytes},
+                                                            {"dropped_by_reason", reasons}};
+    }
+    return out;
+}
+
 }  // namespace
 
 json Migration::export_workload(const json& body) {
@@ -91,6 +118,7 @@ json Migration::export_workload(const json& body) {
     b.imports_json = v.imports_json;
     b.kind = "cgroup";
     b.cgroup = ref.rel_path;
+    b.counters = binding_counters(loader_, cgroup_id);
 
     // The flows of the cgroup's own sockets, as the listing shows them (expired ones left
     // out). Flows of sockets in descendant cgroups are keyed by those and not exported.

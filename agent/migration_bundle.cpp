@@ -303,7 +303,10 @@ BundleParse bundle_from_json(const json& j) {
         if (!flows.is_array()) throw Bad("conntrack must be an array");
         for (size_t i = 0; i < flows.size(); ++i)
             b.flows.push_back(parse_flow(flows[i], "conntrack[" + std::to_string(i) + "]"));
-        if (j.contains("counters")) b.counters = j["counters"];
+        if (j.contains("counters")) {
+            if (!j["counters"].is_object()) throw Bad("counters must be an object");
+            b.counters = j["counters"];
+        }
         out.bundle = std::move(b);
     } catch (const Bad& e) {
         out.error = e.what();

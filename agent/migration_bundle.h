@@ -49,7 +49,8 @@ struct Bundle {
     std::string kind;
     std::string cgroup, ifname, netns;
     std::vector<BundleFlow> flows;
-    // The binding's counters on the source, as GET /v1/stats shows them (informational).
+    // The binding's counters on the source at export, per direction: passed and dropped
+    // packets and bytes, drops by reason. For the record: an import does not restore them.
     nlohmann::json counters;
 };
 

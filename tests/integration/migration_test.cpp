@@ -88,6 +88,8 @@ TEST_F(Migration, ExportImportMovesPersonaBindingAndFlows) {
         exported = exported || (f["remote_port"] == kSinkPort && f["remote"] == v.peer4 &&
                                 f["origin"] == "egress" && f["state"] == "established");
     ASSERT_TRUE(exported) << bundle["conntrack"].dump(2);
+    EXPECT_GT(bundle["counters"]["egress"]["passed_packets"].get<uint64_t>(), 0u)
+        << "the binding's counters: " << bundle["counters"].dump(2);
 
     // B: another "host" (its own subtree, pins and state).
     tree_b_ = &add_cgroup_tree();

@@ -136,6 +136,7 @@ TEST(MigrationBundle, NamesMissingAndMistypedMembers) {
          "packets.egress is missing"},
         {[](json& j) { j["conntrack"][0]["idle_ns"] = 1000 * kSec; }, "idle_ns is larger"},
         {[](json& j) { j["source"].erase("map_schema_version"); }, "map_schema_version is missing"},
+        {[](json& j) { j["counters"] = 5; }, "counters must be an object"},
     };
     for (const auto& c : cases) {
         json j = bundle_to_json(sample());
