@@ -262,6 +262,7 @@ json Migration::import_workload(const json& body) {
                 if (previous) {
                     binder_.bind_cgroup(ref, cgroup_id, previous->persona, previous->origin,
                                         previous->rule_id);
+                    must(store_.upsert_binding(*previous));  // its bound_at, as it was
                 } else if (auto now = must(store_.binding(cgroup_id))) {
                     binder_.unbind_record(*now, PBPF_BIND_API);
                 }

@@ -98,6 +98,9 @@ TEST_F(Migration, ExportImportMovesPersonaBindingAndFlows) {
     b_ = &add_agent(tree_b_->path());
     const std::string target = tree_b_->rel("w2");
     start_b("DE");
+    // B's workload is bound already, to another persona: an undone import restores that.
+    apply(*b_, persona_pdl("it-other", {"default ingress allow", "default egress allow"}));
+    bind(*b_, "it-other", *tree_b_, "w2");
     const json before = snapshot();
     EXPECT_NE(before["history_exit"], 0) << "B has no version of it-mig yet";
 
@@ -131,14 +134,17 @@ TEST_F(Migration, ExportImportMovesPersonaBindingAndFlows) {
     ASSERT_TRUE(cli_json(*b_, {"migrate", "import", file, "--cgroup", target}, &res));
     EXPECT_EQ(res["version"], 2) << res.dump();
     EXPECT_EQ(res["persona_created"], true) << res.dump();
+    EXPECT_EQ(res["replaced"], "it-other") << res.dump();
 
     auto check_b = [&](const char* when) {
         SCOPED_TRACE(when);
         json personas, bindings, flows, history;
         ASSERT_TRUE(cli_json(*b_, {"persona", "ls"}, &personas));
-        ASSERT_EQ(personas.size(), 1u) << personas.dump(2);
-        EXPECT_EQ(personas[0]["name"], "it-mig");
-        EXPECT_EQ(personas[0]["version"], 2) << "the source's version number";
+        json mig;
+        for (const auto& p : personas)
+            if (p["name"] == "it-mig") mig = p;
+        ASSERT_TRUE(mig.is_object()) << personas.dump(2);
+        EXPECT_EQ(mig["version"], 2) << "the source's version number";
         ASSERT_TRUE(cli_json(*b_, {"persona", "history", "it-mig"}, &history));
         EXPECT_EQ(history.size(), 1u) << history.dump(2);
         ASSERT_TRUE(cli_json(*b_, {"bindings", "ls"}, &bindings));
@@ -160,6 +166,7 @@ TEST_F(Migration, ExportImportMovesPersonaBindingAndFlows) {
     // A retried import of the same bundle: the same result, no duplicates.
     ASSERT_TRUE(cli_json(*b_, {"migrate", "import", file, "--cgroup", target}, &res));
     EXPECT_EQ(res["persona_created"], false) << res.dump();
+    EXPECT_TRUE(res["replaced"].is_null()) << res.dump();
     check_b("after a retried import");
 
     // A still enforces its own workload: the source is not touched by an export.
