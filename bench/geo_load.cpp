@@ -5,11 +5,17 @@
 //                             interval maps (ipv4_addr / ipv6_addr -> verdict): accept for
 //                             the country ALLOW, drop for the others, as the persona
 //                             `allow countries { ALLOW }` decides
+//   geo_load addrs COUNTRY N_IN N_OUT [DB]
+//                             prints IPv4 addresses as "ADDR CC" lines: N_IN from
+//                             distinct prefixes of COUNTRY, then N_OUT from distinct
+//                             prefixes of all other countries, each group spread evenly
+//                             over its prefixes in address order (bench/geo_veth_compare.sh)
 // DB defaults to the agent's default dataset. Needs root for `ours` (a BPF map).
 #include <chrono>
 #include <cstdio>
 #include <fstream>
 #include <string>
+#include <vector>
 
 #include <arpa/inet.h>
 
@@ -112,6 +118,48 @@ int nft(const std::string& allow_code, const std::string& db) {
     return 0;
 }
 
+// An address inside the prefix: its first host (network + 1), the prefix itself for a /32.
+std::string host_in(const GeoPrefix& p) {
+    uint32_t a = uint32_t(p.addr[0]) << 24 | uint32_t(p.addr[1]) << 16 | uint32_t(p.addr[2]) << 8 |
+                 uint32_t(p.addr[3]);
+    if (p.len < 32) a += 1;
+    char text[INET_ADDRSTRLEN];
+    const uint32_t n = htonl(a);
+    inet_ntop(AF_INET, &n, text, sizeof text);
+    return text;
+}
+
+int addrs(const std::string& code, const std::string& n_in_text, const std::string& n_out_text,
+          const std::string& db) {
+    auto country = pbpf::agent::geo::country_index(code);
+    if (!country) {
+        std::fprintf(stderr, "geo_load: %s is not a country code\n", code.c_str());
+        return 2;
+    }
+    const size_t n_in = std::stoul(n_in_text), n_out = std::stoul(n_out_text);
+    auto ds = pbpf::agent::geo::load_geo_dataset(db);
+    if (!ds) {
+        std::fprintf(stderr, "geo_load: %s\n", ds.error().what().c_str());
+        return 1;
+    }
+    std::vector<const GeoPrefix*> in, out;
+    for (const auto& p : ds->v4) (p.country == *country ? in : out).push_back(&p);
+    if (in.size() < n_in || out.size() < n_out) {
+        std::fprintf(stderr, "geo_load: the dataset has %zu IPv4 prefixes of %s and %zu of others\n",
+                     in.size(), code.c_str(), out.size());
+        return 1;
+    }
+    for (size_t i = 0; i < n_in; ++i) {
+        const GeoPrefix& p = *in[i * in.size() / n_in];
+        std::printf("%s %s\n", host_in(p).c_str(), pbpf::agent::geo::country_code(p.country).c_str());
+    }
+    for (size_t i = 0; i < n_out; ++i) {
+        const GeoPrefix& p = *out[i * out.size() / n_out];
+        std::printf("%s %s\n", host_in(p).c_str(), pbpf::agent::geo::country_code(p.country).c_str());
+    }
+    return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -119,6 +167,10 @@ int main(int argc, char** argv) {
     if (mode == "ours") return ours(argc > 2 ? argv[2] : pbpf::agent::kDefaultGeoDatabase);
     if (mode == "nft" && argc > 2)
         return nft(argv[2], argc > 3 ? argv[3] : pbpf::agent::kDefaultGeoDatabase);
-    std::fprintf(stderr, "usage: geo_load ours [DB] | geo_load nft COUNTRY [DB]\n");
+    if (mode == "addrs" && argc > 4)
+        return addrs(argv[2], argv[3], argv[4], argc > 5 ? argv[5] : pbpf::agent::kDefaultGeoDatabase);
+    std::fprintf(stderr,
+                 "usage: geo_load ours [DB] | geo_load nft COUNTRY [DB] |\n"
+                 "       geo_load addrs COUNTRY N_IN N_OUT [DB]\n");
     return 2;
 }
