@@ -47,7 +47,7 @@ slab() { awk '/^(Slab|VmallocUsed|Percpu):/ {s += $2 * 1024} END {print s}' /pro
 now_ms() { date +%s%3N; }
 
 "$loader" nft DE "$db" >"$tmp/geo.nft"
-elements=$(grep -c ' : ' "$tmp/geo.nft")
+elements=$(grep -cE ' : (accept|drop)' "$tmp/geo.nft") # not the maps' 'type ... : verdict' lines
 echo "dataset: $db ($elements prefixes); nft script $(du -h "$tmp/geo.nft" | cut -f1)"
 printf '%-6s %-9s %10s %10s %14s %14s\n' round who load_ms read_ms memlock_B kmem_delta_B
 
