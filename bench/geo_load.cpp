@@ -145,17 +145,20 @@ int addrs(const std::string& code, const std::string& n_in_text, const std::stri
     std::vector<const GeoPrefix*> in, out;
     for (const auto& p : ds->v4) (p.country == *country ? in : out).push_back(&p);
     if (in.size() < n_in || out.size() < n_out) {
-        std::fprintf(stderr, "geo_load: the dataset has %zu IPv4 prefixes of %s and %zu of others\n",
+        std::fprintf(stderr,
+                     "geo_load: the dataset has %zu IPv4 prefixes of %s and %zu of others\n",
                      in.size(), code.c_str(), out.size());
         return 1;
     }
     for (size_t i = 0; i < n_in; ++i) {
         const GeoPrefix& p = *in[i * in.size() / n_in];
-        std::printf("%s %s\n", host_in(p).c_str(), pbpf::agent::geo::country_code(p.country).c_str());
+        std::printf("%s %s\n", host_in(p).c_str(),
+                    pbpf::agent::geo::country_code(p.country).c_str());
     }
     for (size_t i = 0; i < n_out; ++i) {
         const GeoPrefix& p = *out[i * out.size() / n_out];
-        std::printf("%s %s\n", host_in(p).c_str(), pbpf::agent::geo::country_code(p.country).c_str());
+        std::printf("%s %s\n", host_in(p).c_str(),
+                    pbpf::agent::geo::country_code(p.country).c_str());
     }
     return 0;
 }
@@ -168,7 +171,8 @@ int main(int argc, char** argv) {
     if (mode == "nft" && argc > 2)
         return nft(argv[2], argc > 3 ? argv[3] : pbpf::agent::kDefaultGeoDatabase);
     if (mode == "addrs" && argc > 4)
-        return addrs(argv[2], argv[3], argv[4], argc > 5 ? argv[5] : pbpf::agent::kDefaultGeoDatabase);
+        return addrs(argv[2], argv[3], argv[4],
+                     argc > 5 ? argv[5] : pbpf::agent::kDefaultGeoDatabase);
     std::fprintf(stderr,
                  "usage: geo_load ours [DB] | geo_load nft COUNTRY [DB] |\n"
                  "       geo_load addrs COUNTRY N_IN N_OUT [DB]\n");
