@@ -1,4 +1,4 @@
-// GeoManager: the geo trie in force, its reload without a gap, and the migration gate.
+// GeoManager: the geo maps in force, their reload without a gap, and the migration gate.
 #include "agent/geo.h"
 
 #include <arpa/inet.h>
@@ -57,14 +57,16 @@ Result<FileStamp> stamp_of(const std::string& path) {
 }
 
 // The inner map the outer map's slot 0 points at, if any.
-Result<Fd> slot_trie(int outer_fd) {
+Result<Fd> slot_map(int outer_fd, const char* outer_name) {
     uint32_t zero = 0, id = 0;
     if (bpf_map_lookup_elem(outer_fd, &zero, &id) != 0) {
         if (errno == ENOENT) return Fd();
-        return sys_error("read pbpf_geo");
+        return sys_error(std::string("read ") + outer_name);
     }
     int fd = bpf_map_get_fd_by_id(id);
-    if (fd < 0) return sys_error("open geo trie (map id " + std::to_string(id) + ")");
+    if (fd < 0)
+        return sys_error(std::string("open the map in ") + outer_name + " (map id " +
+                         std::to_string(id) + ")");
     return Fd(fd);
 }
 
@@ -103,33 +105,108 @@ pbpf_geo_value value_of(uint16_t country) {
 
 }  // namespace
 
-Result<Fd> build_geo_trie(const geo::GeoDataset& ds) {
-    const size_t n = ds.v4.size() + ds.v6.size();
-    if (n > PBPF_GEO_MAX_PREFIXES)
-        return Error{E2BIG, ds.path + " has " + std::to_string(n) + " prefixes; at most " +
-                                std::to_string(PBPF_GEO_MAX_PREFIXES) + " are supported"};
+namespace {
+
+Result<Fd> build_trie6(const geo::GeoDataset& ds) {
+    const size_t n = ds.v6.size();
     LIBBPF_OPTS(bpf_map_create_opts, opts, .map_flags = BPF_F_NO_PREALLOC);
     int fd = bpf_map_create(BPF_MAP_TYPE_LPM_TRIE, "pbpf_geo_trie", sizeof(pbpf_geo_key),
                             sizeof(pbpf_geo_value), static_cast<uint32_t>(std::max<size_t>(n, 1)),
                             &opts);
     if (fd < 0) return sys_error("create geo trie (" + std::to_string(n) + " prefixes)", fd);
     Fd trie(fd);
-    auto put = [&](uint8_t family, const geo::GeoPrefix& p) -> Result<void> {
-        const pbpf_geo_key k = key_of(family, p.addr.data(), p.len);
+    for (const auto& p : ds.v6) {
+        const pbpf_geo_key k = key_of(PBPF_FAMILY_IPV6, p.addr.data(), p.len);
         const pbpf_geo_value v = value_of(p.country);
         if (bpf_map_update_elem(trie.get(), &k, &v, BPF_ANY) != 0) {
             char text[INET6_ADDRSTRLEN] = "?";
-            inet_ntop(family == PBPF_FAMILY_IPV4 ? AF_INET : AF_INET6, p.addr.data(), text,
-                      sizeof text);
+            inet_ntop(AF_INET6, p.addr.data(), text, sizeof text);
             return sys_error("write geo prefix " + std::string(text) + "/" + std::to_string(p.len));
         }
-        return {};
-    };
-    for (const auto& p : ds.v4)
-        if (auto r = put(PBPF_FAMILY_IPV4, p); !r) return r.error();
-    for (const auto& p : ds.v6)
-        if (auto r = put(PBPF_FAMILY_IPV6, p); !r) return r.error();
+    }
     return trie;
+}
+
+// Writes `count` blocks starting at block `first`, in batches.
+Result<void> write_blocks(int fd, uint32_t first, const uint16_t* entries, size_t count) {
+    constexpr size_t kBatch = 4096;
+    std::vector<uint32_t> keys(std::min(count, kBatch));
+    for (size_t done = 0; done < count;) {
+        const size_t n = std::min(kBatch, count - done);
+        for (size_t i = 0; i < n; ++i) keys[i] = first + static_cast<uint32_t>(done + i);
+        uint32_t written = static_cast<uint32_t>(n);
+        if (bpf_map_update_batch(fd, keys.data(), entries + done * 256, &written, nullptr) != 0)
+            return sys_error("write geo IPv4 blocks " + std::to_string(first + done) + ".." +
+                             std::to_string(first + done + n - 1));
+        done += n;
+    }
+    return {};
+}
+
+Result<Fd> build_table4(const geo::GeoDataset& ds, size_t& groups) {
+    auto table = geo::build_geo4_table(ds.v4);
+    if (!table) return Error{table.error().err, ds.path + ": " + table.error().message};
+    groups = table->groups.size();
+    const size_t blocks = PBPF_GEO4_TOP_BLOCKS + groups;
+    LIBBPF_OPTS(bpf_map_create_opts, opts, .map_flags = BPF_F_INNER_MAP);
+    int fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, "pbpf_geo4_tbl", sizeof(uint32_t),
+                            sizeof(pbpf_geo4_block), static_cast<uint32_t>(blocks), &opts);
+    if (fd < 0)
+        return sys_error("create geo IPv4 table (" + std::to_string(blocks) + " blocks)", fd);
+    Fd map(fd);
+    // The array starts zeroed (no country): only blocks with data are written.
+    const uint16_t* top = table->top.data();
+    for (uint32_t b = 0; b < PBPF_GEO4_TOP_BLOCKS;) {
+        auto empty = [&](uint32_t k) {
+            const uint16_t* e = top + size_t{k} * 256;
+            return std::all_of(e, e + 256, [](uint16_t x) { return x == 0; });
+        };
+        if (empty(b)) {
+            ++b;
+            continue;
+        }
+        uint32_t end = b + 1;
+        while (end < PBPF_GEO4_TOP_BLOCKS && !empty(end)) ++end;
+        if (auto r = write_blocks(map.get(), b, top + size_t{b} * 256, end - b); !r)
+            return r.error();
+        b = end;
+    }
+    if (groups != 0) {
+        static_assert(sizeof(std::array<uint16_t, 256>) == sizeof(pbpf_geo4_block));
+        if (auto r =
+                write_blocks(map.get(), PBPF_GEO4_TOP_BLOCKS, table->groups.front().data(), groups);
+            !r)
+            return r.error();
+    }
+    return map;
+}
+
+}  // namespace
+
+Result<GeoMaps> build_geo_maps(const geo::GeoDataset& ds) {
+    const size_t n = ds.v4.size() + ds.v6.size();
+    if (n > PBPF_GEO_MAX_PREFIXES)
+        return Error{E2BIG, ds.path + " has " + std::to_string(n) + " prefixes; at most " +
+                                std::to_string(PBPF_GEO_MAX_PREFIXES) + " are supported"};
+    GeoMaps maps;
+    auto table = build_table4(ds, maps.v4_groups);
+    if (!table) return table.error();
+    auto trie = build_trie6(ds);
+    if (!trie) return trie.error();
+    maps.table4 = std::move(*table);
+    maps.trie6 = std::move(*trie);
+    return maps;
+}
+
+Result<void> install_geo_maps(int geo4_outer_fd, int geo_outer_fd, const GeoMaps& maps) {
+    const uint32_t zero = 0;
+    const uint32_t table = static_cast<uint32_t>(maps.table4.get());
+    if (bpf_map_update_elem(geo4_outer_fd, &zero, &table, BPF_ANY) != 0)
+        return sys_error("swap in the geo IPv4 table");
+    const uint32_t trie = static_cast<uint32_t>(maps.trie6.get());
+    if (bpf_map_update_elem(geo_outer_fd, &zero, &trie, BPF_ANY) != 0)
+        return sys_error("swap in the geo IPv6 trie");
+    return {};
 }
 
 namespace {
@@ -212,24 +289,30 @@ void GeoManager::start(bool needed) {
                      info_->path, info_->ipv4_prefixes, info_->ipv6_prefixes);
         return;
     }
-    if (!needed && !trie_.valid()) {
+    if (!needed && !in_force()) {
         spdlog::info("geo: no persona has a country list; {} is read when one does", cfg_.database);
         return;
     }
     if (auto r = load_locked("start"); !r) {
         last_error_ = r.error().what();
         spdlog::warn("geo: {}; {}", last_error_,
-                     trie_.valid() ? "the dataset in force stays"
-                                   : "no dataset: every destination is of unknown country");
+                     in_force() ? "the dataset in force stays"
+                                : "no dataset: every destination is of unknown country");
     }
 }
 
-// The trie in force, and whether it is the configured file as it is now.
+// The maps in force, and whether they are the configured file as it is now.
 Result<void> GeoManager::adopt_locked() {
-    auto trie = slot_trie(loader_.geo_fd());
+    auto table = slot_map(loader_.geo4_fd(), "pbpf_geo4");
+    if (!table) return table.error();
+    auto trie = slot_map(loader_.geo_fd(), "pbpf_geo");
     if (!trie) return trie.error();
+    table4_ = std::move(*table);
     trie_ = std::move(*trie);
-    if (!trie_.valid()) return {};
+    if (!in_force()) return {};
+    // A trie without a table: an agent before the IPv4 table made it (for both families,
+    // which the programs still use); it keeps enforcing until start() has loaded the file.
+    if (!table4_.valid()) return {};
     std::ifstream in(state_file_);
     if (!in) return {};
     GeoInfo recorded;
@@ -238,7 +321,7 @@ Result<void> GeoManager::adopt_locked() {
     } catch (const std::exception& e) {
         return Error{EINVAL, state_file_ + ": " + e.what()};
     }
-    info_ = recorded;  // describes trie_ whether or not it is still current
+    info_ = recorded;  // describes the maps whether or not they are still current
     auto now = stamp_of(cfg_.database);
     if (!now || recorded.path != cfg_.database || recorded.file_size != now->size ||
         recorded.file_mtime_ns != now->mtime_ns)
@@ -252,13 +335,10 @@ Result<json> GeoManager::load_locked(const char* why) {
     if (!stamp) return stamp.error();
     auto ds = geo::load_geo_dataset(cfg_.database);
     if (!ds) return ds.error();
-    auto trie = build_geo_trie(*ds);
-    if (!trie) return trie.error();
-    // The flip: one write, every new lookup sees the new trie.
-    const uint32_t zero = 0;
-    const int inner = trie->get();
-    if (bpf_map_update_elem(loader_.geo_fd(), &zero, &inner, BPF_ANY) != 0)
-        return sys_error("swap in the geo trie");
+    auto maps = build_geo_maps(*ds);
+    if (!maps) return maps.error();
+    // The flip: one write per family, every new lookup sees the new maps.
+    if (auto r = install_geo_maps(loader_.geo4_fd(), loader_.geo_fd(), *maps); !r) return r.error();
     if (auto e = loader_.bump_policy_epoch(); !e)
         spdlog::warn("geo: bump policy epoch: {}", e.error().what());
     const double ms =
@@ -276,7 +356,8 @@ Result<json> GeoManager::load_locked(const char* why) {
     info.loaded_at = static_cast<int64_t>(std::time(nullptr));
     info.load_ms = ms;
     info.generation = (info_ ? info_->generation : 0) + 1;
-    trie_ = std::move(*trie);
+    table4_ = std::move(maps->table4);
+    trie_ = std::move(maps->trie6);
     info_ = info;
     last_error_.clear();
     save_info_locked();
@@ -306,7 +387,7 @@ void GeoManager::save_info_locked() const {
 
 Result<void> GeoManager::ensure_loaded() {
     std::lock_guard lock(mu_);
-    if (trie_.valid()) return {};
+    if (table4_.valid()) return {};
     if (auto r = load_locked("start"); !r) {
         last_error_ = r.error().what();
         return Error{r.error().err, "no geo dataset (" + r.error().message +
@@ -327,16 +408,22 @@ json GeoManager::info() const {
     json j;
     j["database"] = cfg_.database;
     j["host_country"] = cfg_.host_country.empty() ? json() : json(cfg_.host_country);
-    j["loaded"] = trie_.valid();
+    j["loaded"] = in_force();
     if (info_) {
         j["dataset"] = info_->to_json();
         j["dataset"]["build_date"] = iso_time(static_cast<int64_t>(info_->build_epoch));
         j["dataset"]["loaded_at_text"] = iso_time(info_->loaded_at);
         j["dataset"]["current"] = info_->path == cfg_.database;
-    } else if (trie_.valid()) {
-        j["dataset"] = json{{"path", "unknown (a trie left by another agent, without a record)"}};
+    } else if (in_force()) {
+        j["dataset"] = json{{"path", "unknown (maps left by another agent, without a record)"}};
     }
-    if (trie_.valid()) j["memory_bytes"] = map_memory(trie_.get());
+    if (in_force()) {
+        const uint64_t v4 = table4_.valid() ? map_memory(table4_.get()) : 0;
+        const uint64_t v6 = trie_.valid() ? map_memory(trie_.get()) : 0;
+        j["memory_bytes"] = v4 + v6;
+        j["memory_bytes_ipv4_table"] = v4;
+        j["memory_bytes_ipv6_trie"] = v6;
+    }
     if (!last_error_.empty()) j["error"] = last_error_;
     return j;
 }
@@ -352,21 +439,40 @@ json GeoManager::lookup(const std::string& ip) const {
         throw ApiError(400, "'" + ip + "' is not an IPv4 or IPv6 address");
     std::lock_guard lock(mu_);
     json j = {{"ip", ip}, {"family", family == PBPF_FAMILY_IPV4 ? "ipv4" : "ipv6"}};
-    if (!trie_.valid()) {
+    if (!in_force()) {
         j["country"] = nullptr;
         j["reason"] = "no geo dataset is loaded";
         return j;
     }
-    const pbpf_geo_key k = key_of(family, addr, family == PBPF_FAMILY_IPV4 ? 32 : 128);
-    pbpf_geo_value v{};
-    if (bpf_map_lookup_elem(trie_.get(), &k, &v) != 0) {
+    // As the programs look it up (sov_violation in bpf/persona.bpf.c).
+    uint16_t entry = 0;  // country index + 1; 0: none
+    auto read = [&](int fd, const void* key, void* value, const char* what) {
+        if (bpf_map_lookup_elem(fd, key, value) == 0) return true;
         if (errno != ENOENT)
-            throw ApiError(500, sys_error("look up " + ip + " in the geo trie").what());
+            throw ApiError(500, sys_error("look up " + ip + " in the geo " + what).what());
+        return false;
+    };
+    if (family == PBPF_FAMILY_IPV4 && table4_.valid()) {
+        pbpf_geo4_block block{};
+        uint32_t i = uint32_t{addr[0]} << 8 | addr[1];
+        if (read(table4_.get(), &i, &block, "IPv4 table")) {
+            entry = block.entry[addr[2]];
+            if (entry & PBPF_GEO4_GROUP) {
+                i = PBPF_GEO4_TOP_BLOCKS + (entry & ~PBPF_GEO4_GROUP);
+                entry = read(table4_.get(), &i, &block, "IPv4 table") ? block.entry[addr[3]] : 0;
+            }
+        }
+    } else if (trie_.valid()) {
+        const pbpf_geo_key k = key_of(family, addr, family == PBPF_FAMILY_IPV4 ? 32 : 128);
+        pbpf_geo_value v{};
+        if (read(trie_.get(), &k, &v, "trie")) entry = static_cast<uint16_t>(v.country + 1);
+    }
+    if (entry == 0 || entry > geo::kCountryCount) {
         j["country"] = nullptr;
         j["reason"] = "the dataset has no country for this address";
         return j;
     }
-    j["country"] = std::string{static_cast<char>(v.code[0]), static_cast<char>(v.code[1])};
+    j["country"] = geo::country_code(static_cast<uint16_t>(entry - 1));
     return j;
 }
 

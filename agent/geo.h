@@ -1,10 +1,11 @@
-// GeoManager: the geo dataset the kernel enforces sovereignty with (pbpf_geo, see
-// maps/abi/geo.h). It reads the configured file (agent/geo_db.h), fills a new LPM trie,
-// and flips pbpf_geo's one slot to it: a reload has no gap, and a failed one leaves the
-// trie in force untouched. The trie is pinned with the maps, so it keeps enforcing across
-// agent restarts; a restarted agent adopts it when it was made from the configured file
-// as that file is now (path, size, mtime, recorded in <state_dir>/geo.json), and loads
-// the file again otherwise.
+// GeoManager: the geo dataset the kernel enforces sovereignty with (pbpf_geo4 and pbpf_geo,
+// see maps/abi/geo.h). It reads the configured file (agent/geo_db.h), fills a new IPv4
+// table and a new IPv6 trie, and flips the two slots to them: a reload has no gap, and a
+// failed one leaves the maps in force untouched. They are pinned with the maps, so they
+// keep enforcing across agent restarts; a restarted agent adopts them when they were made
+// from the configured file as that file is now (path, size, mtime, recorded in
+// <state_dir>/geo.json), and loads the file again otherwise (also when only a trie of both
+// families, from an agent before the IPv4 table, is in force).
 //
 // Also the migration gate: may a persona's workload move to a host of a given country?
 #pragma once
@@ -50,9 +51,17 @@ struct GeoInfo {
 namespace geo {
 struct GeoDataset;
 }
-// A new LPM trie (the inner map of pbpf_geo) holding the dataset, complete before anyone
-// sees it. Also used by the tests and the benchmark.
-Result<Fd> build_geo_trie(const geo::GeoDataset& ds);
+// The kernel's form of a dataset (maps/abi/geo.h), complete before anyone sees it. Also
+// used by the tests and the benchmarks.
+struct GeoMaps {
+    Fd table4;             // the IPv4 DIR-24-8 table: the inner map of pbpf_geo4
+    Fd trie6;              // the IPv6 LPM trie: the inner map of pbpf_geo
+    size_t v4_groups = 0;  // IPv4 /24s split by longer prefixes (blocks after the first 65,536)
+};
+Result<GeoMaps> build_geo_maps(const geo::GeoDataset& ds);
+// Points pbpf_geo4's and pbpf_geo's slots at `maps` (two writes; each family switches at
+// once, IPv4 first).
+Result<void> install_geo_maps(int geo4_outer_fd, int geo_outer_fd, const GeoMaps& maps);
 
 // The gate's answer for one persona version and one destination host country.
 struct GateAnswer {
@@ -88,7 +97,7 @@ class GeoManager {
     Result<nlohmann::json> reload();
 
     nlohmann::json info() const;
-    // The country the kernel's trie gives `ip` (400 for a malformed address).
+    // The country the kernel's maps give `ip` (400 for a malformed address).
     nlohmann::json lookup(const std::string& ip) const;
     // GET /v1/geo, GET /v1/geo/lookup?ip=, POST /v1/geo/reload (admin),
     // GET /v1/migration/gate?persona=NAME[&version=N][&country=CC] (country defaults to
@@ -99,13 +108,15 @@ class GeoManager {
     Result<nlohmann::json> load_locked(const char* why);
     Result<void> adopt_locked();
     void save_info_locked() const;
+    bool in_force() const { return table4_.valid() || trie_.valid(); }
 
     Loader& loader_;
     GeoConfig cfg_;
     std::string state_file_;
     mutable std::mutex mu_;
+    Fd table4_;                    // the IPv4 table in force (ours or adopted); -1: none
     Fd trie_;                      // the trie in force (ours or adopted); -1: none
-    std::optional<GeoInfo> info_;  // of trie_
+    std::optional<GeoInfo> info_;  // of table4_ and trie_
     std::string last_error_;       // of the last start/reload that failed; "" after success
 };
 

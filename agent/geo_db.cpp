@@ -15,6 +15,7 @@
 #include <tuple>
 #include <unordered_map>
 
+#include "maps/abi/geo.h"
 #include "pdl-compiler/countries.h"
 
 namespace pbpf::agent::geo {
@@ -591,6 +592,52 @@ std::optional<uint16_t> lookup(const GeoDataset& ds, int family, const uint8_t* 
         key.len = static_cast<uint8_t>(k);
         end = it;
     }
+}
+
+Result<Geo4Table> build_geo4_table(const std::vector<GeoPrefix>& v4) {
+    // Shorter prefixes first, so that a longer one overwrites the part of a shorter one it
+    // covers (only a CSV nests them).
+    std::vector<const GeoPrefix*> order;
+    order.reserve(v4.size());
+    for (const auto& p : v4) order.push_back(&p);
+    std::stable_sort(order.begin(), order.end(),
+                     [](const GeoPrefix* a, const GeoPrefix* b) { return a->len < b->len; });
+    Geo4Table t;
+    t.top.assign(size_t{1} << 24, 0);
+    for (const GeoPrefix* p : order) {
+        const uint32_t addr = uint32_t{p->addr[0]} << 24 | uint32_t{p->addr[1]} << 16 |
+                              uint32_t{p->addr[2]} << 8 | p->addr[3];
+        const auto entry = static_cast<uint16_t>(p->country + 1);
+        if (p->len <= 24) {
+            // Every /24 it covers (no /24 is split yet: longer prefixes come later).
+            const uint32_t first = addr >> 8;
+            const uint32_t count = uint32_t{1} << (24 - p->len);
+            std::fill_n(t.top.begin() + first, count, entry);
+            continue;
+        }
+        uint16_t& slot = t.top[addr >> 8];
+        if (!(slot & PBPF_GEO4_GROUP)) {
+            if (t.groups.size() == PBPF_GEO4_MAX_GROUPS)
+                return Error{E2BIG, "more than " + std::to_string(PBPF_GEO4_MAX_GROUPS) +
+                                        " IPv4 /24s are split by longer prefixes"};
+            std::array<uint16_t, 256> group;
+            group.fill(slot);  // what the /24 held: the country of a shorter prefix, or 0
+            t.groups.push_back(group);
+            slot = static_cast<uint16_t>(PBPF_GEO4_GROUP | (t.groups.size() - 1));
+        }
+        auto& group = t.groups[slot & ~PBPF_GEO4_GROUP];
+        const uint32_t first = addr & 0xff;
+        const uint32_t count = uint32_t{1} << (32 - p->len);
+        std::fill_n(group.begin() + first, count, entry);
+    }
+    return t;
+}
+
+std::optional<uint16_t> lookup(const Geo4Table& table, const uint8_t* addr) {
+    uint16_t e = table.top[uint32_t{addr[0]} << 16 | uint32_t{addr[1]} << 8 | addr[2]];
+    if (e & PBPF_GEO4_GROUP) e = table.groups[e & ~PBPF_GEO4_GROUP][addr[3]];
+    if (e == 0) return std::nullopt;
+    return static_cast<uint16_t>(e - 1);
 }
 
 }  // namespace pbpf::agent::geo

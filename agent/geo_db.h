@@ -71,4 +71,20 @@ Result<GeoDataset> parse_geo_csv(std::string_view text, const std::string& name)
 // by longest-prefix match in the dataset; nullopt when no prefix covers it.
 std::optional<uint16_t> lookup(const GeoDataset& ds, int family, const uint8_t* addr);
 
+// The IPv4 DIR-24-8 table of maps/abi/geo.h, built in memory: `top` has one entry per /24
+// (1 << 24 of them; block k of the kernel's table is top[k * 256 .. k * 256 + 255]), and
+// groups[g] the 256 entries of the /24 that top points at with PBPF_GEO4_GROUP | g. An entry
+// is 0 (no country) or the country's index + 1.
+struct Geo4Table {
+    std::vector<uint16_t> top;
+    std::vector<std::array<uint16_t, 256>> groups;
+};
+
+// Fills the table from `v4` (any order; where prefixes nest, the longest wins). Fails only
+// when more than PBPF_GEO4_MAX_GROUPS /24s are split by longer prefixes.
+Result<Geo4Table> build_geo4_table(const std::vector<GeoPrefix>& v4);
+
+// The country the table gives an IPv4 address (network order), as lookup() does.
+std::optional<uint16_t> lookup(const Geo4Table& table, const uint8_t* addr);
+
 }  // namespace pbpf::agent::geo

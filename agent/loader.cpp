@@ -280,6 +280,7 @@ int Loader::binding_counters_fd() const {
 }
 int Loader::binding_drops_fd() const { return bpf_map__fd(skel_->s->maps.pbpf_binding_drops); }
 int Loader::geo_fd() const { return bpf_map__fd(skel_->s->maps.pbpf_geo); }
+int Loader::geo4_fd() const { return bpf_map__fd(skel_->s->maps.pbpf_geo4); }
 int Loader::qos_fd() const { return bpf_map__fd(skel_->s->maps.pbpf_qos); }
 int Loader::rtt_fd() const { return bpf_map__fd(skel_->s->maps.pbpf_rtt); }
 int Loader::topology_fd() const { return bpf_map__fd(skel_->s->maps.pbpf_topology); }

@@ -102,7 +102,8 @@ class Loader {
     int qos_fd() const;       // persona id -> struct pbpf_qos
     int rtt_fd() const;       // persona id -> struct pbpf_rtt_hist (per CPU)
     int topology_fd() const;  // persona id -> struct pbpf_topology
-    int geo_fd() const;       // slot 0 -> the geo trie in force (maps/abi/geo.h)
+    int geo_fd() const;       // slot 0 -> the geo IPv6 trie in force (maps/abi/geo.h)
+    int geo4_fd() const;      // slot 0 -> the geo IPv4 table in force
     int conntrack_fd() const;
     int if_bindings_fd() const;
     int events_fd() const;

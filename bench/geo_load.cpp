@@ -1,5 +1,6 @@
 // geo_load: the geo dataset's load, ours against nftables', in one run (bench/geo_compare.sh).
-//   geo_load ours [DB]        read + merge, then fill an LPM trie as the agent does; prints
+//   geo_load ours [DB]        read + merge, then fill the IPv4 table and the IPv6 trie as
+//                             the agent does; prints
 //                             "read_ms fill_ms prefixes memlock_B slab_delta_B"
 //   geo_load nft ALLOW [DB]   writes to stdout an nft script with the same prefixes in two
 //                             interval maps (ipv4_addr / ipv6_addr -> verdict): accept for
@@ -69,15 +70,15 @@ int ours(const std::string& db) {
     }
     const double read_ms = ms(t0);
     t0 = std::chrono::steady_clock::now();
-    auto trie = pbpf::agent::build_geo_trie(*ds);
-    if (!trie) {
-        std::fprintf(stderr, "geo_load: %s\n", trie.error().what().c_str());
+    auto maps = pbpf::agent::build_geo_maps(*ds);
+    if (!maps) {
+        std::fprintf(stderr, "geo_load: %s\n", maps.error().what().c_str());
         return 1;
     }
     const double fill_ms = ms(t0);
     const long long slab1 = slab_bytes();
     std::printf("%.0f %.0f %zu %lld %lld\n", read_ms, fill_ms, ds->v4.size() + ds->v6.size(),
-                memlock(trie->get()), slab1 - slab0);
+                memlock(maps->table4.get()) + memlock(maps->trie6.get()), slab1 - slab0);
     return 0;
 }
 

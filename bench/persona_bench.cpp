@@ -613,11 +613,11 @@ void BM_Bindings(benchmark::State& state, Flow flow) {
 
 // --- sovereignty with the default geo dataset -----------------------------------------
 
-// The default dataset, read once, and the trie made from it (docs/benchmarks.md, "Data
+// The default dataset, read once, and the maps made from it (docs/benchmarks.md, "Data
 // sovereignty"). Loading is timed like the agent does it: read and merge, then fill.
 struct GeoData {
     agent::geo::GeoDataset ds;
-    Fd trie;
+    agent::GeoMaps maps;
     double read_ms = 0, fill_ms = 0, memlock_B = 0;
     std::string de4;  // an address the dataset places in DE
 };
@@ -649,13 +649,9 @@ persona bench-plain {
 }
 )";
 
-Result<void> set_geo_trie(int fd) {
-    const uint32_t zero = 0;
-    const uint32_t v = static_cast<uint32_t>(fd);
-    if (bpf_map__update_elem(g_env->skel->maps.pbpf_geo, &zero, sizeof zero, &v, sizeof v,
-                             BPF_ANY) != 0)
-        return sys_error("install the geo trie");
-    return {};
+Result<void> set_geo_maps(const agent::GeoMaps& maps) {
+    return agent::install_geo_maps(bpf_map__fd(g_env->skel->maps.pbpf_geo4),
+                                   bpf_map__fd(g_env->skel->maps.pbpf_geo), maps);
 }
 
 enum class GeoCase {
@@ -701,7 +697,7 @@ void BM_Geo(benchmark::State& state, GeoCase c) {
     state.counters["prefixes"] = double(g_geo->ds.v4.size() + g_geo->ds.v6.size());
     state.counters["read_ms"] = g_geo->read_ms;
     state.counters["fill_ms"] = g_geo->fill_ms;
-    state.counters["trie_memlock_B"] = g_geo->memlock_B;
+    state.counters["geo_memlock_B"] = g_geo->memlock_B;
     (void)bind_tree(0, 0);
     (void)flush_conntrack();
 }
@@ -719,14 +715,14 @@ bool setup_geo(GeoData& g) {
     g.read_ms = ms_since(t0);
     g.ds = std::move(*ds);
     t0 = std::chrono::steady_clock::now();
-    auto trie = agent::build_geo_trie(g.ds);
-    if (!trie) {
-        std::fprintf(stderr, "persona_bench: geo trie: %s\n", trie.error().what().c_str());
+    auto maps = agent::build_geo_maps(g.ds);
+    if (!maps) {
+        std::fprintf(stderr, "persona_bench: geo maps: %s\n", maps.error().what().c_str());
         return false;
     }
     g.fill_ms = ms_since(t0);
-    g.trie = std::move(*trie);
-    g.memlock_B = fd_memlock(g.trie.get());
+    g.maps = std::move(*maps);
+    g.memlock_B = fd_memlock(g.maps.table4.get()) + fd_memlock(g.maps.trie6.get());
     for (const auto& p : g.ds.v4) {
         if (p.country != *agent::geo::country_index("DE") || p.len > 24) continue;
         g.de4 = std::to_string(p.addr[0]) + "." + std::to_string(p.addr[1]) + "." +
@@ -738,10 +734,10 @@ bool setup_geo(GeoData& g) {
         auto image = compile_one("bench-geo.pdl", text);
         if (!image || !install(id, *image)) return false;
     }
-    if (!set_geo_trie(g.trie.get())) return false;
+    if (!set_geo_maps(g.maps)) return false;
     std::fprintf(stderr,
                  "persona_bench: geo dataset %s: %zu IPv4 + %zu IPv6 prefixes, read %.0f ms, "
-                 "trie filled in %.0f ms, memlock %.0f B; DE address %s\n",
+                 "maps filled in %.0f ms, memlock %.0f B; DE address %s\n",
                  path.c_str(), g.ds.v4.size(), g.ds.v6.size(), g.read_ms, g.fill_ms, g.memlock_B,
                  g.de4.c_str());
     return true;

@@ -102,10 +102,30 @@ struct {
 	__array(values, struct pbpf_geo_trie);
 } pbpf_geo SEC(".maps");
 
+/* Inner map template of pbpf_geo4: the IPv4 table; BPF_F_INNER_MAP lets each table have
+ * the size of its dataset (65,536 blocks plus one per split /24). */
+struct pbpf_geo4_table {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_INNER_MAP);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct pbpf_geo4_block);
+};
+
+/* Slot 0: the IPv4 table in force (maps/abi/geo.h); empty: IPv4 is looked up in the trie
+ * (which an older agent filled with both families), if any. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__array(values, struct pbpf_geo4_table);
+} pbpf_geo4 SEC(".maps");
+
 /* As for the policy template: the geo structs in full in the BTF. */
 static const volatile struct {
 	struct pbpf_geo_key key;
 	struct pbpf_geo_value value;
+	struct pbpf_geo4_block block;
 } pbpf_btf_anchor_geo __attribute__((used));
 
 struct {
@@ -672,9 +692,12 @@ static __noinline int sov_violation(void *policy, const struct pbpf_ct_key *flow
 		struct pbpf_geo_key gk;
 		struct pbpf_policy_key pk;
 	} k;
-	struct pbpf_geo_value *gv = NULL;
-	__u32 zero = 0;
-	void *trie;
+	struct pbpf_geo_value *gv;
+	struct pbpf_geo4_block *b;
+	const __u8 *r = flow->remote;
+	__u32 zero = 0, i;
+	__u16 index = 0; /* the country's bit index + 1; 0: none */
+	void *map;
 	int listed;
 
 	*country = 0;
@@ -683,23 +706,41 @@ static __noinline int sov_violation(void *policy, const struct pbpf_ct_key *flow
 	if (lookup_address(policy, PBPF_ENTRY_SOV_EXEMPT, 0, flow->family,
 			   (const __u32 *)flow->remote))
 		return 0;
-	trie = bpf_map_lookup_elem(&pbpf_geo, &zero);
-	if (trie) {
-		__builtin_memset(&k.gk, 0, sizeof(k.gk));
-		k.gk.prefixlen =
-			PBPF_GEO_FAMILY_BITS + (flow->family == PBPF_FAMILY_IPV4 ? 32 : 128);
-		k.gk.family = flow->family;
-		__builtin_memcpy(k.gk.addr, flow->remote, sizeof(k.gk.addr));
-		gv = bpf_map_lookup_elem(trie, &k.gk);
+	map = flow->family == PBPF_FAMILY_IPV4 ? bpf_map_lookup_elem(&pbpf_geo4, &zero) : NULL;
+	if (map) {
+		/* DIR-24-8: the /24's entry, or the entry of the address in its /24's block. */
+		i = (__u32)r[0] << 8 | r[1];
+		b = bpf_map_lookup_elem(map, &i);
+		if (b) {
+			index = b->entry[r[2]];
+			if (index & PBPF_GEO4_GROUP) {
+				i = PBPF_GEO4_TOP_BLOCKS + (index & ~PBPF_GEO4_GROUP);
+				b = bpf_map_lookup_elem(map, &i);
+				index = b ? b->entry[r[3]] : 0;
+			}
+		}
+	} else {
+		map = bpf_map_lookup_elem(&pbpf_geo, &zero);
+		if (map) {
+			__builtin_memset(&k.gk, 0, sizeof(k.gk));
+			k.gk.prefixlen = PBPF_GEO_FAMILY_BITS +
+					 (flow->family == PBPF_FAMILY_IPV4 ? 32 : 128);
+			k.gk.family = flow->family;
+			__builtin_memcpy(k.gk.addr, flow->remote, sizeof(k.gk.addr));
+			gv = bpf_map_lookup_elem(map, &k.gk);
+			if (gv)
+				index = gv->country + 1;
+		}
 	}
-	if (!gv)
+	if (index == 0 || index > PBPF_COUNTRY_BITS)
 		return !(flags & PBPF_POLICY_F_SOV_UNKNOWN_OK);
-	*country = (__u16)gv->code[0] << 8 | gv->code[1];
+	index -= 1;
+	*country = (__u16)('A' + index / 26) << 8 | ('A' + index % 26);
 	__builtin_memset(&k.pk, 0, sizeof(k.pk));
 	k.pk.prefixlen = PBPF_POLICY_HEADER_BITS + 16;
 	k.pk.kind = PBPF_ENTRY_SOV_COUNTRY;
-	k.pk.data[0] = gv->country >> 8;
-	k.pk.data[1] = gv->country;
+	k.pk.data[0] = index >> 8;
+	k.pk.data[1] = index;
 	listed = bpf_map_lookup_elem(policy, &k.pk) != NULL;
 	return (flags & PBPF_POLICY_F_SOV_DENY_LIST) ? listed : !listed;
 }

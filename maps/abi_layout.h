@@ -93,6 +93,7 @@ static_assert(sizeof(pbpf_geo_key) == 24);
 static_assert(offsetof(pbpf_geo_key, family) == 4);
 static_assert(offsetof(pbpf_geo_key, addr) == 5);
 static_assert(sizeof(pbpf_geo_value) == 4);
+static_assert(sizeof(pbpf_geo4_block) == 512);
 
 static_assert(offsetof(pbpf_dir_counters, allowed_packets) == 0);
 static_assert(offsetof(pbpf_dir_counters, allowed_bytes) == 8);

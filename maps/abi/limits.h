@@ -43,7 +43,7 @@
 #define PBPF_GEO_MAX_PREFIXES (4 * 1024 * 1024)
 /* Layout version of every pinned map; bump on any change to a struct below. */
 #ifndef PBPF_LAYOUT_TEST_NEXT
-#define PBPF_MAP_SCHEMA_VERSION 7
+#define PBPF_MAP_SCHEMA_VERSION 8
 #else
 #define PBPF_MAP_SCHEMA_VERSION 1007 /* tests only: see maps/abi/conntrack.h */
 #endif

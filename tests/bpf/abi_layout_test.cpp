@@ -144,6 +144,7 @@ std::vector<Layout> cxx_layouts() {
         {"pbpf_geo_value",
          sizeof(pbpf_geo_value),
          {PBPF_MEMBER(pbpf_geo_value, country), PBPF_MEMBER(pbpf_geo_value, code)}},
+        {"pbpf_geo4_block", sizeof(pbpf_geo4_block), {PBPF_MEMBER(pbpf_geo4_block, entry)}},
         {"pbpf_qos",
          sizeof(pbpf_qos),
          {PBPF_MEMBER(pbpf_qos, flags), PBPF_MEMBER(pbpf_qos, class_minor),

@@ -9,7 +9,9 @@
 #include <gtest/gtest.h>
 
 #include <cstdlib>
+#include <cstring>
 #include <string>
+#include <vector>
 
 #include "agent/config.h"
 #include "agent/geo.h"
@@ -80,13 +82,11 @@ class SovereigntyProg : public ::testing::Test {
     }
 
     void set_geo(const agent::geo::GeoDataset& ds) {
-        auto trie = agent::build_geo_trie(ds);
-        ASSERT_TRUE(trie) << trie.error().what();
-        const uint32_t zero = 0;
-        const uint32_t fd = static_cast<uint32_t>(trie->get());
-        ASSERT_EQ(
-            bpf_map__update_elem(skel_->maps.pbpf_geo, &zero, sizeof zero, &fd, sizeof fd, BPF_ANY),
-            0);
+        auto maps = agent::build_geo_maps(ds);
+        ASSERT_TRUE(maps) << maps.error().what();
+        auto r = agent::install_geo_maps(bpf_map__fd(skel_->maps.pbpf_geo4),
+                                         bpf_map__fd(skel_->maps.pbpf_geo), *maps);
+        ASSERT_TRUE(r) << r.error().what();
     }
     void test_geo() {
         agent::geo::GeoDataset ds;
@@ -127,6 +127,55 @@ TEST_F(SovereigntyProg, AllowListIPv4AndIPv6LongestPrefixWins) {
     EXPECT_EQ(run(Prog::Egress, syn6("2001:db8:de::1")), 1u) << "DE";
     EXPECT_EQ(run(Prog::Egress, syn6("2001:db8:5::1")), 0u) << "US";
     EXPECT_EQ(sov_drops(PBPF_DIR_EGRESS), 4u);
+}
+
+// The IPv4 table's second level: /24s split by longer prefixes, with and without a
+// covering prefix.
+TEST_F(SovereigntyProg, SplitSlash24sIPv4) {
+    agent::geo::GeoDataset ds;
+    ds.v4 = {prefix("10.49.0.0", 16, "DE"), prefix("10.49.7.4", 30, "US"),
+             prefix("10.49.7.128", 25, "US"), prefix("10.60.0.8", 29, "DE")};
+    set_geo(ds);
+    install({"DE"});
+    EXPECT_EQ(run(Prog::Egress, syn4("10.49.7.3")), 1u) << "DE, beside a US /30";
+    EXPECT_EQ(run(Prog::Egress, syn4("10.49.7.4")), 0u) << "the US /30";
+    EXPECT_EQ(run(Prog::Egress, syn4("10.49.7.8")), 1u) << "DE again";
+    EXPECT_EQ(run(Prog::Egress, syn4("10.49.7.200")), 0u) << "the US /25";
+    EXPECT_EQ(run(Prog::Egress, syn4("10.60.0.9")), 1u) << "a DE /29 with nothing around it";
+    EXPECT_EQ(run(Prog::Egress, syn4("10.60.0.16")), 0u) << "unknown, next to it";
+    EXPECT_EQ(sov_drops(PBPF_DIR_EGRESS), 3u);
+}
+
+// A trie of both families in pbpf_geo and no IPv4 table, as an agent before the table left
+// them pinned: IPv4 is looked up in the trie until the new agent has loaded its table.
+TEST_F(SovereigntyProg, ATrieOfBothFamiliesAnswersIPv4WhileNoTableIsInstalled) {
+    LIBBPF_OPTS(bpf_map_create_opts, opts, .map_flags = BPF_F_NO_PREALLOC);
+    Fd trie(bpf_map_create(BPF_MAP_TYPE_LPM_TRIE, "old_geo_trie", sizeof(pbpf_geo_key),
+                           sizeof(pbpf_geo_value), 4, &opts));
+    ASSERT_TRUE(trie.valid()) << std::strerror(errno);
+    auto put = [&](const char* addr, uint8_t len, const char* code) {
+        pbpf_geo_key k{};
+        k.prefixlen = PBPF_GEO_FAMILY_BITS + len;
+        k.family = PBPF_FAMILY_IPV4;
+        const auto a = v4(addr);
+        std::memcpy(k.addr, a.data(), 4);
+        pbpf_geo_value v{cc(code), {static_cast<uint8_t>(code[0]), static_cast<uint8_t>(code[1])}};
+        ASSERT_EQ(bpf_map_update_elem(trie.get(), &k, &v, BPF_ANY), 0) << std::strerror(errno);
+    };
+    put("10.49.0.0", 16, "DE");
+    put("10.50.0.0", 16, "US");
+    const uint32_t zero = 0;
+    const uint32_t fd = static_cast<uint32_t>(trie.get());
+    ASSERT_EQ(
+        bpf_map__update_elem(skel_->maps.pbpf_geo, &zero, sizeof zero, &fd, sizeof fd, BPF_ANY), 0);
+    install({"DE"});
+    EXPECT_EQ(run(Prog::Egress, syn4("10.49.1.1")), 1u) << "DE, from the trie";
+    EXPECT_EQ(run(Prog::Egress, syn4("10.50.1.1")), 0u) << "US, from the trie";
+    // The new agent's table takes over IPv4 (here: it puts 10.49/16 in the US).
+    agent::geo::GeoDataset us;
+    us.v4 = {prefix("10.49.0.0", 16, "US")};
+    set_geo(us);
+    EXPECT_EQ(run(Prog::Egress, syn4("10.49.1.1", 40001)), 0u) << "US, from the table";
 }
 
 TEST_F(SovereigntyProg, DenyListUnknownAllowExemptAndLogOnly) {
@@ -209,6 +258,32 @@ TEST_F(SovereigntyProg, DefaultDatasetWithCraftedPackets) {
     char text[INET_ADDRSTRLEN];
     ASSERT_NE(inet_ntop(AF_INET, de->addr.data(), text, sizeof text), nullptr);
     EXPECT_EQ(run(Prog::Egress, syn4(text)), 1u) << text << " is in DE";
+    // The program's verdict agrees with the dataset's longest-prefix match over addresses
+    // spread across the IPv4 space, and the last address of every 97th DE prefix (many of
+    // them in split /24s).
+    std::vector<uint32_t> addrs;
+    for (uint64_t a = 0x01000000; a < 0xe0000000; a += 0x00c0ffee) addrs.push_back(uint32_t(a));
+    size_t n_de = 0;
+    for (const auto& p : ds->v4)
+        if (p.country == cc("DE") && n_de++ % 97 == 0) {
+            const uint32_t first = uint32_t{p.addr[0]} << 24 | uint32_t{p.addr[1]} << 16 |
+                                   uint32_t{p.addr[2]} << 8 | p.addr[3];
+            addrs.push_back(first | (0xffffffffu >> p.len));
+        }
+    size_t allowed = 0;
+    for (size_t i = 0; i < addrs.size(); ++i) {
+        const uint8_t b[4] = {uint8_t(addrs[i] >> 24), uint8_t(addrs[i] >> 16),
+                              uint8_t(addrs[i] >> 8), uint8_t(addrs[i])};
+        ASSERT_NE(inet_ntop(AF_INET, b, text, sizeof text), nullptr);
+        if (std::string(text).rfind("127.", 0) == 0 || std::string(text).rfind("169.254.", 0) == 0)
+            continue;  // no country to check
+        const auto c = agent::geo::lookup(*ds, AF_INET, b);
+        const uint32_t want = c && *c == cc("DE") ? 1u : 0u;
+        allowed += want;
+        ASSERT_EQ(run(Prog::Egress, syn4(text, static_cast<uint16_t>(20000 + i))), want)
+            << text << " is " << (c ? agent::geo::country_code(*c) : "of no country");
+    }
+    EXPECT_GT(allowed, 10u) << "the sample holds DE addresses";
 }
 
 }  // namespace

@@ -17,6 +17,7 @@
 
 #include <gtest/gtest.h>
 
+#include "maps/abi/geo.h"
 #include "tests/unit/mmdb_writer.h"
 #include "tests/unit/temp_dir.h"
 
@@ -258,6 +259,105 @@ TEST(GeoCsv, MergeAndLookupAgreeWithTheInput) {
     }
 }
 
+// ------------------------------------------------------------------ IPv4 table
+
+std::string where4(const Geo4Table& t, const char* text) {
+    uint8_t a[4];
+    EXPECT_EQ(::inet_pton(AF_INET, text, a), 1) << text;
+    auto c = lookup(t, a);
+    return c ? country_code(*c) : "-";
+}
+
+TEST(Geo4Table, ShortAndLongPrefixesAndTheirEdges) {
+    auto ds =
+        csv("0.0.0.0/8,FR\n"           // the first /8
+            "10.49.0.0/16,DE\n"        // split by two longer prefixes below
+            "10.49.7.128/25,US\n"      // inside DE: a group whose other half stays DE
+            "10.49.7.4/30,NL\n"        // the same /24's group
+            "10.60.0.8/29,CH\n"        // a group in a /24 without any covering prefix
+            "255.255.255.255/32,IT\n"  // the last address
+            "2001:db8::/32,DE\n");     // IPv6: not in the table
+    auto t = build_geo4_table(ds.v4);
+    ASSERT_TRUE(t) << t.error().what();
+    EXPECT_EQ(t->top.size(), size_t{1} << 24);
+    EXPECT_EQ(t->groups.size(), 3u) << "10.49.7/24, 10.60.0/24 and 255.255.255/24";
+    EXPECT_EQ(where4(*t, "0.0.0.0"), "FR");
+    EXPECT_EQ(where4(*t, "0.255.255.255"), "FR");
+    EXPECT_EQ(where4(*t, "1.0.0.0"), "-");
+    EXPECT_EQ(where4(*t, "10.49.0.0"), "DE");
+    EXPECT_EQ(where4(*t, "10.49.7.3"), "DE");
+    EXPECT_EQ(where4(*t, "10.49.7.4"), "NL");
+    EXPECT_EQ(where4(*t, "10.49.7.7"), "NL");
+    EXPECT_EQ(where4(*t, "10.49.7.8"), "DE");
+    EXPECT_EQ(where4(*t, "10.49.7.127"), "DE");
+    EXPECT_EQ(where4(*t, "10.49.7.128"), "US");
+    EXPECT_EQ(where4(*t, "10.49.7.255"), "US");
+    EXPECT_EQ(where4(*t, "10.49.255.255"), "DE");
+    EXPECT_EQ(where4(*t, "10.60.0.7"), "-");
+    EXPECT_EQ(where4(*t, "10.60.0.8"), "CH");
+    EXPECT_EQ(where4(*t, "10.60.0.15"), "CH");
+    EXPECT_EQ(where4(*t, "10.60.0.16"), "-");
+    EXPECT_EQ(where4(*t, "255.255.255.254"), "-");
+    EXPECT_EQ(where4(*t, "255.255.255.255"), "IT");
+}
+
+TEST(Geo4Table, EmptyDatasetHasNoCountries) {
+    auto t = build_geo4_table({});
+    ASSERT_TRUE(t) << t.error().what();
+    EXPECT_TRUE(t->groups.empty());
+    EXPECT_EQ(where4(*t, "8.8.8.8"), "-");
+}
+
+TEST(Geo4Table, TooManySplitSlash24sIsAnError) {
+    std::vector<GeoPrefix> v4;
+    for (uint32_t i = 0; i <= PBPF_GEO4_MAX_GROUPS; ++i) {
+        GeoPrefix p;
+        const uint32_t a = 0x0a000000u | i << 8;  // 10.x.y.0/25: one group each
+        p.addr = {static_cast<uint8_t>(a >> 24), static_cast<uint8_t>(a >> 16),
+                  static_cast<uint8_t>(a >> 8), 0};
+        p.len = 25;
+        p.country = *country_index("DE");
+        v4.push_back(p);
+    }
+    auto t = build_geo4_table(v4);
+    ASSERT_FALSE(t);
+    EXPECT_NE(t.error().message.find("split by longer prefixes"), std::string::npos)
+        << t.error().message;
+    v4.pop_back();
+    EXPECT_TRUE(build_geo4_table(v4)) << "exactly the maximum fits";
+}
+
+// Random nested CSVs: the table agrees with lookup() (the longest-prefix match) on every
+// address of the region they cover.
+TEST(Geo4Table, AgreesWithLongestPrefixMatch) {
+    std::mt19937 rng(20261130);
+    const char* countries[] = {"DE", "FR", "NL", "US"};
+    for (int round = 0; round < 6; ++round) {
+        std::string text;
+        for (int i = 0; i < 80; ++i) {
+            const int len = 14 + static_cast<int>(rng() % 19);  // /14../32 inside 10/8
+            const uint32_t net =
+                (0x0a000000u | (rng() & 0xffffffu)) & ~((len == 32) ? 0u : (0xffffffffu >> len));
+            char line[64];
+            std::snprintf(line, sizeof line, "%u.%u.%u.%u/%d,%s\n", net >> 24, (net >> 16) & 255,
+                          (net >> 8) & 255, net & 255, len, countries[rng() % 4]);
+            text += line;
+        }
+        auto ds = parse_geo_csv(text, "random");
+        if (!ds) continue;  // the same prefix with two countries: not this test's subject
+        auto t = build_geo4_table(ds->v4);
+        ASSERT_TRUE(t) << t.error().what();
+        for (uint32_t host = 0; host < 0x1000000; host += 257) {
+            const uint32_t a = 0x0a000000u | host;
+            const uint8_t bytes[4] = {static_cast<uint8_t>(a >> 24), static_cast<uint8_t>(a >> 16),
+                                      static_cast<uint8_t>(a >> 8), static_cast<uint8_t>(a)};
+            ASSERT_EQ(lookup(*t, bytes), lookup(*ds, AF_INET, bytes))
+                << "round " << round << " address " << (a >> 24) << "." << ((a >> 16) & 255) << "."
+                << ((a >> 8) & 255) << "." << (a & 255);
+        }
+    }
+}
+
 // ------------------------------------------------------------------------- files
 
 class GeoFile : public test::TempDirTest {};
@@ -466,6 +566,25 @@ TEST(GeoDefaultDataset, LoadsWithPlausibleCountsAndLookups) {
     EXPECT_EQ(where(*ds, "127.0.0.1"), "-");
     for (size_t i = 1; i < ds->v4.size(); ++i) ASSERT_LT(ds->v4[i - 1].addr, ds->v4[i].addr);
     for (size_t i = 1; i < ds->v6.size(); ++i) ASSERT_LT(ds->v6[i - 1].addr, ds->v6[i].addr);
+
+    // The kernel's IPv4 table agrees with the lists: every prefix's first and last address,
+    // and addresses spread over the whole space.
+    auto t = build_geo4_table(ds->v4);
+    ASSERT_TRUE(t) << t.error().what();
+    std::printf("[ geo      ] IPv4 table: %zu /24s split by longer prefixes\n", t->groups.size());
+    auto same = [&](uint32_t a) {
+        const uint8_t bytes[4] = {static_cast<uint8_t>(a >> 24), static_cast<uint8_t>(a >> 16),
+                                  static_cast<uint8_t>(a >> 8), static_cast<uint8_t>(a)};
+        return lookup(*t, bytes) == lookup(*ds, AF_INET, bytes);
+    };
+    for (const auto& p : ds->v4) {
+        const uint32_t first = uint32_t{p.addr[0]} << 24 | uint32_t{p.addr[1]} << 16 |
+                               uint32_t{p.addr[2]} << 8 | p.addr[3];
+        const uint32_t last = first | (p.len == 0 ? 0xffffffffu : 0xffffffffu >> p.len);
+        ASSERT_TRUE(same(first)) << texts({p}, AF_INET)[0];
+        ASSERT_TRUE(same(last)) << texts({p}, AF_INET)[0];
+    }
+    for (uint64_t a = 0; a <= 0xffffffffu; a += 4099) ASSERT_TRUE(same(static_cast<uint32_t>(a)));
 }
 
 }  // namespace
