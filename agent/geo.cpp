@@ -390,6 +390,10 @@ Result<void> GeoManager::ensure_loaded() {
     if (table4_.valid()) return {};
     if (auto r = load_locked("start"); !r) {
         last_error_ = r.error().what();
+        if (trie_.valid()) {  // an older agent's trie of both families
+            spdlog::warn("geo: {}; the dataset in force stays", last_error_);
+            return {};
+        }
         return Error{r.error().err, "no geo dataset (" + r.error().message +
                                         "): every destination counts as of unknown country"};
     }

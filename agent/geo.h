@@ -79,21 +79,24 @@ class GeoManager {
     GeoManager(const GeoManager&) = delete;
     GeoManager& operator=(const GeoManager&) = delete;
 
-    // Adopts the pinned trie, or loads the configured file when a trie is pinned but made
-    // from another file (or the file changed), or when `needed` (a stored persona has a
-    // country list). Without either nothing is read: the dataset is loaded when the first
-    // persona that needs it is applied (ensure_loaded). Never fails the agent: a missing or
-    // bad file is logged and reported by info() (`error`), and whatever trie was in force
-    // keeps enforcing (none: every destination is of unknown country).
+    // Adopts the pinned maps, or loads the configured file when they were made from
+    // another file (or the file changed, or only an older agent's trie is pinned), or
+    // when `needed` (a stored persona has a country list). Without either nothing is read:
+    // the dataset is loaded when the first persona that needs it is applied
+    // (ensure_loaded). Never fails the agent: a missing or bad file is logged and reported
+    // by info() (`error`), and whatever maps were in force keep enforcing (none: every
+    // destination is of unknown country).
     void start(bool needed);
-    // Loads the configured file unless a trie is in force. The error says why there is no
-    // dataset (the caller reports it as a warning: enforcement treats every destination
-    // as of unknown country meanwhile).
+    // Loads the configured file unless an IPv4 table is in force (an older agent's trie
+    // alone is replaced when the file loads, and stays when it does not). The error says
+    // why there is no dataset (the caller reports it as a warning: enforcement treats
+    // every destination as of unknown country meanwhile).
     Result<void> ensure_loaded();
 
-    // Reads the configured file again into a new trie and swaps it in (no gap), then bumps
-    // the policy epoch so tracked flows are judged once more against the new data. On any
-    // error the trie in force stays, and the error says what was wrong with the file.
+    // Reads the configured file again into a new table and trie and swaps them in (no
+    // gap), then bumps the policy epoch so tracked flows are judged once more against the
+    // new data. On any error the maps in force stay, and the error says what was wrong
+    // with the file.
     Result<nlohmann::json> reload();
 
     nlohmann::json info() const;

@@ -33,8 +33,13 @@ int run_geo_info(const Context& ctx) {
                   << "loaded:       " << field(d, "loaded_at_text") << " in "
                   << count_text(d, "load_ms") << " ms, generation " << count_text(d, "generation")
                   << "\n";
-        if (g.contains("memory_bytes"))
-            std::cout << "kernel memory: " << text_of(g["memory_bytes"]) << " bytes\n";
+        if (g.contains("memory_bytes")) {
+            std::cout << "kernel memory: " << text_of(g["memory_bytes"]) << " bytes";
+            if (g.contains("memory_bytes_ipv4_table"))
+                std::cout << " (IPv4 table " << text_of(g["memory_bytes_ipv4_table"])
+                          << ", IPv6 trie " << text_of(g["memory_bytes_ipv6_trie"]) << ")";
+            std::cout << "\n";
+        }
     }
     std::cout << "host country: " << field(g, "host_country") << "\n";
     if (g.contains("error")) std::cout << "last error:   " << field(g, "error") << "\n";

@@ -4,7 +4,11 @@
 // drops carry the reason `sovereignty` and the events the remote's country; `geo reload`
 // swaps the data with no gap and re-judges tracked flows; a broken file leaves the data in
 // force; and the migration gate answers from the persona's list.
+#include <unistd.h>
+
 #include <sstream>
+#include <utility>
+#include <vector>
 
 #include "tests/integration/fixture.h"
 
@@ -225,6 +229,73 @@ TEST_F(Sovereignty, RestartKeepsTheDataAndTrackedFlowsAreJudgedAgainByNewLists) 
     HammerCounts c = hammer.stop();
     EXPECT_GT(c.allowed_dropped, 0u) << "the tracked flow to US passed after US left: " << c;
     EXPECT_TRUE(tcp_probe(w, v.peer4, kPortA).ok());
+}
+
+// An upgrade from an agent before the IPv4 table: its trie (both families) is pinned in
+// pbpf_geo and pbpf_geo4 is empty. The programs answer IPv4 from the trie meanwhile, and
+// the new agent loads the file into a table at start. No gap for tracked flows.
+TEST_F(Sovereignty, AnOlderAgentsTrieAnswersUntilTheNewAgentLoadsItsTable) {
+    const auto& v = *veth_;
+    apply(*agent_, sov_persona("it-sovo", "    allow countries { US, DE }"));
+    bind("it-sovo", "w");
+    const Where w = in("w");
+    UdpHammer hammer(w, v.alt4, kPortA, kPortB);
+    ASSERT_TRUE(hammer.ok()) << hammer.error();
+    agent_->stop(SIGKILL);
+
+    // What the older agent left: a trie of both families (here the test dataset's IPv4
+    // addresses: alt4 in the US, peer4 in DE), made with bpftool, and no table.
+    const std::string pins = agent_->paths().bpffs_root;
+    const std::string trie = pins + "/it_old_geo_trie";
+    auto bpftool = [](std::vector<std::string> args) {
+        args.insert(args.begin(), "bpftool");
+        CommandResult r = run_command(args);
+        EXPECT_EQ(r.exit_code, 0) << r.describe();
+    };
+    // struct pbpf_geo_key: prefixlen 8 + 32 (LE), family 4, address, padding;
+    // struct pbpf_geo_value: country index (LE), its letters.
+    auto key = [](const std::string& addr) {
+        std::vector<std::string> k = {"key", "40", "0", "0", "0", "4"};
+        std::istringstream in(addr);
+        for (std::string byte; std::getline(in, byte, '.');) k.push_back(byte);
+        while (k.size() < 1 + 24) k.push_back("0");
+        return k;
+    };
+    auto value = [](const std::string& cc) {
+        const int index = (cc[0] - 'A') * 26 + (cc[1] - 'A');
+        return std::vector<std::string>{"value", std::to_string(index & 0xff),
+                                        std::to_string(index >> 8), std::to_string(cc[0]),
+                                        std::to_string(cc[1])};
+    };
+    bpftool({"map", "create", trie, "type", "lpm_trie", "key", "24", "value", "4", "entries", "4",
+             "name", "it_old_geo", "flags", "1"});
+    for (const auto& [addr, cc] : {std::pair{v.alt4, "US"}, std::pair{v.peer4, "DE"}}) {
+        std::vector<std::string> args = {"map", "update", "pinned", trie};
+        for (auto part : {key(addr), value(cc)}) args.insert(args.end(), part.begin(), part.end());
+        bpftool(args);
+    }
+    bpftool({"map", "delete", "pinned", pins + "/pbpf_geo4", "key", "0", "0", "0", "0"});
+    bpftool({"map", "update", "pinned", pins + "/pbpf_geo", "key", "0", "0", "0", "0", "value",
+             "pinned", trie});
+    ::unlink(trie.c_str());  // pbpf_geo holds it
+    // A new flow to the US is judged by the trie (unknown would be denied), and one to an
+    // address without data is not allowed.
+    EXPECT_TRUE(tcp_probe(w, v.alt4, kPortA).ok());
+    EXPECT_TRUE(tcp_probe(w, v.unused4, kPortA).blocked());
+
+    ASSERT_TRUE(agent_->start());
+    EXPECT_NE(agent_->log().find("geo: loaded"), std::string::npos) << agent_->log();
+    json info;
+    ASSERT_TRUE(cli_json(*agent_, {"geo", "info"}, &info));
+    EXPECT_GT(info.value("memory_bytes_ipv4_table", uint64_t{0}), 0u) << info.dump(2);
+    json where;
+    ASSERT_TRUE(cli_json(*agent_, {"geo", "lookup", v.alt4}, &where));
+    EXPECT_EQ(where.value("country", ""), "US") << where.dump();
+    EXPECT_TRUE(tcp_probe(w, v.alt4, kPortA).ok());
+    EXPECT_TRUE(tcp_probe(w, v.unused4, kPortA).blocked());
+    HammerCounts c = hammer.stop();
+    EXPECT_GT(c.allowed_passed + c.denied_passed, 0u) << c;
+    EXPECT_EQ(c.allowed_dropped + c.denied_dropped, 0u) << "a gap across the upgrade: " << c;
 }
 
 TEST_F(Sovereignty, MigrationGateAnswersFromThePersonasCountries) {
