@@ -170,8 +170,6 @@ json MigrationPeer::send(const json& body) {
     for (const char* key : {"cgroup", "ifname", "netns"})
         if (body.contains(key)) selection[key] = body[key];
     std::string target_cgroup = optional_string(body, "target_cgroup");
-    if (target_cgroup.empty() && body.contains("cgroup") && body["cgroup"].is_string())
-        target_cgroup = body["cgroup"].get<std::string>();
     // A name dialled is a name the target's certificate must carry (as HTTPS does); an
     // address has none, and [migration] peers alone decides.
     const std::string expected = !peer_name.empty()        ? peer_name
@@ -198,6 +196,8 @@ json MigrationPeer::send(const json& body) {
         }
     }
     const std::string persona = bundle["persona"]["name"].get<std::string>();
+    // Default: the same path on the target, relative to its cgroup2 mount.
+    if (target_cgroup.empty()) target_cgroup = bundle["binding"]["cgroup"].get<std::string>();
     audit_note(persona, "cgroup " + bundle["binding"]["cgroup"].get<std::string>() + " to " + to);
 
     TlsLimits limits;

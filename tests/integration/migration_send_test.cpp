@@ -4,8 +4,11 @@
 // B's peers, another CA) and a refusal by B's sovereignty gate (403, with the reason) leave
 // both hosts as they were; then the send moves the binding, the flow and the persona
 // version, and --release unbinds the source.
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 
+#include "agent/peer_tls.h"
 #include "tests/integration/fixture.h"
 #include "tests/unit/test_pki.h"
 
@@ -61,7 +64,13 @@ class MigrationSend : public IntegrationTest {
 
     // (Re)starts B in `country`, listening on a free port of 127.0.0.1, accepting host-a.
     void start_b(const std::string& country) {
-        if (b_->running()) b_->stop();
+        if (b_->running()) {
+            // The listener stops with the agent: SIGTERM ends it cleanly, at once.
+            ::kill(b_->pid(), SIGTERM);
+            const std::optional<int> st = b_->wait_exit(5s);
+            ASSERT_TRUE(st.has_value()) << "B did not stop within 5 s:\n" << b_->log();
+            ASSERT_TRUE(WIFEXITED(*st) && WEXITSTATUS(*st) == 0) << "wait status " << *st;
+        }
         const std::string cfg = scratch_.write(
             "b-" + country + ".toml", "[geo]\nhost_country = \"" + country +
                                           "\"\n[migration]\nlisten = \"127.0.0.1:0\"\ncert = \"" +
@@ -86,6 +95,17 @@ class MigrationSend : public IntegrationTest {
         HttpResponse r =
             http(agent_->paths().socket, "POST", "/v1/migration/send", body.dump(), 30s);
         return {r.status, json::parse(r.body, nullptr, false)};
+    }
+
+    // One request message to B as host-a, with the transport itself: B's reply.
+    json raw_request(const std::string& message) {
+        agent::TlsIdentity id{host_a_.cert, host_a_.key, ca_, {"host-b"}};
+        auto conn = agent::connect_peer(b_address_, id);
+        if (!conn) return {{"connect", conn.error().what()}};
+        if (auto r = conn->send(message); !r) return {{"send", r.error().what()}};
+        auto answer = conn->receive();
+        if (!answer) return {{"receive", answer.error().what()}};
+        return json::parse(*answer, nullptr, false);
     }
 
     // What a send may change on a host, as the CLI shows it.
@@ -179,6 +199,40 @@ TEST_F(MigrationSend, MovesTheWorkloadAndRefusesStrangersAndTheGate) {
         unchanged("after the wrong peer name");
     }
     {
+        SCOPED_TRACE("requests B does not understand are answered 400 and change nothing");
+        const json bundle =
+            json::parse(agent_->cli({"-j", "migrate", "export", "--cgroup", cg_->rel("w")}).out,
+                        nullptr, false);
+        ASSERT_TRUE(bundle.is_object());
+        const json good = {{"protocol", "personabpf-migration/1"},
+                           {"op", "import"},
+                           {"cgroup", target},
+                           {"bundle", bundle}};
+        json later = good;
+        later["protocol"] = "personabpf-migration/2";
+        json other_op = good;
+        other_op["op"] = "export";
+        for (const auto& [message, expect] : std::vector<std::pair<std::string, std::string>>{
+                 {"not json", "malformed JSON"},
+                 {json{{"op", "import"}}.dump(), "not a migration request"},
+                 {later.dump(),
+                  "unsupported protocol 'personabpf-migration/2' (this agent speaks "
+                  "personabpf-migration/1)"},
+                 {other_op.dump(), "unknown op 'export' (ops: import)"}}) {
+            const json reply = raw_request(message);
+            EXPECT_EQ(reply["protocol"], "personabpf-migration/1") << reply.dump();
+            EXPECT_EQ(reply["status"], 400) << reply.dump();
+            EXPECT_NE(reply.value("error", "").find(expect), std::string::npos) << reply.dump();
+        }
+        unchanged("after requests B does not understand");
+        // B's gate answers a well-formed request with its status and reasons.
+        const json reply = raw_request(good.dump());
+        EXPECT_EQ(reply["status"], 403) << reply.dump();
+        EXPECT_EQ(reply["details"]["country"], "DE") << reply.dump();
+        EXPECT_EQ(reply["details"]["countries"], json::array({"CH"})) << reply.dump();
+        unchanged("after the gate's refusal of a request");
+    }
+    {
         SCOPED_TRACE("B's sovereignty gate refuses a host in DE: 403 comes back to A");
         auto [code, body] =
             send_api({{"cgroup", cg_->rel("w")}, {"to", b_address_}, {"target_cgroup", target}});
@@ -197,7 +251,7 @@ TEST_F(MigrationSend, MovesTheWorkloadAndRefusesStrangersAndTheGate) {
         EXPECT_EQ(r.exit_code, 1) << r.describe();
         EXPECT_NE(r.err.find("sovereignty gate"), std::string::npos) << r.describe();
         unchanged("after the gate's refusal");
-        EXPECT_EQ(status(*b_)["migration"]["imports"]["failed"], 2);
+        EXPECT_EQ(status(*b_)["migration"]["imports"]["failed"], 7);
     }
 
     start_b("CH");  // on another port
