@@ -316,6 +316,24 @@ TEST_F(MigrationSend, NoIdentityUnreachableTargetAndBadRequests) {
             << body.dump(2);
         EXPECT_TRUE(status(*agent_)["migration"]["address"].is_null());
     }
+    {
+        SCOPED_TRACE("a listener whose certificate file is missing stops the start");
+        agent_->stop();
+        const std::string missing = scratch_.path() + "/missing.crt";
+        agent_->extra_args = {
+            "--config",
+            scratch_.write("bad.toml", "[migration]\nlisten = \"127.0.0.1:0\"\ncert = \"" +
+                                           missing + "\"\nkey = \"" + host_a_.key + "\"\nca = \"" +
+                                           ca_ + "\"\n")};
+        agent_->spawn();
+        const std::optional<int> st = agent_->wait_exit(20s);
+        ASSERT_TRUE(st.has_value()) << agent_->log();
+        EXPECT_TRUE(WIFEXITED(*st) && WEXITSTATUS(*st) == 1) << "wait status " << *st;
+        EXPECT_NE(agent_->log().find("personabpfd: error: [migration] listen = \"127.0.0.1:0\": "),
+                  std::string::npos)
+            << agent_->log();
+        EXPECT_NE(agent_->log().find(missing), std::string::npos) << agent_->log();
+    }
     start_a();
     const json before = snapshot(*agent_);
     {
