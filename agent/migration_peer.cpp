@@ -260,10 +260,17 @@ json MigrationPeer::send(const json& body) {
                 {"target", reply.contains("result") ? reply["result"] : json::object()},
                 {"released", false}};
     if (release) {
+        // The move stands whatever happens here: a failed release is said, not an error.
         std::lock_guard<std::mutex> lock(api_.mutex());
-        json r = migration_.release_workload(bundle);
-        out["released"] = r["released"];
-        if (r.contains("reason")) out["release_skipped"] = r["reason"];
+        try {
+            json r = migration_.release_workload(bundle);
+            out["released"] = r["released"];
+            if (r.contains("reason")) out["release_skipped"] = r["reason"];
+        } catch (const std::exception& e) {
+            spdlog::error("migrate send: release of cgroup {} failed: {}",
+                          out["cgroup"].get<std::string>(), e.what());
+            out["release_skipped"] = std::string("the unbind failed: ") + e.what();
+        }
     }
     spdlog::info("migrate send: cgroup {} (persona '{}' version {}, {} flows) moved to {} ({}){}",
                  out["cgroup"].get<std::string>(), persona, out["version"].dump(),
