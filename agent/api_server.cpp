@@ -341,10 +341,11 @@ json ApiServer::status() {
         if (auto from = loader_.migrated_from()) j["migrated_from_schema"] = *from;
     }
     if (auto_) j["binding"] = auto_->status();
+    for (const auto& [key, section] : status_sections_) j[key] = section();
     return j;
 }
 
-void ApiServer::record_audit(const std::string& action, const httplib::Request& req, int status,
+void ApiServer::record_audit(const std::string& action, const std::string& path, int status,
                              const std::string& detail) {
     const Caller& c = current_caller();
     AuditRecord a;
@@ -362,7 +363,7 @@ void ApiServer::record_audit(const std::string& action, const httplib::Request& 
     };
     a.action = action;
     a.persona = cap(t_note.persona, 256);
-    a.target = cap(t_note.target.empty() ? req.path : t_note.target, 512);
+    a.target = cap(t_note.target.empty() ? path : t_note.target, 512);
     a.status = status;
     a.outcome = status < 300 ? "ok" : status == 403 ? "refused" : "failed";
     a.detail = cap(detail.empty() ? t_note.detail : detail, 2048);
@@ -406,9 +407,40 @@ ApiServer::HttpHandler ApiServer::wrap(Handler h, bool locked, const std::string
         }
         if (!action.empty()) {
             if (status == 403) spdlog::warn("refused: {}", error);
-            record_audit(action, req, status, error);
+            record_audit(action, req.path, status, error);
         }
     };
+}
+
+json ApiServer::run_change(const std::string& action, const std::string& origin,
+                           const std::function<json()>& change) {
+    t_note = AuditNote{};
+    int status = 200;
+    std::string error;
+    json out;
+    std::exception_ptr failure;
+    {
+        std::lock_guard<std::mutex> lock(mu_);
+        try {
+            out = change();
+        } catch (const ApiError& e) {
+            status = e.status();
+            error = e.what();
+            failure = std::current_exception();
+        } catch (const std::exception& e) {
+            status = 500;
+            error = std::string("internal error: ") + e.what();
+            failure = std::current_exception();
+        } catch (...) {
+            status = 500;
+            error = "internal error";
+            failure = std::current_exception();
+        }
+    }
+    const std::string detail = error.empty() ? t_note.detail : error;
+    record_audit(action, origin, status, origin + (detail.empty() ? "" : ": " + detail));
+    if (failure) std::rethrow_exception(failure);
+    return out;
 }
 
 void ApiServer::add_route(const std::string& method, const std::string& pattern, Handler handler,

@@ -8,6 +8,8 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -82,6 +84,17 @@ class ApiServer {
     enum class Guard { Admin, Handler };
     void add_route(const std::string& method, const std::string& pattern, Handler handler,
                    bool locked = true, const std::string& action = "", Guard guard = Guard::Admin);
+    // Runs a change that does not come through the socket (a migration peer's import) as a
+    // route runs one: under the API mutex, recorded in the audit trail as `action` with
+    // `origin` ("peer host-a (10.0.0.1:40112)") before its detail. Returns what `change`
+    // returns; rethrows what it throws.
+    nlohmann::json run_change(const std::string& action, const std::string& origin,
+                              const std::function<nlohmann::json()>& change);
+    // A member of GET /v1/status filled by another part of the agent (called under the API
+    // mutex). Call before run().
+    void add_status(const std::string& key, std::function<nlohmann::json()> section) {
+        status_sections_.emplace_back(key, std::move(section));
+    }
     const Access& access() const { return access_; }
     std::mutex& mutex() { return mu_; }
     // Automatic binding: rules re-evaluated after every change, user bindings, status.
@@ -94,7 +107,8 @@ class ApiServer {
     using HttpHandler = std::function<void(const httplib::Request&, httplib::Response&)>;
     HttpHandler wrap(Handler h, bool locked, const std::string& action, Guard guard);
     // Records one change attempt (the handler's audit_note() plus outcome) in the store.
-    void record_audit(const std::string& action, const httplib::Request& req, int status,
+    // `path`: the target when the handler noted none.
+    void record_audit(const std::string& action, const std::string& path, int status,
                       const std::string& detail);
     // Throw ApiError(403) unless the caller may make the change (agent/access.h).
     // `refuse_binds`: a non-admin's file with bind blocks is refused (an apply), rather
@@ -119,6 +133,7 @@ class ApiServer {
     Access access_;
     std::mutex mu_;  // serialises every request that touches the store or the maps
     std::string socket_path_;
+    std::vector<std::pair<std::string, std::function<nlohmann::json()>>> status_sections_;
 };
 
 }  // namespace pbpf::agent

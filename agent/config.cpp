@@ -14,6 +14,7 @@
 #include <toml++/toml.h>
 
 #include "agent/metrics.h"
+#include "agent/peer_tls.h"
 #include "agent/xdp_prefilter.h"
 #include "maps/abi/limits.h"
 #include "maps/abi/xdp.h"
@@ -348,6 +349,63 @@ Result<void> parse_metrics(const toml::table& root, const std::string& origin, M
     return {};
 }
 
+Result<void> parse_migration(const toml::table& root, const std::string& origin,
+                             MigrationConfig& m) {
+    StrictTable spec(origin, "migration", {"listen", "cert", "key", "ca", "peers"});
+    auto t = spec.find(root);
+    if (!t) return t.error();
+    if (*t == nullptr) return {};
+    const toml::table& tab = **t;
+    if (auto r = spec.string(tab, "listen", &m.listen); !r) return r;
+    if (!m.listen.empty()) {
+        if (auto a = parse_host_port(m.listen); !a)
+            return spec.fail(*tab.get("listen"), "[migration] listen: " + a.error().message);
+    }
+    for (auto [key, dest] :
+         {std::pair<const char*, std::string*>{"cert", &m.cert}, {"key", &m.key}, {"ca", &m.ca}}) {
+        if (auto r = spec.string(tab, key, dest); !r) return r;
+        if (tab.contains(key) && (dest->empty() || (*dest)[0] != '/'))
+            return spec.fail(*tab.get(key),
+                             spec.label(key) + " must be an absolute path: '" + *dest + "'");
+    }
+    // Names as certificates carry them: no empty ones, no whitespace or control
+    // characters (such a name could never match), each once (case-insensitively).
+    std::vector<std::string> seen;
+    auto peers = spec.strings(tab, "peers", &m.peers, [&seen](std::string& name) {
+        if (name.empty()) return std::string("a peer name must not be empty");
+        for (unsigned char c : name)
+            if (c <= 0x20 || c == 0x7f)
+                return "peer name '" + name + "' contains whitespace or a control character";
+        std::string lower = name;
+        for (auto& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        if (std::find(seen.begin(), seen.end(), lower) != seen.end())
+            return "peer '" + name + "' is listed twice";
+        seen.push_back(lower);
+        return std::string();
+    });
+    if (!peers) return peers.error();
+
+    // The identity is one thing: all three files or none. A listener or a peer list
+    // without one could never authenticate anybody.
+    std::string missing;
+    for (auto [key, value] : {std::pair<const char*, const std::string*>{"cert", &m.cert},
+                              {"key", &m.key},
+                              {"ca", &m.ca}})
+        if (value->empty()) missing += (missing.empty() ? "" : ", ") + std::string(key);
+    const bool any = m.has_identity() || !m.key.empty() || !m.ca.empty();
+    if (!missing.empty() && any)
+        return spec.fail(tab, "[migration] cert, key and ca go together: " + missing +
+                                  (missing.find(',') == std::string::npos ? " is" : " are") +
+                                  " missing");
+    if (!missing.empty() && !m.listen.empty())
+        return spec.fail(*tab.get("listen"),
+                         "[migration] listen needs cert, key and ca (this host's certificate, "
+                         "its key and the CA peers chain to)");
+    if (!missing.empty() && *peers)
+        return spec.fail(**peers, "[migration] peers needs cert, key and ca");
+    return {};
+}
+
 Result<void> parse_binding(const toml::table& root, const std::string& origin, BindingConfig& b) {
     StrictTable spec(origin, "binding", {"fail_closed", "watch_interfaces"});
     auto t = spec.find(root);
@@ -397,6 +455,7 @@ Result<Config> parse_config(std::string_view text, const std::string& origin, Co
     if (auto r = parse_geo(root, origin, cfg.geo); !r) return r.error();
     if (auto r = parse_topology(root, origin, cfg.topology); !r) return r.error();
     if (auto r = parse_metrics(root, origin, cfg.metrics); !r) return r.error();
+    if (auto r = parse_migration(root, origin, cfg.migration); !r) return r.error();
     return cfg;
 }
 

@@ -86,6 +86,20 @@ struct MetricsConfig {
     std::string listen;  // "" (off), "HOST:PORT", "[IPV6]:PORT" or "unix:/PATH"
 };
 
+// [migration]: the agent-to-agent transport of `migrate send` (docs/migration.md). cert,
+// key and ca are all set or all empty; listen and peers need them.
+struct MigrationConfig {
+    // Where this agent accepts workloads from peers: "HOST:PORT" or "[IPV6]:PORT"; port 0
+    // picks a free one (GET /v1/status shows it). "": no listener (sending still works).
+    std::string listen;
+    std::string cert;  // PEM: this host's certificate (absolute path)
+    std::string key;   // PEM: its private key
+    std::string ca;    // PEM: the CA(s) peers' certificates must chain to
+    // Certificate names a peer must present (either direction); empty: any the CA signed.
+    std::vector<std::string> peers;
+    bool has_identity() const { return !cert.empty(); }
+};
+
 struct Config {
     std::string socket = "/run/personabpf/agent.sock";
     std::string state_dir = "/var/lib/personabpf";
@@ -102,6 +116,7 @@ struct Config {
     GeoConfig geo;
     TopologyConfig topology;
     MetricsConfig metrics;
+    MigrationConfig migration;
 };
 
 // Parses TOML text into `base` (keys it does not set keep base's values). `origin` names

@@ -26,6 +26,7 @@
 #include "agent/loader.h"
 #include "agent/metrics.h"
 #include "agent/migration.h"
+#include "agent/migration_peer.h"
 #include "agent/monitor.h"
 #include "agent/persona_manager.h"
 #include "agent/qos.h"
@@ -292,6 +293,10 @@ int main(int argc, char** argv) {
     geo.add_routes(server, personas);
     Migration migration(**store, **loader, personas, binder, cfg.geo.host_country);
     migration.add_routes(server);
+    // `migrate send`: the route always (it needs [migration] cert, key and ca); the listener
+    // for peers when [migration] listen is set, started below with the API.
+    MigrationPeer migration_peer(cfg.migration, migration, server);
+    migration_peer.add_routes(server);
     (*topology)->add_routes(server);
     Names names(**store, *tree);
     ConntrackTable conntrack(**loader, names);
@@ -336,6 +341,7 @@ int main(int argc, char** argv) {
     }
     monitor.start();
     if (auto r = server.bind(cfg.socket); !r) return fail(r.error());
+    if (auto r = migration_peer.start(); !r) return fail(r.error());
     // Watcher threads call into names and events: they stop before those go, on every
     // way out of here.
     struct StopWatchers {
@@ -362,7 +368,8 @@ int main(int argc, char** argv) {
     (*topology)->stop();
     monitor.stop();
     metrics.stop();
-    events.stop();  // wakes `events --follow` long polls, so the server can stop
+    events.stop();          // wakes `events --follow` long polls, so the server can stop
+    migration_peer.stop();  // waits for imports from peers, which take the API mutex
     server.stop();
     serve.join();
     if (listen_failed) return fail("API server stopped unexpectedly");

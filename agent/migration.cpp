@@ -148,7 +148,7 @@ json Migration::export_workload(const json& body) {
     return bundle_to_json(b);
 }
 
-json Migration::import_workload(const json& body) {
+json Migration::import_workload(const json& body, const std::string& from) {
     const std::string path = target_cgroup(body, "import");
     if (!body.contains("bundle")) throw ApiError(400, "migrate import needs \"bundle\"");
     // 1. Everything that can refuse, before anything changes: the bundle in full, the
@@ -243,7 +243,8 @@ json Migration::import_workload(const json& body) {
             opt.only = name;
             opt.version = version;
             opt.replace_rules = false;  // the source's bind blocks name the source's workloads
-            opt.message = "imported (bundle exported at " + std::to_string(b.exported_at) + ")";
+            opt.message = "imported" + (from.empty() ? std::string() : " from " + from) +
+                          " (bundle exported at " + std::to_string(b.exported_at) + ")";
             json applied = personas_.apply(compiled, opt);
             for (const auto& a : applied["applied"])
                 version_added = version_added || a.value("version_added", false);
@@ -322,6 +323,30 @@ json Migration::import_workload(const json& body) {
                "persona " + name + " v" + std::to_string(version) + ", " +
                    std::to_string(b.flows.size()) + " flows");
     return answer;
+}
+
+json Migration::release_workload(const json& bundle) {
+    const std::string path = bundle.at("binding").at("cgroup").get<std::string>();
+    const std::string persona = bundle.at("persona").at("name").get<std::string>();
+    CgroupRef ref;
+    try {
+        ref = binder_.named_cgroup(json{{"cgroup", path}});
+    } catch (const ApiError& e) {
+        return {{"released", false}, {"reason", std::string("cgroup ") + path + ": " + e.what()}};
+    }
+    const uint64_t cgroup_id = must(cgroup_id_of(ref.fs_path));
+    const auto binding = must(store_.binding(cgroup_id));
+    if (!binding)
+        return {{"released", false}, {"reason", "cgroup " + path + " is no longer bound"}};
+    if (binding->persona != persona)
+        return {{"released", false},
+                {"reason", "cgroup " + path + " was bound to persona '" + binding->persona +
+                               "' since the export (of persona '" + persona +
+                               "'): its binding is left as it is"}};
+    binder_.unbind_record(*binding, PBPF_BIND_API);
+    spdlog::info("migrate send: released cgroup {} (persona '{}') after the target's import", path,
+                 persona);
+    return {{"released", true}};
 }
 
 void Migration::add_routes(ApiServer& server) {

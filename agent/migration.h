@@ -30,8 +30,13 @@ class Migration {
     // POST /v1/migration/export {"cgroup": PATH}: the bundle. Throws ApiError.
     nlohmann::json export_workload(const nlohmann::json& body);
     // POST /v1/migration/import {"bundle": {...}, "cgroup": PATH}. Throws ApiError; on any
-    // failure this host is as it was before the call.
-    nlohmann::json import_workload(const nlohmann::json& body);
+    // failure this host is as it was before the call. `from` names where the bundle came
+    // from in the created version's message ("peer host-a (10.0.0.1:40112)"); "" = the API.
+    nlohmann::json import_workload(const nlohmann::json& body, const std::string& from = "");
+    // After a peer confirmed the import of `bundle` (exported here): unbinds the source
+    // cgroup, unless its binding changed since the export (then nothing changes and the
+    // answer says why). {"released": bool, "reason"?: text}. Under the API mutex.
+    nlohmann::json release_workload(const nlohmann::json& bundle);
 
     // Both routes, admin only, under the API mutex.
     void add_routes(ApiServer& server);

@@ -1,5 +1,6 @@
-// `personabpf migrate export|import`: a workload's persona, binding and flows as a bundle
-// file, and that bundle taken in for a workload of this host (docs/migration.md).
+// `personabpf migrate export|import|send`: a workload's persona, binding and flows as a
+// bundle file, that bundle taken in for a workload of this host, and the two at once from
+// this host's agent to another's (docs/migration.md).
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -94,6 +95,40 @@ int run_import(const Context& ctx, const std::string& file, const Target& t) {
     return 0;
 }
 
+struct SendOptions {
+    std::string to, target_cgroup, peer_name;
+    bool release = false;
+};
+
+int run_send(const Context& ctx, const Target& t, const SendOptions& o) {
+    nlohmann::json body = target_body(t);
+    body["to"] = o.to;
+    if (!o.target_cgroup.empty()) body["target_cgroup"] = o.target_cgroup;
+    if (!o.peer_name.empty()) body["peer_name"] = o.peer_name;
+    if (o.release) body["release"] = true;
+    auto r = ctx.client().post("/v1/migration/send", body);
+    if (ctx.json) {
+        print_json(r);
+        return 0;
+    }
+    const nlohmann::json target =
+        r.contains("target") && r["target"].is_object() ? r["target"] : nlohmann::json::object();
+    std::cout << "sent " << field(r, "cgroup") << " (persona " << field(r, "persona") << " v"
+              << field(r, "version") << ", " << field(r, "flows") << " flows) to "
+              << field(r, "peer") << " (" << field(r, "to") << "): imported into "
+              << field(target, "cgroup")
+              << (target.value("persona_created", false) ? ", persona created there" : "");
+    if (target.contains("replaced") && !target["replaced"].is_null())
+        std::cout << ", replacing persona " << field(target, "replaced");
+    std::cout << "\n";
+    if (r.value("released", false))
+        std::cout << "released " << field(r, "cgroup") << " here (unbound)\n";
+    else if (r.contains("release_skipped"))
+        std::cerr << "personabpf: warning: not released here: " << field(r, "release_skipped")
+                  << "\n";
+    return 0;
+}
+
 void add_target_options(CLI::App* cmd, Target& t) {
     cmd->add_option("--cgroup", t.cgroup, "The workload's cgroup (absolute or relative path)");
     cmd->add_option("--ifname", t.ifname, "The interface facing the workload");
@@ -121,6 +156,24 @@ void add_migrate_transfer_commands(CLI::App& migrate, Context& ctx) {
     add_target_options(imp, *t_imp);
     imp->callback([&ctx, t_imp, file] {
         ctx.action = [&ctx, t_imp, file] { return run_import(ctx, *file, *t_imp); };
+    });
+
+    auto* send = migrate.add_subcommand(
+        "send", "Move a workload to another host's agent over TLS (export + import there)");
+    auto t_send = std::make_shared<Target>();
+    auto opts = std::make_shared<SendOptions>();
+    add_target_options(send, *t_send);
+    send->add_option("--to", opts->to, "The target agent's [migration] listen address, HOST:PORT")
+        ->required();
+    send->add_option("--target-cgroup", opts->target_cgroup,
+                     "The workload's cgroup on the target (default: the same path as here)");
+    send->add_option("--peer-name", opts->peer_name,
+                     "The name the target's certificate must carry (default: HOST when it is a "
+                     "name, none for an address)");
+    send->add_flag("--release", opts->release,
+                   "Unbind the workload here once the target confirmed the import");
+    send->callback([&ctx, t_send, opts] {
+        ctx.action = [&ctx, t_send, opts] { return run_send(ctx, *t_send, *opts); };
     });
 }
 

@@ -716,3 +716,87 @@ TEST(AgentConfigBinding, BadValuesNameTheKeyAndWhy) {
 
 }  // namespace
 }  // namespace pbpf::agent
+
+// ---- [migration] ----------------------------------------------------------------------
+
+namespace pbpf::agent {
+namespace {
+
+TEST(AgentConfigMigration, DefaultsAreNoListenerAndNoIdentity) {
+    auto cfg = parse_config("", "agent.toml");
+    ASSERT_TRUE(cfg.ok()) << cfg.error().what();
+    EXPECT_EQ(cfg->migration.listen, "");
+    EXPECT_FALSE(cfg->migration.has_identity());
+    EXPECT_TRUE(cfg->migration.peers.empty());
+}
+
+TEST(AgentConfigMigration, EveryKey) {
+    auto cfg = parse_config(
+        "[migration]\nlisten = \"[::]:7946\"\ncert = \"/etc/t/a.crt\"\nkey = \"/etc/t/a.key\"\n"
+        "ca = \"/etc/t/ca.crt\"\npeers = [\"host-b.example\", \"host-c.example\"]\n",
+        "agent.toml");
+    ASSERT_TRUE(cfg.ok()) << cfg.error().what();
+    EXPECT_EQ(cfg->migration.listen, "[::]:7946");
+    EXPECT_EQ(cfg->migration.cert, "/etc/t/a.crt");
+    EXPECT_EQ(cfg->migration.key, "/etc/t/a.key");
+    EXPECT_EQ(cfg->migration.ca, "/etc/t/ca.crt");
+    EXPECT_EQ(cfg->migration.peers, (std::vector<std::string>{"host-b.example", "host-c.example"}));
+    EXPECT_TRUE(cfg->migration.has_identity());
+}
+
+TEST(AgentConfigMigration, SendOnlyAndPortZero) {
+    // An identity without a listener: this agent sends and never receives.
+    auto cfg = parse_config("[migration]\ncert = \"/a.crt\"\nkey = \"/a.key\"\nca = \"/ca.crt\"\n",
+                            "agent.toml");
+    ASSERT_TRUE(cfg.ok()) << cfg.error().what();
+    EXPECT_EQ(cfg->migration.listen, "");
+    EXPECT_TRUE(cfg->migration.has_identity());
+    // Port 0: any free port (GET /v1/status reports it).
+    cfg = parse_config(
+        "[migration]\nlisten = \"127.0.0.1:0\"\ncert = \"/a.crt\"\nkey = \"/a.key\"\n"
+        "ca = \"/ca.crt\"\npeers = []\n",
+        "agent.toml");
+    ASSERT_TRUE(cfg.ok()) << cfg.error().what();
+    EXPECT_EQ(cfg->migration.listen, "127.0.0.1:0");
+    EXPECT_TRUE(cfg->migration.peers.empty());
+}
+
+TEST(AgentConfigMigration, BadValuesNameTheKeyAndWhy) {
+    const std::string id = "cert = \"/a.crt\"\nkey = \"/a.key\"\nca = \"/ca.crt\"\n";
+    struct Case {
+        std::string toml;
+        const char* expect;
+    };
+    const Case cases[] = {
+        {"[migration]\nlisten = \"0.0.0.0:7946\"\n", "[migration] listen needs cert, key and ca"},
+        {"[migration]\nlisten = \"0.0.0.0:7946\"\ncert = \"/a.crt\"\nkey = \"/a.key\"\n",
+         "[migration] cert, key and ca go together: ca is missing"},
+        {"[migration]\nca = \"/ca.crt\"\n",
+         "[migration] cert, key and ca go together: cert, key are missing"},
+        {"[migration]\npeers = [\"b\"]\n", "[migration] peers needs cert, key and ca"},
+        {"[migration]\nlisten = \"7946\"\n" + id, "[migration] listen: "},
+        {"[migration]\nlisten = \"host:99999\"\n" + id, "[migration] listen: "},
+        {"[migration]\nlisten = 7946\n" + id, "[migration] listen must be a string"},
+        {"[migration]\ncert = \"a.crt\"\nkey = \"/a.key\"\nca = \"/ca.crt\"\n",
+         "[migration] cert must be an absolute path: 'a.crt'"},
+        {"[migration]\ncert = \"/a.crt\"\nkey = \"\"\nca = \"/ca.crt\"\n",
+         "[migration] key must be an absolute path: ''"},
+        {"[migration]\npeers = \"b\"\n" + id, "[migration] peers must be an array of strings"},
+        {"[migration]\npeers = [\"b\", \"B\"]\n" + id, "peer 'B' is listed twice"},
+        {"[migration]\npeers = [\"\"]\n" + id, "must not be empty"},
+        {"[migration]\npeers = [\"host b\"]\n" + id, "whitespace or a control character"},
+        {"[migration]\nlisten_on = \"0.0.0.0:1\"\n",
+         "unknown key 'listen_on' in [migration] (valid keys: listen, cert, key, ca, peers)"},
+        {"migration = 1\n", "[migration] must be a table"},
+    };
+    for (const auto& c : cases) {
+        auto cfg = parse_config(c.toml, "agent.toml");
+        ASSERT_FALSE(cfg.ok()) << c.toml;
+        EXPECT_NE(cfg.error().message.find(c.expect), std::string::npos)
+            << c.toml << " -> " << cfg.error().message;
+        EXPECT_TRUE(starts_with(cfg.error().message, "agent.toml:")) << cfg.error().message;
+    }
+}
+
+}  // namespace
+}  // namespace pbpf::agent

@@ -1498,4 +1498,103 @@ TEST_F(CliAgent, TopPrintsFramesSortedByRate) {
     EXPECT_EQ(agent.requests().size(), 2u);
 }
 
+// ---- migrate send ----
+
+constexpr const char* kSendAnswer = R"J({"to": "10.0.0.2:7946", "peer": "host-b.example",
+  "cgroup": "/demo/web", "persona": "web", "version": 2, "flows": 3, "released": false,
+  "target": {"persona": "web", "version": 2, "cgroup": "/demo/web2", "persona_created": true,
+             "version_added": true, "replaced": null, "flows": 3}})J";
+
+TEST_F(CliAgent, MigrateSendSendsTheRequestAndPrintsTheMove) {
+    FakeAgent agent(socket(), {{"POST /v1/migration/send", {200, kSendAnswer}}});
+    Result r = run_cli({"migrate", "send", "--cgroup", "/demo/web", "--to", "10.0.0.2:7946",
+                        "--target-cgroup", "/demo/web2", "--peer-name", "host-b.example"});
+    EXPECT_EQ(r.status, 0) << describe(r);
+    EXPECT_EQ(r.out,
+              "sent /demo/web (persona web v2, 3 flows) to host-b.example (10.0.0.2:7946): "
+              "imported into /demo/web2, persona created there\n");
+    EXPECT_EQ(r.err, "");
+    r = run_cli(
+        {"migrate", "send", "--cgroup", "/demo/web", "--to", "10.0.0.2:7946", "--release", "-j"});
+    EXPECT_EQ(r.status, 0) << describe(r);
+    EXPECT_EQ(nlohmann::json::parse(r.out), nlohmann::json::parse(kSendAnswer)) << r.out;
+
+    auto reqs = agent.requests();
+    ASSERT_EQ(reqs.size(), 2u);
+    EXPECT_EQ(reqs[0].method, "POST");
+    EXPECT_EQ(reqs[0].json(), (nlohmann::json{{"cgroup", "/demo/web"},
+                                              {"to", "10.0.0.2:7946"},
+                                              {"target_cgroup", "/demo/web2"},
+                                              {"peer_name", "host-b.example"}}))
+        << reqs[0].body;
+    // Unset options are left to the agent's defaults; --release is sent only when given.
+    EXPECT_EQ(reqs[1].json(),
+              (nlohmann::json{{"cgroup", "/demo/web"}, {"to", "10.0.0.2:7946"}, {"release", true}}))
+        << reqs[1].body;
+}
+
+TEST_F(CliAgent, MigrateSendReleaseOutcomes) {
+    nlohmann::json released = nlohmann::json::parse(kSendAnswer);
+    released["released"] = true;
+    {
+        FakeAgent agent(socket(), {{"POST /v1/migration/send", {200, released.dump()}}});
+        Result r = run_cli(
+            {"migrate", "send", "--cgroup", "/demo/web", "--to", "10.0.0.2:7946", "--release"});
+        EXPECT_EQ(r.status, 0) << describe(r);
+        EXPECT_NE(r.out.find("\nreleased /demo/web here (unbound)\n"), std::string::npos) << r.out;
+    }
+    fs::remove(socket());  // the fake agent leaves its socket file
+    released["released"] = false;
+    released["release_skipped"] = "cgroup /demo/web is no longer bound";
+    FakeAgent agent(socket(), {{"POST /v1/migration/send", {200, released.dump()}}});
+    Result r =
+        run_cli({"migrate", "send", "--cgroup", "/demo/web", "--to", "10.0.0.2:7946", "--release"});
+    EXPECT_EQ(r.status, 0) << describe(r);
+    EXPECT_EQ(r.err,
+              "personabpf: warning: not released here: cgroup /demo/web is no longer bound\n");
+}
+
+TEST_F(CliAgent, MigrateSendRefusalExitsOneWithTheTargetsReason) {
+    const std::string why =
+        "migrate send to 10.0.0.2:7946 failed at import: peer host-b.example refused the import: "
+        "migration refused by the sovereignty gate: persona 'web' version 2 may not move to this "
+        "host (country DE: ...) (nothing was changed)";
+    FakeAgent agent(socket(), {{"POST /v1/migration/send",
+                                {403, nlohmann::json{{"error", why}, {"step", "import"}}.dump()}}});
+    for (bool json : {false, true}) {
+        std::vector<std::string> args = {"migrate",   "send", "--cgroup",
+                                         "/demo/web", "--to", "10.0.0.2:7946"};
+        if (json) args.push_back("-j");
+        Result r = run_cli(args);
+        EXPECT_EQ(r.status, 1) << describe(r);
+        EXPECT_EQ(r.out, "");
+        EXPECT_EQ(r.err, "personabpf: error: " + why + "\n");
+    }
+}
+
+TEST_F(CliAgent, MigrateSendUsageErrors) {
+    for (std::vector<std::string> args :
+         {std::vector<std::string>{"migrate", "send", "--cgroup", "/a"},
+          {"migrate", "send", "--cgroup", "/a", "--to"},
+          {"migrate", "send", "--cgroup", "/a", "--to", "h:1", "--target-cgroup"},
+          {"migrate", "send", "--cgroup", "/a", "--to", "h:1", "--release=maybe"},
+          {"migrate", "send", "--cgroup", "/a", "--to", "h:1", "extra"}}) {
+        std::string cmd;
+        for (const auto& a : args) cmd += " " + a;
+        SCOPED_TRACE("personabpf" + cmd);
+        Result r = run_cli(args);  // no agent: a parsed command would exit 1
+        EXPECT_EQ(r.status, 2) << describe(r);
+        EXPECT_EQ(r.out, "");
+        EXPECT_NE(r.err, "");
+    }
+    // Parsed, then refused by the CLI before it calls the agent (no agent runs here).
+    Result r = run_cli({"migrate", "send", "--to", "h:1"});
+    EXPECT_EQ(r.status, 1) << describe(r);
+    EXPECT_EQ(r.err, "personabpf: error: give one of --cgroup PATH or --ifname IF\n");
+    r = run({"migrate", "send", "--help"});
+    EXPECT_EQ(r.status, 0) << describe(r);
+    for (const char* opt : {"--to", "--target-cgroup", "--peer-name", "--release", "--cgroup"})
+        EXPECT_NE(r.out.find(opt), std::string::npos) << opt << "\n" << r.out;
+}
+
 }  // namespace
