@@ -19,18 +19,13 @@
 
 #include "agent/api_error.h"
 #include "agent/api_server.h"
+#include "agent/clock.h"
 #include "maps/abi/limits.h"
 
 namespace pbpf::agent {
 namespace {
 
 using nlohmann::json;
-
-uint64_t monotonic_ns() {
-    timespec ts{};
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
-}
 
 std::string addr_text(uint8_t family, const uint8_t* addr) {
     char buf[INET6_ADDRSTRLEN] = {0};

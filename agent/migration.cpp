@@ -16,6 +16,7 @@
 
 #include "agent/api_error.h"
 #include "agent/api_server.h"
+#include "agent/clock.h"
 #include "agent/failpoint.h"
 #include "agent/geo.h"
 #include "agent/geo_db.h"
@@ -28,12 +29,6 @@ namespace pbpf::agent {
 namespace {
 
 using nlohmann::json;
-
-uint64_t monotonic_ns() {
-    timespec ts{};
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
-}
 
 // The request's target workload: only cgroups in this release.
 std::string target_cgroup(const json& body, const char* verb) {
@@ -122,23 +117,39 @@ json Migration::export_workload(const json& body) {
 
     // The flows of the cgroup's own sockets, as the listing shows them (expired ones left
     // out). Flows of sockets in descendant cgroups are keyed by those and not exported.
+    // Read in batches (a syscall per thousand entries, not two per entry).
     const int fd = loader_.conntrack_fd();
     const uint64_t now = monotonic_ns();
-    pbpf_ct_key prev{}, next{};
+    __u32 batch = 1024;
+    std::vector<pbpf_ct_key> keys(batch);
+    std::vector<pbpf_ct_value> values(batch);
+    __u64 in = 0, out = 0;  // the kernel's cursor (a bucket index)
     bool first = true;
-    while (bpf_map_get_next_key(fd, first ? nullptr : &prev, &next) == 0) {
-        first = false;
-        prev = next;
-        if (next.ifindex != 0 || next.workload != cgroup_id) continue;
-        pbpf_ct_value val{};
-        if (bpf_map_lookup_elem(fd, &next, &val) != 0) {
-            if (errno == ENOENT) continue;  // evicted meanwhile
-            throw ApiError(500, std::string("read pbpf_conntrack: ") + std::strerror(errno));
-        }
-        if (now > val.last_seen_ns &&
-            now - val.last_seen_ns > pbpf_ct_timeout_s(next.proto, val.state) * 1000000000ull)
+    for (;;) {
+        __u32 n = batch;
+        const int rc = bpf_map_lookup_batch(fd, first ? nullptr : &in, &out, keys.data(),
+                                            values.data(), &n, nullptr);
+        const int err = rc == 0 ? 0 : errno;
+        if (rc != 0 && err == ENOSPC && n == 0) {  // a bucket holds more than a batch
+            batch *= 2;
+            keys.resize(batch);
+            values.resize(batch);
             continue;
-        b.flows.push_back(flow_from_entry(next, val, now));
+        }
+        if (rc != 0 && err != ENOENT)
+            throw ApiError(500, std::string("read pbpf_conntrack: ") + std::strerror(err));
+        for (__u32 i = 0; i < n; ++i) {
+            const pbpf_ct_key& k = keys[i];
+            const pbpf_ct_value& val = values[i];
+            if (k.ifindex != 0 || k.workload != cgroup_id) continue;
+            if (now > val.last_seen_ns &&
+                now - val.last_seen_ns > pbpf_ct_timeout_s(k.proto, val.state) * 1000000000ull)
+                continue;
+            b.flows.push_back(flow_from_entry(k, val, now));
+        }
+        if (rc != 0) break;  // ENOENT: that was the last batch
+        in = out;
+        first = false;
     }
     spdlog::info("migrate export: cgroup {} (persona '{}' version {}, {} flows)", ref.rel_path,
                  b.persona, b.persona_version, b.flows.size());
@@ -149,6 +160,7 @@ json Migration::export_workload(const json& body) {
 }
 
 json Migration::import_workload(const json& body, const std::string& from) {
+    const auto t0 = std::chrono::steady_clock::now();
     const std::string path = target_cgroup(body, "import");
     if (!body.contains("bundle")) throw ApiError(400, "migrate import needs \"bundle\"");
     // 1. Everything that can refuse, before anything changes: the bundle in full, the
@@ -322,6 +334,7 @@ json Migration::import_workload(const json& body, const std::string& from) {
     audit_note("", "",
                "persona " + name + " v" + std::to_string(version) + ", " +
                    std::to_string(b.flows.size()) + " flows");
+    answer["import_ms"] = ms_since(t0);
     return answer;
 }
 

@@ -4,6 +4,8 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
+#include <algorithm>
+#include <array>
 #include <cstring>
 #include <stdexcept>
 
@@ -81,65 +83,191 @@ void parse_addr(uint8_t family, const std::string& text, uint8_t* out, const std
                   (family == PBPF_FAMILY_IPV4 ? "IPv4" : "IPv6") + " address");
 }
 
-json flow_json(const BundleFlow& f) {
+// The members of a flow, in the order of a version 2 bundle's `conntrack.columns`.
+enum Col {
+    kColFamily,
+    kColProto,
+    kColLocal,
+    kColRemote,
+    kColLocalPort,
+    kColRemotePort,
+    kColState,
+    kColOrigin,
+    kColFlags,
+    kColRuleId,
+    kColIngressPackets,
+    kColEgressPackets,
+    kColIngressBytes,
+    kColEgressBytes,
+    kColAgeNs,
+    kColIdleNs,
+    kColCount
+};
+constexpr const char* kColumns[kColCount] = {
+    "family",        "proto",        "local",  "remote",  "local_port",      "remote_port",
+    "state",         "origin",       "flags",  "rule_id", "ingress_packets", "egress_packets",
+    "ingress_bytes", "egress_bytes", "age_ns", "idle_ns"};
+
+// One row of a version 2 bundle: an array, not an object per flow, so that 10,000 flows
+// cost a few allocations each to build, write, parse and free, not some thirty.
+json flow_row(const BundleFlow& f) {
     json flags = json::array();
     for (const auto& e : kFlags)
         if (f.flags & e.value) flags.push_back(e.name);
     const char* state = name_of(kStates, f.state);
-    return {
-        {"family", f.family == PBPF_FAMILY_IPV4 ? "ipv4" : "ipv6"},
-        {"proto", f.proto},
-        {"local", addr_text(f.family, f.local)},
-        {"remote", addr_text(f.family, f.remote)},
-        {"local_port", f.local_port},
-        {"remote_port", f.remote_port},
-        {"state", state ? state : "new"},
-        {"origin", f.origin == PBPF_DIR_EGRESS ? "egress" : "ingress"},
-        {"flags", flags},
-        {"rule_id", f.rule_id},
-        {"packets",
-         {{"ingress", f.packets[PBPF_DIR_INGRESS]}, {"egress", f.packets[PBPF_DIR_EGRESS]}}},
-        {"bytes", {{"ingress", f.bytes[PBPF_DIR_INGRESS]}, {"egress", f.bytes[PBPF_DIR_EGRESS]}}},
-        {"age_ns", f.age_ns},
-        {"idle_ns", f.idle_ns}};
+    json row = json::array();
+    auto& a = row.get_ref<json::array_t&>();
+    a.reserve(kColCount);
+    a.emplace_back(f.family == PBPF_FAMILY_IPV4 ? "ipv4" : "ipv6");
+    a.emplace_back(f.proto);
+    a.emplace_back(addr_text(f.family, f.local));
+    a.emplace_back(addr_text(f.family, f.remote));
+    a.emplace_back(f.local_port);
+    a.emplace_back(f.remote_port);
+    a.emplace_back(state ? state : "new");
+    a.emplace_back(f.origin == PBPF_DIR_EGRESS ? "egress" : "ingress");
+    a.emplace_back(std::move(flags));
+    a.emplace_back(f.rule_id);
+    a.emplace_back(f.packets[PBPF_DIR_INGRESS]);
+    a.emplace_back(f.packets[PBPF_DIR_EGRESS]);
+    a.emplace_back(f.bytes[PBPF_DIR_INGRESS]);
+    a.emplace_back(f.bytes[PBPF_DIR_EGRESS]);
+    a.emplace_back(f.age_ns);
+    a.emplace_back(f.idle_ns);
+    return row;
 }
 
-BundleFlow parse_flow(const json& j, const std::string& where) {
+// A flow's members by name: a version 1 object (packets and bytes nested per direction),
+// or a version 2 row read through its bundle's columns.
+struct FlowSource {
+    const json* object = nullptr;                    // version 1
+    const json* row = nullptr;                       // version 2
+    const std::array<int, kColCount>* at = nullptr;  // version 2: column of each member
+    std::string where;
+
+    const json& get(Col c) const {
+        if (row) {
+            const int i = (*at)[c];
+            if (i < 0 || static_cast<size_t>(i) >= row->size())
+                throw Bad(where + "." + kColumns[c] + " is missing");
+            return (*row)[static_cast<size_t>(i)];
+        }
+        switch (c) {
+            case kColIngressPackets:
+            case kColEgressPackets:
+            case kColIngressBytes:
+            case kColEgressBytes: {
+                const bool packets = c == kColIngressPackets || c == kColEgressPackets;
+                const char* what = packets ? "packets" : "bytes";
+                const char* dir =
+                    c == kColIngressPackets || c == kColIngressBytes ? "ingress" : "egress";
+                return member(member(*object, where, what), where + "." + what, dir);
+            }
+            default:
+                return member(*object, where, kColumns[c]);
+        }
+    }
+    std::string name(Col c) const {
+        if (row) return where + "." + kColumns[c];
+        switch (c) {
+            case kColIngressPackets:
+                return where + ".packets.ingress";
+            case kColEgressPackets:
+                return where + ".packets.egress";
+            case kColIngressBytes:
+                return where + ".bytes.ingress";
+            case kColEgressBytes:
+                return where + ".bytes.egress";
+            default:
+                return where + "." + kColumns[c];
+        }
+    }
+    std::string str(Col c) const {
+        const json& v = get(c);
+        if (!v.is_string()) throw Bad(name(c) + " must be a string");
+        return v.get<std::string>();
+    }
+    uint64_t u64(Col c, uint64_t max) const {
+        const json& v = get(c);
+        const bool whole =
+            v.is_number_unsigned() || (v.is_number_integer() && v.get<int64_t>() >= 0);
+        if (!whole || v.get<uint64_t>() > max)
+            throw Bad(name(c) + " must be a whole number from 0 to " + std::to_string(max));
+        return v.get<uint64_t>();
+    }
+};
+
+BundleFlow parse_flow(const FlowSource& j) {
+    const std::string& where = j.where;
     BundleFlow f;
-    const std::string family = str(j, where, "family");
+    const std::string family = j.str(kColFamily);
     if (family == "ipv4")
         f.family = PBPF_FAMILY_IPV4;
     else if (family == "ipv6")
         f.family = PBPF_FAMILY_IPV6;
     else
-        throw Bad(where + ".family must be \"ipv4\" or \"ipv6\"");
-    f.proto = static_cast<uint8_t>(u64(j, where, "proto", 255));
-    parse_addr(f.family, str(j, where, "local"), f.local, where + ".local");
-    parse_addr(f.family, str(j, where, "remote"), f.remote, where + ".remote");
-    f.local_port = static_cast<uint16_t>(u64(j, where, "local_port", 65535));
-    f.remote_port = static_cast<uint16_t>(u64(j, where, "remote_port", 65535));
-    f.state = by_name(kStates, str(j, where, "state"), where + ".state");
-    const std::string origin = str(j, where, "origin");
+        throw Bad(j.name(kColFamily) + " must be \"ipv4\" or \"ipv6\"");
+    f.proto = static_cast<uint8_t>(j.u64(kColProto, 255));
+    parse_addr(f.family, j.str(kColLocal), f.local, j.name(kColLocal));
+    parse_addr(f.family, j.str(kColRemote), f.remote, j.name(kColRemote));
+    f.local_port = static_cast<uint16_t>(j.u64(kColLocalPort, 65535));
+    f.remote_port = static_cast<uint16_t>(j.u64(kColRemotePort, 65535));
+    f.state = by_name(kStates, j.str(kColState), j.name(kColState));
+    const std::string origin = j.str(kColOrigin);
     if (origin != "ingress" && origin != "egress")
-        throw Bad(where + ".origin must be \"ingress\" or \"egress\"");
+        throw Bad(j.name(kColOrigin) + " must be \"ingress\" or \"egress\"");
     f.origin = origin == "egress" ? PBPF_DIR_EGRESS : PBPF_DIR_INGRESS;
-    const json& flags = member(j, where, "flags");
-    if (!flags.is_array()) throw Bad(where + ".flags must be an array of names");
+    const json& flags = j.get(kColFlags);
+    if (!flags.is_array()) throw Bad(j.name(kColFlags) + " must be an array of names");
     for (const auto& fl : flags) {
-        if (!fl.is_string()) throw Bad(where + ".flags must be an array of names");
-        f.flags |= by_name(kFlags, fl.get<std::string>(), where + ".flags");
+        if (!fl.is_string()) throw Bad(j.name(kColFlags) + " must be an array of names");
+        f.flags |= by_name(kFlags, fl.get<std::string>(), j.name(kColFlags));
     }
-    f.rule_id = static_cast<uint32_t>(u64(j, where, "rule_id", UINT32_MAX));
-    for (const char* what : {"packets", "bytes"}) {
-        const json& per_dir = member(j, where, what);
-        uint64_t* out = std::strcmp(what, "packets") == 0 ? f.packets : f.bytes;
-        out[PBPF_DIR_INGRESS] = u64(per_dir, where + "." + what, "ingress", UINT64_MAX);
-        out[PBPF_DIR_EGRESS] = u64(per_dir, where + "." + what, "egress", UINT64_MAX);
-    }
-    f.age_ns = u64(j, where, "age_ns", UINT64_MAX);
-    f.idle_ns = u64(j, where, "idle_ns", UINT64_MAX);
+    f.rule_id = static_cast<uint32_t>(j.u64(kColRuleId, UINT32_MAX));
+    f.packets[PBPF_DIR_INGRESS] = j.u64(kColIngressPackets, UINT64_MAX);
+    f.packets[PBPF_DIR_EGRESS] = j.u64(kColEgressPackets, UINT64_MAX);
+    f.bytes[PBPF_DIR_INGRESS] = j.u64(kColIngressBytes, UINT64_MAX);
+    f.bytes[PBPF_DIR_EGRESS] = j.u64(kColEgressBytes, UINT64_MAX);
+    f.age_ns = j.u64(kColAgeNs, UINT64_MAX);
+    f.idle_ns = j.u64(kColIdleNs, UINT64_MAX);
     if (f.idle_ns > f.age_ns) throw Bad(where + ": idle_ns is larger than age_ns");
     return f;
+}
+
+// A version 2 bundle's conntrack: {"columns": [...], "rows": [[...], ...]}. Every member
+// of a flow must have its column; an unknown column is an error (a newer format).
+void parse_rows(const json& ct, std::vector<BundleFlow>& out) {
+    if (!ct.is_object()) throw Bad("conntrack must be an object with columns and rows");
+    const json& columns = member(ct, "conntrack", "columns");
+    const json& rows = member(ct, "conntrack", "rows");
+    if (!columns.is_array()) throw Bad("conntrack.columns must be an array of names");
+    if (!rows.is_array()) throw Bad("conntrack.rows must be an array");
+    std::array<int, kColCount> at;
+    at.fill(-1);
+    for (size_t i = 0; i < columns.size(); ++i) {
+        if (!columns[i].is_string()) throw Bad("conntrack.columns must be an array of names");
+        const std::string& name = columns[i].get_ref<const std::string&>();
+        auto it = std::find_if(std::begin(kColumns), std::end(kColumns),
+                               [&](const char* c) { return name == c; });
+        if (it == std::end(kColumns)) throw Bad("conntrack.columns: unknown column '" + name + "'");
+        const auto c = static_cast<size_t>(it - std::begin(kColumns));
+        if (at[c] >= 0) throw Bad("conntrack.columns: '" + name + "' appears twice");
+        at[c] = static_cast<int>(i);
+    }
+    for (int c = 0; c < kColCount; ++c)
+        if (at[static_cast<size_t>(c)] < 0)
+            throw Bad(std::string("conntrack.columns: '") + kColumns[c] + "' is missing");
+    out.reserve(rows.size());
+    FlowSource src;
+    src.at = &at;
+    for (size_t i = 0; i < rows.size(); ++i) {
+        src.where = "conntrack.rows[" + std::to_string(i) + "]";
+        if (!rows[i].is_array() || rows[i].size() != columns.size())
+            throw Bad(src.where + " must be an array of " + std::to_string(columns.size()) +
+                      " values, one per column");
+        src.row = &rows[i];
+        out.push_back(parse_flow(src));
+    }
 }
 
 }  // namespace
@@ -217,8 +345,9 @@ void flow_to_entry(const BundleFlow& f, uint64_t workload, uint32_t ifindex, uin
 }
 
 json bundle_to_json(const Bundle& b) {
-    json flows = json::array();
-    for (const auto& f : b.flows) flows.push_back(flow_json(f));
+    json rows = json::array();
+    rows.get_ref<json::array_t&>().reserve(b.flows.size());
+    for (const auto& f : b.flows) rows.push_back(flow_row(f));
     json binding = {{"kind", b.kind}};
     if (b.kind == "cgroup") {
         binding["cgroup"] = b.cgroup;
@@ -226,26 +355,28 @@ json bundle_to_json(const Bundle& b) {
         binding["ifname"] = b.ifname;
         binding["netns"] = b.netns;
     }
-    return {{"format", kBundleFormat},
-            {"version", kBundleVersion},
-            {"exported_at", b.exported_at},
-            {"source",
-             {{"agent_version", b.agent_version},
-              {"map_schema_version", b.map_schema_version},
-              {"host_country", b.host_country}}},
-            {"persona",
-             {{"name", b.persona},
-              {"version", b.persona_version},
-              {"filename", b.filename},
-              {"source", b.source},
-              {"imports", json::parse(b.imports_json)},
-              {"sha256", persona_digest(b.source, b.imports_json)}}},
-            {"binding", binding},
-            {"conntrack", flows},
-            {"counters", b.counters.is_null() ? json::object() : b.counters},
-            {"not_included",
-             {{"qos", "token buckets and queues are not carried: the target shapes afresh"},
-              {"ids", "this release keeps no IDS state"}}}};
+    json out = {{"format", kBundleFormat},
+                {"version", kBundleVersion},
+                {"exported_at", b.exported_at},
+                {"source",
+                 {{"agent_version", b.agent_version},
+                  {"map_schema_version", b.map_schema_version},
+                  {"host_country", b.host_country}}},
+                {"persona",
+                 {{"name", b.persona},
+                  {"version", b.persona_version},
+                  {"filename", b.filename},
+                  {"source", b.source},
+                  {"imports", json::parse(b.imports_json)},
+                  {"sha256", persona_digest(b.source, b.imports_json)}}},
+                {"binding", binding},
+                {"conntrack", {{"columns", kColumns}, {"rows", json::array()}}},
+                {"counters", b.counters.is_null() ? json::object() : b.counters},
+                {"not_included",
+                 {{"qos", "token buckets and queues are not carried: the target shapes afresh"},
+                  {"ids", "this release keeps no IDS state"}}}};
+    out["conntrack"]["rows"] = std::move(rows);  // moved: not a copy of every flow
+    return out;
 }
 
 BundleParse bundle_from_json(const json& j) {
@@ -257,9 +388,12 @@ BundleParse bundle_from_json(const json& j) {
             throw Bad("not a migration bundle: format is '" + format + "', expected '" +
                       kBundleFormat + "'");
         const json& version = member(j, "bundle", "version");
-        if (!version.is_number_integer() || version.get<int64_t>() != kBundleVersion)
+        if (!version.is_number_integer() || version.get<int64_t>() < kBundleMinVersion ||
+            version.get<int64_t>() > kBundleVersion)
             throw Bad("bundle version " + version.dump() + " is not supported (this agent reads " +
-                      std::to_string(kBundleVersion) + ")");
+                      std::to_string(kBundleMinVersion) + " to " + std::to_string(kBundleVersion) +
+                      ")");
+        const int64_t format_version = version.get<int64_t>();
         Bundle b;
         b.exported_at = static_cast<int64_t>(u64(j, "bundle", "exported_at", INT64_MAX));
         const json& src = member(j, "bundle", "source");
@@ -300,9 +434,17 @@ BundleParse bundle_from_json(const json& j) {
         }
 
         const json& flows = member(j, "bundle", "conntrack");
-        if (!flows.is_array()) throw Bad("conntrack must be an array");
-        for (size_t i = 0; i < flows.size(); ++i)
-            b.flows.push_back(parse_flow(flows[i], "conntrack[" + std::to_string(i) + "]"));
+        if (format_version >= 2) {
+            parse_rows(flows, b.flows);
+        } else {  // version 1: an object per flow
+            if (!flows.is_array()) throw Bad("conntrack must be an array");
+            FlowSource src;
+            for (size_t i = 0; i < flows.size(); ++i) {
+                src.where = "conntrack[" + std::to_string(i) + "]";
+                src.object = &flows[i];
+                b.flows.push_back(parse_flow(src));
+            }
+        }
         if (j.contains("counters")) {
             if (!j["counters"].is_object()) throw Bad("counters must be an object");
             b.counters = j["counters"];

@@ -1,5 +1,5 @@
 // The workload migration bundle (docs/migration.md): what `migrate export` writes and
-// `migrate import` reads, as versioned JSON. Flows are written member by member by name,
+// `migrate import` reads, as versioned JSON. Flows are written as rows under named columns,
 // with ages instead of the source's monotonic timestamps, so nothing in a bundle depends
 // on the source's map layout or clock. Parsing and validation are pure (unit-tested).
 #pragma once
@@ -16,7 +16,10 @@
 namespace pbpf::agent {
 
 inline constexpr const char* kBundleFormat = "personabpf-migration-bundle";
-inline constexpr int kBundleVersion = 1;
+// Version 2 writes the flows as rows under named columns (version 1: an object per flow,
+// still read).
+inline constexpr int kBundleVersion = 2;
+inline constexpr int kBundleMinVersion = 1;
 
 // One tracked flow of the workload, without its workload key (the target re-keys it).
 struct BundleFlow {

@@ -6,12 +6,14 @@
 #include <netinet/in.h>
 
 #include <cerrno>
+#include <chrono>
 #include <mutex>
 
 #include <spdlog/spdlog.h>
 
 #include "agent/api_error.h"
 #include "agent/api_server.h"
+#include "agent/clock.h"
 #include "agent/migration.h"
 
 namespace pbpf::agent {
@@ -127,7 +129,7 @@ json MigrationPeer::handle_request(const std::string& message, const std::string
     }
     json body = json::object();
     for (const char* key : {"bundle", "cgroup", "ifname", "netns"})
-        if (req.contains(key)) body[key] = req[key];
+        if (req.contains(key)) body[key] = std::move(req[key]);
     const std::string from = "peer " + peer;
     try {
         json result = api_.run_change("migrate-receive", "from " + from,
@@ -148,6 +150,7 @@ json MigrationPeer::handle_request(const std::string& message, const std::string
 }
 
 json MigrationPeer::send(const json& body) {
+    const auto t0 = std::chrono::steady_clock::now();
     if (!body.is_object()) throw ApiError(400, "request must be a JSON object");
     const std::string to = optional_string(body, "to");
     if (to.empty()) throw ApiError(400, "migrate send needs \"to\" (HOST:PORT of the target)");
@@ -195,6 +198,7 @@ json MigrationPeer::send(const json& body) {
             throw failed(e.status(), "export", e.what(), e.body());
         }
     }
+    const double export_ms = ms_since(t0);
     const std::string persona = bundle["persona"]["name"].get<std::string>();
     // Default: the same path on the target, relative to its cgroup2 mount.
     if (target_cgroup.empty()) target_cgroup = bundle["binding"]["cgroup"].get<std::string>();
@@ -202,16 +206,20 @@ json MigrationPeer::send(const json& body) {
 
     TlsLimits limits;
     limits.max_message = kMigrationMaxMessage;
+    const auto t_connect = std::chrono::steady_clock::now();
     auto conn = connect_peer(hp->text(), identity(), expected, limits);
     if (!conn)
         throw failed(conn.error().err == ETIMEDOUT ? 504 : 502, "connect",
                      conn.error().what() + " (nothing was changed)");
     const std::string peer = conn->peer_name();
-    const json request = {{"protocol", kMigrationProtocol},
-                          {"op", "import"},
-                          {"cgroup", target_cgroup},
-                          {"bundle", bundle}};
-    if (auto r = conn->send(request.dump()); !r)
+    json request = {{"protocol", kMigrationProtocol}, {"op", "import"}, {"cgroup", target_cgroup}};
+    const double connect_ms = ms_since(t_connect);
+    const auto t_exchange = std::chrono::steady_clock::now();
+    // The bundle goes in and comes back out: no copy of its thousands of flows.
+    request["bundle"] = std::move(bundle);
+    const std::string message = request.dump();
+    bundle = std::move(request["bundle"]);
+    if (auto r = conn->send(message); !r)
         throw failed(r.error().err == ETIMEDOUT ? 504 : 502, "send",
                      r.error().what() + " (nothing was changed)", {{"peer", peer}});
     auto answer = conn->receive();
@@ -221,6 +229,7 @@ json MigrationPeer::send(const json& body) {
                          " (the target may or may not have imported the workload; nothing was "
                          "changed here; sending again is safe: an import is idempotent)",
                      {{"peer", peer}});
+    const double exchange_ms = ms_since(t_exchange);
     conn->close();
     json reply;
     try {
@@ -256,9 +265,18 @@ json MigrationPeer::send(const json& body) {
                 {"cgroup", bundle["binding"]["cgroup"]},
                 {"persona", persona},
                 {"version", bundle["persona"]["version"]},
-                {"flows", bundle["conntrack"].size()},
+                {"flows", bundle["conntrack"]["rows"].size()},
                 {"target", reply.contains("result") ? reply["result"] : json::object()},
-                {"released", false}};
+                {"released", false},
+                {"bytes", message.size()},
+                // Export (here), connect (TCP + TLS handshake), exchange (the request out,
+                // the target's import, the reply back), total to this point (before any
+                // release).
+                {"ms",
+                 {{"export", export_ms},
+                  {"connect", connect_ms},
+                  {"exchange", exchange_ms},
+                  {"total", ms_since(t0)}}}};
     if (release) {
         // The move stands whatever happens here: a failed release is said, not an error.
         std::lock_guard<std::mutex> lock(api_.mutex());

@@ -6,6 +6,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <iomanip>
 #include <iostream>
 
 #include "tools/commands.h"
@@ -61,16 +62,19 @@ int run_export(const Context& ctx, const Target& t, const std::string& out) {
         return 0;
     }
     write_file(out, text);
+    // Version 2: {"columns", "rows"}; version 1: an array of flows.
+    const auto& ct = bundle["conntrack"];
+    const size_t flows = ct.is_object() && ct.contains("rows") ? ct["rows"].size() : ct.size();
     if (ctx.json) {
         print_json({{"file", out},
                     {"persona", bundle["persona"]["name"]},
                     {"version", bundle["persona"]["version"]},
-                    {"flows", bundle["conntrack"].size()}});
+                    {"flows", flows}});
     } else {
         std::cout << "exported " << text_of(bundle["binding"]["cgroup"]) << " (persona "
                   << text_of(bundle["persona"]["name"]) << " v"
-                  << text_of(bundle["persona"]["version"]) << ", " << bundle["conntrack"].size()
-                  << " flows) to " << out << "\n";
+                  << text_of(bundle["persona"]["version"]) << ", " << flows << " flows) to " << out
+                  << "\n";
     }
     return 0;
 }
@@ -121,6 +125,14 @@ int run_send(const Context& ctx, const Target& t, const SendOptions& o) {
     if (target.contains("replaced") && !target["replaced"].is_null())
         std::cout << ", replacing persona " << field(target, "replaced");
     std::cout << "\n";
+    if (r.contains("ms") && r["ms"].is_object()) {
+        const auto& ms = r["ms"];
+        std::cout << std::fixed << std::setprecision(1) << "took " << ms.value("total", 0.0)
+                  << " ms: export " << ms.value("export", 0.0) << ", connect "
+                  << ms.value("connect", 0.0) << ", exchange " << ms.value("exchange", 0.0)
+                  << " (import there " << target.value("import_ms", 0.0) << "), "
+                  << field(r, "bytes") << " bytes\n";
+    }
     if (r.value("released", false))
         std::cout << "released " << field(r, "cgroup") << " here (unbound)\n";
     else if (r.contains("release_skipped"))

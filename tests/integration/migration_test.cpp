@@ -83,11 +83,17 @@ TEST_F(Migration, ExportImportMovesPersonaBindingAndFlows) {
     EXPECT_EQ(bundle["persona"]["name"], "it-mig");
     EXPECT_EQ(bundle["persona"]["version"], 2);
     EXPECT_EQ(bundle["binding"]["cgroup"], cg_->rel("w"));
+    // The flows as rows under named columns (bundle version 2).
+    const json& ct = bundle["conntrack"];
+    auto col = [&](const char* name) {
+        const auto& cols = ct["columns"];
+        return static_cast<size_t>(std::find(cols.begin(), cols.end(), name) - cols.begin());
+    };
     bool exported = false;
-    for (const auto& f : bundle["conntrack"])
-        exported = exported || (f["remote_port"] == kSinkPort && f["remote"] == v.peer4 &&
-                                f["origin"] == "egress" && f["state"] == "established");
-    ASSERT_TRUE(exported) << bundle["conntrack"].dump(2);
+    for (const auto& f : ct["rows"])
+        exported = exported || (f[col("remote_port")] == kSinkPort && f[col("remote")] == v.peer4 &&
+                                f[col("origin")] == "egress" && f[col("state")] == "established");
+    ASSERT_TRUE(exported) << ct.dump(2);
     EXPECT_GT(bundle["counters"]["egress"]["passed_packets"].get<uint64_t>(), 0u)
         << "the binding's counters: " << bundle["counters"].dump(2);
 
@@ -152,7 +158,7 @@ TEST_F(Migration, ExportImportMovesPersonaBindingAndFlows) {
         EXPECT_EQ(bindings[0]["cgroup"], target);
         EXPECT_EQ(bindings[0]["persona"], "it-mig");
         ASSERT_TRUE(cli_json(*b_, {"conntrack", "ls"}, &flows));
-        EXPECT_EQ(flows["flows"].size(), bundle["conntrack"].size()) << flows.dump(2);
+        EXPECT_EQ(flows["flows"].size(), bundle["conntrack"]["rows"].size()) << flows.dump(2);
         bool moved = false;
         for (const auto& f : flows["flows"]) {
             EXPECT_EQ(f["persona"], "it-mig") << f.dump();

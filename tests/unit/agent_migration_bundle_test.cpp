@@ -56,6 +56,25 @@ Bundle sample() {
     return b;
 }
 
+// Version 2 flows: the column of `name`, a member of a row, a row as an object.
+size_t col(const json& j, const char* name) {
+    const json& cols = j["conntrack"]["columns"];
+    for (size_t i = 0; i < cols.size(); ++i)
+        if (cols[i] == name) return i;
+    ADD_FAILURE() << "no column " << name;
+    return 0;
+}
+void set(json& j, size_t row, const char* name, json value) {
+    j["conntrack"]["rows"][row][col(j, name)] = std::move(value);
+}
+json flow_object(const json& j, size_t row) {
+    json f = json::object();
+    const json& cols = j["conntrack"]["columns"];
+    for (size_t i = 0; i < cols.size(); ++i)
+        f[cols[i].get<std::string>()] = j["conntrack"]["rows"][row][i];
+    return f;
+}
+
 std::string error_of(const json& j) {
     BundleParse p = bundle_from_json(j);
     EXPECT_FALSE(p.bundle.has_value()) << j.dump();
@@ -66,12 +85,14 @@ TEST(MigrationBundle, RoundTripKeepsEveryMember) {
     const json j = bundle_to_json(sample());
     EXPECT_EQ(j["format"], kBundleFormat);
     EXPECT_EQ(j["version"], kBundleVersion);
-    const json& f = j["conntrack"][0];
+    const json f = flow_object(j, 0);
     EXPECT_EQ(f["local"], "198.18.0.1");
     EXPECT_EQ(f["remote_port"], 8080);
     EXPECT_EQ(f["state"], "established");
     EXPECT_EQ(f["origin"], "egress");
     EXPECT_EQ(f["flags"], json({"fin_local", "policed"}));
+    EXPECT_EQ(f["egress_packets"], 6u);
+    EXPECT_EQ(f["ingress_bytes"], 500u);
     EXPECT_EQ(f["age_ns"], 100 * kSec);
     EXPECT_EQ(f["idle_ns"], 10 * kSec);
     EXPECT_FALSE(f.contains("workload")) << "the source's workload key stays behind";
@@ -103,13 +124,39 @@ TEST(MigrationBundle, RoundTripKeepsEveryMember) {
     EXPECT_EQ(v.last_seen_ns, 40 * kSec);
 }
 
+// A version 1 bundle (an object per flow, packets and bytes nested) is still read.
+TEST(MigrationBundle, ReadsVersion1) {
+    json j = bundle_to_json(sample());
+    json flows = json::array();
+    for (size_t i = 0; i < j["conntrack"]["rows"].size(); ++i) {
+        json f = flow_object(j, i);
+        json v1 = f;
+        for (const char* k : {"ingress_packets", "egress_packets", "ingress_bytes", "egress_bytes"})
+            v1.erase(k);
+        v1["packets"] = {{"ingress", f["ingress_packets"]}, {"egress", f["egress_packets"]}};
+        v1["bytes"] = {{"ingress", f["ingress_bytes"]}, {"egress", f["egress_bytes"]}};
+        flows.push_back(v1);
+    }
+    json v1 = j;
+    v1["version"] = 1;
+    v1["conntrack"] = flows;
+    BundleParse p = bundle_from_json(v1);
+    ASSERT_TRUE(p.bundle) << p.error;
+    EXPECT_EQ(bundle_to_json(*p.bundle), j) << "the same flows as from version 2";
+    v1["conntrack"][0]["packets"].erase("egress");
+    EXPECT_NE(error_of(v1).find("conntrack[0].packets.egress is missing"), std::string::npos)
+        << error_of(v1);
+}
+
 TEST(MigrationBundle, RefusesOtherFormatsAndVersions) {
     json j = bundle_to_json(sample());
     j["format"] = "something-else";
     EXPECT_NE(error_of(j).find("not a migration bundle"), std::string::npos);
     j = bundle_to_json(sample());
     j["version"] = kBundleVersion + 1;
-    EXPECT_NE(error_of(j).find("bundle version 2 is not supported"), std::string::npos);
+    EXPECT_NE(error_of(j).find("bundle version 3 is not supported"), std::string::npos);
+    j["version"] = 0;
+    EXPECT_NE(error_of(j).find("bundle version 0 is not supported"), std::string::npos);
     j["version"] = "1";
     EXPECT_NE(error_of(j).find("is not supported"), std::string::npos);
     EXPECT_NE(error_of(json::array()).find("JSON object"), std::string::npos);
@@ -127,14 +174,20 @@ TEST(MigrationBundle, NamesMissingAndMistypedMembers) {
         {[](json& j) { j["binding"]["kind"] = "vm"; }, "binding.kind must be"},
         {[](json& j) { j["binding"].erase("cgroup"); }, "binding.cgroup is missing"},
         {[](json& j) { j.erase("conntrack"); }, "bundle.conntrack is missing"},
-        {[](json& j) { j["conntrack"][0].erase("remote"); }, "conntrack[0].remote is missing"},
-        {[](json& j) { j["conntrack"][0]["local"] = "::1"; }, "is not an IPv4 address"},
-        {[](json& j) { j["conntrack"][0]["state"] = "open"; }, "unknown value 'open'"},
-        {[](json& j) { j["conntrack"][0]["flags"] = {"sticky"}; }, "unknown value 'sticky'"},
-        {[](json& j) { j["conntrack"][0]["remote_port"] = 70000; }, "remote_port must be"},
-        {[](json& j) { j["conntrack"][0]["packets"].erase("egress"); },
-         "packets.egress is missing"},
-        {[](json& j) { j["conntrack"][0]["idle_ns"] = 1000 * kSec; }, "idle_ns is larger"},
+        {[](json& j) { set(j, 0, "remote", 5); }, "conntrack.rows[0].remote must be a string"},
+        {[](json& j) { j["conntrack"]["rows"][0].erase(0); },
+         "conntrack.rows[0] must be an array of 16 values"},
+        {[](json& j) { j["conntrack"]["columns"].erase(3); },
+         "conntrack.columns: 'remote' is missing"},
+        {[](json& j) { j["conntrack"]["columns"][3] = "far"; }, "unknown column 'far'"},
+        {[](json& j) { j["conntrack"]["columns"][3] = "local"; }, "'local' appears twice"},
+        {[](json& j) { j["conntrack"] = json::array(); }, "conntrack must be an object"},
+        {[](json& j) { set(j, 0, "local", "::1"); }, "is not an IPv4 address"},
+        {[](json& j) { set(j, 0, "state", "open"); }, "unknown value 'open'"},
+        {[](json& j) { set(j, 0, "flags", {"sticky"}); }, "unknown value 'sticky'"},
+        {[](json& j) { set(j, 0, "remote_port", 70000); }, "conntrack.rows[0].remote_port must be"},
+        {[](json& j) { set(j, 0, "egress_packets", -1); }, "egress_packets must be"},
+        {[](json& j) { set(j, 0, "idle_ns", 1000 * kSec); }, "idle_ns is larger"},
         {[](json& j) { j["source"].erase("map_schema_version"); }, "map_schema_version is missing"},
         {[](json& j) { j["counters"] = 5; }, "counters must be an object"},
     };
