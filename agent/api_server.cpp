@@ -157,14 +157,6 @@ bool truthy(const std::optional<std::string>& v) {
     return v && (*v == "1" || *v == "true" || *v == "yes" || v->empty());
 }
 
-json parse_body(const httplib::Request& req) {
-    try {
-        return json::parse(req.body);
-    } catch (const json::parse_error& e) {
-        throw ApiError(400, std::string("malformed JSON: ") + e.what());
-    }
-}
-
 // A user name or a numeric uid.
 int64_t uid_of(const json& owner) {
     if (owner.is_number_integer() && owner.get<int64_t>() >= 0) return owner.get<int64_t>();
@@ -885,6 +877,14 @@ std::optional<std::string> ApiServer::check_unbind(const httplib::Request& req) 
         if (auto rec = must(store_.persona(found->persona)))
             access_.require_change(c, *rec, "unbind " + found->cgroup_path);
     return ref->rel_path;
+}
+
+json parse_body(const httplib::Request& req) {
+    try {
+        return json::parse(req.body);
+    } catch (const json::parse_error& e) {
+        throw ApiError(400, std::string("malformed JSON: ") + e.what());
+    }
 }
 
 }  // namespace pbpf::agent

@@ -136,4 +136,7 @@ class ApiServer {
     std::vector<std::pair<std::string, std::function<nlohmann::json()>>> status_sections_;
 };
 
+// A request's body as JSON; ApiError 400 "malformed JSON: ..." when it is not.
+nlohmann::json parse_body(const httplib::Request& req);
+
 }  // namespace pbpf::agent

@@ -654,12 +654,7 @@ void add_rule_routes(ApiServer& server, AutoBinder& auto_binder) {
     server.add_route(
         "POST", "/v1/rules",
         [&auto_binder](const httplib::Request& req) {
-            json body;
-            try {
-                body = json::parse(req.body);
-            } catch (const json::parse_error& e) {
-                throw ApiError(400, std::string("request body is not JSON: ") + e.what());
-            }
+            json body = parse_body(req);
             if (body.is_object() && body.contains("persona") && body["persona"].is_string())
                 audit_note(body["persona"].get<std::string>(),
                            body.value("kind", std::string("?")) + " " +

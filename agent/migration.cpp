@@ -366,24 +366,14 @@ void Migration::add_routes(ApiServer& server) {
     server.add_route(
         "POST", "/v1/migration/export",
         [this](const httplib::Request& req) {
-            json body;
-            try {
-                body = json::parse(req.body);
-            } catch (const json::parse_error& e) {
-                throw ApiError(400, std::string("malformed JSON: ") + e.what());
-            }
+            json body = parse_body(req);
             return export_workload(body);
         },
         true, "migrate-export");
     server.add_route(
         "POST", "/v1/migration/import",
         [this](const httplib::Request& req) {
-            json body;
-            try {
-                body = json::parse(req.body);
-            } catch (const json::parse_error& e) {
-                throw ApiError(400, std::string("malformed JSON: ") + e.what());
-            }
+            json body = parse_body(req);
             return import_workload(body);
         },
         true, "migrate-import");

@@ -300,12 +300,7 @@ void MigrationPeer::add_routes(ApiServer& server) {
     server.add_route(
         "POST", "/v1/migration/send",
         [this](const httplib::Request& req) {
-            json body;
-            try {
-                body = json::parse(req.body);
-            } catch (const json::parse_error& e) {
-                throw ApiError(400, std::string("malformed JSON: ") + e.what());
-            }
+            json body = parse_body(req);
             return send(body);
         },
         /*locked=*/false, "migrate-send");

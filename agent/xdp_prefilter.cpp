@@ -614,12 +614,7 @@ void XdpPrefilter::add_routes(ApiServer& server) {
     server.add_route(
         "POST", "/v1/xdp/deny",
         [this](const httplib::Request& req) {
-            json body;
-            try {
-                body = json::parse(req.body);
-            } catch (const json::parse_error& e) {
-                throw ApiError(400, std::string("malformed JSON: ") + e.what());
-            }
+            json body = parse_body(req);
             audit_note("", body.is_object() && body.contains("cidrs") ? body["cidrs"].dump() : "");
             return add_deny(body);
         },
