@@ -366,15 +366,22 @@ class MigrationRepair : public IntegrationTest {
         ASSERT_EQ(r.exit_code, 0) << r.describe();
         json bundle = json::parse(read_file(file));
         const uint16_t local_port = ntohs(dump_.local.sin_port);
+        // The flows as rows under named columns (bundle version 2).
+        json& ct = bundle["conntrack"];
+        auto col = [&](const char* name) {
+            const auto& cols = ct["columns"];
+            return static_cast<size_t>(std::find(cols.begin(), cols.end(), name) - cols.begin());
+        };
         bool exported = false;
-        for (const auto& f : bundle["conntrack"])
-            exported = exported || (f["local_port"] == local_port &&
-                                    f["remote_port"] == kServerPort && f["state"] == "established");
+        for (const auto& f : ct["rows"])
+            exported = exported ||
+                       (f[col("local_port")] == local_port &&
+                        f[col("remote_port")] == kServerPort && f[col("state")] == "established");
         ASSERT_TRUE(exported) << "A's flow " << text(dump_.local)
-                              << " in the bundle: " << bundle["conntrack"].dump(2);
+                              << " in the bundle: " << ct.dump(2);
         std::string import_file = file;
         if (!with_flows) {
-            bundle["conntrack"] = json::array();
+            ct["rows"] = json::array();
             import_file = scratch_.write("bundle-without-flows.json", bundle.dump());
         }
         // In repair mode the close sends neither FIN nor RST: the server sees nothing.
