@@ -200,12 +200,22 @@ Result<GeoMaps> build_geo_maps(const geo::GeoDataset& ds) {
 
 Result<void> install_geo_maps(int geo4_outer_fd, int geo_outer_fd, const GeoMaps& maps) {
     const uint32_t zero = 0;
+    auto before = slot_map(geo4_outer_fd, "pbpf_geo4");  // to put back if the trie fails
+    if (!before) return before.error();
     const uint32_t table = static_cast<uint32_t>(maps.table4.get());
     if (bpf_map_update_elem(geo4_outer_fd, &zero, &table, BPF_ANY) != 0)
         return sys_error("swap in the geo IPv4 table");
     const uint32_t trie = static_cast<uint32_t>(maps.trie6.get());
-    if (bpf_map_update_elem(geo_outer_fd, &zero, &trie, BPF_ANY) != 0)
-        return sys_error("swap in the geo IPv6 trie");
+    if (bpf_map_update_elem(geo_outer_fd, &zero, &trie, BPF_ANY) != 0) {
+        const int err = errno;
+        const uint32_t old = static_cast<uint32_t>(before->get());
+        if (before->valid())
+            (void)bpf_map_update_elem(geo4_outer_fd, &zero, &old, BPF_ANY);
+        else
+            (void)bpf_map_delete_elem(geo4_outer_fd, &zero);
+        return Error{err, std::string("swap in the geo IPv6 trie: ") + std::strerror(err) +
+                              " (the IPv4 table in force was put back)"};
+    }
     return {};
 }
 

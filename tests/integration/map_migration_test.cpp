@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <sys/wait.h>
 
+#include "maps/abi/limits.h"
 #include "tests/integration/fixture.h"
 
 namespace pbpf::it {
@@ -148,7 +149,7 @@ TEST_F(MapMigration, UpgradeAndDowngradeCarryFlowsBindingsAndCountersUnderTraffi
     json status;
     ASSERT_TRUE(cli_json(*agent_, {"status"}, &status));
     EXPECT_EQ(status.value("schema_version", 0), 1007) << status.dump();
-    EXPECT_EQ(status.value("migrated_from_schema", 0), 7) << status.dump();
+    EXPECT_EQ(status.value("migrated_from_schema", 0), PBPF_MAP_SCHEMA_VERSION) << status.dump();
     ASSERT_TRUE(replies_flow(100, "after the upgrade"));
     // The flow came over member by member: same persona, its counts went on.
     const json flow_next = sink_flow();
