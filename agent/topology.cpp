@@ -259,19 +259,12 @@ Result<std::unique_ptr<TopologyManager>> TopologyManager::start(Loader& loader,
     }
     if (!cfg.egress_interfaces.empty()) {
         TopologyManager* self = m.get();
-        LinkWatcher::Callbacks cb;
-        cb.added = [self](const LinkInfo& l) { self->on_link_added(l.ifname, l.ifindex); };
-        cb.removed = [self](const LinkInfo& l) { self->on_link_removed(l.ifname); };
-        cb.overflow = [self]() {
-            auto links = LinkWatcher::list_links();
-            if (!links) return;
-            for (const auto& l : *links) self->on_link_added(l.ifname, l.ifindex);
-        };
-        auto w = LinkWatcher::start(std::move(cb));
+        auto w =
+            LinkWatcher::follow([self](const std::string& name,
+                                       uint32_t ifindex) { self->on_link_added(name, ifindex); },
+                                [self](const std::string& name) { self->on_link_removed(name); });
         if (!w) return w.error();
         m->watcher_ = std::move(*w);
-        if (auto links = LinkWatcher::list_links())
-            for (const auto& l : *links) m->on_link_added(l.ifname, l.ifindex);
     }
     return m;
 }

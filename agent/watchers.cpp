@@ -521,6 +521,23 @@ Result<std::vector<LinkInfo>> LinkWatcher::list_links() {
     return list_links_on(fd->get(), seq);
 }
 
+Result<std::unique_ptr<LinkWatcher>> LinkWatcher::follow(
+    std::function<void(const std::string& name, uint32_t ifindex)> added,
+    std::function<void(const std::string& name)> removed) {
+    auto rescan = [added] {
+        if (auto links = list_links())
+            for (const auto& l : *links) added(l.ifname, l.ifindex);
+    };
+    Callbacks cb;
+    cb.added = [added](const LinkInfo& l) { added(l.ifname, l.ifindex); };
+    cb.removed = [removed](const LinkInfo& l) { removed(l.ifname); };
+    cb.overflow = rescan;
+    auto w = start(std::move(cb));
+    if (!w) return w.error();
+    rescan();
+    return w;
+}
+
 void LinkWatcher::stop() {
     if (!impl_) return;
     std::lock_guard<std::mutex> lock(impl_->stop_mu);

@@ -76,6 +76,14 @@ class LinkWatcher {
     static Result<std::unique_ptr<LinkWatcher>> start(Callbacks cb);
     // Every link of the calling thread's netns now (RTM_GETLINK dump).
     static Result<std::vector<LinkInfo>> list_links();
+    // start() for a receiver that keeps its own state by name: added(name, ifindex) for
+    // every link that appears, and for every link that exists once the subscription is in
+    // place (one that appeared between the receiver's own scan and the subscription is
+    // not missed) and after an overflow (a rescan); removed(name) for every link that
+    // goes. Receivers must be idempotent.
+    static Result<std::unique_ptr<LinkWatcher>> follow(
+        std::function<void(const std::string& name, uint32_t ifindex)> added,
+        std::function<void(const std::string& name)> removed);
 
     ~LinkWatcher();  // stop()
     LinkWatcher(const LinkWatcher&) = delete;
