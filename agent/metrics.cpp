@@ -16,6 +16,7 @@
 #include <spdlog/spdlog.h>
 
 #include "agent/api_server.h"
+#include "agent/peer_tls.h"
 
 namespace pbpf::agent {
 
@@ -38,34 +39,17 @@ Result<ListenAddress> parse_listen_address(const std::string& text) {
                                      std::to_string(sizeof(sockaddr_un::sun_path) - 1) + " bytes"};
         return a;
     }
-    std::string port;
-    if (!text.empty() && text[0] == '[') {
-        const size_t close = text.find(']');
-        if (close == std::string::npos || close + 1 >= text.size() || text[close + 1] != ':')
-            return Error{EINVAL, "'" + text + "' is not [IPV6]:PORT"};
-        a.host = text.substr(1, close - 1);
-        port = text.substr(close + 2);
-        in6_addr v6{};
-        if (inet_pton(AF_INET6, a.host.c_str(), &v6) != 1)
-            return Error{EINVAL, "'" + text + "': '" + a.host + "' is not an IPv6 address"};
-    } else {
-        const size_t colon = text.rfind(':');
-        if (colon == std::string::npos || colon == 0)
-            return Error{EINVAL, "'" + text + "' is not HOST:PORT, [IPV6]:PORT or unix:/PATH"};
-        a.host = text.substr(0, colon);
-        port = text.substr(colon + 1);
-        if (a.host.find(':') != std::string::npos)
-            return Error{EINVAL, "'" + text + "': write an IPv6 address in brackets ([::1]:9464)"};
-        for (unsigned char c : a.host)
-            if (!std::isalnum(c) && c != '.' && c != '-')
-                return Error{EINVAL, "'" + text + "': '" + a.host + "' is not a host name"};
+    // HOST:PORT or [IPV6]:PORT as the migration listener reads it (agent/peer_tls.h).
+    auto hp = parse_host_port(text);
+    if (!hp) {
+        const std::string& why = hp.error().message;
+        const bool range =
+            why.size() >= 12 && why.compare(why.size() - 12, 12, "out of range") == 0;
+        return Error{EINVAL, why + (range ? " (1..65535)" : " (or unix:/PATH)")};
     }
-    if (port.empty() || port.size() > 5 ||
-        port.find_first_not_of("0123456789") != std::string::npos)
-        return Error{EINVAL, "'" + text + "': port '" + port + "' is not a number"};
-    a.port = std::stoi(port);
-    if (a.port < 1 || a.port > 65535)
-        return Error{EINVAL, "'" + text + "': port " + port + " is out of range (1..65535)"};
+    if (hp->port == 0) return Error{EINVAL, "'" + text + "': port 0 is out of range (1..65535)"};
+    a.host = hp->host;
+    a.port = hp->port;
     return a;
 }
 
