@@ -170,6 +170,21 @@ Result<void> release_interface(const Loader& loader, uint64_t netns_cookie, uint
     return {};
 }
 
+Result<IfBinder::Key> IfBinder::resolve(const std::string& ifname, const std::string& netns) const {
+    if (netns.find('/') != std::string::npos && netns[0] != '/')
+        return Error{EINVAL,
+                     "netns must be a name under /run/netns or an absolute path: '" + netns + "'"};
+    Interface i;
+    auto probed = in_netns(netns, [&]() -> Result<void> {
+        auto r = probe_interface(ifname);
+        if (!r) return r.error();
+        i = *r;
+        return {};
+    });
+    if (!probed) return probed.error();
+    return Key{i.cookie, i.ifindex};
+}
+
 json IfBinder::bind(const json& body) {
     auto str = [&](const char* key, bool required) -> std::string {
         if (!body.contains(key)) {

@@ -35,6 +35,15 @@ class IfBinder {
     // Removes a stored binding (store, map entry, links). `trigger`: enum pbpf_bind_trigger.
     void unbind_record(const IfBindingRecord& b, uint8_t trigger);
 
+    // The interface's key as the programs see it (netns cookie, ifindex), changing nothing;
+    // ENOENT/ENODEV when the netns or the interface does not exist, EINVAL when it cannot be
+    // bound (loopback, another link type, a bad name). For checks before a change.
+    struct Key {
+        uint64_t netns_cookie = 0;
+        uint32_t ifindex = 0;
+    };
+    Result<Key> resolve(const std::string& ifname, const std::string& netns) const;
+
     // Called after every change: (PBPF_EV_BIND|UNBIND, trigger, netns cookie, ifindex,
     // interface name, persona id, binding rule id).
     using EventHook = std::function<void(uint8_t, uint8_t, uint64_t, uint32_t, const std::string&,

@@ -291,7 +291,7 @@ int main(int argc, char** argv) {
     (*xdp)->add_routes(server);
     (*qos)->add_routes(server);
     geo.add_routes(server, personas);
-    Migration migration(**store, **loader, personas, binder, cfg.geo.host_country);
+    Migration migration(**store, **loader, personas, binder, if_binder, cfg.geo.host_country);
     migration.add_routes(server);
     // `migrate send`: the route always (it needs [migration] cert, key and ca); the listener
     // for peers when [migration] listen is set, started below with the API.

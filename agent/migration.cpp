@@ -30,16 +30,14 @@ namespace {
 
 using nlohmann::json;
 
-// The request's target workload: only cgroups in this release.
-std::string target_cgroup(const json& body, const char* verb) {
-    if (!body.is_object()) throw ApiError(400, "request must be a JSON object");
-    if (body.contains("ifname"))
-        throw ApiError(501, std::string("migrate ") + verb +
-                                " of interface-bound workloads is not implemented yet; "
-                                "cgroup-bound workloads only (\"cgroup\")");
-    if (!body.contains("cgroup") || !body["cgroup"].is_string())
-        throw ApiError(400, std::string("migrate ") + verb + " needs \"cgroup\" (a path)");
-    return body["cgroup"].get<std::string>();
+std::string describe_interface(const std::string& ifname, const std::string& netns) {
+    return "interface " + ifname + (netns.empty() ? "" : " in netns " + netns);
+}
+
+MigrationTarget parse_target(const json& body, const char* verb, const Bundle* bundle = nullptr) {
+    TargetParse t = migration_target(body, verb, bundle);
+    if (!t.target) throw ApiError(400, t.error);
+    return *t.target;
 }
 
 std::string countries_text(const pdl::ir::Persona& p) {
@@ -65,9 +63,9 @@ struct ImportUndo {
 
 // The binding's counters as the kernel has them now (the per-CPU sums), drops by reason
 // by name; {} when the binding has no counter slot.
-json binding_counters(Loader& loader, uint64_t cgroup_id) {
+json binding_counters(Loader& loader, uint64_t workload, uint32_t ifindex) {
     BindingStats s;
-    s.key = {cgroup_id, 0};
+    s.key = {workload, ifindex};
     s.slot = loader.slots().find(s.key);
     if (s.slot == 0) return json::object();
     s.counters = must(read_binding_counters(loader.binding_counters_fd(), s.slot));
@@ -91,15 +89,41 @@ json binding_counters(Loader& loader, uint64_t cgroup_id) {
 }  // namespace
 
 json Migration::export_workload(const json& body) {
-    const std::string path = target_cgroup(body, "export");
-    const CgroupRef ref = binder_.named_cgroup(json{{"cgroup", path}});
-    const uint64_t cgroup_id = must(cgroup_id_of(ref.fs_path));
-    auto binding = must(store_.binding(cgroup_id));
-    if (!binding)
-        throw ApiError(404, "cgroup " + ref.rel_path +
-                                " has no binding of its own: nothing to export (bind it first)");
-    audit_note(binding->persona, "cgroup " + ref.rel_path);
-    const PersonaVersion v = personas_.current_version(binding->persona);
+    const MigrationTarget t = parse_target(body, "export");
+    // The flows' and counters' key: (cgroup id, 0) or (the interface's netns cookie, ifindex).
+    uint64_t workload = 0;
+    uint32_t ifindex = 0;
+    std::string persona, what, bound_ifname, bound_netns;
+    if (t.kind == "cgroup") {
+        const CgroupRef ref = binder_.named_cgroup(json{{"cgroup", t.cgroup}});
+        workload = must(cgroup_id_of(ref.fs_path));
+        auto binding = must(store_.binding(workload));
+        if (!binding)
+            throw ApiError(404,
+                           "cgroup " + ref.rel_path +
+                               " has no binding of its own: nothing to export (bind it first)");
+        persona = binding->persona;
+        what = ref.rel_path;
+    } else {
+        auto binding = must(store_.if_binding(t.netns, t.ifname));
+        if (!binding) {  // the same interface under another spelling of its netns
+            if (auto key = if_binder_.resolve(t.ifname, t.netns))
+                for (const auto& other : must(store_.if_bindings()))
+                    if (other.netns_cookie == key->netns_cookie && other.ifindex == key->ifindex)
+                        binding = other;
+        }
+        if (!binding)
+            throw ApiError(404, describe_interface(t.ifname, t.netns) +
+                                    " has no binding: nothing to export (bind it first)");
+        persona = binding->persona;
+        workload = binding->netns_cookie;
+        ifindex = binding->ifindex;
+        bound_ifname = binding->ifname;
+        bound_netns = binding->netns;
+        what = binding->ifname + (binding->netns.empty() ? "" : "@" + binding->netns);
+    }
+    audit_note(persona, (t.kind == "cgroup" ? "cgroup " : "interface ") + what);
+    const PersonaVersion v = personas_.current_version(persona);
 
     Bundle b;
     b.exported_at = static_cast<int64_t>(std::time(nullptr));
@@ -111,12 +135,18 @@ json Migration::export_workload(const json& body) {
     b.filename = v.filename;
     b.source = v.source;
     b.imports_json = v.imports_json;
-    b.kind = "cgroup";
-    b.cgroup = ref.rel_path;
-    b.counters = binding_counters(loader_, cgroup_id);
+    b.kind = t.kind;
+    if (t.kind == "cgroup") {
+        b.cgroup = what;
+    } else {
+        b.ifname = bound_ifname;
+        b.netns = bound_netns;
+    }
+    b.counters = binding_counters(loader_, workload, ifindex);
 
-    // The flows of the cgroup's own sockets, as the listing shows them (expired ones left
-    // out). Flows of sockets in descendant cgroups are keyed by those and not exported.
+    // The workload's flows, as the listing shows them (expired ones left out): a cgroup's
+    // own sockets' (flows of sockets in descendant cgroups are keyed by those and not
+    // exported), or those the interface's programs keyed by (netns cookie, ifindex).
     // Read in batches (a syscall per thousand entries, not two per entry).
     const int fd = loader_.conntrack_fd();
     const uint64_t now = monotonic_ns();
@@ -141,7 +171,7 @@ json Migration::export_workload(const json& body) {
         for (__u32 i = 0; i < n; ++i) {
             const pbpf_ct_key& k = keys[i];
             const pbpf_ct_value& val = values[i];
-            if (k.ifindex != 0 || k.workload != cgroup_id) continue;
+            if (k.ifindex != ifindex || k.workload != workload) continue;
             if (now > val.last_seen_ns &&
                 now - val.last_seen_ns > pbpf_ct_timeout_s(k.proto, val.state) * 1000000000ull)
                 continue;
@@ -151,7 +181,7 @@ json Migration::export_workload(const json& body) {
         in = out;
         first = false;
     }
-    spdlog::info("migrate export: cgroup {} (persona '{}' version {}, {} flows)", ref.rel_path,
+    spdlog::info("migrate export: {} {} (persona '{}' version {}, {} flows)", t.kind, what,
                  b.persona, b.persona_version, b.flows.size());
     audit_note("", "",
                "persona " + b.persona + " v" + std::to_string(b.persona_version) + ", " +
@@ -161,17 +191,21 @@ json Migration::export_workload(const json& body) {
 
 json Migration::import_workload(const json& body, const std::string& from) {
     const auto t0 = std::chrono::steady_clock::now();
-    const std::string path = target_cgroup(body, "import");
+    if (!body.is_object()) throw ApiError(400, "request must be a JSON object");
     if (!body.contains("bundle")) throw ApiError(400, "migrate import needs \"bundle\"");
     // 1. Everything that can refuse, before anything changes: the bundle in full, the
     // persona's source, the gate, the target workload, the repository's versions.
     BundleParse parsed = bundle_from_json(body["bundle"]);
     if (!parsed.bundle) throw ApiError(400, "bad bundle: " + parsed.error);
     const Bundle& b = *parsed.bundle;
+    const MigrationTarget t = parse_target(body, "import", &b);
+    const bool on_interface = t.kind == "interface";
     const std::string& name = b.persona;
     const int64_t version = b.persona_version;
     const std::string vtext = "'" + name + "' version " + std::to_string(version);
-    audit_note(name, "cgroup " + path);
+    const std::string where =
+        on_interface ? describe_interface(t.ifname, t.netns) : "cgroup " + t.cgroup;
+    audit_note(name, where);
 
     std::vector<pdl::Source> imports;
     for (const auto& imp : json::parse(b.imports_json))
@@ -210,8 +244,32 @@ json Migration::import_workload(const json& body, const std::string& from) {
              {"countries", persona->sovereignty.countries},
              {"reason", gate.reason}});
 
-    const CgroupRef ref = binder_.named_cgroup(json{{"cgroup", path}});
-    const uint64_t cgroup_id = must(cgroup_id_of(ref.fs_path));
+    // The target workload and its key in the flows: (cgroup id, 0), or (the interface's
+    // netns cookie, ifindex) as the programs on it read them.
+    CgroupRef ref;
+    uint64_t workload = 0;
+    uint32_t ifindex = 0;
+    if (on_interface) {
+        auto key = if_binder_.resolve(t.ifname, t.netns);
+        if (!key) {
+            const Error& e = key.error();
+            throw ApiError(e.err == ENOENT || e.err == ENODEV ? 404 : 400,
+                           "cannot import onto " + where + ": " + e.what());
+        }
+        workload = key->netns_cookie;
+        ifindex = key->ifindex;
+        // One interface, one binding (as `bind` checks): refused here, before any change.
+        for (const auto& other : must(store_.if_bindings()))
+            if (other.netns_cookie == workload && other.ifindex == ifindex &&
+                (other.netns != t.netns || other.ifname != t.ifname))
+                throw ApiError(409, where + " is already bound to '" + other.persona + "' as " +
+                                        describe_interface(other.ifname, other.netns) +
+                                        "; import onto that name, or unbind it first");
+    } else {
+        ref = binder_.named_cgroup(json{{"cgroup", t.cgroup}});
+        workload = must(cgroup_id_of(ref.fs_path));
+    }
+    const std::string target_text = on_interface ? where : "cgroup " + ref.rel_path;
 
     // The persona version in force here must become the source's, without changing what
     // this host's other workloads of the persona enforce.
@@ -238,15 +296,23 @@ json Migration::import_workload(const json& body, const std::string& from) {
                                         std::to_string(version) + "; import refused");
         apply_needed = true;
     }
-    const auto previous = must(store_.binding(cgroup_id));
+    const auto previous = on_interface ? std::nullopt : must(store_.binding(workload));
+    const auto previous_if =
+        on_interface ? must(store_.if_binding(t.netns, t.ifname)) : std::nullopt;
 
     // 2. The changes, each with its undo; any failure undoes them all.
     ImportUndo undo;
     json answer = {{"persona", name},
                    {"version", version},
-                   {"cgroup", ref.rel_path},
                    {"country", country.empty() ? json() : json(country)},
                    {"gate", gate.reason}};
+    if (on_interface) {
+        answer["ifname"] = t.ifname;
+        answer["netns"] = t.netns;
+        answer["ifindex"] = ifindex;
+    } else {
+        answer["cgroup"] = ref.rel_path;
+    }
     try {
         bool version_added = false;
         if (apply_needed) {
@@ -269,24 +335,50 @@ json Migration::import_workload(const json& body, const std::string& from) {
         answer["version_added"] = version_added;
         if (failpoint_armed("migrate-import-persona")) throw ApiError(500, "failpoint");
 
-        if (!previous || previous->persona != name || previous->cgroup_path != ref.rel_path) {
-            binder_.bind_cgroup(ref, cgroup_id, name, "api", 0);
-            undo.steps.push_back([this, ref, cgroup_id, previous, name] {
-                if (previous) {
-                    binder_.bind_cgroup(ref, cgroup_id, previous->persona, previous->origin,
-                                        previous->rule_id);
-                    must(store_.upsert_binding(*previous));  // its bound_at, as it was
-                } else if (auto now = must(store_.binding(cgroup_id))) {
-                    binder_.unbind_record(*now, PBPF_BIND_API);
-                }
-            });
+        if (on_interface) {
+            // Bound already to the persona (a retried import): left as it is. A stored
+            // binding of a recreated interface (another ifindex) is bound afresh.
+            const bool in_place = previous_if && previous_if->persona == name &&
+                                  previous_if->ifindex == ifindex &&
+                                  previous_if->netns_cookie == workload;
+            if (!in_place) {
+                if_binder_.bind_as(name, t.ifname, t.netns, "api", 0);
+                undo.steps.push_back([this, t, previous_if, workload, ifindex] {
+                    if (previous_if) {
+                        if_binder_.bind_as(previous_if->persona, t.ifname, t.netns,
+                                           previous_if->origin, previous_if->rule_id);
+                        IfBindingRecord restored = *previous_if;  // its bound_at, as it was
+                        restored.ifindex = ifindex;
+                        restored.netns_cookie = workload;
+                        must(store_.upsert_if_binding(restored));
+                    } else if (auto now = must(store_.if_binding(t.netns, t.ifname))) {
+                        if_binder_.unbind_record(*now, PBPF_BIND_API);
+                    }
+                });
+            }
+            answer["replaced"] = previous_if && previous_if->persona != name
+                                     ? json(previous_if->persona)
+                                     : json(nullptr);
+        } else {
+            if (!previous || previous->persona != name || previous->cgroup_path != ref.rel_path) {
+                binder_.bind_cgroup(ref, workload, name, "api", 0);
+                undo.steps.push_back([this, ref, cgroup_id = workload, previous, name] {
+                    if (previous) {
+                        binder_.bind_cgroup(ref, cgroup_id, previous->persona, previous->origin,
+                                            previous->rule_id);
+                        must(store_.upsert_binding(*previous));  // its bound_at, as it was
+                    } else if (auto now = must(store_.binding(cgroup_id))) {
+                        binder_.unbind_record(*now, PBPF_BIND_API);
+                    }
+                });
+            }
+            answer["replaced"] =
+                previous && previous->persona != name ? json(previous->persona) : json(nullptr);
         }
-        answer["replaced"] =
-            previous && previous->persona != name ? json(previous->persona) : json(nullptr);
 
-        // Flows: re-keyed to this cgroup, this host's persona id and policy epoch, ages
-        // turned into this host's clock. An entry that is there already (a retried import)
-        // is overwritten and, on failure, put back as it was.
+        // Flows: re-keyed to this workload (cgroup id, or netns cookie and ifindex), this
+        // host's persona id and policy epoch, ages turned into this host's clock. An entry that is
+        // there already (a retried import) is overwritten and, on failure, put back as it was.
         const auto rec = must(store_.persona(name));
         if (!rec) throw ApiError(500, "persona '" + name + "' vanished during the import");
         const auto globals = must(loader_.read_globals());
@@ -308,7 +400,7 @@ json Migration::import_workload(const json& body, const std::string& from) {
         for (const auto& f : b.flows) {
             pbpf_ct_key k;
             pbpf_ct_value v;
-            flow_to_entry(f, cgroup_id, 0, rec->id, globals.policy_epoch, now, &k, &v);
+            flow_to_entry(f, workload, ifindex, rec->id, globals.policy_epoch, now, &k, &v);
             Written w{k, std::nullopt};
             pbpf_ct_value old{};
             if (bpf_map_lookup_elem(fd, &k, &old) == 0) w.before = old;
@@ -322,14 +414,14 @@ json Migration::import_workload(const json& body, const std::string& from) {
         answer["flows"] = b.flows.size();
     } catch (const ApiError& e) {
         spdlog::warn("migrate import of persona {} into {} failed: {}; undoing it", vtext,
-                     ref.rel_path, e.what());
+                     target_text, e.what());
         undo.undo();
         throw ApiError(e.status(), std::string(e.what()) + " (nothing was changed)", e.body());
     } catch (...) {
         undo.undo();
         throw;
     }
-    spdlog::info("migrate import: persona {} into cgroup {} ({} flows{})", vtext, ref.rel_path,
+    spdlog::info("migrate import: persona {} into {} ({} flows{})", vtext, target_text,
                  b.flows.size(), apply_needed ? ", persona created" : "");
     audit_note("", "",
                "persona " + name + " v" + std::to_string(version) + ", " +
@@ -339,8 +431,25 @@ json Migration::import_workload(const json& body, const std::string& from) {
 }
 
 json Migration::release_workload(const json& bundle) {
-    const std::string path = bundle.at("binding").at("cgroup").get<std::string>();
+    const json& bound = bundle.at("binding");
     const std::string persona = bundle.at("persona").at("name").get<std::string>();
+    if (bound.value("kind", std::string("cgroup")) == "interface") {
+        const std::string ifname = bound.at("ifname").get<std::string>();
+        const std::string netns = bound.at("netns").get<std::string>();
+        const std::string what = describe_interface(ifname, netns);
+        const auto binding = must(store_.if_binding(netns, ifname));
+        if (!binding) return {{"released", false}, {"reason", what + " is no longer bound"}};
+        if (binding->persona != persona)
+            return {{"released", false},
+                    {"reason", what + " was bound to persona '" + binding->persona +
+                                   "' since the export (of persona '" + persona +
+                                   "'): its binding is left as it is"}};
+        if_binder_.unbind_record(*binding, PBPF_BIND_API);
+        spdlog::info("migrate send: released {} (persona '{}') after the target's import", what,
+                     persona);
+        return {{"released", true}};
+    }
+    const std::string path = bound.at("cgroup").get<std::string>();
     CgroupRef ref;
     try {
         ref = binder_.named_cgroup(json{{"cgroup", path}});

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "agent/binder.h"
+#include "agent/if_binder.h"
 #include "agent/loader.h"
 #include "agent/persona_manager.h"
 #include "agent/store.h"
@@ -20,22 +21,26 @@ class ApiServer;
 class Migration {
   public:
     Migration(Store& store, Loader& loader, PersonaManager& personas, Binder& binder,
-              std::string host_country)
+              IfBinder& if_binder, std::string host_country)
         : store_(store),
           loader_(loader),
           personas_(personas),
           binder_(binder),
+          if_binder_(if_binder),
           host_country_(std::move(host_country)) {}
 
-    // POST /v1/migration/export {"cgroup": PATH}: the bundle. Throws ApiError.
+    // POST /v1/migration/export {"cgroup": PATH} or {"ifname": IF, "netns"?: NS}: the
+    // bundle. Throws ApiError.
     nlohmann::json export_workload(const nlohmann::json& body);
-    // POST /v1/migration/import {"bundle": {...}, "cgroup": PATH}. Throws ApiError; on any
-    // failure this host is as it was before the call. `from` names where the bundle came
-    // from in the created version's message ("peer host-a (10.0.0.1:40112)"); "" = the API.
+    // POST /v1/migration/import {"bundle": {...}, "cgroup": PATH | "ifname": IF, "netns"?}
+    // (no target: the bundle's own). Throws ApiError; on any failure this host is as it was
+    // before the call. `from` names where the bundle came from in the created version's
+    // message ("peer host-a (10.0.0.1:40112)"); "" = the API.
     nlohmann::json import_workload(const nlohmann::json& body, const std::string& from = "");
     // After a peer confirmed the import of `bundle` (exported here): unbinds the source
-    // cgroup, unless its binding changed since the export (then nothing changes and the
-    // answer says why). {"released": bool, "reason"?: text}. Under the API mutex.
+    // cgroup or interface, unless its binding changed since the export (then nothing
+    // changes and the answer says why). {"released": bool, "reason"?: text}. Under the API
+    // mutex.
     nlohmann::json release_workload(const nlohmann::json& bundle);
 
     // Both routes, admin only, under the API mutex.
@@ -46,6 +51,7 @@ class Migration {
     Loader& loader_;
     PersonaManager& personas_;
     Binder& binder_;
+    IfBinder& if_binder_;
     std::string host_country_;
 };
 

@@ -458,4 +458,60 @@ BundleParse bundle_from_json(const json& j) {
     return out;
 }
 
+TargetParse migration_target(const json& body, const std::string& verb, const Bundle* bundle) {
+    TargetParse out;
+    const std::string what = "migrate " + verb;
+    if (!body.is_object()) {
+        out.error = "request must be a JSON object";
+        return out;
+    }
+    for (const char* key : {"cgroup", "ifname", "netns"})
+        if (body.contains(key) && !body[key].is_string()) {
+            out.error = what + ": \"" + key + "\" must be a string";
+            return out;
+        }
+    const bool cgroup = body.contains("cgroup"), ifname = body.contains("ifname");
+    if (cgroup && ifname) {
+        out.error = what + ": give \"cgroup\" or \"ifname\", not both";
+        return out;
+    }
+    if (body.contains("netns") && !ifname) {
+        out.error = what + ": \"netns\" goes with \"ifname\" only";
+        return out;
+    }
+    MigrationTarget t;
+    if (cgroup) {
+        t.kind = "cgroup";
+        t.cgroup = body["cgroup"].get<std::string>();
+    } else if (ifname) {
+        t.kind = "interface";
+        t.ifname = body["ifname"].get<std::string>();
+        t.netns = body.value("netns", std::string());
+        if (t.ifname.empty()) {
+            out.error = what + ": \"ifname\" is empty";
+            return out;
+        }
+    } else if (bundle) {  // the bundle's own workload
+        t.kind = bundle->kind;
+        t.cgroup = bundle->cgroup;
+        t.ifname = bundle->ifname;
+        t.netns = bundle->netns;
+    } else {
+        out.error = what + " needs \"cgroup\" (a path) or \"ifname\" (and \"netns\")";
+        return out;
+    }
+    if (bundle && bundle->kind != t.kind) {
+        out.error = bundle->kind == "cgroup"
+                        ? "the bundle is of a cgroup-bound workload (cgroup " + bundle->cgroup +
+                              "): import it into a cgroup (\"cgroup\"), not onto an interface"
+                        : "the bundle is of an interface-bound workload (interface " +
+                              bundle->ifname +
+                              (bundle->netns.empty() ? "" : " in netns " + bundle->netns) +
+                              "): import it onto an interface (\"ifname\"), not into a cgroup";
+        return out;
+    }
+    out.target = std::move(t);
+    return out;
+}
+
 }  // namespace pbpf::agent

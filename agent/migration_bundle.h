@@ -77,4 +77,21 @@ struct BundleParse {
 };
 BundleParse bundle_from_json(const nlohmann::json& j);
 
+// The workload a migration request names: a cgroup (path), or an interface (ifname, netns:
+// "" = the agent's own netns).
+struct MigrationTarget {
+    std::string kind;  // "cgroup" | "interface"
+    std::string cgroup, ifname, netns;
+};
+struct TargetParse {
+    std::optional<MigrationTarget> target;
+    std::string error;  // a 400's text when there is no target
+};
+// The request's "cgroup", or "ifname" with an optional "netns". `verb` names the request
+// in errors ("export", "import"). For an import, `bundle` is the default target (its own
+// binding, when the request names none) and the target must be of its kind: flows keyed
+// by a cgroup are not moved onto an interface, nor the other way.
+TargetParse migration_target(const nlohmann::json& body, const std::string& verb,
+                             const Bundle* bundle = nullptr);
+
 }  // namespace pbpf::agent

@@ -135,8 +135,9 @@ json MigrationPeer::handle_request(const std::string& message, const std::string
         json result = api_.run_change("migrate-receive", "from " + from,
                                       [&] { return migration_.import_workload(body, from); });
         imports_ok_.fetch_add(1);
-        spdlog::info("migration: imported a workload from {} into cgroup {}", from,
-                     string_member(result, "cgroup"));
+        spdlog::info("migration: imported a workload from {} into {}", from,
+                     result.contains("ifname") ? "interface " + string_member(result, "ifname")
+                                               : "cgroup " + string_member(result, "cgroup"));
         return reply_ok(std::move(result));
     } catch (const ApiError& e) {
         imports_failed_.fetch_add(1);
@@ -173,6 +174,13 @@ json MigrationPeer::send(const json& body) {
     for (const char* key : {"cgroup", "ifname", "netns"})
         if (body.contains(key)) selection[key] = body[key];
     std::string target_cgroup = optional_string(body, "target_cgroup");
+    const std::string target_ifname = optional_string(body, "target_ifname");
+    const bool has_target_netns = body.contains("target_netns") && !body["target_netns"].is_null();
+    const std::string target_netns = optional_string(body, "target_netns");
+    if (!target_cgroup.empty() && (!target_ifname.empty() || has_target_netns))
+        throw ApiError(400,
+                       "migrate send: give \"target_cgroup\" or \"target_ifname\" (and "
+                       "\"target_netns\"), not both");
     // A name dialled is a name the target's certificate must carry (as HTTPS does); an
     // address has none, and [migration] peers alone decides.
     const std::string expected = !peer_name.empty()        ? peer_name
@@ -200,9 +208,31 @@ json MigrationPeer::send(const json& body) {
     }
     const double export_ms = ms_since(t0);
     const std::string persona = bundle["persona"]["name"].get<std::string>();
-    // Default: the same path on the target, relative to its cgroup2 mount.
-    if (target_cgroup.empty()) target_cgroup = bundle["binding"]["cgroup"].get<std::string>();
-    audit_note(persona, "cgroup " + bundle["binding"]["cgroup"].get<std::string>() + " to " + to);
+    const json& bound = bundle["binding"];
+    const bool on_interface = bound["kind"] == "interface";
+    // The workload here, as the answer and the log name it.
+    const std::string source = on_interface
+                                   ? "interface " + bound["ifname"].get<std::string>() +
+                                         (bound["netns"].get<std::string>().empty()
+                                              ? std::string()
+                                              : " in netns " + bound["netns"].get<std::string>())
+                                   : "cgroup " + bound["cgroup"].get<std::string>();
+    // The target's workload: by default the same cgroup path (relative to its cgroup2 mount)
+    // or the same interface name and netns. A target interface given without a netns is in
+    // the target agent's own netns. The kinds must agree: the target refuses otherwise.
+    json target = json::object();
+    if (!target_cgroup.empty() || (!on_interface && target_ifname.empty() && !has_target_netns)) {
+        target["cgroup"] = target_cgroup.empty() ? bound["cgroup"] : json(target_cgroup);
+    } else if (on_interface || !target_ifname.empty()) {
+        target["ifname"] =
+            target_ifname.empty() ? bound.value("ifname", std::string()) : target_ifname;
+        target["netns"] = has_target_netns         ? target_netns
+                          : !target_ifname.empty() ? std::string()
+                                                   : bound.value("netns", std::string());
+    } else {  // only target_netns, for a cgroup-bound workload
+        target["netns"] = target_netns;
+    }
+    audit_note(persona, source + " to " + to);
 
     TlsLimits limits;
     limits.max_message = kMigrationMaxMessage;
@@ -212,7 +242,8 @@ json MigrationPeer::send(const json& body) {
         throw failed(conn.error().err == ETIMEDOUT ? 504 : 502, "connect",
                      conn.error().what() + " (nothing was changed)");
     const std::string peer = conn->peer_name();
-    json request = {{"protocol", kMigrationProtocol}, {"op", "import"}, {"cgroup", target_cgroup}};
+    json request = {{"protocol", kMigrationProtocol}, {"op", "import"}};
+    for (auto& [key, value] : target.items()) request[key] = value;
     const double connect_ms = ms_since(t_connect);
     const auto t_exchange = std::chrono::steady_clock::now();
     // The bundle goes in and comes back out: no copy of its thousands of flows.
@@ -262,7 +293,7 @@ json MigrationPeer::send(const json& body) {
     sends_ok_.fetch_add(1);
     json out = {{"to", to},
                 {"peer", peer},
-                {"cgroup", bundle["binding"]["cgroup"]},
+                {"workload", source},
                 {"persona", persona},
                 {"version", bundle["persona"]["version"]},
                 {"flows", bundle["conntrack"]["rows"].size()},
@@ -277,6 +308,12 @@ json MigrationPeer::send(const json& body) {
                   {"connect", connect_ms},
                   {"exchange", exchange_ms},
                   {"total", ms_since(t0)}}}};
+    if (on_interface) {
+        out["ifname"] = bound["ifname"];
+        out["netns"] = bound["netns"];
+    } else {
+        out["cgroup"] = bound["cgroup"];
+    }
     if (release) {
         // The move stands whatever happens here: a failed release is said, not an error.
         std::lock_guard<std::mutex> lock(api_.mutex());
@@ -285,14 +322,13 @@ json MigrationPeer::send(const json& body) {
             out["released"] = r["released"];
             if (r.contains("reason")) out["release_skipped"] = r["reason"];
         } catch (const std::exception& e) {
-            spdlog::error("migrate send: release of cgroup {} failed: {}",
-                          out["cgroup"].get<std::string>(), e.what());
+            spdlog::error("migrate send: release of {} failed: {}", source, e.what());
             out["release_skipped"] = std::string("the unbind failed: ") + e.what();
         }
     }
-    spdlog::info("migrate send: cgroup {} (persona '{}' version {}, {} flows) moved to {} ({}){}",
-                 out["cgroup"].get<std::string>(), persona, out["version"].dump(),
-                 out["flows"].dump(), peer, to, out["released"] == true ? ", released here" : "");
+    spdlog::info("migrate send: {} (persona '{}' version {}, {} flows) moved to {} ({}){}", source,
+                 persona, out["version"].dump(), out["flows"].dump(), peer, to,
+                 out["released"] == true ? ", released here" : "");
     return out;
 }
 

@@ -45,7 +45,8 @@ class MigrationPeer {
     void add_routes(ApiServer& server);
     nlohmann::json status() const;
 
-    // POST /v1/migration/send {"cgroup", "to", "target_cgroup"?, "peer_name"?, "release"?}.
+    // POST /v1/migration/send {"cgroup" | "ifname", "netns"?, "to", "target_cgroup"? |
+    // "target_ifname"?, "target_netns"?, "peer_name"?, "release"?}.
     // Throws ApiError naming the step that failed and the peer.
     nlohmann::json send(const nlohmann::json& body);
 

@@ -18,8 +18,11 @@ struct Target {
     std::string cgroup, ifname, netns;
 };
 
-nlohmann::json target_body(const Target& t) {
-    if (t.cgroup.empty() == t.ifname.empty())
+// `optional`: no target is fine (an import's default: the bundle's own workload).
+nlohmann::json target_body(const Target& t, bool optional = false) {
+    if (!t.cgroup.empty() && !t.ifname.empty())
+        throw CliError("give one of --cgroup PATH or --ifname IF, not both");
+    if (!optional && t.cgroup.empty() && t.ifname.empty())
         throw CliError("give one of --cgroup PATH or --ifname IF");
     if (!t.netns.empty() && t.ifname.empty()) throw CliError("--netns goes with --ifname only");
     nlohmann::json body = nlohmann::json::object();
@@ -27,6 +30,13 @@ nlohmann::json target_body(const Target& t) {
     if (!t.ifname.empty()) body["ifname"] = t.ifname;
     if (!t.netns.empty()) body["netns"] = t.netns;
     return body;
+}
+
+// A bundle's binding or an answer's workload: the cgroup path, or "interface IF [in netns NS]".
+std::string workload_text(const nlohmann::json& j) {
+    if (!j.is_object() || !j.contains("ifname")) return field(j, "cgroup");
+    const std::string netns = j.contains("netns") ? text_of(j["netns"]) : std::string();
+    return "interface " + field(j, "ifname") + (netns.empty() ? "" : " in netns " + netns);
 }
 
 // Whole or not at all: written to FILE.tmp (mode 0600: flows name the workload's peers)
@@ -71,7 +81,7 @@ int run_export(const Context& ctx, const Target& t, const std::string& out) {
                     {"version", bundle["persona"]["version"]},
                     {"flows", flows}});
     } else {
-        std::cout << "exported " << text_of(bundle["binding"]["cgroup"]) << " (persona "
+        std::cout << "exported " << workload_text(bundle["binding"]) << " (persona "
                   << text_of(bundle["persona"]["name"]) << " v"
                   << text_of(bundle["persona"]["version"]) << ", " << flows << " flows) to " << out
                   << "\n";
@@ -80,7 +90,7 @@ int run_export(const Context& ctx, const Target& t, const std::string& out) {
 }
 
 int run_import(const Context& ctx, const std::string& file, const Target& t) {
-    nlohmann::json body = target_body(t);
+    nlohmann::json body = target_body(t, true);
     try {
         body["bundle"] = nlohmann::json::parse(read_source(file));
     } catch (const nlohmann::json::parse_error& e) {
@@ -93,14 +103,14 @@ int run_import(const Context& ctx, const std::string& file, const Target& t) {
     }
     std::cout << "imported persona " << field(r, "persona") << " v" << field(r, "version")
               << (r.value("persona_created", false) ? " (created here)" : "") << " into "
-              << field(r, "cgroup") << ": " << field(r, "flows") << " flows";
+              << workload_text(r) << ": " << field(r, "flows") << " flows";
     if (!r["replaced"].is_null()) std::cout << ", replacing persona " << field(r, "replaced");
     std::cout << "\n";
     return 0;
 }
 
 struct SendOptions {
-    std::string to, target_cgroup, peer_name;
+    std::string to, target_cgroup, target_ifname, target_netns, peer_name;
     bool release = false;
 };
 
@@ -108,6 +118,8 @@ int run_send(const Context& ctx, const Target& t, const SendOptions& o) {
     nlohmann::json body = target_body(t);
     body["to"] = o.to;
     if (!o.target_cgroup.empty()) body["target_cgroup"] = o.target_cgroup;
+    if (!o.target_ifname.empty()) body["target_ifname"] = o.target_ifname;
+    if (!o.target_netns.empty()) body["target_netns"] = o.target_netns;
     if (!o.peer_name.empty()) body["peer_name"] = o.peer_name;
     if (o.release) body["release"] = true;
     auto r = ctx.client().post("/v1/migration/send", body);
@@ -117,10 +129,10 @@ int run_send(const Context& ctx, const Target& t, const SendOptions& o) {
     }
     const nlohmann::json target =
         r.contains("target") && r["target"].is_object() ? r["target"] : nlohmann::json::object();
-    std::cout << "sent " << field(r, "cgroup") << " (persona " << field(r, "persona") << " v"
+    std::cout << "sent " << workload_text(r) << " (persona " << field(r, "persona") << " v"
               << field(r, "version") << ", " << field(r, "flows") << " flows) to "
               << field(r, "peer") << " (" << field(r, "to") << "): imported into "
-              << field(target, "cgroup")
+              << workload_text(target)
               << (target.value("persona_created", false) ? ", persona created there" : "");
     if (target.contains("replaced") && !target["replaced"].is_null())
         std::cout << ", replacing persona " << field(target, "replaced");
@@ -134,7 +146,7 @@ int run_send(const Context& ctx, const Target& t, const SendOptions& o) {
                   << field(r, "bytes") << " bytes\n";
     }
     if (r.value("released", false))
-        std::cout << "released " << field(r, "cgroup") << " here (unbound)\n";
+        std::cout << "released " << workload_text(r) << " here (unbound)\n";
     else if (r.contains("release_skipped"))
         std::cerr << "personabpf: warning: not released here: " << field(r, "release_skipped")
                   << "\n";
@@ -179,6 +191,11 @@ void add_migrate_transfer_commands(CLI::App& migrate, Context& ctx) {
         ->required();
     send->add_option("--target-cgroup", opts->target_cgroup,
                      "The workload's cgroup on the target (default: the same path as here)");
+    send->add_option("--target-ifname", opts->target_ifname,
+                     "The workload's interface on the target (default: the same name as here)");
+    send->add_option("--target-netns", opts->target_netns,
+                     "The target interface's network namespace (default: the target agent's "
+                     "own with --target-ifname, else the same as here)");
     send->add_option("--peer-name", opts->peer_name,
                      "The name the target's certificate must carry (default: HOST when it is a "
                      "name, none for an address)");

@@ -3,7 +3,7 @@
 // time (tests/unit/test_pki.h). A sender whose certificate B does not accept (a name not in
 // B's peers, another CA) and a refusal by B's sovereignty gate (403, with the reason) leave
 // both hosts as they were; then the send moves the binding, the flow and the persona
-// version, and --release unbinds the source.
+// version, and --release unbinds the source; the same for an interface-bound workload.
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -302,6 +302,88 @@ TEST_F(MigrationSend, MovesTheWorkloadAndRefusesStrangersAndTheGate) {
     EXPECT_EQ(bindings.size(), 1u) << bindings.dump(2);
     const json st = status(*b_);
     EXPECT_EQ(st["migration"]["imports"]["ok"], 2) << st.dump(2);
+}
+
+TEST_F(MigrationSend, MovesAnInterfaceWorkloadWithItsFlows) {
+    const auto& v = *veth_;
+    start_a();
+    // The VM's TCP connection into the sink on the host side: its egress, tracked on A's
+    // interface (the host side of its veth).
+    apply(*agent_,
+          "persona it-send {\n  security {\n    default ingress deny\n    default egress "
+          "deny\n    allow egress tcp port " +
+              std::to_string(kSinkPort) + " to " + v.host4 +
+              "\n  }\n  sovereignty {\n    allow countries { CH }\n    unknown "
+              "allow\n  }\n}\n");
+    CommandResult r = agent_->cli({"bind", "--persona", "it-send", "--ifname", v.host_if()});
+    ASSERT_EQ(r.exit_code, 0) << r.describe();
+    TcpSink sink(Where{}, kSinkPort);
+    ASSERT_TRUE(sink.ok()) << sink.error();
+    TcpBulk bulk(from_netns(), v.host4, kSinkPort, 64 * 1024);
+    ASSERT_TRUE(bulk.ok()) << bulk.error();
+    json ls;
+    ASSERT_TRUE(wait_until(
+        [&] {
+            if (!cli_json(*agent_, {"conntrack", "ls", "--persona", "it-send"}, &ls)) return false;
+            for (const auto& f : ls["flows"])
+                if (f["remote_port"] == kSinkPort && f["state"] == "established") return true;
+            return false;
+        },
+        5s))
+        << ls.dump(2);
+
+    // B's interface: another veth pair into the VM's netns (the flow's re-keying is what
+    // this checks; MigrationIface.* checks its traffic).
+    Veth b_veth(*net_);
+    ASSERT_TRUE(b_veth.ok()) << b_veth.error();
+    CgroupTree& tree_b = add_cgroup_tree();
+    ASSERT_TRUE(tree_b.ok()) << tree_b.error();
+    b_ = &add_agent(tree_b.path());
+    start_b("CH");
+
+    json res;
+    ASSERT_TRUE(cli_json(*agent_,
+                         {"migrate", "send", "--ifname", v.host_if(), "--to", b_address_,
+                          "--target-ifname", b_veth.host_if(), "--release"},
+                         &res));
+    EXPECT_EQ(res["ifname"], v.host_if()) << res.dump(2);
+    EXPECT_EQ(res["workload"], "interface " + v.host_if()) << res.dump(2);
+    EXPECT_EQ(res["target"]["ifname"], b_veth.host_if()) << res.dump(2);
+    EXPECT_EQ(res["target"]["netns"], "") << res.dump(2);
+    EXPECT_EQ(res["released"], true) << res.dump(2);
+
+    json bindings, flows;
+    ASSERT_TRUE(cli_json(*b_, {"bindings", "ls"}, &bindings));
+    ASSERT_EQ(bindings.size(), 1u) << bindings.dump(2);
+    EXPECT_EQ(bindings[0]["ifname"], b_veth.host_if());
+    EXPECT_EQ(bindings[0]["persona"], "it-send");
+    ASSERT_TRUE(cli_json(*b_, {"conntrack", "ls"}, &flows));
+    bool moved = false;
+    for (const auto& f : flows["flows"])
+        moved =
+            moved ||
+            (f["remote_port"] == kSinkPort && f["remote"] == v.host4 && f["origin"] == "egress" &&
+             f["workload"].get<std::string>().find(b_veth.host_if()) != std::string::npos &&
+             f["ifindex"] == res["target"]["ifindex"]);
+    EXPECT_TRUE(moved) << flows.dump(2);
+    // --release: A unbound the interface once B confirmed.
+    ASSERT_TRUE(cli_json(*agent_, {"bindings", "ls"}, &bindings));
+    EXPECT_TRUE(bindings.empty()) << bindings.dump(2);
+
+    // A cgroup target for an interface workload is refused by B, changing nothing.
+    r = agent_->cli({"bind", "--persona", "it-send", "--ifname", v.host_if()});
+    ASSERT_EQ(r.exit_code, 0) << r.describe();
+    tree_b.create("w");
+    r = agent_->cli({"migrate", "send", "--ifname", v.host_if(), "--to", b_address_,
+                     "--target-cgroup", tree_b.rel("w")});
+    EXPECT_EQ(r.exit_code, 1) << r.describe();
+    EXPECT_NE(r.err.find("import it onto an interface"), std::string::npos) << r.describe();
+    ASSERT_TRUE(cli_json(*b_, {"bindings", "ls"}, &bindings));
+    EXPECT_EQ(bindings.size(), 1u) << bindings.dump(2);
+
+    // b_veth goes with this test's body, before the agents' teardown.
+    r = b_->cli({"unbind", "--ifname", b_veth.host_if()});
+    EXPECT_EQ(r.exit_code, 0) << r.describe();
 }
 
 TEST_F(MigrationSend, NoIdentityUnreachableTargetAndBadRequests) {

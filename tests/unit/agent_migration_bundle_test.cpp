@@ -1,6 +1,6 @@
 // The migration bundle (agent/migration_bundle.h): a round trip keeps every member of a
 // flow, entries are re-keyed and rebased, and every malformed bundle is refused with a
-// message naming what is wrong.
+// message naming what is wrong; the target a migration request names.
 #include <arpa/inet.h>
 
 #include <cstring>
@@ -209,6 +209,97 @@ TEST(MigrationBundle, DetectsAnEditedSource) {
     j = bundle_to_json(sample());
     j["persona"].erase("sha256");
     EXPECT_NE(error_of(j).find("persona.sha256 is missing"), std::string::npos);
+}
+
+TEST(MigrationBundle, InterfaceBindingRoundTripAndRekey) {
+    Bundle b = sample();
+    b.kind = "interface";
+    b.cgroup.clear();
+    b.ifname = "vm0";
+    b.netns = "tenant-a";
+    const json j = bundle_to_json(b);
+    EXPECT_EQ(j["binding"],
+              (json{{"kind", "interface"}, {"ifname", "vm0"}, {"netns", "tenant-a"}}));
+    BundleParse p = bundle_from_json(j);
+    ASSERT_TRUE(p.bundle) << p.error;
+    EXPECT_EQ(p.bundle->kind, "interface");
+    EXPECT_EQ(p.bundle->ifname, "vm0");
+    EXPECT_EQ(p.bundle->netns, "tenant-a");
+    EXPECT_TRUE(p.bundle->cgroup.empty());
+
+    // Re-keyed to the target's interface: its netns cookie as the workload, its ifindex.
+    pbpf_ct_key k;
+    pbpf_ct_value v;
+    flow_to_entry(p.bundle->flows[0], 0xc00c1e, 17, 4, 11, 1000 * kSec, &k, &v);
+    EXPECT_EQ(k.workload, 0xc00c1eu);
+    EXPECT_EQ(k.ifindex, 17u);
+    EXPECT_EQ(ntohs(k.local_port), 40000);
+    EXPECT_EQ(v.persona_id, 4u);
+
+    json missing = j;
+    missing["binding"].erase("netns");
+    EXPECT_NE(error_of(missing).find("binding.netns is missing"), std::string::npos);
+}
+
+MigrationTarget target_of(const json& body, const Bundle* bundle = nullptr) {
+    TargetParse t = migration_target(body, "import", bundle);
+    EXPECT_TRUE(t.target.has_value()) << body.dump() << ": " << t.error;
+    return t.target.value_or(MigrationTarget{});
+}
+std::string target_error(const json& body, const Bundle* bundle = nullptr) {
+    TargetParse t = migration_target(body, "import", bundle);
+    EXPECT_FALSE(t.target.has_value()) << body.dump();
+    return t.error;
+}
+
+TEST(MigrationTarget, CgroupOrInterface) {
+    MigrationTarget t = target_of({{"cgroup", "/a/web"}});
+    EXPECT_EQ(t.kind, "cgroup");
+    EXPECT_EQ(t.cgroup, "/a/web");
+    t = target_of({{"ifname", "vm0"}, {"netns", "ns1"}});
+    EXPECT_EQ(t.kind, "interface");
+    EXPECT_EQ(t.ifname, "vm0");
+    EXPECT_EQ(t.netns, "ns1");
+    t = target_of({{"ifname", "vm0"}});
+    EXPECT_EQ(t.netns, "") << "no netns: the agent's own";
+
+    EXPECT_EQ(target_error(json::array()), "request must be a JSON object");
+    EXPECT_EQ(target_error(json::object()),
+              "migrate import needs \"cgroup\" (a path) or \"ifname\" (and \"netns\")");
+    EXPECT_EQ(target_error({{"cgroup", "/a"}, {"ifname", "vm0"}}),
+              "migrate import: give \"cgroup\" or \"ifname\", not both");
+    EXPECT_EQ(target_error({{"cgroup", "/a"}, {"netns", "ns1"}}),
+              "migrate import: \"netns\" goes with \"ifname\" only");
+    EXPECT_EQ(target_error({{"ifname", 3}}), "migrate import: \"ifname\" must be a string");
+    EXPECT_EQ(target_error({{"ifname", ""}}), "migrate import: \"ifname\" is empty");
+}
+
+TEST(MigrationTarget, ImportDefaultsToTheBundlesWorkloadOfItsKind) {
+    Bundle cg = sample();
+    Bundle in = sample();
+    in.kind = "interface";
+    in.cgroup.clear();
+    in.ifname = "vm0";
+    in.netns = "tenant-a";
+    // No target: the bundle's own workload.
+    MigrationTarget t = target_of(json::object(), &in);
+    EXPECT_EQ(t.kind, "interface");
+    EXPECT_EQ(t.ifname, "vm0");
+    EXPECT_EQ(t.netns, "tenant-a");
+    t = target_of(json::object(), &cg);
+    EXPECT_EQ(t.kind, "cgroup");
+    EXPECT_EQ(t.cgroup, "/a/web");
+    // A target given: the bundle's netns is not mixed into it.
+    t = target_of({{"ifname", "vm1"}}, &in);
+    EXPECT_EQ(t.ifname, "vm1");
+    EXPECT_EQ(t.netns, "");
+    // The kinds must agree.
+    EXPECT_EQ(target_error({{"cgroup", "/b"}}, &in),
+              "the bundle is of an interface-bound workload (interface vm0 in netns tenant-a): "
+              "import it onto an interface (\"ifname\"), not into a cgroup");
+    EXPECT_EQ(target_error({{"ifname", "vm1"}}, &cg),
+              "the bundle is of a cgroup-bound workload (cgroup /a/web): import it into a "
+              "cgroup (\"cgroup\"), not onto an interface");
 }
 
 }  // namespace

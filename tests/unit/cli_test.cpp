@@ -1533,6 +1533,51 @@ TEST_F(CliAgent, MigrateSendSendsTheRequestAndPrintsTheMove) {
         << reqs[1].body;
 }
 
+TEST_F(CliAgent, MigrateSendOfAnInterfaceWorkload) {
+    const char* answer = R"J({"to": "10.0.0.2:7946", "peer": "host-b.example",
+  "ifname": "vm0", "netns": "", "workload": "interface vm0", "persona": "web", "version": 2,
+  "flows": 1, "released": false,
+  "target": {"persona": "web", "version": 2, "ifname": "vm7", "netns": "tenant-b",
+             "ifindex": 12, "persona_created": false, "version_added": false,
+             "replaced": null, "flows": 1}})J";
+    FakeAgent agent(socket(), {{"POST /v1/migration/send", {200, answer}}});
+    Result r = run_cli({"migrate", "send", "--ifname", "vm0", "--to", "10.0.0.2:7946",
+                        "--target-ifname", "vm7", "--target-netns", "tenant-b"});
+    EXPECT_EQ(r.status, 0) << describe(r);
+    EXPECT_EQ(r.out,
+              "sent interface vm0 (persona web v2, 1 flows) to host-b.example (10.0.0.2:7946): "
+              "imported into interface vm7 in netns tenant-b\n");
+    auto reqs = agent.requests();
+    ASSERT_EQ(reqs.size(), 1u);
+    EXPECT_EQ(reqs[0].json(), (nlohmann::json{{"ifname", "vm0"},
+                                              {"to", "10.0.0.2:7946"},
+                                              {"target_ifname", "vm7"},
+                                              {"target_netns", "tenant-b"}}))
+        << reqs[0].body;
+}
+
+TEST_F(CliAgent, MigrateImportWithoutATargetTakesTheBundles) {
+    const char* answer = R"J({"persona": "web", "version": 2, "ifname": "vm0", "netns": "",
+  "ifindex": 7, "persona_created": true, "version_added": true, "replaced": null, "flows": 4})J";
+    FakeAgent agent(socket(), {{"POST /v1/migration/import", {200, answer}}});
+    const std::string file = (fs::path(socket()).parent_path() / "vm.bundle").string();
+    {
+        std::ofstream out(file);
+        out << R"({"format": "personabpf-migration-bundle"})";
+    }
+    Result r = run_cli({"migrate", "import", file});
+    EXPECT_EQ(r.status, 0) << describe(r);
+    EXPECT_EQ(r.out, "imported persona web v2 (created here) into interface vm0: 4 flows\n");
+    auto reqs = agent.requests();
+    ASSERT_EQ(reqs.size(), 1u);
+    EXPECT_EQ(reqs[0].json(),
+              (nlohmann::json{{"bundle", {{"format", "personabpf-migration-bundle"}}}}))
+        << reqs[0].body;
+    r = run_cli({"migrate", "import", file, "--cgroup", "/a", "--ifname", "vm0"});
+    EXPECT_EQ(r.status, 1) << describe(r);
+    EXPECT_EQ(r.err, "personabpf: error: give one of --cgroup PATH or --ifname IF, not both\n");
+}
+
 TEST_F(CliAgent, MigrateSendReleaseOutcomes) {
     nlohmann::json released = nlohmann::json::parse(kSendAnswer);
     released["released"] = true;
@@ -1593,7 +1638,8 @@ TEST_F(CliAgent, MigrateSendUsageErrors) {
     EXPECT_EQ(r.err, "personabpf: error: give one of --cgroup PATH or --ifname IF\n");
     r = run({"migrate", "send", "--help"});
     EXPECT_EQ(r.status, 0) << describe(r);
-    for (const char* opt : {"--to", "--target-cgroup", "--peer-name", "--release", "--cgroup"})
+    for (const char* opt : {"--to", "--target-cgroup", "--target-ifname", "--target-netns",
+                            "--peer-name", "--release", "--cgroup"})
         EXPECT_NE(r.out.find(opt), std::string::npos) << opt << "\n" << r.out;
 }
 

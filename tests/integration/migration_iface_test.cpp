@@ -1,0 +1,365 @@
+// Migration of an interface-bound, VM-like workload between two agents on one kernel, as two
+// hosts: the workload keeps its netns, its address and its UDP socket; its veth is unplugged
+// from host A's side and a new one plugged in on host B's side. `migrate export --ifname`
+// on A, `migrate import --ifname` onto B's new interface: B binds it with the persona at
+// A's version and tracks the flow re-keyed to it, so the flow's inbound traffic passes B's
+// `default ingress deny`. A bad target, and a failure in the middle, leave B as it was; a
+// retried import changes nothing.
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <sched.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+#include <thread>
+
+#include "tests/integration/fixture.h"
+
+namespace pbpf::it {
+namespace {
+
+using nlohmann::json;
+
+constexpr uint16_t kWorkloadPort = 7171;  // the workload's UDP socket, in its netns
+constexpr uint16_t kHostPort = 7172;      // the host-side peer of the tracked flow
+constexpr uint16_t kOtherPort = 7173;     // a host-side port with no flow (denied)
+
+// A UDP socket bound to addr:port, created in `netns` (a path; "" = the test's own). A
+// socket keeps the netns it was made in, whatever thread uses it afterwards.
+int udp_socket(const std::string& netns, const std::string& addr, uint16_t port, std::string* err) {
+    int fd = -1;
+    std::thread t([&] {
+        if (!netns.empty()) {
+            const int ns = ::open(netns.c_str(), O_RDONLY | O_CLOEXEC);
+            const bool in = ns >= 0 && ::setns(ns, CLONE_NEWNET) == 0;
+            if (ns >= 0) ::close(ns);
+            if (!in) {
+                *err = "enter netns " + netns + ": " + std::strerror(errno);
+                return;
+            }
+        }
+        fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        sockaddr_in a{};
+        a.sin_family = AF_INET;
+        a.sin_port = htons(port);
+        ::inet_pton(AF_INET, addr.c_str(), &a.sin_addr);
+        if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+            *err = "udp socket " + addr + ":" + std::to_string(port) + ": " + std::strerror(errno);
+            if (fd >= 0) ::close(fd);
+            fd = -1;
+        }
+    });
+    t.join();
+    return fd;
+}
+
+struct UdpSocket {
+    int fd = -1;
+    std::string error;
+    UdpSocket(const std::string& netns, const std::string& addr, uint16_t port)
+        : fd(udp_socket(netns, addr, port, &error)) {}
+    ~UdpSocket() {
+        if (fd >= 0) ::close(fd);
+    }
+    UdpSocket(const UdpSocket&) = delete;
+    UdpSocket& operator=(const UdpSocket&) = delete;
+    bool send_to(const std::string& addr, uint16_t port, const std::string& text) const {
+        sockaddr_in a{};
+        a.sin_family = AF_INET;
+        a.sin_port = htons(port);
+        ::inet_pton(AF_INET, addr.c_str(), &a.sin_addr);
+        return ::sendto(fd, text.data(), text.size(), 0, reinterpret_cast<sockaddr*>(&a),
+                        sizeof a) == static_cast<ssize_t>(text.size());
+    }
+    // The next datagram within the timeout ("" when none came).
+    std::string receive(std::chrono::milliseconds timeout = 1000ms) const {
+        timeval tv{static_cast<time_t>(timeout.count() / 1000),
+                   static_cast<suseconds_t>((timeout.count() % 1000) * 1000)};
+        ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+        char buf[256];
+        const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+        return n > 0 ? std::string(buf, static_cast<size_t>(n)) : std::string();
+    }
+};
+
+// A veth pair plugged into an existing netns with given addresses (the workload's own: it
+// keeps them across the move), host side in the root netns. Removed in the destructor.
+class PluggedVeth {
+  public:
+    PluggedVeth(const Netns& ns, const std::string& host4, const std::string& peer4) {
+        char base[IFNAMSIZ];
+        std::snprintf(base, sizeof base, "pbim%x-%d", static_cast<unsigned>(::getpid()),
+                      next_counter() % 1000);
+        host_if_ = std::string(base) + "h";
+        const std::string peer_if = std::string(base) + "p";
+        for (const auto& c : std::vector<std::vector<std::string>>{
+                 {"ip", "link", "add", host_if_, "type", "veth", "peer", "name", peer_if, "netns",
+                  ns.name()},
+                 // IPv4 only: no IPv6 autoconfiguration or MLD traffic of its own that the
+                 // bindings would track between two snapshots of B.
+                 {"sysctl", "-qw", "net.ipv6.conf." + host_if_ + ".disable_ipv6=1"},
+                 {"ip", "addr", "add", host4 + "/29", "dev", host_if_},
+                 {"ip", "link", "set", host_if_, "up"}}) {
+            CommandResult r = run_command(c, 10s);
+            if (r.exit_code != 0) {
+                error_ = c[1] + " " + c[2] + ": " + r.describe();
+                return;
+            }
+        }
+        for (const auto& c : std::vector<std::vector<std::string>>{
+                 {"sysctl", "-qw", "net.ipv6.conf." + peer_if + ".disable_ipv6=1"},
+                 {"ip", "addr", "add", peer4 + "/29", "dev", peer_if},
+                 {"ip", "link", "set", peer_if, "up"}}) {
+            CommandResult r = ns.exec(c);
+            if (r.exit_code != 0) {
+                error_ = "in netns " + ns.name() + ": " + c[1] + " " + c[2] + ": " + r.describe();
+                return;
+            }
+        }
+        if (!wait_until(
+                [&] {
+                    return read_file("/sys/class/net/" + host_if_ + "/operstate").rfind("up", 0) ==
+                           0;
+                },
+                5s)) {
+            error_ = "veth " + host_if_ + " did not come up";
+            return;
+        }
+        ok_ = true;
+    }
+    ~PluggedVeth() {
+        if (path_exists("/sys/class/net/" + host_if_))
+            run_command({"ip", "link", "del", host_if_}, 15s);
+    }
+    PluggedVeth(const PluggedVeth&) = delete;
+    PluggedVeth& operator=(const PluggedVeth&) = delete;
+    bool ok() const { return ok_; }
+    const std::string& error() const { return error_; }
+    const std::string& host_if() const { return host_if_; }
+    uint32_t ifindex() const { return if_nametoindex(host_if_.c_str()); }
+
+  private:
+    std::string host_if_;
+    bool ok_ = false;
+    std::string error_;
+};
+
+class MigrationIface : public IntegrationTest {
+  protected:
+    // Inbound traffic only as replies to the workload's own flows; out, UDP to the host's
+    // kHostPort only. B at CH is accepted.
+    std::string pdl(const std::string& description) const {
+        return "persona it-migif {\n  description \"" + description +
+               "\"\n  security {\n    default ingress deny\n    default egress deny\n"
+               "    allow egress udp port " +
+               std::to_string(kHostPort) + " to " + veth_->host4 +
+               "\n  }\n  sovereignty {\n    allow countries { CH }\n    unknown allow\n  }\n}\n";
+    }
+
+    void start_b(const std::string& failpoint = "") {
+        if (b_->running()) b_->stop();
+        b_->extra_args = {"--config", scratch_.write("b.toml", "[geo]\nhost_country = \"CH\"\n")};
+        b_->extra_env.clear();
+        if (!failpoint.empty()) b_->extra_env.push_back("PERSONABPF_FAILPOINT=" + failpoint);
+        ASSERT_TRUE(b_->start());
+    }
+
+    // What an import may change on B, as the CLI shows it.
+    json snapshot() {
+        json personas, bindings, flows;
+        EXPECT_TRUE(cli_json(*b_, {"persona", "ls"}, &personas));
+        EXPECT_TRUE(cli_json(*b_, {"bindings", "ls"}, &bindings));
+        EXPECT_TRUE(cli_json(*b_, {"conntrack", "ls"}, &flows));
+        CommandResult h = b_->cli({"persona", "history", "it-migif"});
+        return {{"personas", personas},
+                {"bindings", bindings},
+                {"flows", flows["flows"]},
+                {"history_exit", h.exit_code}};
+    }
+
+    Agent* b_ = nullptr;
+};
+
+TEST_F(MigrationIface, VmMovesWithItsFlowToAnotherHostsInterface) {
+    const std::string host4 = veth_->host4, peer4 = veth_->peer4;
+    const std::string a_if = veth_->host_if();
+    // A: version 2 of the persona (B, which has none, must create it as 2), bound by the
+    // host side of the VM's veth.
+    apply(*agent_, pdl("first"));
+    apply(*agent_, pdl("second"));
+    CommandResult r = agent_->cli({"bind", "--persona", "it-migif", "--ifname", a_if});
+    ASSERT_EQ(r.exit_code, 0) << r.describe();
+
+    UdpSocket vm(net_->path(), peer4, kWorkloadPort);  // inside the VM
+    ASSERT_GE(vm.fd, 0) << vm.error;
+    UdpSocket host(std::string(), host4, kHostPort);
+    ASSERT_GE(host.fd, 0) << host.error;
+    UdpSocket other(std::string(), host4, kOtherPort);
+    ASSERT_GE(other.fd, 0) << other.error;
+
+    // On A: the VM's datagram out creates the flow, the host's reply comes in through it;
+    // a datagram from a port the VM never talked to is dropped by `default ingress deny`.
+    ASSERT_TRUE(vm.send_to(host4, kHostPort, "hello"));
+    ASSERT_EQ(host.receive(), "hello") << "the VM's datagram out (allow egress udp)";
+    ASSERT_TRUE(host.send_to(peer4, kWorkloadPort, "reply-a"));
+    ASSERT_EQ(vm.receive(), "reply-a") << "the reply on A (tracked flow)";
+    ASSERT_TRUE(other.send_to(peer4, kWorkloadPort, "stranger-a"));
+    EXPECT_EQ(vm.receive(300ms), "") << "A: no flow from kOtherPort, default ingress deny";
+
+    // Export from A.
+    const std::string file = scratch_.path() + "/vm.bundle";
+    r = agent_->cli({"migrate", "export", "--ifname", a_if, "-o", file});
+    ASSERT_EQ(r.exit_code, 0) << r.describe();
+    EXPECT_NE(r.out.find("exported interface " + a_if), std::string::npos) << r.out;
+    const json bundle = json::parse(read_file(file));
+    EXPECT_EQ(bundle["binding"], (json{{"kind", "interface"}, {"ifname", a_if}, {"netns", ""}}));
+    EXPECT_EQ(bundle["persona"]["version"], 2);
+    const json& ct = bundle["conntrack"];
+    auto col = [&](const char* name) {
+        const auto& cols = ct["columns"];
+        return static_cast<size_t>(std::find(cols.begin(), cols.end(), name) - cols.begin());
+    };
+    bool exported = false;
+    for (const auto& f : ct["rows"])
+        exported =
+            exported || (f[col("proto")] == 17 && f[col("local")] == peer4 &&
+                         f[col("local_port")] == kWorkloadPort && f[col("remote")] == host4 &&
+                         f[col("remote_port")] == kHostPort && f[col("origin")] == "egress");
+    ASSERT_TRUE(exported) << ct.dump(2);
+    EXPECT_GT(bundle["counters"]["egress"]["passed_packets"].get<uint64_t>(), 0u)
+        << bundle["counters"].dump(2);
+    // An interface nobody bound has nothing to export.
+    r = agent_->cli({"migrate", "export", "--ifname", "lo"});
+    EXPECT_NE(r.exit_code, 0);
+    EXPECT_NE(r.err.find("interface lo has no binding"), std::string::npos) << r.describe();
+
+    // The move: A releases the VM and its veth is unplugged; B's side gets a new veth into
+    // the same netns with the same addresses. The VM's socket stays as it is.
+    r = agent_->cli({"unbind", "--ifname", a_if});
+    ASSERT_EQ(r.exit_code, 0) << r.describe();
+    veth_.reset();
+    PluggedVeth b_veth(*net_, host4, peer4);
+    ASSERT_TRUE(b_veth.ok()) << b_veth.error();
+    const std::string b_if = b_veth.host_if();
+
+    // B: another "host" (its own subtree, pins and state), the new interface bound to one
+    // of its own personas (allow all): an undone import restores that binding.
+    CgroupTree& tree_b = add_cgroup_tree();
+    ASSERT_TRUE(tree_b.ok()) << tree_b.error();
+    b_ = &add_agent(tree_b.path());
+    start_b();
+    apply(*b_, persona_pdl("it-other", {"default ingress allow", "default egress allow"}));
+    r = b_->cli({"bind", "--persona", "it-other", "--ifname", b_if});
+    ASSERT_EQ(r.exit_code, 0) << r.describe();
+    const json before = snapshot();
+    EXPECT_NE(before["history_exit"], 0) << "B has no version of it-migif yet";
+
+    {
+        SCOPED_TRACE("an unknown target interface is refused, naming it");
+        r = b_->cli({"migrate", "import", file, "--ifname", "pbpf-nosuch0"});
+        EXPECT_NE(r.exit_code, 0) << r.describe();
+        EXPECT_NE(r.err.find("pbpf-nosuch0"), std::string::npos) << r.describe();
+        EXPECT_NE(r.err.find("no interface"), std::string::npos) << r.describe();
+        EXPECT_EQ(snapshot(), before);
+        // The bundle's own interface (the default target) is gone with A's veth.
+        r = b_->cli({"migrate", "import", file});
+        EXPECT_NE(r.exit_code, 0) << r.describe();
+        EXPECT_NE(r.err.find(a_if), std::string::npos) << r.describe();
+        EXPECT_EQ(snapshot(), before);
+    }
+    {
+        SCOPED_TRACE("an unknown netns is refused, naming it");
+        r = b_->cli({"migrate", "import", file, "--ifname", b_if, "--netns", "pbpf-nosuch-ns"});
+        EXPECT_NE(r.exit_code, 0) << r.describe();
+        EXPECT_NE(r.err.find("pbpf-nosuch-ns"), std::string::npos) << r.describe();
+        EXPECT_EQ(snapshot(), before);
+    }
+    {
+        SCOPED_TRACE("an interface workload's bundle does not go into a cgroup");
+        tree_b.create("w");
+        r = b_->cli({"migrate", "import", file, "--cgroup", tree_b.rel("w")});
+        EXPECT_NE(r.exit_code, 0) << r.describe();
+        EXPECT_NE(r.err.find("import it onto an interface"), std::string::npos) << r.describe();
+        EXPECT_EQ(snapshot(), before);
+    }
+    {
+        SCOPED_TRACE("a failure after the first flow is written is undone in full");
+        start_b("migrate-import-flows");
+        r = b_->cli({"migrate", "import", file, "--ifname", b_if});
+        EXPECT_NE(r.exit_code, 0) << r.describe();
+        EXPECT_NE(r.err.find("nothing was changed"), std::string::npos) << r.describe();
+        EXPECT_EQ(snapshot(), before);
+        start_b();
+    }
+
+    json res;
+    ASSERT_TRUE(cli_json(*b_, {"migrate", "import", file, "--ifname", b_if}, &res));
+    EXPECT_EQ(res["version"], 2) << res.dump();
+    EXPECT_EQ(res["persona_created"], true) << res.dump();
+    EXPECT_EQ(res["replaced"], "it-other") << res.dump();
+    EXPECT_EQ(res["ifname"], b_if) << res.dump();
+    EXPECT_EQ(res["ifindex"], b_veth.ifindex()) << res.dump();
+
+    auto check_b = [&](const char* when) {
+        SCOPED_TRACE(when);
+        json personas, bindings, flows, history;
+        ASSERT_TRUE(cli_json(*b_, {"persona", "ls"}, &personas));
+        json mig;
+        for (const auto& p : personas)
+            if (p["name"] == "it-migif") mig = p;
+        ASSERT_TRUE(mig.is_object()) << personas.dump(2);
+        EXPECT_EQ(mig["version"], 2) << "the source's version number";
+        ASSERT_TRUE(cli_json(*b_, {"persona", "history", "it-migif"}, &history));
+        EXPECT_EQ(history.size(), 1u) << history.dump(2);
+        ASSERT_TRUE(cli_json(*b_, {"bindings", "ls"}, &bindings));
+        ASSERT_EQ(bindings.size(), 1u) << bindings.dump(2);
+        EXPECT_EQ(bindings[0]["ifname"], b_if);
+        EXPECT_EQ(bindings[0]["persona"], "it-migif");
+        ASSERT_TRUE(cli_json(*b_, {"conntrack", "ls"}, &flows));
+        EXPECT_EQ(flows["flows"].size(), ct["rows"].size()) << flows.dump(2);
+        bool moved = false;
+        for (const auto& f : flows["flows"]) {
+            EXPECT_EQ(f["persona"], "it-migif") << f.dump();
+            EXPECT_EQ(f["ifindex"], b_veth.ifindex()) << "re-keyed to B's interface: " << f.dump();
+            EXPECT_NE(f["workload"].get<std::string>().find(b_if), std::string::npos) << f.dump();
+            moved = moved || (f["proto"] == "udp" && f["local"] == peer4 &&
+                              f["local_port"] == kWorkloadPort && f["remote"] == host4 &&
+                              f["remote_port"] == kHostPort && f["origin"] == "egress");
+        }
+        EXPECT_TRUE(moved) << flows.dump(2);
+    };
+    check_b("after the import");
+
+    // On B: the flow's inbound datagram passes B's `default ingress deny` (the flow is
+    // tracked there), one from a port without a flow does not.
+    ASSERT_TRUE(host.send_to(peer4, kWorkloadPort, "reply-b"));
+    EXPECT_EQ(vm.receive(), "reply-b") << "B: the imported flow lets the host's datagram in";
+    ASSERT_TRUE(other.send_to(peer4, kWorkloadPort, "stranger-b"));
+    EXPECT_EQ(vm.receive(300ms), "") << "B: no flow from kOtherPort, default ingress deny";
+    PersonaStats s;
+    EXPECT_TRUE(wait_stats(
+        *b_, "it-migif",
+        [](const PersonaStats& st) {
+            return st.ingress.allowed_packets > 0 && st.ingress.denied_packets > 0;
+        },
+        &s))
+        << "B enforces on its interface: ingress " << s.ingress;
+
+    // A retried import of the same bundle: the same result, no duplicates.
+    ASSERT_TRUE(cli_json(*b_, {"migrate", "import", file, "--ifname", b_if}, &res));
+    EXPECT_EQ(res["persona_created"], false) << res.dump();
+    EXPECT_TRUE(res["replaced"].is_null()) << res.dump();
+    check_b("after a retried import");
+
+    // B's veth goes with this test's body, before the agents' teardown: unbind it first.
+    r = b_->cli({"unbind", "--ifname", b_if});
+    EXPECT_EQ(r.exit_code, 0) << r.describe();
+}
+
+}  // namespace
+}  // namespace pbpf::it
