@@ -28,6 +28,7 @@ using nlohmann::json;
 constexpr uint16_t kWorkloadPort = 7171;  // the workload's UDP socket, in its netns
 constexpr uint16_t kHostPort = 7172;      // the host-side peer of the tracked flow
 constexpr uint16_t kOtherPort = 7173;     // a host-side port with no flow (denied)
+constexpr uint16_t kTcpPort = 7174;       // the host's TCP server of the long-lived connection
 
 // A UDP socket bound to addr:port, created in `netns` (a path; "" = the test's own). A
 // socket keeps the netns it was made in, whatever thread uses it afterwards.
@@ -86,6 +87,48 @@ struct UdpSocket {
         return n > 0 ? std::string(buf, static_cast<size_t>(n)) : std::string();
     }
 };
+
+// A TCP connection from `netns` (made there: the socket keeps that netns) to addr:port;
+// -1 and *err on failure.
+int tcp_connect_from(const std::string& netns, const std::string& addr, uint16_t port,
+                     std::string* err) {
+    int fd = -1;
+    std::thread t([&] {
+        const int ns = ::open(netns.c_str(), O_RDONLY | O_CLOEXEC);
+        const bool in = ns >= 0 && ::setns(ns, CLONE_NEWNET) == 0;
+        if (ns >= 0) ::close(ns);
+        if (!in) {
+            *err = "enter netns " + netns + ": " + std::strerror(errno);
+            return;
+        }
+        fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        sockaddr_in a{};
+        a.sin_family = AF_INET;
+        a.sin_port = htons(port);
+        ::inet_pton(AF_INET, addr.c_str(), &a.sin_addr);
+        if (fd < 0 || ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+            *err = "connect to " + addr + ":" + std::to_string(port) + ": " + std::strerror(errno);
+            if (fd >= 0) ::close(fd);
+            fd = -1;
+        }
+    });
+    t.join();
+    return fd;
+}
+
+// What arrives on a stream socket within the timeout ("" when nothing did).
+std::string read_some(int fd, std::chrono::milliseconds timeout) {
+    timeval tv{static_cast<time_t>(timeout.count() / 1000),
+               static_cast<suseconds_t>((timeout.count() % 1000) * 1000)};
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    char buf[256];
+    const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    return n > 0 ? std::string(buf, static_cast<size_t>(n)) : std::string();
+}
+
+bool write_all(int fd, const std::string& text) {
+    return ::send(fd, text.data(), text.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(text.size());
+}
 
 // A veth pair plugged into an existing netns with given addresses (the workload's own: it
 // keeps them across the move), host side in the root netns. Removed in the destructor.
@@ -157,7 +200,8 @@ class MigrationIface : public IntegrationTest {
         return "persona it-migif {\n  description \"" + description +
                "\"\n  security {\n    default ingress deny\n    default egress deny\n"
                "    allow egress udp port " +
-               std::to_string(kHostPort) + " to " + veth_->host4 +
+               std::to_string(kHostPort) + " to " + veth_->host4 + "\n    allow egress tcp port " +
+               std::to_string(kTcpPort) + " to " + veth_->host4 +
                "\n  }\n  sovereignty {\n    allow countries { CH }\n    unknown allow\n  }\n}\n";
     }
 
@@ -360,6 +404,124 @@ TEST_F(MigrationIface, VmMovesWithItsFlowToAnotherHostsInterface) {
     r = b_->cli({"unbind", "--ifname", b_if});
     EXPECT_EQ(r.exit_code, 0) << r.describe();
 }
+
+// Issue 9, item 3, for a VM-like workload: a long-lived TCP connection from the VM to the
+// host survives the unplug from A and the re-plug on B, the VM's TCP stack untouched: with
+// the conntrack import the host's data reaches the VM through B's `default ingress deny`;
+// without it (the same bundle, its flows removed) B drops it.
+class MigrationIfaceTcp : public MigrationIface, public ::testing::WithParamInterface<bool> {};
+
+TEST_P(MigrationIfaceTcp, ConnectionAcrossTheReplug) {
+    const bool with_flows = GetParam();
+    const std::string host4 = veth_->host4, peer4 = veth_->peer4;
+    const std::string a_if = veth_->host_if();
+    apply(*agent_, pdl("tcp"));
+    CommandResult r = agent_->cli({"bind", "--persona", "it-migif", "--ifname", a_if});
+    ASSERT_EQ(r.exit_code, 0) << r.describe();
+
+    // The host's server (root netns, on the host side's address) and the VM's client.
+    const int listener = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ASSERT_GE(listener, 0);
+    struct Closer {
+        std::vector<int> fds;
+        ~Closer() {
+            for (int fd : fds)
+                if (fd >= 0) ::close(fd);
+        }
+    } closer{{listener}};
+    const int one = 1;
+    ::setsockopt(listener, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(kTcpPort);
+    ::inet_pton(AF_INET, host4.c_str(), &a.sin_addr);
+    ASSERT_EQ(::bind(listener, reinterpret_cast<sockaddr*>(&a), sizeof a), 0)
+        << std::strerror(errno);
+    ASSERT_EQ(::listen(listener, 1), 0);
+    std::string err;
+    const int vm = tcp_connect_from(net_->path(), host4, kTcpPort, &err);
+    ASSERT_GE(vm, 0) << err;
+    closer.fds.push_back(vm);
+    const int server = ::accept4(listener, nullptr, nullptr, SOCK_CLOEXEC);
+    ASSERT_GE(server, 0) << std::strerror(errno);
+    closer.fds.push_back(server);
+
+    // On A, both ways: the host's data comes in only as part of the tracked connection.
+    ASSERT_TRUE(write_all(vm, "ping-a"));
+    ASSERT_EQ(read_some(server, 2000ms), "ping-a");
+    ASSERT_TRUE(write_all(server, "pong-a"));
+    ASSERT_EQ(read_some(vm, 2000ms), "pong-a") << "A: the connection is tracked";
+
+    // Export from A (without its flows for the second case).
+    const std::string file = scratch_.path() + "/vm-tcp.bundle";
+    r = agent_->cli({"migrate", "export", "--ifname", a_if, "-o", file});
+    ASSERT_EQ(r.exit_code, 0) << r.describe();
+    json bundle = json::parse(read_file(file));
+    const json& ct = bundle["conntrack"];
+    auto col = [&](const char* name) {
+        const auto& cols = ct["columns"];
+        return static_cast<size_t>(std::find(cols.begin(), cols.end(), name) - cols.begin());
+    };
+    bool exported = false;
+    for (const auto& f : ct["rows"])
+        exported = exported || (f[col("proto")] == 6 && f[col("remote_port")] == kTcpPort &&
+                                f[col("state")] == "established");
+    ASSERT_TRUE(exported) << ct.dump(2);
+    std::string import_file = file;
+    if (!with_flows) {
+        bundle["conntrack"]["rows"] = json::array();
+        import_file = scratch_.write("vm-tcp-without-flows.bundle", bundle.dump());
+    }
+
+    // The move: A lets go, the VM's veth is unplugged, a new one is plugged in on B.
+    r = agent_->cli({"unbind", "--ifname", a_if});
+    ASSERT_EQ(r.exit_code, 0) << r.describe();
+    veth_.reset();
+    PluggedVeth b_veth(*net_, host4, peer4);
+    ASSERT_TRUE(b_veth.ok()) << b_veth.error();
+    const std::string b_if = b_veth.host_if();
+    CgroupTree& tree_b = add_cgroup_tree();
+    ASSERT_TRUE(tree_b.ok()) << tree_b.error();
+    b_ = &add_agent(tree_b.path());
+    start_b();
+    json res;
+    ASSERT_TRUE(cli_json(*b_, {"migrate", "import", import_file, "--ifname", b_if}, &res));
+    EXPECT_EQ(res["flows"], with_flows ? ct["rows"].size() : 0u) << res.dump();
+
+    PersonaStats st;
+    if (with_flows) {
+        // The connection keeps flowing under B's enforcement, both ways.
+        ASSERT_TRUE(write_all(server, "pong-b"));
+        EXPECT_EQ(read_some(vm, 5000ms), "pong-b")
+            << "B: the imported flow lets the host's data in";
+        ASSERT_TRUE(write_all(vm, "ping-b"));
+        EXPECT_EQ(read_some(server, 5000ms), "ping-b");
+        EXPECT_TRUE(wait_stats(
+            *b_, "it-migif",
+            [](const PersonaStats& s) {
+                return s.ingress.allowed_packets > 0 && s.egress.allowed_packets > 0;
+            },
+            &st))
+            << "B counts the connection: ingress " << st.ingress << ", egress " << st.egress;
+        EXPECT_EQ(st.ingress.denied_packets, 0u) << st.ingress;
+    } else {
+        // The host's data is dropped by B's `default ingress deny`: the VM gets nothing.
+        ASSERT_TRUE(write_all(server, "pong-b"));
+        EXPECT_TRUE(wait_stats(
+            *b_, "it-migif", [](const PersonaStats& s) { return s.ingress.denied_packets > 0; },
+            &st))
+            << "B drops the host's data: ingress " << st.ingress;
+        EXPECT_EQ(read_some(vm, 2000ms), "") << "without the conntrack import the move breaks it";
+    }
+    r = b_->cli({"unbind", "--ifname", b_if});
+    EXPECT_EQ(r.exit_code, 0) << r.describe();
+}
+
+INSTANTIATE_TEST_SUITE_P(Import, MigrationIfaceTcp, ::testing::Values(true, false),
+                         [](const ::testing::TestParamInfo<bool>& i) {
+                             return i.param ? std::string("WithConntrack")
+                                            : std::string("WithoutConntrack");
+                         });
 
 }  // namespace
 }  // namespace pbpf::it
