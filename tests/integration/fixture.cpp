@@ -156,6 +156,18 @@ void IntegrationTest::bind(Agent& agent, const std::string& persona, CgroupTree&
     return ::testing::AssertionSuccess();
 }
 
+nlohmann::json IntegrationTest::migration_snapshot(Agent& agent, const std::string& persona) {
+    nlohmann::json personas, bindings, flows;
+    EXPECT_TRUE(cli_json(agent, {"persona", "ls"}, &personas));
+    EXPECT_TRUE(cli_json(agent, {"bindings", "ls"}, &bindings));
+    EXPECT_TRUE(cli_json(agent, {"conntrack", "ls"}, &flows));
+    CommandResult h = agent.cli({"persona", "history", persona});
+    return {{"personas", personas},
+            {"bindings", bindings},
+            {"flows", flows["flows"]},
+            {"history_exit", h.exit_code}};
+}
+
 Agent& IntegrationTest::add_agent(const std::string& cgroup_root) {
     extra_agents_.push_back(std::make_unique<Agent>(cgroup_root));
     return *extra_agents_.back();

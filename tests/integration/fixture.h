@@ -55,6 +55,10 @@ class IntegrationTest : public ::testing::Test {
     void bind(const std::string& persona, const std::string& sub) {
         bind(*agent_, persona, *cg_, sub);
     }
+    // What a migration import may change on a host, as the CLI shows it: its personas,
+    // bindings and flows, and the exit code of `persona history PERSONA` (non-zero: no
+    // version of it there).
+    nlohmann::json migration_snapshot(Agent& agent, const std::string& persona);
     // `stats -j NAME` parsed; fails the assertion when it cannot.
     ::testing::AssertionResult stats(Agent& agent, const std::string& persona, PersonaStats* out);
     // Polls `stats -j NAME` until pred holds (counters are per-CPU sums read on demand).

@@ -16,6 +16,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
+#include <functional>
 #include <thread>
 
 #include "tests/integration/fixture.h"
@@ -30,10 +31,9 @@ constexpr uint16_t kHostPort = 7172;      // the host-side peer of the tracked f
 constexpr uint16_t kOtherPort = 7173;     // a host-side port with no flow (denied)
 constexpr uint16_t kTcpPort = 7174;       // the host's TCP server of the long-lived connection
 
-// A UDP socket bound to addr:port, created in `netns` (a path; "" = the test's own). A
-// socket keeps the netns it was made in, whatever thread uses it afterwards.
-int udp_socket(const std::string& netns, const std::string& addr, uint16_t port, std::string* err) {
-    int fd = -1;
+// Runs fn on a thread of its own inside `netns` (a path; "" = the test's own): a socket
+// keeps the netns it was made in, whatever thread uses it afterwards.
+void in_netns_thread(const std::string& netns, std::string* err, const std::function<void()>& fn) {
     std::thread t([&] {
         if (!netns.empty()) {
             const int ns = ::open(netns.c_str(), O_RDONLY | O_CLOEXEC);
@@ -44,18 +44,35 @@ int udp_socket(const std::string& netns, const std::string& addr, uint16_t port,
                 return;
             }
         }
-        fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-        sockaddr_in a{};
-        a.sin_family = AF_INET;
-        a.sin_port = htons(port);
-        ::inet_pton(AF_INET, addr.c_str(), &a.sin_addr);
-        if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
-            *err = "udp socket " + addr + ":" + std::to_string(port) + ": " + std::strerror(errno);
+        fn();
+    });
+    t.join();
+}
+
+sockaddr_in ipv4(const std::string& addr, uint16_t port) {
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(port);
+    ::inet_pton(AF_INET, addr.c_str(), &a.sin_addr);
+    return a;
+}
+
+// A socket of `type` made in `netns`, then bound (`connect` false) or connected to
+// addr:port; -1 and *err on failure.
+int socket_in(const std::string& netns, int type, const std::string& addr, uint16_t port,
+              bool connect, std::string* err) {
+    int fd = -1;
+    in_netns_thread(netns, err, [&] {
+        fd = ::socket(AF_INET, type | SOCK_CLOEXEC, 0);
+        const sockaddr_in a = ipv4(addr, port);
+        const auto* sa = reinterpret_cast<const sockaddr*>(&a);
+        if (fd < 0 || (connect ? ::connect(fd, sa, sizeof a) : ::bind(fd, sa, sizeof a)) != 0) {
+            *err = std::string(connect ? "connect to " : "bind ") + addr + ":" +
+                   std::to_string(port) + ": " + std::strerror(errno);
             if (fd >= 0) ::close(fd);
             fd = -1;
         }
     });
-    t.join();
     return fd;
 }
 
@@ -63,18 +80,15 @@ struct UdpSocket {
     int fd = -1;
     std::string error;
     UdpSocket(const std::string& netns, const std::string& addr, uint16_t port)
-        : fd(udp_socket(netns, addr, port, &error)) {}
+        : fd(socket_in(netns, SOCK_DGRAM, addr, port, /*connect=*/false, &error)) {}
     ~UdpSocket() {
         if (fd >= 0) ::close(fd);
     }
     UdpSocket(const UdpSocket&) = delete;
     UdpSocket& operator=(const UdpSocket&) = delete;
     bool send_to(const std::string& addr, uint16_t port, const std::string& text) const {
-        sockaddr_in a{};
-        a.sin_family = AF_INET;
-        a.sin_port = htons(port);
-        ::inet_pton(AF_INET, addr.c_str(), &a.sin_addr);
-        return ::sendto(fd, text.data(), text.size(), 0, reinterpret_cast<sockaddr*>(&a),
+        const sockaddr_in a = ipv4(addr, port);
+        return ::sendto(fd, text.data(), text.size(), 0, reinterpret_cast<const sockaddr*>(&a),
                         sizeof a) == static_cast<ssize_t>(text.size());
     }
     // The next datagram within the timeout ("" when none came).
@@ -87,34 +101,6 @@ struct UdpSocket {
         return n > 0 ? std::string(buf, static_cast<size_t>(n)) : std::string();
     }
 };
-
-// A TCP connection from `netns` (made there: the socket keeps that netns) to addr:port;
-// -1 and *err on failure.
-int tcp_connect_from(const std::string& netns, const std::string& addr, uint16_t port,
-                     std::string* err) {
-    int fd = -1;
-    std::thread t([&] {
-        const int ns = ::open(netns.c_str(), O_RDONLY | O_CLOEXEC);
-        const bool in = ns >= 0 && ::setns(ns, CLONE_NEWNET) == 0;
-        if (ns >= 0) ::close(ns);
-        if (!in) {
-            *err = "enter netns " + netns + ": " + std::strerror(errno);
-            return;
-        }
-        fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        sockaddr_in a{};
-        a.sin_family = AF_INET;
-        a.sin_port = htons(port);
-        ::inet_pton(AF_INET, addr.c_str(), &a.sin_addr);
-        if (fd < 0 || ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
-            *err = "connect to " + addr + ":" + std::to_string(port) + ": " + std::strerror(errno);
-            if (fd >= 0) ::close(fd);
-            fd = -1;
-        }
-    });
-    t.join();
-    return fd;
-}
 
 // What arrives on a stream socket within the timeout ("" when nothing did).
 std::string read_some(int fd, std::chrono::milliseconds timeout) {
@@ -213,18 +199,8 @@ class MigrationIface : public IntegrationTest {
         ASSERT_TRUE(b_->start());
     }
 
-    // What an import may change on B, as the CLI shows it.
-    json snapshot() {
-        json personas, bindings, flows;
-        EXPECT_TRUE(cli_json(*b_, {"persona", "ls"}, &personas));
-        EXPECT_TRUE(cli_json(*b_, {"bindings", "ls"}, &bindings));
-        EXPECT_TRUE(cli_json(*b_, {"conntrack", "ls"}, &flows));
-        CommandResult h = b_->cli({"persona", "history", "it-migif"});
-        return {{"personas", personas},
-                {"bindings", bindings},
-                {"flows", flows["flows"]},
-                {"history_exit", h.exit_code}};
-    }
+    // What an import may change on B.
+    json snapshot() { return migration_snapshot(*b_, "it-migif"); }
 
     Agent* b_ = nullptr;
 };
@@ -431,15 +407,12 @@ TEST_P(MigrationIfaceTcp, ConnectionAcrossTheReplug) {
     } closer{{listener}};
     const int one = 1;
     ::setsockopt(listener, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(kTcpPort);
-    ::inet_pton(AF_INET, host4.c_str(), &a.sin_addr);
-    ASSERT_EQ(::bind(listener, reinterpret_cast<sockaddr*>(&a), sizeof a), 0)
+    const sockaddr_in a = ipv4(host4, kTcpPort);
+    ASSERT_EQ(::bind(listener, reinterpret_cast<const sockaddr*>(&a), sizeof a), 0)
         << std::strerror(errno);
     ASSERT_EQ(::listen(listener, 1), 0);
     std::string err;
-    const int vm = tcp_connect_from(net_->path(), host4, kTcpPort, &err);
+    const int vm = socket_in(net_->path(), SOCK_STREAM, host4, kTcpPort, /*connect=*/true, &err);
     ASSERT_GE(vm, 0) << err;
     closer.fds.push_back(vm);
     const int server = ::accept4(listener, nullptr, nullptr, SOCK_CLOEXEC);

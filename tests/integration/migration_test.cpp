@@ -35,18 +35,8 @@ class Migration : public IntegrationTest {
         ASSERT_TRUE(b_->start());
     }
 
-    // What an import may change on B, as the CLI shows it.
-    json snapshot() {
-        json personas, bindings, flows;
-        EXPECT_TRUE(cli_json(*b_, {"persona", "ls"}, &personas));
-        EXPECT_TRUE(cli_json(*b_, {"bindings", "ls"}, &bindings));
-        EXPECT_TRUE(cli_json(*b_, {"conntrack", "ls"}, &flows));
-        CommandResult h = b_->cli({"persona", "history", "it-mig"});
-        return {{"personas", personas},
-                {"bindings", bindings},
-                {"flows", flows["flows"]},
-                {"history_exit", h.exit_code}};
-    }
+    // What an import may change on B.
+    json snapshot() { return migration_snapshot(*b_, "it-mig"); }
 
     CgroupTree* tree_b_ = nullptr;
     Agent* b_ = nullptr;
