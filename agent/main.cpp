@@ -62,7 +62,8 @@ int fail(const Error& e) {
 
 bool purge_state(const std::string& state_dir) {
     std::error_code ec;
-    for (const char* f : {"state.db", "state.db-wal", "state.db-shm", "agent.lock", "agent.pid"})
+    for (const char* f : {"state.db", "state.db-wal", "state.db-shm", "agent.lock", "agent.pid",
+                          "import.journal", "import.journal.tmp", "import.journal.bad"})
         std::filesystem::remove(std::filesystem::path(state_dir) / f, ec);
     std::filesystem::remove(state_dir, ec);  // only if empty: never delete what is not ours
     if (std::filesystem::exists(state_dir))
@@ -291,7 +292,10 @@ int main(int argc, char** argv) {
     (*xdp)->add_routes(server);
     (*qos)->add_routes(server);
     geo.add_routes(server, personas);
-    Migration migration(**store, **loader, personas, binder, if_binder, cfg.geo.host_country);
+    Migration migration(**store, **loader, personas, binder, if_binder, cfg.geo.host_country,
+                        cfg.state_dir);
+    // An import this agent was stopped in the middle of is undone before anything is served.
+    migration.recover();
     migration.add_routes(server);
     // `migrate send`: the route always (it needs [migration] cert, key and ca); the listener
     // for peers when [migration] listen is set, started below with the API.

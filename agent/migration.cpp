@@ -5,9 +5,11 @@
 #include <httplib.h>
 #include <time.h>
 
+#include <algorithm>
 #include <cctype>
 #include <cstring>
 #include <ctime>
+#include <filesystem>
 #include <functional>
 #include <optional>
 #include <vector>
@@ -45,21 +47,6 @@ std::string countries_text(const pdl::ir::Persona& p) {
     for (const auto& c : p.sovereignty.countries) out += (out.empty() ? "" : ", ") + c;
     return out.empty() ? "none" : out;
 }
-
-// What an import did, undone in reverse order by undo().
-struct ImportUndo {
-    std::vector<std::function<void()>> steps;
-    void undo() {
-        for (auto it = steps.rbegin(); it != steps.rend(); ++it) {
-            try {
-                (*it)();
-            } catch (const std::exception& e) {
-                spdlog::error("migrate import: undo step failed: {}", e.what());
-            }
-        }
-        steps.clear();
-    }
-};
 
 // The binding's counters as the kernel has them now (the per-CPU sums), drops by reason
 // by name; {} when the binding has no counter slot.
@@ -300,8 +287,54 @@ json Migration::import_workload(const json& body, const std::string& from) {
     const auto previous_if =
         on_interface ? must(store_.if_binding(t.netns, t.ifname)) : std::nullopt;
 
-    // 2. The changes, each with its undo; any failure undoes them all.
-    ImportUndo undo;
+    // 2. The journal: what the import is about to change and what was there before, on
+    // disk before the first change. A failure undoes the steps done; an agent stopped in
+    // the middle undoes them all at its next start (recover()).
+    ImportJournal j;
+    j.persona = name;
+    j.version = version;
+    j.persona_created = apply_needed;
+    j.version_added = apply_needed && !stored;  // as PersonaManager::apply decides it
+    j.kind = t.kind;
+    j.from = from;
+    j.started_at = static_cast<int64_t>(std::time(nullptr));
+    if (on_interface) {
+        j.ifname = t.ifname;
+        j.netns = t.netns;
+        j.netns_cookie = workload;
+        j.ifindex = ifindex;
+        j.previous_if = previous_if;
+        // Bound already to the persona (a retried import): left as it is. A stored
+        // binding of a recreated interface (another ifindex) is bound afresh.
+        j.rebinds = !(previous_if && previous_if->persona == name &&
+                      previous_if->ifindex == ifindex && previous_if->netns_cookie == workload);
+    } else {
+        j.cgroup = ref.rel_path;
+        j.cgroup_id = workload;
+        j.previous = previous;
+        j.rebinds = !previous || previous->persona != name || previous->cgroup_path != ref.rel_path;
+    }
+    // Flows: re-keyed to this workload (cgroup id, or netns cookie and ifindex), ages
+    // turned into this host's clock; the persona id and policy epoch are set once the
+    // persona is in force here. An entry that is there already (a retried import) is
+    // overwritten and, on undo, put back as it was.
+    const int fd = loader_.conntrack_fd();
+    std::vector<pbpf_ct_value> values(b.flows.size());
+    j.flows.resize(b.flows.size());
+    {
+        const uint64_t now = monotonic_ns();
+        for (size_t i = 0; i < b.flows.size(); ++i) {
+            flow_to_entry(b.flows[i], workload, ifindex, 0, 0, now, &j.flows[i].key, &values[i]);
+            pbpf_ct_value old{};
+            if (bpf_map_lookup_elem(fd, &j.flows[i].key, &old) == 0) j.flows[i].before = old;
+        }
+    }
+    if (auto w = write_import_journal(journal_path_, j); !w)
+        throw ApiError(
+            500, "cannot write the import journal: " + w.error().what() + " (nothing was changed)");
+    failpoint("migrate-import-crash-journal");
+
+    // 3. The changes.
     json answer = {{"persona", name},
                    {"version", version},
                    {"country", country.empty() ? json() : json(country)},
@@ -310,11 +343,26 @@ json Migration::import_workload(const json& body, const std::string& from) {
         answer["ifname"] = t.ifname;
         answer["netns"] = t.netns;
         answer["ifindex"] = ifindex;
+        answer["replaced"] = previous_if && previous_if->persona != name
+                                 ? json(previous_if->persona)
+                                 : json(nullptr);
     } else {
         answer["cgroup"] = ref.rel_path;
+        answer["replaced"] =
+            previous && previous->persona != name ? json(previous->persona) : json(nullptr);
     }
+    answer["persona_created"] = apply_needed;
+    answer["version_added"] = j.version_added;
+    ImportProgress done;
+    auto roll_back = [&](const std::string& why) {
+        spdlog::warn("migrate import of persona {} into {} failed: {}; undoing it", vtext,
+                     target_text, why);
+        undo_import(j, done);
+        if (auto r = remove_import_journal(journal_path_); !r)
+            spdlog::error("migrate import: {} (the next start undoes the import again)",
+                          r.error().what());
+    };
     try {
-        bool version_added = false;
         if (apply_needed) {
             ApplyOptions opt;
             opt.author_uid = current_caller().uid;
@@ -323,102 +371,44 @@ json Migration::import_workload(const json& body, const std::string& from) {
             opt.replace_rules = false;  // the source's bind blocks name the source's workloads
             opt.message = "imported" + (from.empty() ? std::string() : " from " + from) +
                           " (bundle exported at " + std::to_string(b.exported_at) + ")";
-            json applied = personas_.apply(compiled, opt);
-            for (const auto& a : applied["applied"])
-                version_added = version_added || a.value("version_added", false);
-            undo.steps.push_back([this, name, version, version_added] {
-                personas_.remove(name, false);
-                if (version_added) must(store_.delete_version(name, version));
-            });
+            personas_.apply(compiled, opt);
+            done.persona = true;
         }
-        answer["persona_created"] = apply_needed;
-        answer["version_added"] = version_added;
         if (failpoint_armed("migrate-import-persona")) throw ApiError(500, "failpoint");
+        failpoint("migrate-import-crash-persona");
 
-        if (on_interface) {
-            // Bound already to the persona (a retried import): left as it is. A stored
-            // binding of a recreated interface (another ifindex) is bound afresh.
-            const bool in_place = previous_if && previous_if->persona == name &&
-                                  previous_if->ifindex == ifindex &&
-                                  previous_if->netns_cookie == workload;
-            if (!in_place) {
+        if (j.rebinds) {
+            if (on_interface)
                 if_binder_.bind_as(name, t.ifname, t.netns, "api", 0);
-                undo.steps.push_back([this, t, previous_if, workload, ifindex] {
-                    if (previous_if) {
-                        if_binder_.bind_as(previous_if->persona, t.ifname, t.netns,
-                                           previous_if->origin, previous_if->rule_id);
-                        IfBindingRecord restored = *previous_if;  // its bound_at, as it was
-                        restored.ifindex = ifindex;
-                        restored.netns_cookie = workload;
-                        must(store_.upsert_if_binding(restored));
-                    } else if (auto now = must(store_.if_binding(t.netns, t.ifname))) {
-                        if_binder_.unbind_record(*now, PBPF_BIND_API);
-                    }
-                });
-            }
-            answer["replaced"] = previous_if && previous_if->persona != name
-                                     ? json(previous_if->persona)
-                                     : json(nullptr);
-        } else {
-            if (!previous || previous->persona != name || previous->cgroup_path != ref.rel_path) {
+            else
                 binder_.bind_cgroup(ref, workload, name, "api", 0);
-                undo.steps.push_back([this, ref, cgroup_id = workload, previous, name] {
-                    if (previous) {
-                        binder_.bind_cgroup(ref, cgroup_id, previous->persona, previous->origin,
-                                            previous->rule_id);
-                        must(store_.upsert_binding(*previous));  // its bound_at, as it was
-                    } else if (auto now = must(store_.binding(cgroup_id))) {
-                        binder_.unbind_record(*now, PBPF_BIND_API);
-                    }
-                });
-            }
-            answer["replaced"] =
-                previous && previous->persona != name ? json(previous->persona) : json(nullptr);
+            done.bound = true;
         }
+        failpoint("migrate-import-crash-binding");
 
-        // Flows: re-keyed to this workload (cgroup id, or netns cookie and ifindex), this
-        // host's persona id and policy epoch, ages turned into this host's clock. An entry that is
-        // there already (a retried import) is overwritten and, on failure, put back as it was.
         const auto rec = must(store_.persona(name));
         if (!rec) throw ApiError(500, "persona '" + name + "' vanished during the import");
         const auto globals = must(loader_.read_globals());
-        const int fd = loader_.conntrack_fd();
-        const uint64_t now = monotonic_ns();
-        struct Written {
-            pbpf_ct_key key;
-            std::optional<pbpf_ct_value> before;
-        };
-        auto written = std::make_shared<std::vector<Written>>();
-        undo.steps.push_back([fd, written] {
-            for (const auto& w : *written) {
-                if (w.before)
-                    (void)bpf_map_update_elem(fd, &w.key, &*w.before, BPF_ANY);
-                else
-                    (void)bpf_map_delete_elem(fd, &w.key);
-            }
-        });
-        for (const auto& f : b.flows) {
-            pbpf_ct_key k;
-            pbpf_ct_value v;
-            flow_to_entry(f, workload, ifindex, rec->id, globals.policy_epoch, now, &k, &v);
-            Written w{k, std::nullopt};
-            pbpf_ct_value old{};
-            if (bpf_map_lookup_elem(fd, &k, &old) == 0) w.before = old;
-            if (bpf_map_update_elem(fd, &k, &v, BPF_ANY) != 0)
+        for (size_t i = 0; i < j.flows.size(); ++i) {
+            values[i].persona_id = rec->id;
+            values[i].policy_epoch = globals.policy_epoch;
+            if (bpf_map_update_elem(fd, &j.flows[i].key, &values[i], BPF_ANY) != 0)
                 throw ApiError(500, std::string("write pbpf_conntrack: ") + std::strerror(errno));
-            written->push_back(w);
+            done.flows = i + 1;
             if (failpoint_armed("migrate-import-flows"))
                 throw ApiError(500, "failpoint migrate-import-flows: failing after " +
-                                        std::to_string(written->size()) + " flows written");
+                                        std::to_string(done.flows) + " flows written");
+            failpoint("migrate-import-crash-flows");
         }
         answer["flows"] = b.flows.size();
+        // The commit: from here on a restart keeps the import.
+        if (auto r = remove_import_journal(journal_path_); !r)
+            throw ApiError(500, "cannot remove the import journal: " + r.error().what());
     } catch (const ApiError& e) {
-        spdlog::warn("migrate import of persona {} into {} failed: {}; undoing it", vtext,
-                     target_text, e.what());
-        undo.undo();
+        roll_back(e.what());
         throw ApiError(e.status(), std::string(e.what()) + " (nothing was changed)", e.body());
-    } catch (...) {
-        undo.undo();
+    } catch (const std::exception& e) {
+        roll_back(e.what());
         throw;
     }
     spdlog::info("migrate import: persona {} into {} ({} flows{})", vtext, target_text,
@@ -428,6 +418,94 @@ json Migration::import_workload(const json& body, const std::string& from) {
                    std::to_string(b.flows.size()) + " flows");
     answer["import_ms"] = ms_since(t0);
     return answer;
+}
+
+void Migration::undo_import(const ImportJournal& j, const ImportProgress& done) {
+    auto step = [&](const char* what, const std::function<void()>& fn) {
+        try {
+            fn();
+        } catch (const std::exception& e) {
+            spdlog::error("migrate import: undo of {} ({}) failed: {}", what, j.describe(),
+                          e.what());
+        }
+    };
+    step("the flows", [&] {
+        const int fd = loader_.conntrack_fd();
+        const size_t n = std::min(done.flows, j.flows.size());
+        for (size_t i = 0; i < n; ++i) {
+            const auto& f = j.flows[i];
+            if (f.before)
+                (void)bpf_map_update_elem(fd, &f.key, &*f.before, BPF_ANY);
+            else
+                (void)bpf_map_delete_elem(fd, &f.key);
+        }
+    });
+    if (j.rebinds && done.bound)
+        step("the binding", [&] {
+            if (j.kind == "interface") {
+                if (j.previous_if) {
+                    const auto now = must(store_.if_binding(j.netns, j.ifname));
+                    if (!now || now->persona != j.previous_if->persona)
+                        if_binder_.bind_as(j.previous_if->persona, j.ifname, j.netns,
+                                           j.previous_if->origin, j.previous_if->rule_id);
+                    IfBindingRecord restored = *j.previous_if;  // its bound_at, as it was
+                    restored.ifindex = j.ifindex;
+                    restored.netns_cookie = j.netns_cookie;
+                    must(store_.upsert_if_binding(restored));
+                } else if (auto now = must(store_.if_binding(j.netns, j.ifname));
+                           now && now->persona == j.persona) {
+                    if_binder_.unbind_record(*now, PBPF_BIND_API);
+                }
+                return;
+            }
+            if (j.previous) {
+                const auto now = must(store_.binding(j.cgroup_id));
+                if (!now || now->persona != j.previous->persona) {
+                    const CgroupRef ref = binder_.named_cgroup(json{{"cgroup", j.cgroup}});
+                    binder_.bind_cgroup(ref, j.cgroup_id, j.previous->persona, j.previous->origin,
+                                        j.previous->rule_id);
+                }
+                must(store_.upsert_binding(*j.previous));  // its bound_at, as it was
+            } else if (auto now = must(store_.binding(j.cgroup_id));
+                       now && now->persona == j.persona) {
+                binder_.unbind_record(*now, PBPF_BIND_API);
+            }
+        });
+    if (j.persona_created && done.persona)
+        step("the persona", [&] {
+            if (must(store_.persona(j.persona))) personas_.remove(j.persona, false);
+            if (j.version_added && must(store_.version(j.persona, j.version)))
+                must(store_.delete_version(j.persona, j.version));
+        });
+}
+
+std::string Migration::recover() {
+    auto journal = read_import_journal(journal_path_);
+    if (!journal) {
+        const std::string bad = journal_path_ + ".bad";
+        std::error_code ec;
+        std::filesystem::rename(journal_path_, bad, ec);
+        spdlog::error(
+            "migrate import: {}; an interrupted import may be left in part: check the "
+            "bindings and personas (the journal is kept as {})",
+            journal.error().what(), ec ? journal_path_ : bad);
+        return "";
+    }
+    if (!*journal) return "";
+    const ImportJournal& j = **journal;
+    spdlog::warn(
+        "migrate import of {}{} (started at {}) was interrupted by a stop of the agent: "
+        "undoing it",
+        j.describe(), j.from.empty() ? "" : " from " + j.from, j.started_at);
+    if (!j.flows_readable)
+        spdlog::warn(
+            "migrate import: the journal was written with another map layout: the flows it "
+            "wrote are left to expire");
+    undo_import(j, ImportProgress{true, true, j.flows.size()});
+    if (auto r = remove_import_journal(journal_path_); !r)
+        spdlog::error("migrate import: {}", r.error().what());
+    spdlog::info("migrate import: undone: {}", j.describe());
+    return j.describe();
 }
 
 json Migration::release_workload(const json& bundle) {

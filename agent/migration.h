@@ -10,6 +10,7 @@
 
 #include "agent/binder.h"
 #include "agent/if_binder.h"
+#include "agent/import_journal.h"
 #include "agent/loader.h"
 #include "agent/persona_manager.h"
 #include "agent/store.h"
@@ -21,13 +22,20 @@ class ApiServer;
 class Migration {
   public:
     Migration(Store& store, Loader& loader, PersonaManager& personas, Binder& binder,
-              IfBinder& if_binder, std::string host_country)
+              IfBinder& if_binder, std::string host_country, const std::string& state_dir)
         : store_(store),
           loader_(loader),
           personas_(personas),
           binder_(binder),
           if_binder_(if_binder),
-          host_country_(std::move(host_country)) {}
+          host_country_(std::move(host_country)),
+          journal_path_(state_dir + "/import.journal") {}
+
+    // At start, before the API serves: undoes an import that a stop of the agent (kill -9,
+    // a crash, a power cut) interrupted, as its journal says (agent/import_journal.h).
+    // Returns what was undone ("" when nothing was), for the log and the tests. A journal
+    // that cannot be read is set aside as import.journal.bad with an error in the log.
+    std::string recover();
 
     // POST /v1/migration/export {"cgroup": PATH} or {"ifname": IF, "netns"?: NS}: the
     // bundle. Throws ApiError.
@@ -47,12 +55,24 @@ class Migration {
     void add_routes(ApiServer& server);
 
   private:
+    // How far an import got: what undo_import() reverts.
+    struct ImportProgress {
+        bool persona = false;  // the persona applied
+        bool bound = false;    // the workload bound
+        size_t flows = 0;      // entries written
+    };
+    // Reverts the steps `done` of the import `j`, in reverse order; each step checks what
+    // is there now, so reverting a step that never happened changes nothing. Failures of
+    // single steps are logged, the others still run.
+    void undo_import(const ImportJournal& j, const ImportProgress& done);
+
     Store& store_;
     Loader& loader_;
     PersonaManager& personas_;
     Binder& binder_;
     IfBinder& if_binder_;
     std::string host_country_;
+    std::string journal_path_;
 };
 
 }  // namespace pbpf::agent

@@ -257,7 +257,8 @@ json MigrationPeer::send(const json& body) {
     if (!answer)
         throw failed(answer.error().err == ETIMEDOUT ? 504 : 502, "reply",
                      answer.error().what() +
-                         " (the target may or may not have imported the workload; nothing was "
+                         " (the target may or may not have imported the workload: if it "
+                         "stopped during the import, its next start undoes it; nothing was "
                          "changed here; sending again is safe: an import is idempotent)",
                      {{"peer", peer}});
     const double exchange_ms = ms_since(t_exchange);

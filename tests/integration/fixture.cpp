@@ -1,6 +1,7 @@
 // The common integration-test fixture and its CLI helpers.
 #include "tests/integration/fixture.h"
 
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <iostream>
@@ -166,6 +167,32 @@ nlohmann::json IntegrationTest::migration_snapshot(Agent& agent, const std::stri
             {"bindings", bindings},
             {"flows", flows["flows"]},
             {"history_exit", h.exit_code}};
+}
+
+void IntegrationTest::kill_during_import(Agent& agent,
+                                         const std::function<void(const std::string&)>& start,
+                                         const std::vector<std::string>& args,
+                                         const std::string& point) {
+    SCOPED_TRACE("kill -9 at " + point);
+    const std::string journal = agent.paths().state_dir + "/import.journal";
+    auto count = [](const std::string& text, const std::string& what) {
+        size_t n = 0;
+        for (size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1))
+            ++n;
+        return n;
+    };
+    const std::string undone = "was interrupted by a stop of the agent: undoing it";
+    const size_t undone_before = count(agent.log(), undone);
+    start(point);
+    CommandResult r = agent.cli(args);
+    EXPECT_NE(r.exit_code, 0) << "the agent answered although it was killed: " << r.describe();
+    auto status = agent.wait_exit(10s);
+    ASSERT_TRUE(status.has_value()) << "the agent still runs after " << point;
+    EXPECT_TRUE(WIFSIGNALED(*status) && WTERMSIG(*status) == SIGKILL) << *status;
+    EXPECT_TRUE(path_exists(journal)) << "no journal left by the killed import";
+    start("");
+    EXPECT_EQ(count(agent.log(), undone), undone_before + 1) << agent.log();
+    EXPECT_FALSE(path_exists(journal)) << "the journal outlived the undo";
 }
 
 Agent& IntegrationTest::add_agent(const std::string& cgroup_root) {

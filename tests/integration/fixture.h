@@ -59,6 +59,12 @@ class IntegrationTest : public ::testing::Test {
     // bindings and flows, and the exit code of `persona history PERSONA` (non-zero: no
     // version of it there).
     nlohmann::json migration_snapshot(Agent& agent, const std::string& persona);
+    // kill -9 in the middle of an import: `start(point)` (re)starts `agent` with the
+    // failpoint `point` armed, the import `args` must find it killed there with its journal
+    // left behind, and `start("")` starts it again, which must undo the import (its log
+    // says so, the journal is gone). The caller compares the host with its snapshot.
+    void kill_during_import(Agent& agent, const std::function<void(const std::string&)>& start,
+                            const std::vector<std::string>& args, const std::string& point);
     // `stats -j NAME` parsed; fails the assertion when it cannot.
     ::testing::AssertionResult stats(Agent& agent, const std::string& persona, PersonaStats* out);
     // Polls `stats -j NAME` until pred holds (counters are per-CPU sums read on demand).

@@ -3,8 +3,8 @@
 // from host A's side and a new one plugged in on host B's side. `migrate export --ifname`
 // on A, `migrate import --ifname` onto B's new interface: B binds it with the persona at
 // A's version and tracks the flow re-keyed to it, so the flow's inbound traffic passes B's
-// `default ingress deny`. A bad target, and a failure in the middle, leave B as it was; a
-// retried import changes nothing.
+// `default ingress deny`. A bad target, a failure in the middle and a kill -9 of B in the
+// middle (undone at its next start) leave B as it was; a retried import changes nothing.
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <net/if.h>
@@ -314,7 +314,13 @@ TEST_F(MigrationIface, VmMovesWithItsFlowToAnotherHostsInterface) {
         EXPECT_NE(r.exit_code, 0) << r.describe();
         EXPECT_NE(r.err.find("nothing was changed"), std::string::npos) << r.describe();
         EXPECT_EQ(snapshot(), before);
-        start_b();
+    }
+    // kill -9 of B once the interface is bound and once a flow is written: undone at start.
+    for (const char* point : {"migrate-import-crash-binding", "migrate-import-crash-flows"}) {
+        kill_during_import(
+            *b_, [&](const std::string& fp) { start_b(fp); },
+            {"migrate", "import", file, "--ifname", b_if}, point);
+        EXPECT_EQ(snapshot(), before) << "after kill -9 at " << point << " and a restart";
     }
 
     json res;

@@ -62,8 +62,9 @@ class MigrationSend : public IntegrationTest {
         ASSERT_TRUE(agent_->start());
     }
 
-    // (Re)starts B in `country`, listening on a free port of 127.0.0.1, accepting host-a.
-    void start_b(const std::string& country) {
+    // (Re)starts B in `country`, listening on a free port of 127.0.0.1, accepting host-a;
+    // with `failpoint` armed if given.
+    void start_b(const std::string& country, const std::string& failpoint = "") {
         if (b_->running()) {
             // The listener stops with the agent: SIGTERM ends it cleanly, at once.
             ::kill(b_->pid(), SIGTERM);
@@ -77,6 +78,8 @@ class MigrationSend : public IntegrationTest {
                                           host_b_.cert + "\"\nkey = \"" + host_b_.key +
                                           "\"\nca = \"" + ca_ + "\"\npeers = [\"host-a\"]\n");
         b_->extra_args = {"--config", cfg};
+        b_->extra_env.clear();
+        if (!failpoint.empty()) b_->extra_env.push_back("PERSONABPF_FAILPOINT=" + failpoint);
         ASSERT_TRUE(b_->start());
         const json st = status(*b_);
         ASSERT_TRUE(st["migration"]["address"].is_string()) << st.dump(2);
@@ -252,6 +255,26 @@ TEST_F(MigrationSend, MovesTheWorkloadAndRefusesStrangersAndTheGate) {
         EXPECT_NE(r.err.find("sovereignty gate"), std::string::npos) << r.describe();
         unchanged("after the gate's refusal");
         EXPECT_EQ(status(*b_)["migration"]["imports"]["failed"], 7);
+    }
+
+    {
+        SCOPED_TRACE(
+            "B is killed in the middle of a --release send's import: A keeps "
+            "enforcing, and B's next start undoes what B had done");
+        start_b("CH", "migrate-import-crash-flows");
+        std::vector<std::string> release = send;
+        release[5] = b_address_;
+        release.push_back("--release");
+        CommandResult r = agent_->cli(release);
+        EXPECT_NE(r.exit_code, 0) << r.describe();
+        EXPECT_NE(r.err.find("failed at reply"), std::string::npos) << r.describe();
+        EXPECT_NE(r.err.find("its next start undoes it"), std::string::npos) << r.describe();
+        const std::optional<int> st = b_->wait_exit(10s);
+        ASSERT_TRUE(st.has_value()) << "B still runs";
+        EXPECT_TRUE(WIFSIGNALED(*st) && WTERMSIG(*st) == SIGKILL) << *st;
+        EXPECT_EQ(snapshot(*agent_), a_before) << "A released its workload unconfirmed";
+        start_b("CH");
+        unchanged("after B's restart");
     }
 
     start_b("CH");  // on another port

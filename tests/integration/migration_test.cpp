@@ -2,7 +2,8 @@
 // cgroup subtrees and state dirs): `migrate export` on A, `migrate import` on B. B ends up
 // with the persona at A's version, the binding and the flow re-keyed to its own cgroup; a
 // refusal by the sovereignty gate and a failure in the middle of the import leave B as it
-// was; a retried import changes nothing.
+// was, and so does a kill -9 of B in the middle of it (undone at B's next start); a
+// retried import changes nothing.
 #include "tests/integration/fixture.h"
 
 namespace pbpf::it {
@@ -123,6 +124,14 @@ TEST_F(Migration, ExportImportMovesPersonaBindingAndFlows) {
         r = b_->cli({"migrate", "import", file, "--cgroup", target});
         EXPECT_NE(r.exit_code, 0) << r.describe();
         EXPECT_EQ(snapshot(), before);
+    }
+    // kill -9 at each step of the import: the next start undoes what was done.
+    for (const char* point : {"migrate-import-crash-journal", "migrate-import-crash-persona",
+                              "migrate-import-crash-binding", "migrate-import-crash-flows"}) {
+        kill_during_import(
+            *b_, [&](const std::string& fp) { start_b("CH", fp); },
+            {"migrate", "import", file, "--cgroup", target}, point);
+        EXPECT_EQ(snapshot(), before) << "after kill -9 at " << point << " and a restart";
     }
 
     start_b("CH");
