@@ -2,6 +2,7 @@
 #include "agent/migration.h"
 
 #include <bpf/bpf.h>
+#include <bpf/libbpf.h>
 #include <httplib.h>
 #include <time.h>
 
@@ -24,7 +25,10 @@
 #include "agent/geo_db.h"
 #include "agent/migration_bundle.h"
 #include "agent/monitor.h"
+#include "agent/rtt.h"
 #include "maps/abi/events.h"
+#include "maps/abi/qos.h"
+#include "maps/abi/rtt.h"
 #include "maps/policy_map.h"
 
 namespace pbpf::agent {
@@ -70,6 +74,28 @@ json binding_counters(Loader& loader, uint64_t workload, uint32_t ifindex) {
                                                             {"dropped_bytes", c.dropped_bytes},
                                                             {"dropped_by_reason", reasons}};
     }
+    return out;
+}
+
+// The binding's QoS state as the kernel has it now: the persona's latency target and the
+// RTT figures of the binding's histogram since it was made (sums over CPUs); {} when the
+// persona has no latency target or the binding no histogram (interfaces have none).
+json binding_qos(Loader& loader, uint32_t persona_id, uint64_t workload, uint32_t ifindex) {
+    pbpf_qos q{};
+    if (bpf_map_lookup_elem(loader.qos_fd(), &persona_id, &q) != 0 || !(q.flags & PBPF_QOS_F_RTT))
+        return json::object();
+    json out = {{"latency_target_us", static_cast<double>(q.latency_target_ns) / 1000.0}};
+    const uint32_t slot = loader.slots().find({workload, ifindex});
+    if (ifindex != 0 || slot == 0) return out;
+    const pbpf_rtt_key key{persona_id, slot};
+    std::vector<pbpf_rtt_hist> per_cpu(static_cast<size_t>(libbpf_num_possible_cpus()));
+    if (bpf_map_lookup_elem(loader.rtt_fd(), &key, per_cpu.data()) != 0) return out;
+    const RttHistogram h = rtt_delta(RttRaw{}, rtt_sum_cpus(per_cpu));
+    auto micros = [](std::optional<double> v) { return v ? json(*v) : json(nullptr); };
+    out["rtt"] = {{"samples", h.samples},
+                  {"sum_us", h.sum_us},
+                  {"p50_us", micros(rtt_quantile_us(h, 0.50))},
+                  {"p99_us", micros(rtt_quantile_us(h, 0.99))}};
     return out;
 }
 
@@ -130,6 +156,8 @@ json Migration::export_workload(const json& body) {
         b.netns = bound_netns;
     }
     b.counters = binding_counters(loader_, workload, ifindex);
+    if (const auto rec = must(store_.persona(persona)))
+        b.qos = binding_qos(loader_, rec->id, workload, ifindex);
 
     // The workload's flows, as the listing shows them (expired ones left out): a cgroup's
     // own sockets' (flows of sockets in descendant cgroups are keyed by those and not

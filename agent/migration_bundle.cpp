@@ -372,8 +372,12 @@ json bundle_to_json(const Bundle& b) {
                 {"binding", binding},
                 {"conntrack", {{"columns", kColumns}, {"rows", json::array()}}},
                 {"counters", b.counters.is_null() ? json::object() : b.counters},
+                {"qos", b.qos.is_null() ? json::object() : b.qos},
                 {"not_included",
-                 {{"qos", "token buckets and queues are not carried: the target shapes afresh"},
+                 {{"qos",
+                   "token buckets and queues are the source's links' and are not carried: the "
+                   "target shapes afresh; the RTT figures under qos are for the record (the "
+                   "target measures its own paths)"},
                   {"ids", "this release keeps no IDS state"}}}};
     out["conntrack"]["rows"] = std::move(rows);  // moved: not a copy of every flow
     return out;
@@ -448,6 +452,10 @@ BundleParse bundle_from_json(const json& j) {
         if (j.contains("counters")) {
             if (!j["counters"].is_object()) throw Bad("counters must be an object");
             b.counters = j["counters"];
+        }
+        if (j.contains("qos")) {
+            if (!j["qos"].is_object()) throw Bad("qos must be an object");
+            b.qos = j["qos"];
         }
         out.bundle = std::move(b);
     } catch (const Bad& e) {

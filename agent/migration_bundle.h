@@ -55,6 +55,11 @@ struct Bundle {
     // The binding's counters on the source at export, per direction: passed and dropped
     // packets and bytes, drops by reason. For the record: an import does not restore them.
     nlohmann::json counters;
+    // The binding's QoS state on the source at export: the persona's latency target and
+    // the RTT its TCP sockets measured (samples, sum, p50, p99 since sampling began), {}
+    // when the persona has no latency target. For the record as well: the target measures
+    // its own paths afresh.
+    nlohmann::json qos;
 };
 
 // SHA-256 of the persona's source and imports, hex: the bundle's check against an edited

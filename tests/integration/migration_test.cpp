@@ -22,7 +22,8 @@ class Migration : public IntegrationTest {
                "\"\n  security {\n    default ingress deny\n    default egress deny\n"
                "    allow egress tcp port " +
                std::to_string(kSinkPort) + " to " + veth_->peer4 +
-               "\n  }\n  sovereignty {\n    allow countries { CH }\n    unknown allow\n  }\n}\n";
+               "\n  }\n  qos {\n    latency target 50ms\n  }\n  sovereignty {\n    allow "
+               "countries { CH }\n    unknown allow\n  }\n}\n";
     }
 
     // (Re)starts B with [geo] host_country and, if given, an armed failpoint.
@@ -65,11 +66,23 @@ TEST_F(Migration, ExportImportMovesPersonaBindingAndFlows) {
         5s))
         << ls.dump(2);
 
-    // Export from A.
+    // Export from A, once the workload's TCP round trips have been sampled (its persona has
+    // a latency target): the bundle records them.
     const std::string file = scratch_.path() + "/bundle.json";
-    CommandResult r = agent_->cli({"migrate", "export", "--cgroup", cg_->rel("w"), "-o", file});
+    CommandResult r;
+    json bundle;
+    ASSERT_TRUE(wait_until(
+        [&] {
+            r = agent_->cli({"migrate", "export", "--cgroup", cg_->rel("w"), "-o", file});
+            if (r.exit_code != 0) return true;
+            bundle = json::parse(read_file(file));
+            return bundle["qos"].value("rtt", json::object()).value("samples", 0) > 0;
+        },
+        5s))
+        << bundle["qos"].dump(2);
     ASSERT_EQ(r.exit_code, 0) << r.describe();
-    const json bundle = json::parse(read_file(file));
+    EXPECT_EQ(bundle["qos"]["latency_target_us"], 50000.0) << bundle["qos"].dump(2);
+    EXPECT_GT(bundle["qos"]["rtt"]["p99_us"].get<double>(), 0.0) << bundle["qos"].dump(2);
     EXPECT_EQ(bundle["format"], "personabpf-migration-bundle");
     EXPECT_EQ(bundle["persona"]["name"], "it-mig");
     EXPECT_EQ(bundle["persona"]["version"], 2);

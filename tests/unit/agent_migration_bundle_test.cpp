@@ -30,6 +30,8 @@ Bundle sample() {
     b.imports_json = R"([{"filename":"lib.pdl","source":"set x { 10.0.0.0/8 }\n"}])";
     b.kind = "cgroup";
     b.cgroup = "/a/web";
+    b.qos = {{"latency_target_us", 5000.0},
+             {"rtt", {{"samples", 40}, {"sum_us", 8000}, {"p50_us", 190.5}, {"p99_us", 420.0}}}};
     pbpf_ct_key k{};
     pbpf_ct_value v{};
     k.workload = 4242;
@@ -96,6 +98,8 @@ TEST(MigrationBundle, RoundTripKeepsEveryMember) {
     EXPECT_EQ(f["age_ns"], 100 * kSec);
     EXPECT_EQ(f["idle_ns"], 10 * kSec);
     EXPECT_FALSE(f.contains("workload")) << "the source's workload key stays behind";
+    EXPECT_EQ(j["qos"]["rtt"]["p99_us"], 420.0);
+    EXPECT_TRUE(j["not_included"].contains("qos")) << "the bundle says what it leaves behind";
 
     BundleParse p = bundle_from_json(j);
     ASSERT_TRUE(p.bundle) << p.error;
@@ -190,6 +194,7 @@ TEST(MigrationBundle, NamesMissingAndMistypedMembers) {
         {[](json& j) { set(j, 0, "idle_ns", 1000 * kSec); }, "idle_ns is larger"},
         {[](json& j) { j["source"].erase("map_schema_version"); }, "map_schema_version is missing"},
         {[](json& j) { j["counters"] = 5; }, "counters must be an object"},
+        {[](json& j) { j["qos"] = "fast"; }, "qos must be an object"},
     };
     for (const auto& c : cases) {
         json j = bundle_to_json(sample());
