@@ -110,6 +110,22 @@ Result<Interface> probe_interface(const std::string& ifname) {
     return i;
 }
 
+// probe_interface() in `netns` ("" = the agent's own, a name under /run/netns, or a path).
+Result<Interface> probe_in_netns(const std::string& ifname, const std::string& netns) {
+    if (netns.find('/') != std::string::npos && netns[0] != '/')
+        return Error{EINVAL,
+                     "netns must be a name under /run/netns or an absolute path: '" + netns + "'"};
+    Interface i;
+    auto probed = in_netns(netns, [&]() -> Result<void> {
+        auto r = probe_interface(ifname);
+        if (!r) return r.error();
+        i = *r;
+        return {};
+    });
+    if (!probed) return probed.error();
+    return i;
+}
+
 Result<void> write_entry(const Loader& loader, const Interface& i, uint32_t persona_id) {
     pbpf_if_key k{};
     k.netns_cookie = i.cookie;
@@ -171,18 +187,9 @@ Result<void> release_interface(const Loader& loader, uint64_t netns_cookie, uint
 }
 
 Result<IfBinder::Key> IfBinder::resolve(const std::string& ifname, const std::string& netns) const {
-    if (netns.find('/') != std::string::npos && netns[0] != '/')
-        return Error{EINVAL,
-                     "netns must be a name under /run/netns or an absolute path: '" + netns + "'"};
-    Interface i;
-    auto probed = in_netns(netns, [&]() -> Result<void> {
-        auto r = probe_interface(ifname);
-        if (!r) return r.error();
-        i = *r;
-        return {};
-    });
-    if (!probed) return probed.error();
-    return Key{i.cookie, i.ifindex};
+    auto i = probe_in_netns(ifname, netns);
+    if (!i) return i.error();
+    return Key{i->cookie, i->ifindex};
 }
 
 json IfBinder::bind(const json& body) {
@@ -209,18 +216,13 @@ json IfBinder::bind_as(const std::string& persona, const std::string& ifname,
     auto rec = must(store_.persona(persona));
     if (!rec) throw ApiError(404, "no persona '" + persona + "'");
 
-    Interface i;
-    auto probed = in_netns(netns, [&]() -> Result<void> {
-        auto r = probe_interface(ifname);
-        if (!r) return r.error();
-        i = *r;
-        return {};
-    });
+    auto probed = probe_in_netns(ifname, netns);
     if (!probed) {
         const Error& e = probed.error();
         throw ApiError(e.err == ENOENT || e.err == ENODEV ? 404 : 400,
                        "cannot bind " + describe(ifname, netns) + ": " + e.what());
     }
+    const Interface i = *probed;
 
     auto previous = must(store_.if_binding(netns, ifname));
     // One interface, one binding: another spelling of the same netns ("" vs a path) must
