@@ -145,6 +145,7 @@ std::string encode_import_journal(const ImportJournal& j) {
     put(out, static_cast<uint64_t>(j.flows.size()));
     for (const auto& f : j.flows) {
         put(out, f.key);
+        put(out, f.created_ns);
         put(out, static_cast<uint8_t>(f.before ? 1 : 0));
         if (f.before) put(out, *f.before);
     }
@@ -201,6 +202,7 @@ Result<ImportJournal> decode_import_journal(std::string_view bytes) {
     for (uint64_t i = 0; i < count && r.ok; ++i) {
         ImportJournal::Flow f;
         const std::string_view key = r.take(key_size);
+        f.created_ns = r.get<uint64_t>();
         const auto has_before = r.get<uint8_t>();
         const std::string_view before = has_before ? r.take(value_size) : std::string_view();
         if (!r.ok) break;

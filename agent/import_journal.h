@@ -5,9 +5,10 @@
 // (Migration::recover), so an interrupted import leaves the host as it was.
 //
 // The file: a magic line, a JSON header (persona, binding, what existed before) and the
-// conntrack keys as the maps hold them, each with the entry that was there before (a
-// retried import overwrites its own flows). Keys are raw map bytes: they are read back
-// only when the map schema and the struct sizes are the ones they were written with.
+// conntrack keys as the maps hold them, each with the created_ns the import writes and the
+// entry that was there before, if one was. Keys and entries are raw map bytes: they are
+// read back only when the map schema and the struct sizes are the ones they were written
+// with.
 #pragma once
 
 #include <cstdint>
@@ -43,9 +44,14 @@ struct ImportJournal {
     uint32_t ifindex = 0;
     std::optional<IfBindingRecord> previous_if;
 
-    // The conntrack entries the import writes, each with what was there before.
+    // The conntrack entries the import writes. An entry is inserted where none is (and
+    // then recognised as the import's by its created_ns, which the kernel never changes);
+    // one that is there already (a retried import, or the workload's own traffic) is read
+    // into `before` and the journal written again before it is overwritten. Undo: `before`
+    // put back, or the entry deleted if it is still the import's.
     struct Flow {
         pbpf_ct_key key{};
+        uint64_t created_ns = 0;  // of the entry the import writes
         std::optional<pbpf_ct_value> before;
     };
     std::vector<Flow> flows;

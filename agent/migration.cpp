@@ -315,6 +315,14 @@ json Migration::import_workload(const json& body, const std::string& from) {
     const auto previous_if =
         on_interface ? must(store_.if_binding(t.netns, t.ifname)) : std::nullopt;
 
+    // Where the time goes, for `import_phases_ms` (bench/migration_bench.sh prints it).
+    json phases = json::object();
+    auto lap = [&phases, last = t0](const char* phase) mutable {
+        phases[phase] = ms_since(last);
+        last = std::chrono::steady_clock::now();
+    };
+    lap("check");
+
     // 2. The journal: what the import is about to change and what was there before, on
     // disk before the first change. A failure undoes the steps done; an agent stopped in
     // the middle undoes them all at its next start (recover()).
@@ -344,22 +352,22 @@ json Migration::import_workload(const json& body, const std::string& from) {
     }
     // Flows: re-keyed to this workload (cgroup id, or netns cookie and ifindex), ages
     // turned into this host's clock; the persona id and policy epoch are set once the
-    // persona is in force here. An entry that is there already (a retried import) is
-    // overwritten and, on undo, put back as it was.
-    const int fd = loader_.conntrack_fd();
+    // persona is in force here.
+    std::vector<pbpf_ct_key> keys(b.flows.size());
     std::vector<pbpf_ct_value> values(b.flows.size());
     j.flows.resize(b.flows.size());
     {
         const uint64_t now = monotonic_ns();
         for (size_t i = 0; i < b.flows.size(); ++i) {
-            flow_to_entry(b.flows[i], workload, ifindex, 0, 0, now, &j.flows[i].key, &values[i]);
-            pbpf_ct_value old{};
-            if (bpf_map_lookup_elem(fd, &j.flows[i].key, &old) == 0) j.flows[i].before = old;
+            flow_to_entry(b.flows[i], workload, ifindex, 0, 0, now, &keys[i], &values[i]);
+            j.flows[i].key = keys[i];
+            j.flows[i].created_ns = values[i].created_ns;
         }
     }
     if (auto w = write_import_journal(journal_path_, j); !w)
         throw ApiError(
             500, "cannot write the import journal: " + w.error().what() + " (nothing was changed)");
+    lap("journal");
     failpoint("migrate-import-crash-journal");
 
     // 3. The changes.
@@ -402,6 +410,7 @@ json Migration::import_workload(const json& body, const std::string& from) {
             personas_.apply(compiled, opt);
             done.persona = true;
         }
+        lap("persona");
         if (failpoint_armed("migrate-import-persona")) throw ApiError(500, "failpoint");
         failpoint("migrate-import-crash-persona");
 
@@ -412,23 +421,24 @@ json Migration::import_workload(const json& body, const std::string& from) {
                 binder_.bind_cgroup(ref, workload, name, "api", 0);
             done.bound = true;
         }
+        lap("bind");
         failpoint("migrate-import-crash-binding");
 
         const auto rec = must(store_.persona(name));
         if (!rec) throw ApiError(500, "persona '" + name + "' vanished during the import");
         const auto globals = must(loader_.read_globals());
-        for (size_t i = 0; i < j.flows.size(); ++i) {
-            values[i].persona_id = rec->id;
-            values[i].policy_epoch = globals.policy_epoch;
-            if (bpf_map_update_elem(fd, &j.flows[i].key, &values[i], BPF_ANY) != 0)
-                throw ApiError(500, std::string("write pbpf_conntrack: ") + std::strerror(errno));
-            done.flows = i + 1;
-            if (failpoint_armed("migrate-import-flows"))
-                throw ApiError(500, "failpoint migrate-import-flows: failing after " +
-                                        std::to_string(done.flows) + " flows written");
-            failpoint("migrate-import-crash-flows");
+        for (auto& v : values) {
+            v.persona_id = rec->id;
+            v.policy_epoch = globals.policy_epoch;
         }
+        done.flows = true;
+        write_flows(j, keys, values);
+        if (failpoint_armed("migrate-import-flows"))
+            throw ApiError(500, "failpoint migrate-import-flows: failing after " +
+                                    std::to_string(j.flows.size()) + " flows written");
+        failpoint("migrate-import-crash-flows");
         answer["flows"] = b.flows.size();
+        lap("flows");
         // The commit: from here on a restart keeps the import.
         if (auto r = remove_import_journal(journal_path_); !r)
             throw ApiError(500, "cannot remove the import journal: " + r.error().what());
@@ -444,8 +454,36 @@ json Migration::import_workload(const json& body, const std::string& from) {
     audit_note("", "",
                "persona " + name + " v" + std::to_string(version) + ", " +
                    std::to_string(b.flows.size()) + " flows");
+    lap("commit");
     answer["import_ms"] = ms_since(t0);
+    answer["import_phases_ms"] = std::move(phases);
     return answer;
+}
+
+void Migration::write_flows(ImportJournal& j, const std::vector<pbpf_ct_key>& keys,
+                            const std::vector<pbpf_ct_value>& values) {
+    const int fd = loader_.conntrack_fd();
+    // Inserted where no entry is (BPF_NOEXIST: the insert also tells which are there
+    // already, without a lookup per flow; batches take no such flag).
+    std::vector<size_t> present;
+    for (size_t i = 0; i < keys.size(); ++i) {
+        if (bpf_map_update_elem(fd, &keys[i], &values[i], BPF_NOEXIST) == 0) continue;
+        if (errno != EEXIST)
+            throw ApiError(500, std::string("write pbpf_conntrack: ") + std::strerror(errno));
+        present.push_back(i);
+    }
+    if (present.empty()) return;
+    // Entries there already (a retried import, the workload's own traffic since the bind):
+    // journaled as they are, then overwritten.
+    for (size_t i : present) {
+        pbpf_ct_value old{};
+        if (bpf_map_lookup_elem(fd, &keys[i], &old) == 0) j.flows[i].before = old;
+    }
+    if (auto w = write_import_journal(journal_path_, j); !w)
+        throw ApiError(500, "cannot write the import journal: " + w.error().what());
+    for (size_t i : present)
+        if (bpf_map_update_elem(fd, &keys[i], &values[i], BPF_ANY) != 0)
+            throw ApiError(500, std::string("write pbpf_conntrack: ") + std::strerror(errno));
 }
 
 void Migration::undo_import(const ImportJournal& j, const ImportProgress& done) {
@@ -457,17 +495,18 @@ void Migration::undo_import(const ImportJournal& j, const ImportProgress& done) 
                           e.what());
         }
     };
-    step("the flows", [&] {
-        const int fd = loader_.conntrack_fd();
-        const size_t n = std::min(done.flows, j.flows.size());
-        for (size_t i = 0; i < n; ++i) {
-            const auto& f = j.flows[i];
-            if (f.before)
-                (void)bpf_map_update_elem(fd, &f.key, &*f.before, BPF_ANY);
-            else
-                (void)bpf_map_delete_elem(fd, &f.key);
-        }
-    });
+    if (done.flows)
+        step("the flows", [&] {
+            const int fd = loader_.conntrack_fd();
+            for (const auto& f : j.flows) {
+                pbpf_ct_value now{};
+                if (f.before)
+                    (void)bpf_map_update_elem(fd, &f.key, &*f.before, BPF_ANY);
+                else if (bpf_map_lookup_elem(fd, &f.key, &now) == 0 &&
+                         now.created_ns == f.created_ns)
+                    (void)bpf_map_delete_elem(fd, &f.key);  // the import's; else not touched
+            }
+        });
     if (j.rebinds && done.bound)
         step("the binding", [&] {
             if (j.kind == "interface") {
@@ -529,7 +568,7 @@ std::string Migration::recover() {
         spdlog::warn(
             "migrate import: the journal was written with another map layout: the flows it "
             "wrote are left to expire");
-    undo_import(j, ImportProgress{true, true, j.flows.size()});
+    undo_import(j, ImportProgress{true, true, true});
     if (auto r = remove_import_journal(journal_path_); !r)
         spdlog::error("migrate import: {}", r.error().what());
     spdlog::info("migrate import: undone: {}", j.describe());

@@ -59,12 +59,17 @@ class Migration {
     struct ImportProgress {
         bool persona = false;  // the persona applied
         bool bound = false;    // the workload bound
-        size_t flows = 0;      // entries written
+        bool flows = false;    // the writing of entries begun
     };
     // Reverts the steps `done` of the import `j`, in reverse order; each step checks what
     // is there now, so reverting a step that never happened changes nothing. Failures of
     // single steps are logged, the others still run.
     void undo_import(const ImportJournal& j, const ImportProgress& done);
+    // Writes the import's entries (keys[i], values[i] for j.flows[i]); the entries there
+    // already get their `before` in `j`, journaled before they are overwritten. Throws
+    // ApiError.
+    void write_flows(ImportJournal& j, const std::vector<pbpf_ct_key>& keys,
+                     const std::vector<pbpf_ct_value>& values);
 
     Store& store_;
     Loader& loader_;

@@ -17,7 +17,7 @@
 #   connect  TCP + TLS 1.3 handshake with mutual certificates
 #   exchange the bundle to B, B's import (parse, check, compile, gate, bind, write the
 #            flows), the reply back
-#   import   B's import alone (its own count)
+#   import   B's import alone (its own count), then by phase after the table
 # and checks that B then tracks the N flows for its cgroup (`personabpf conntrack ls`).
 #
 # Usage (root, after building personabpfd and personabpf in build-bench):
@@ -178,7 +178,7 @@ print(sum(1 for r in rows if r.get("cgroup") == cg or r.get("workload") == cg))'
 
 log "kernel $(uname -r), $(nproc) CPUs; $flows flows, $rounds rounds; agent b at $to"
 printf '%-6s %8s %8s %8s %8s %9s %8s %9s %7s\n' round wall total export connect exchange import bytes flows
-declare -a walls totals
+declare -a walls totals phases
 for r in $(seq "$rounds"); do
     target=/pbmb-$id-b/w$r
     mkdir "$cg_mount$target"
@@ -187,18 +187,26 @@ for r in $(seq "$rounds"); do
         --target-cgroup "$target")
     t1=$(date +%s%N)
     wall=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", (b - a) / 1e6 }')
-    read -r total export connect exchange import bytes moved < <(python3 -c '
+    read -r total export connect exchange import bytes moved phase < <(python3 -c '
 import json, sys
 r = json.loads(sys.argv[1])
 ms = r["ms"]
-print("%.1f %.1f %.1f %.1f %.1f %d %d" % (ms["total"], ms["export"], ms["connect"],
-      ms["exchange"], r["target"]["import_ms"], r["bytes"], r["flows"]))' "$out")
+ph = r["target"].get("import_phases_ms", {})
+print("%.1f %.1f %.1f %.1f %.1f %d %d %s" % (ms["total"], ms["export"], ms["connect"],
+      ms["exchange"], r["target"]["import_ms"], r["bytes"], r["flows"],
+      ",".join("%s=%.1f" % (k, v) for k, v in ph.items()) or "-"))' "$out")
     [[ $moved == "$flows" ]] || die "round $r: $moved flows sent, expected $flows"
     printf '%-6s %8s %8s %8s %8s %9s %8s %9s %7s\n' "$r" "$wall" "$total" "$export" "$connect" \
         "$exchange" "$import" "$bytes" "$moved"
     walls+=("$wall")
     totals+=("$total")
+    phases+=("round $r: $phase")
 done
+# B's import by phase (import_phases_ms): checks (bundle, compile, gate, repository), the
+# journal (the entries there before, the file written and fsynced), persona applied, bound,
+# flows written, commit (the journal removed).
+log "import phases, ms:"
+printf '  %s\n' "${phases[@]}"
 # B tracks the flows for the last target cgroup.
 at_b=$(count_flows b "/pbmb-$id-b/w$rounds")
 [[ $at_b -ge $flows ]] || die "agent b tracks $at_b flows for /pbmb-$id-b/w$rounds, expected $flows"

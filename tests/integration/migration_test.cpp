@@ -186,6 +186,30 @@ TEST_F(Migration, ExportImportMovesPersonaBindingAndFlows) {
     EXPECT_EQ(res["persona_created"], false) << res.dump();
     EXPECT_TRUE(res["replaced"].is_null()) << res.dump();
     check_b("after a retried import");
+    {
+        SCOPED_TRACE("a retry that fails or is killed puts B's flows back as they were");
+        // B's flows are there already: the retry overwrites them, and its undo must put
+        // them back, not delete them. Ages move with the clock; everything else must not.
+        auto timeless = [&] {
+            json s = snapshot();
+            for (auto& f : s["flows"]) {
+                f.erase("age_s");
+                f.erase("expires_in_s");
+            }
+            return s;
+        };
+        const json imported = timeless();
+        ASSERT_FALSE(imported["flows"].empty());
+        start_b("CH", "migrate-import-flows");
+        r = b_->cli({"migrate", "import", file, "--cgroup", target});
+        EXPECT_NE(r.exit_code, 0) << r.describe();
+        EXPECT_EQ(timeless(), imported);
+        kill_during_import(
+            *b_, [&](const std::string& fp) { start_b("CH", fp); },
+            {"migrate", "import", file, "--cgroup", target}, "migrate-import-crash-flows");
+        EXPECT_EQ(timeless(), imported);
+        check_b("after the retries were undone");
+    }
 
     // A still enforces its own workload: the source is not touched by an export.
     ASSERT_TRUE(cli_json(*agent_, {"bindings", "ls"}, &ls));

@@ -34,6 +34,7 @@ ImportJournal cgroup_journal(size_t flows) {
         f.key.proto = 6;
         f.key.local_port = static_cast<__be16>(i);
         f.key.remote[0] = static_cast<uint8_t>(i);
+        f.created_ns = 1000 + i;
         if (i % 2) {
             f.before.emplace();
             f.before->packets[0] = i;
@@ -66,6 +67,7 @@ TEST(ImportJournal, RoundTripKeepsWhatAnUndoNeeds) {
     ASSERT_EQ(back->flows.size(), 5u);
     for (size_t i = 0; i < 5; ++i) {
         EXPECT_EQ(std::memcmp(&back->flows[i].key, &j.flows[i].key, sizeof(pbpf_ct_key)), 0) << i;
+        EXPECT_EQ(back->flows[i].created_ns, 1000 + i);
         ASSERT_EQ(back->flows[i].before.has_value(), j.flows[i].before.has_value()) << i;
         if (j.flows[i].before) {
             EXPECT_EQ(
@@ -138,12 +140,14 @@ TEST(ImportJournal, FlowsOfAnotherLayoutAreLeftOut) {
     bytes.replace(at, from.size(), to);
     // The flows as that layout would have them: one byte more per key.
     const ImportJournal j = cgroup_journal(2);
-    const size_t flows_at =
-        bytes.size() - 4 /* "end\n" */ - (2 * (sizeof(pbpf_ct_key) + 1) + sizeof(pbpf_ct_value));
+    // Per flow: key, created_ns, has_before, and `before` for the second one.
+    const size_t flows_at = bytes.size() - 4 /* "end\n" */ -
+                            (2 * (sizeof(pbpf_ct_key) + 8 + 1) + sizeof(pbpf_ct_value));
     std::string rewritten = bytes.substr(0, flows_at);
     for (const auto& f : j.flows) {
         rewritten.append(reinterpret_cast<const char*>(&f.key), sizeof f.key);
         rewritten.push_back('\0');  // the longer key's extra byte
+        rewritten.append(reinterpret_cast<const char*>(&f.created_ns), sizeof f.created_ns);
         rewritten.push_back(f.before ? 1 : 0);
         if (f.before) rewritten.append(reinterpret_cast<const char*>(&*f.before), sizeof *f.before);
     }
