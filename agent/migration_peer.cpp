@@ -97,14 +97,15 @@ void MigrationPeer::serve(PeerConnection& conn) {
         spdlog::warn("migration: peer {}: no request: {}", peer, message.error().what());
         return;
     }
-    const json reply = handle_request(*message, peer);
+    json request;  // freed after the reply is on its way
+    const json reply = handle_request(*message, peer, request);
+    message->clear();
     if (auto r = conn.send(reply.dump()); !r)
         spdlog::warn("migration: peer {}: the reply was not delivered: {} (the import {})", peer,
                      r.error().what(), reply["status"] == 200 ? "stands" : "had changed nothing");
 }
 
-json MigrationPeer::handle_request(const std::string& message, const std::string& peer) {
-    json req;
+json MigrationPeer::handle_request(const std::string& message, const std::string& peer, json& req) {
     try {
         req = json::parse(message);
     } catch (const json::parse_error& e) {
@@ -127,9 +128,7 @@ json MigrationPeer::handle_request(const std::string& message, const std::string
         imports_failed_.fetch_add(1);
         return reply_error(400, "unknown op '" + op + "' (ops: import)");
     }
-    json body = json::object();
-    for (const char* key : {"bundle", "cgroup", "ifname", "netns"})
-        if (req.contains(key)) body[key] = std::move(req[key]);
+    json& body = req;  // the import reads its members; "protocol" and "op" are ignored
     const std::string from = "peer " + peer;
     try {
         json result = api_.run_change("migrate-receive", "from " + from,

@@ -52,8 +52,11 @@ class MigrationPeer {
 
     // The receiving side's answer to one request message from `peer` (its certificate
     // name and address): {"protocol", "status", "result"} or {"protocol", "status",
-    // "error", "details"}.
-    nlohmann::json handle_request(const std::string& message, const std::string& peer);
+    // "error", "details"}. The request's parsed tree is left in `request`, for the caller to
+    // free after the reply is sent: freeing a bundle of 10,000 flows takes milliseconds
+    // the sender need not wait for.
+    nlohmann::json handle_request(const std::string& message, const std::string& peer,
+                                  nlohmann::json& request);
 
   private:
     TlsIdentity identity() const;
