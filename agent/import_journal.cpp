@@ -137,7 +137,10 @@ std::string encode_import_journal(const ImportJournal& j) {
     }
     const std::string header = h.dump();
     std::string out;
-    out.reserve(kMagic.size() + header.size() + 16 + j.flows.size() * (sizeof(pbpf_ct_key) + 1) +
+    size_t befores = 0;
+    for (const auto& f : j.flows) befores += f.before ? 1 : 0;
+    out.reserve(kMagic.size() + 4 + header.size() + 8 +
+                j.flows.size() * (sizeof(pbpf_ct_key) + 8 + 1) + befores * sizeof(pbpf_ct_value) +
                 kEnd.size());
     out.append(kMagic);
     put(out, static_cast<uint32_t>(header.size()));
@@ -204,6 +207,7 @@ Result<ImportJournal> decode_import_journal(std::string_view bytes) {
         const std::string_view key = r.take(key_size);
         f.created_ns = r.get<uint64_t>();
         const auto has_before = r.get<uint8_t>();
+        if (has_before > 1) return bad("flow " + std::to_string(i) + ": a bad entry marker");
         const std::string_view before = has_before ? r.take(value_size) : std::string_view();
         if (!r.ok) break;
         if (!j.flows_readable) continue;
@@ -248,7 +252,11 @@ Result<void> write_import_journal(const std::string& path, const ImportJournal& 
         ::unlink(tmp.c_str());
         return sys_error("rename " + tmp + " to " + path, err);
     }
-    return fsync_path(dir_of(path), O_RDONLY | O_DIRECTORY);
+    if (auto r = fsync_path(dir_of(path), O_RDONLY | O_DIRECTORY); !r) {
+        ::unlink(path.c_str());  // not durable: the import must not go ahead, nor its journal stay
+        return r;
+    }
+    return {};
 }
 
 Result<std::optional<ImportJournal>> read_import_journal(const std::string& path) {

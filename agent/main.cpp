@@ -294,8 +294,12 @@ int main(int argc, char** argv) {
     geo.add_routes(server, personas);
     Migration migration(**store, **loader, personas, binder, if_binder, cfg.geo.host_country,
                         cfg.state_dir);
-    // An import this agent was stopped in the middle of is undone before anything is served.
-    migration.recover();
+    // An import this agent was stopped in the middle of is undone before anything is served
+    // (under the API mutex: the QoS, topology and binding watchers run already).
+    {
+        std::lock_guard<std::mutex> lock(server.mutex());
+        migration.recover();
+    }
     migration.add_routes(server);
     // `migrate send`: the route always (it needs [migration] cert, key and ca); the listener
     // for peers when [migration] listen is set, started below with the API.

@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <functional>
 #include <optional>
+#include <random>
 #include <vector>
 
 #include <spdlog/spdlog.h>
@@ -50,6 +51,12 @@ std::string countries_text(const pdl::ir::Persona& p) {
     std::string out;
     for (const auto& c : p.sovereignty.countries) out += (out.empty() ? "" : ", ") + c;
     return out.empty() ? "none" : out;
+}
+
+std::string join(const std::vector<std::string>& parts, const char* sep) {
+    std::string out;
+    for (const auto& p : parts) out += (out.empty() ? "" : sep) + p;
+    return out;
 }
 
 // The binding's counters as the kernel has them now (the per-CPU sums), drops by reason
@@ -352,18 +359,27 @@ json Migration::import_workload(const json& body, const std::string& from) {
     }
     // Flows: re-keyed to this workload (cgroup id, or netns cookie and ifindex), ages
     // turned into this host's clock; the persona id and policy epoch are set once the
-    // persona is in force here.
+    // persona is in force here. An age beyond this host's uptime starts the flow at boot,
+    // at a point within its first second that this import picks at random: undo knows its
+    // own entries by created_ns, which must differ from those an earlier import wrote.
     std::vector<pbpf_ct_key> keys(b.flows.size());
     std::vector<pbpf_ct_value> values(b.flows.size());
     j.flows.resize(b.flows.size());
     {
         const uint64_t now = monotonic_ns();
+        const uint64_t at_boot = 1 + std::random_device{}() % 1000000000u;
         for (size_t i = 0; i < b.flows.size(); ++i) {
             flow_to_entry(b.flows[i], workload, ifindex, 0, 0, now, &keys[i], &values[i]);
+            if (values[i].created_ns == 0) values[i].created_ns = at_boot;
             j.flows[i].key = keys[i];
             j.flows[i].created_ns = values[i].created_ns;
         }
     }
+    // One import at a time (the API mutex); a journal here now is one whose removal failed.
+    if (std::error_code ec; std::filesystem::exists(journal_path_, ec))
+        throw ApiError(500, "an earlier import's journal is still there (" + journal_path_ +
+                                "): restart the agent to undo that import, or remove the "
+                                "file if it was undone (nothing was changed)");
     if (auto w = write_import_journal(journal_path_, j); !w)
         throw ApiError(
             500, "cannot write the import journal: " + w.error().what() + " (nothing was changed)");
@@ -390,13 +406,17 @@ json Migration::import_workload(const json& body, const std::string& from) {
     answer["persona_created"] = apply_needed;
     answer["version_added"] = j.version_added;
     ImportProgress done;
-    auto roll_back = [&](const std::string& why) {
+    // Undoes what was done; the error's ending says whether all of it could be.
+    auto roll_back = [&](const std::string& why) -> std::string {
         spdlog::warn("migrate import of persona {} into {} failed: {}; undoing it", vtext,
                      target_text, why);
-        undo_import(j, done);
+        const auto failed = undo_import(j, done);
         if (auto r = remove_import_journal(journal_path_); !r)
-            spdlog::error("migrate import: {} (the next start undoes the import again)",
+            spdlog::error("migrate import: {} (imports are refused until it is gone)",
                           r.error().what());
+        if (failed.empty()) return " (nothing was changed)";
+        return " (undone in part: the undo of " + join(failed, ", ") +
+               " failed; see the agent's log)";
     };
     try {
         if (apply_needed) {
@@ -439,15 +459,18 @@ json Migration::import_workload(const json& body, const std::string& from) {
         failpoint("migrate-import-crash-flows");
         answer["flows"] = b.flows.size();
         lap("flows");
-        // The commit: from here on a restart keeps the import.
+        // The commit: from here on a restart keeps the import. The repository's changes
+        // are made durable first (a power cut must not keep the journal's removal and
+        // lose them).
+        must(store_.sync());
         if (auto r = remove_import_journal(journal_path_); !r)
             throw ApiError(500, "cannot remove the import journal: " + r.error().what());
     } catch (const ApiError& e) {
-        roll_back(e.what());
-        throw ApiError(e.status(), std::string(e.what()) + " (nothing was changed)", e.body());
+        const std::string outcome = roll_back(e.what());
+        throw ApiError(e.status(), std::string(e.what()) + outcome, e.body());
     } catch (const std::exception& e) {
-        roll_back(e.what());
-        throw;
+        const std::string outcome = roll_back(e.what());
+        throw ApiError(500, std::string("internal error: ") + e.what() + outcome);
     }
     spdlog::info("migrate import: persona {} into {} ({} flows{})", vtext, target_text,
                  b.flows.size(), apply_needed ? ", persona created" : "");
@@ -486,13 +509,16 @@ void Migration::write_flows(ImportJournal& j, const std::vector<pbpf_ct_key>& ke
             throw ApiError(500, std::string("write pbpf_conntrack: ") + std::strerror(errno));
 }
 
-void Migration::undo_import(const ImportJournal& j, const ImportProgress& done) {
+std::vector<std::string> Migration::undo_import(const ImportJournal& j,
+                                                const ImportProgress& done) {
+    std::vector<std::string> failed;
     auto step = [&](const char* what, const std::function<void()>& fn) {
         try {
             fn();
         } catch (const std::exception& e) {
             spdlog::error("migrate import: undo of {} ({}) failed: {}", what, j.describe(),
                           e.what());
+            failed.push_back(what);
         }
     };
     if (done.flows)
@@ -507,43 +533,54 @@ void Migration::undo_import(const ImportJournal& j, const ImportProgress& done) 
                     (void)bpf_map_delete_elem(fd, &f.key);  // the import's; else not touched
             }
         });
+    // The binding is put back only where the one in force is the import's (the persona,
+    // bound through the API): a workload the import never reached, or that a reconcile
+    // at start dropped (a recreated cgroup or interface, a reboot), is left as it is.
     if (j.rebinds && done.bound)
         step("the binding", [&] {
             if (j.kind == "interface") {
-                if (j.previous_if) {
-                    const auto now = must(store_.if_binding(j.netns, j.ifname));
-                    if (!now || now->persona != j.previous_if->persona)
-                        if_binder_.bind_as(j.previous_if->persona, j.ifname, j.netns,
-                                           j.previous_if->origin, j.previous_if->rule_id);
-                    IfBindingRecord restored = *j.previous_if;  // its bound_at, as it was
-                    restored.ifindex = j.ifindex;
-                    restored.netns_cookie = j.netns_cookie;
-                    must(store_.upsert_if_binding(restored));
-                } else if (auto now = must(store_.if_binding(j.netns, j.ifname));
-                           now && now->persona == j.persona) {
+                const auto now = must(store_.if_binding(j.netns, j.ifname));
+                if (!now || now->persona != j.persona || now->origin != "api") return;
+                if (!j.previous_if) {
                     if_binder_.unbind_record(*now, PBPF_BIND_API);
+                    return;
                 }
+                if (j.previous_if->persona != now->persona)
+                    if_binder_.bind_as(j.previous_if->persona, j.ifname, j.netns,
+                                       j.previous_if->origin, j.previous_if->rule_id);
+                IfBindingRecord restored = *j.previous_if;  // its bound_at, as it was
+                restored.ifindex = now->ifindex;            // the interface there now
+                restored.netns_cookie = now->netns_cookie;
+                must(store_.upsert_if_binding(restored));
                 return;
             }
-            if (j.previous) {
-                const auto now = must(store_.binding(j.cgroup_id));
-                if (!now || now->persona != j.previous->persona) {
-                    const CgroupRef ref = binder_.named_cgroup(json{{"cgroup", j.cgroup}});
-                    binder_.bind_cgroup(ref, j.cgroup_id, j.previous->persona, j.previous->origin,
-                                        j.previous->rule_id);
-                }
-                must(store_.upsert_binding(*j.previous));  // its bound_at, as it was
-            } else if (auto now = must(store_.binding(j.cgroup_id));
-                       now && now->persona == j.persona) {
+            const auto now = must(store_.binding(j.cgroup_id));
+            if (!now || now->persona != j.persona || now->cgroup_path != j.cgroup ||
+                now->origin != "api")
+                return;
+            if (!j.previous) {
                 binder_.unbind_record(*now, PBPF_BIND_API);
+                return;
             }
+            if (j.previous->persona != now->persona) {
+                const CgroupRef ref = binder_.named_cgroup(json{{"cgroup", j.cgroup}});
+                binder_.bind_cgroup(ref, j.cgroup_id, j.previous->persona, j.previous->origin,
+                                    j.previous->rule_id);
+            }
+            must(store_.upsert_binding(*j.previous));  // its bound_at, as it was
         });
+    // The persona only at the version the import made (one applied since is left).
     if (j.persona_created && done.persona)
         step("the persona", [&] {
-            if (must(store_.persona(j.persona))) personas_.remove(j.persona, false);
+            const auto now = must(store_.persona(j.persona));
+            if (now && now->version != j.version) return;
+            if (now) personas_.remove(j.persona, false);
             if (j.version_added && must(store_.version(j.persona, j.version)))
                 must(store_.delete_version(j.persona, j.version));
         });
+    // The store's part durable before the journal goes (see Store::sync).
+    step("the repository's sync", [&] { must(store_.sync()); });
+    return failed;
 }
 
 std::string Migration::recover() {
@@ -568,10 +605,14 @@ std::string Migration::recover() {
         spdlog::warn(
             "migrate import: the journal was written with another map layout: the flows it "
             "wrote are left to expire");
-    undo_import(j, ImportProgress{true, true, true});
+    const auto failed = undo_import(j, ImportProgress{true, true, true});
     if (auto r = remove_import_journal(journal_path_); !r)
         spdlog::error("migrate import: {}", r.error().what());
-    spdlog::info("migrate import: undone: {}", j.describe());
+    if (failed.empty())
+        spdlog::info("migrate import: undone: {}", j.describe());
+    else
+        spdlog::error("migrate import: undone in part: {} (the undo of {} failed, see above)",
+                      j.describe(), join(failed, ", "));
     return j.describe();
 }
 

@@ -62,9 +62,10 @@ class Migration {
         bool flows = false;    // the writing of entries begun
     };
     // Reverts the steps `done` of the import `j`, in reverse order; each step checks what
-    // is there now, so reverting a step that never happened changes nothing. Failures of
-    // single steps are logged, the others still run.
-    void undo_import(const ImportJournal& j, const ImportProgress& done);
+    // is there now and reverts only what is still the import's, so reverting a step that
+    // never happened changes nothing. A step that fails is logged and named in the result;
+    // the others still run.
+    std::vector<std::string> undo_import(const ImportJournal& j, const ImportProgress& done);
     // Writes the import's entries (keys[i], values[i] for j.flows[i]); the entries there
     // already get their `before` in `j`, journaled before they are overwritten. Throws
     // ApiError.

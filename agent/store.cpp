@@ -429,6 +429,13 @@ Result<void> Store::insert_version(const PersonaVersion& v) {
     return {};
 }
 
+Result<void> Store::sync() {
+    int log = 0, done = 0;
+    if (sqlite3_wal_checkpoint_v2(db_, nullptr, SQLITE_CHECKPOINT_FULL, &log, &done) != SQLITE_OK)
+        return db_error("checkpoint the write-ahead log");
+    return {};
+}
+
 Result<void> Store::delete_version(const std::string& persona, int64_t n) {
     Stmt q(db_, "DELETE FROM persona_versions WHERE persona = ?1 AND version = ?2;");
     if (!q.ok()) return db_error("remove version of " + persona);

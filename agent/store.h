@@ -177,6 +177,11 @@ class Store {
 
     Result<std::optional<std::string>> meta(const std::string& key);
     Result<void> set_meta(const std::string& key, const std::string& value);
+    // Makes every committed transaction durable now (a full WAL checkpoint, fsynced):
+    // commits are not fsynced one by one (synchronous=NORMAL), which a kill -9 does not
+    // mind but a power cut does. For a commit point kept outside the database (the
+    // migration import's journal, removed only after this).
+    Result<void> sync();
 
     const std::string& path() const { return path_; }
 

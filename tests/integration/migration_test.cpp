@@ -39,6 +39,15 @@ class Migration : public IntegrationTest {
 
     // What an import may change on B.
     json snapshot() { return migration_snapshot(*b_, "it-mig"); }
+    // The same without the flows' ages, which move with the clock.
+    json timeless() {
+        json s = snapshot();
+        for (auto& f : s["flows"]) {
+            f.erase("age_s");
+            f.erase("expires_in_s");
+        }
+        return s;
+    }
 
     CgroupTree* tree_b_ = nullptr;
     Agent* b_ = nullptr;
@@ -188,27 +197,57 @@ TEST_F(Migration, ExportImportMovesPersonaBindingAndFlows) {
     check_b("after a retried import");
     {
         SCOPED_TRACE("a retry that fails or is killed puts B's flows back as they were");
-        // B's flows are there already: the retry overwrites them, and its undo must put
-        // them back, not delete them. Ages move with the clock; everything else must not.
-        auto timeless = [&] {
-            json s = snapshot();
-            for (auto& f : s["flows"]) {
-                f.erase("age_s");
-                f.erase("expires_in_s");
+        // Variants of the bundle: other packet counts (an entry a retry overwrote and did
+        // not put back would show them) and ages beyond B's uptime (such flows start at
+        // B's boot, and an import must still tell its entries from an earlier import's).
+        auto variant = [&](const std::string& name, uint64_t extra_packets) {
+            json v = bundle;
+            for (auto& row : v["conntrack"]["rows"]) {
+                row[col("egress_packets")] =
+                    row[col("egress_packets")].get<uint64_t>() + extra_packets;
+                row[col("age_ns")] = uint64_t{1} << 60;  // 36 years
             }
-            return s;
+            return scratch_.write(name, v.dump());
         };
+        ASSERT_TRUE(cli_json(
+            *b_, {"migrate", "import", variant("old.json", 1000), "--cgroup", target}, &res));
         const json imported = timeless();
         ASSERT_FALSE(imported["flows"].empty());
+        const std::string retry = variant("retry.json", 2000);
         start_b("CH", "migrate-import-flows");
+        r = b_->cli({"migrate", "import", retry, "--cgroup", target});
+        EXPECT_NE(r.exit_code, 0) << r.describe();
+        EXPECT_NE(r.err.find("(nothing was changed)"), std::string::npos) << r.describe();
+        EXPECT_EQ(timeless(), imported);
+        // Killed once its entries are written (and those there before journaled), and
+        // once before it wrote any.
+        for (const char* point : {"migrate-import-crash-flows", "migrate-import-crash-binding"}) {
+            kill_during_import(
+                *b_, [&](const std::string& fp) { start_b("CH", fp); },
+                {"migrate", "import", retry, "--cgroup", target}, point);
+            EXPECT_EQ(timeless(), imported) << "after kill -9 at " << point << " and a restart";
+        }
+        check_b("after the retries were undone");
+    }
+    {
+        SCOPED_TRACE("a damaged journal is set aside at start; a journal left blocks imports");
+        const json now = timeless();
+        const std::string journal = b_->paths().state_dir + "/import.journal";
+        b_->stop();
+        ASSERT_TRUE(write_file(journal, "personabpf-import-journal 1\ncut short"));
+        start_b("CH");
+        EXPECT_NE(b_->log().find("(the journal is kept as " + journal + ".bad)"), std::string::npos)
+            << b_->log();
+        EXPECT_FALSE(path_exists(journal));
+        EXPECT_EQ(timeless(), now) << "nothing undone from a journal that cannot be read";
+        // A journal whose removal failed: imports wait for the restart that undoes it.
+        ASSERT_TRUE(write_file(journal, "personabpf-import-journal 1\ncut short"));
         r = b_->cli({"migrate", "import", file, "--cgroup", target});
         EXPECT_NE(r.exit_code, 0) << r.describe();
-        EXPECT_EQ(timeless(), imported);
-        kill_during_import(
-            *b_, [&](const std::string& fp) { start_b("CH", fp); },
-            {"migrate", "import", file, "--cgroup", target}, "migrate-import-crash-flows");
-        EXPECT_EQ(timeless(), imported);
-        check_b("after the retries were undone");
+        EXPECT_NE(r.err.find("an earlier import's journal is still there"), std::string::npos)
+            << r.describe();
+        EXPECT_EQ(timeless(), now);
+        ::unlink(journal.c_str());
     }
 
     // A still enforces its own workload: the source is not touched by an export.
