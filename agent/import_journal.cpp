@@ -252,11 +252,7 @@ Result<void> write_import_journal(const std::string& path, const ImportJournal& 
         ::unlink(tmp.c_str());
         return sys_error("rename " + tmp + " to " + path, err);
     }
-    if (auto r = fsync_path(dir_of(path), O_RDONLY | O_DIRECTORY); !r) {
-        ::unlink(path.c_str());  // not durable: the import must not go ahead, nor its journal stay
-        return r;
-    }
-    return {};
+    return fsync_path(dir_of(path), O_RDONLY | O_DIRECTORY);
 }
 
 Result<std::optional<ImportJournal>> read_import_journal(const std::string& path) {

@@ -72,7 +72,8 @@ std::string encode_import_journal(const ImportJournal& j);
 Result<ImportJournal> decode_import_journal(std::string_view bytes);
 
 // Writes `path` durably (a temporary file, fsync, rename, fsync of the directory), so
-// that the journal exists complete or not at all.
+// that the journal exists complete or not at all. An error after the rename (the
+// directory's fsync) leaves the new, complete journal in place.
 Result<void> write_import_journal(const std::string& path, const ImportJournal& j);
 // The journal at `path`; nullopt when there is none. A leftover temporary file (a crash
 // while the journal was written, before any change) is removed.

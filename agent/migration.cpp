@@ -380,9 +380,11 @@ json Migration::import_workload(const json& body, const std::string& from) {
         throw ApiError(500, "an earlier import's journal is still there (" + journal_path_ +
                                 "): restart the agent to undo that import, or remove the "
                                 "file if it was undone (nothing was changed)");
-    if (auto w = write_import_journal(journal_path_, j); !w)
+    if (auto w = write_import_journal(journal_path_, j); !w) {
+        (void)remove_import_journal(journal_path_);  // renamed but not durable: not to be kept
         throw ApiError(
             500, "cannot write the import journal: " + w.error().what() + " (nothing was changed)");
+    }
     lap("journal");
     failpoint("migrate-import-crash-journal");
 
